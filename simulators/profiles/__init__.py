@@ -1,0 +1,97 @@
+"""Provider profiles: what a simulated provider advertises and how it behaves, as data files.
+
+A profile is a YAML file in this folder (or any path given to ``load_profile``). It states
+capabilities before and after login, the hierarchy delimiter and personal-namespace prefix,
+special folders and their names, limits, and the quirks (``simulators.quirks``) with parameters.
+Every server instance gets its own ``Profile`` object; nothing here is global.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from simulators.quirks import QuirkSpec
+
+PROFILE_DIR = Path(__file__).parent
+
+# Profile keys for special folders → RFC 6154 special-use attributes.
+SPECIAL_USE = {
+    "sent": "\\Sent",
+    "drafts": "\\Drafts",
+    "trash": "\\Trash",
+    "junk": "\\Junk",
+    "archive": "\\Archive",
+    "all": "\\All",
+    "flagged": "\\Flagged",
+}
+
+
+class ProfileError(ValueError):
+    """A profile that cannot be found or does not validate; the message names the file."""
+
+
+class ImapSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    greeting: str = "IMAP4rev1 server ready."
+    capabilities_before_auth: list[str]
+    capabilities_after_auth: list[str]
+    delimiter: str = "/"
+    # Personal namespace prefix, e.g. "INBOX." on Courier: every folder but INBOX is shown under it.
+    namespace_prefix: str = ""
+    case_insensitive_names: bool = False
+    reserved_names: list[str] = []
+    permanent_flags: list[str] = ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft", "\\*"]
+    max_connections_per_user: int | None = None
+    # Messages larger than this are refused on APPEND (also advertised as APPENDLIMIT= when listed).
+    append_limit: int | None = None
+    # Idle timeout in seconds before the server says BYE (RFC 3501 asks for at least 30 minutes).
+    autologout_seconds: int = 1800
+
+
+class Profile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str
+    # Special folders by key (see SPECIAL_USE) → folder path as a list of parts.
+    special_folders: dict[str, list[str]] = Field(default_factory=dict)
+    imap: ImapSettings
+    quirks: list[QuirkSpec] = []
+
+    def special_use_of(self, path: tuple[str, ...]) -> str | None:
+        for key, parts in self.special_folders.items():
+            if tuple(parts) == tuple(path):
+                return SPECIAL_USE[key]
+        return None
+
+    def with_quirks(self, extra: list[QuirkSpec]) -> Profile:
+        """A copy with more quirks; a quirk named again replaces the profile's parameters."""
+        names = {q.name for q in extra}
+        kept = [q for q in self.quirks if q.name not in names]
+        return self.model_copy(update={"quirks": kept + list(extra)})
+
+
+def profile_names() -> list[str]:
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+
+
+def load_profile(name_or_path: str | Path) -> Profile:
+    """Load a built-in profile by name (``generic``) or a profile file by path."""
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        path = PROFILE_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        raise ProfileError(f"no profile {str(name_or_path)!r} (built-in: {', '.join(profile_names())})")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return Profile.model_validate(data)
+    except yaml.YAMLError as exc:
+        raise ProfileError(f"{path}: not valid YAML: {exc}") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ProfileError(f"{path}: {where}: {first['msg']}") from None

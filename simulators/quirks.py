@@ -1,0 +1,122 @@
+"""The quirk registry: provider behaviours as named, parameterised, registered data.
+
+Like Toxiproxy's toxics, a quirk is a record ``{name, params}`` in a profile (or given on the
+command line as ``name:key=value,key=value``). Each name maps to a registered ``Quirk`` subclass
+that hooks one or more points of a protocol core. Every server instance builds its own quirk
+objects from its own profile: there are no global switches and nothing to reset.
+
+The protocol cores call the hooks listed on ``Quirk``; a hook returns ``None`` to let the normal
+behaviour run, or a value that replaces it (what each hook may return is documented on the hook).
+Quirk classes document the provider, the reply bytes and the source of the report in their
+docstring; ``quirkmail profiles`` prints them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+
+class QuirkError(ValueError):
+    """An unknown quirk name, or parameters that do not fit the quirk."""
+
+
+class QuirkSpec(BaseModel):
+    """A quirk as data: its registered name and its parameters."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str
+    params: dict[str, Any] = {}
+
+    @classmethod
+    def parse(cls, text: str) -> QuirkSpec:
+        """``"m365-throttled-backoff:after=200,backoff_ms=299609"`` → QuirkSpec."""
+        name, _, rest = text.partition(":")
+        params: dict[str, Any] = {}
+        for pair in filter(None, (p.strip() for p in rest.split(","))):
+            key, eq, value = pair.partition("=")
+            if not eq:
+                raise QuirkError(f"quirk {name!r}: parameter {pair!r} is not key=value")
+            params[key.strip()] = _scalar(value.strip())
+        return cls(name=name.strip(), params=params)
+
+
+def _scalar(value: str) -> Any:
+    for convert in (int, float):
+        try:
+            return convert(value)
+        except ValueError:
+            pass
+    if value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return value
+
+
+class Quirk:
+    """Base of every registered behaviour.
+
+    Subclasses set ``name``, ``protocols`` (a subset of {"imap", "pop3", "smtp", "ews"}) and
+    optionally ``Params`` (a pydantic model; unknown parameters are refused), and override the
+    hooks they need. Hooks are added here, with a no-op default, as the protocol cores grow.
+    """
+
+    name: ClassVar[str] = ""
+    protocols: ClassVar[frozenset[str]] = frozenset()
+
+    class Params(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+    def __init__(self, params: BaseModel):
+        self.params = params
+
+    @classmethod
+    def summary(cls) -> str:
+        doc = (cls.__doc__ or "").strip()
+        return doc.splitlines()[0] if doc else ""
+
+
+REGISTRY: dict[str, type[Quirk]] = {}
+
+
+def register(cls: type[Quirk]) -> type[Quirk]:
+    """Class decorator: make a quirk available by its name."""
+    if not cls.name:
+        raise TypeError(f"{cls.__qualname__} has no name")
+    if cls.name in REGISTRY and REGISTRY[cls.name] is not cls:
+        raise TypeError(f"quirk {cls.name!r} registered twice")
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def build(spec: QuirkSpec) -> Quirk:
+    _load_builtin_quirks()
+    try:
+        cls = REGISTRY[spec.name]
+    except KeyError:
+        known = ", ".join(sorted(REGISTRY)) or "none"
+        raise QuirkError(f"unknown quirk {spec.name!r} (known: {known})") from None
+    try:
+        params = cls.Params(**spec.params)
+    except ValidationError as exc:
+        raise QuirkError(f"quirk {spec.name!r}: {exc.errors()[0]['msg']} ({exc.errors()[0]['loc']})") from None
+    return cls(params)
+
+
+def build_all(specs: Iterable[QuirkSpec], protocol: str) -> list[Quirk]:
+    """The quirk objects of one server instance that apply to ``protocol``."""
+    quirks = [build(s) for s in specs]
+    return [q for q in quirks if protocol in q.protocols]
+
+
+def _load_builtin_quirks() -> None:
+    # Each front registers its quirks in its own module; importing them fills REGISTRY.
+    import importlib
+
+    for module in ("simulators.imap.quirks",):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
