@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Install the real peers the tests and the scenario library use (Debian packages): Dovecot
+# (IMAP/POP3/LMTP, the real destination and reference server) and isync (mbsync, a real client).
+# Needs root (or sudo). Safe to run again: apt-get skips what is installed.
+set -euo pipefail
+packages=(dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd isync)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-peers: all peers present (${packages[*]})"
+  exit 0
+fi
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "install-peers: need root or sudo to install ${missing[*]}" >&2; exit 1; }
+  sudo="sudo"
+fi
+echo "install-peers: installing ${missing[*]}"
+$sudo apt-get update -qq
+# policy-rc.d may refuse to start the system Dovecot; that is fine, the tests run their own instances.
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
