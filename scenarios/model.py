@@ -1,0 +1,218 @@
+"""The scenario file: which worlds, which migration, and what must be true afterwards.
+
+A scenario is YAML that reads like a transcript of a support case::
+
+    name: delimiter-translation          # optional; defaults to the file stem
+    description: Courier-style INBOX. prefix and "." delimiter into Dovecot's "/"
+    source:      {server: simulator, profile: courier, fixture: {seed: 3, messages: 40, folders: 6}}
+    destination: {server: dovecot}
+    migration:
+      engine: quirkmail                  # or command: ["doveadm", ...] with {placeholders}
+      options: {mode: merge, target_root: []}
+      runs: 1
+    expect:
+      exit_code: 0
+      identical: true
+
+Every block forbids unknown keys, so a typo is an error that names the file and the field path
+(``ScenarioError``), never a silently ignored expectation. New servers (pop3, ews), new blocks
+and new expectations are added as new optional fields.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from simulators.quirks import QuirkSpec
+
+PLACEHOLDERS = frozenset(
+    {
+        "source_host",
+        "source_port",
+        "source_user",
+        "source_password",
+        "dest_host",
+        "dest_port",
+        "dest_user",
+        "dest_password",
+        "dovecot_config",
+    }
+)
+
+
+class ScenarioError(ValueError):
+    """A scenario file that cannot be read or does not validate; names the file and the field."""
+
+    def __init__(self, file: Path | str, field: str, problem: str):
+        self.file = Path(file)
+        self.field = field
+        self.problem = problem
+        where = f"{self.file}: {field}" if field else str(self.file)
+        super().__init__(f"{where}: {problem}")
+
+
+class _Block(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerSpec(_Block):
+    """One side of the migration: a simulator with a provider profile, or a real Dovecot."""
+
+    server: Literal["simulator", "dovecot"]
+    profile: str = "generic"  # simulator only: a built-in profile name or a profile file path
+    quirks: list[QuirkSpec] = []  # added to the profile's; "name:k=v,k=v" or {name, params}
+    # The mail this side holds before the migration (simulators.fixtures.FixtureSpec).
+    fixture: Any = None
+
+    @field_validator("quirks", mode="before")
+    @classmethod
+    def _parse_quirk_strings(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [QuirkSpec.parse(v) if isinstance(v, str) else v for v in value]
+        return value
+
+    @field_validator("fixture", mode="before")
+    @classmethod
+    def _fixture_spec(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        from simulators.fixtures import FixtureSpec  # the fixture generator owns its schema
+
+        try:
+            return FixtureSpec.model_validate(value)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise ValueError(f"{_loc(first['loc'])}: {first['msg']}") from None
+
+    @model_validator(mode="after")
+    def _dovecot_has_no_profile(self) -> ServerSpec:
+        if self.server == "dovecot" and (self.profile != "generic" or self.quirks):
+            raise ValueError("a dovecot server has no profile or quirks: it is the real thing")
+        return self
+
+
+class MigrationSpec(_Block):
+    engine: Literal["quirkmail"] | None = None
+    # An external engine: argv with {placeholders} (see PLACEHOLDERS); judged by the same verifier.
+    command: list[str] | None = None
+    # migrator.engine.MigrationOptions fields; validated by the engine's own model when it runs.
+    options: dict[str, Any] = {}
+    runs: int = Field(1, ge=1)
+    timeout: float = Field(300.0, gt=0)  # seconds per run of an external command
+
+    @model_validator(mode="after")
+    def _one_engine(self) -> MigrationSpec:
+        if self.command is not None and self.engine is not None:
+            raise ValueError("give either engine or command, not both")
+        if self.command is None:
+            self.engine = "quirkmail"
+        else:
+            if not self.command:
+                raise ValueError("command is empty")
+            if self.options:
+                raise ValueError("options are for the quirkmail engine; an external command takes its own arguments")
+            for arg in self.command:
+                unknown = {f for _, f, _, _ in string.Formatter().parse(arg) if f} - PLACEHOLDERS
+                if unknown:
+                    raise ValueError(
+                        f"command argument {arg!r}: unknown placeholder(s) {sorted(unknown)} "
+                        f"(known: {', '.join(sorted(PLACEHOLDERS))})"
+                    )
+        return self
+
+
+class SkipExpectation(_Block):
+    reason: str  # the engine's stable code, e.g. "too-large"
+    count: int = Field(ge=0)
+    folder: str | None = None  # source folder path joined with "/"; None = any
+
+
+class Expectations(_Block):
+    """What must be true after the last run (lists speak of each run in order)."""
+
+    exit_code: int | list[int] = 0
+    # Destination message counts by folder path joined with "/"; None = no count check.
+    folders: dict[str, int] | None = None
+    # Every (selected) source message once at the destination: bytes, flags, INTERNALDATE instant.
+    # None = true unless the scenario states counts or missing messages instead.
+    identical: bool | None = None
+    missing: int | None = None  # source messages not found at the destination
+    unexpected: int | None = None  # destination messages that are no source message
+    copied_per_run: list[int] | None = None
+    skipped: list[SkipExpectation] | None = None
+    date_fallbacks: int | None = None  # the engine resorted to Received/Date this many times
+
+    def wants_identical(self) -> bool:
+        if self.identical is not None:
+            return self.identical
+        return self.folders is None and self.missing is None
+
+
+class Scenario(_Block):
+    name: str = ""
+    description: str = ""
+    source: ServerSpec
+    destination: ServerSpec = ServerSpec(server="dovecot")
+    migration: MigrationSpec = MigrationSpec()
+    expect: Expectations = Expectations()
+    # Set by load_scenario, not by the file.
+    file: Path | None = Field(None, exclude=True)
+
+    @property
+    def area(self) -> str:
+        """The library folder the file sits in (imap, pop3, quirks ...)."""
+        return self.file.parent.name if self.file else ""
+
+    @property
+    def needs_dovecot(self) -> bool:
+        external = self.migration.command is not None  # the reference engine is doveadm
+        return external or "dovecot" in (self.source.server, self.destination.server)
+
+    @model_validator(mode="after")
+    def _per_run_lists_fit(self) -> Scenario:
+        runs = self.migration.runs
+        for field in ("exit_code", "copied_per_run"):
+            value = getattr(self.expect, field)
+            if isinstance(value, list) and len(value) != runs:
+                raise ValueError(f"expect.{field} lists {len(value)} runs but migration.runs is {runs}")
+        if self.migration.command is not None:
+            for field in ("copied_per_run", "skipped", "date_fallbacks"):
+                if getattr(self.expect, field) is not None:
+                    raise ValueError(f"expect.{field} needs the quirkmail engine's report; an external command has none")
+        return self
+
+
+def _loc(loc: tuple) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+_VALUE_ERROR = re.compile(r"^(Value|Assertion) error, ")
+
+
+def load_scenario(path: Path | str) -> Scenario:
+    """Read and validate one scenario file; raises ``ScenarioError`` naming the file and field."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ScenarioError(path, "", f"cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ScenarioError(path, "", f"not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ScenarioError(path, "", "a scenario is a mapping (source:, destination:, migration:, expect:)")
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        problem = _VALUE_ERROR.sub("", first["msg"])
+        extra = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ScenarioError(path, _loc(first["loc"]) or "(top level)", problem + extra) from None
+    except Exception as exc:  # e.g. a quirk string that does not parse
+        raise ScenarioError(path, "", str(exc)) from None
+    return scenario.model_copy(update={"file": path, "name": scenario.name or path.stem})

@@ -1,0 +1,211 @@
+"""What a mailbox holds, as plain data the verifier can compare: folders → message records.
+
+A ``MailboxSnapshot`` is read either over IMAP (``snapshot_imap``: any server, so the verifier
+can judge any engine) or straight from a simulator store account (``snapshot_account``: the
+ground truth of a simulated source, unaffected by the quirks its IMAP front plays). Both give the
+same records: the raw bytes are hashed and dropped at once, so a 20 MB message costs no memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ssl
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:  # only for annotations: the verifier must not need the engine to run
+    from migrator.urls import Endpoint
+    from simulators.store import Account
+
+# Flags that describe the session, not the message: never compared.
+SESSION_FLAGS = frozenset({"\\Recent"})
+FETCH_BATCH = 50  # UIDs per FETCH: bounds memory when a folder holds large messages
+
+
+class SnapshotError(Exception):
+    """A mailbox that could not be read; the message names the server, folder and cause."""
+
+
+class MessageRecord(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    uid: int
+    identity: str  # Message-ID, else a hash of From/Date/Subject/To (see message_identity)
+    sha256: str
+    size: int
+    flags: frozenset[str]
+    internaldate: datetime  # aware; compared as an instant
+
+
+class FolderSnapshot(BaseModel):
+    path: tuple[str, ...]
+    name: str  # as the server shows it (decoded from modified UTF-7)
+    special_use: str | None = None
+    messages: list[MessageRecord] = []
+
+
+class MailboxSnapshot(BaseModel):
+    label: str  # where it was read from, without secrets (URL or "store:user")
+    folders: dict[str, FolderSnapshot] = {}  # key: "/".join(path)
+
+    def folder(self, path: Iterable[str]) -> FolderSnapshot | None:
+        return self.folders.get("/".join(path))
+
+    def by_special_use(self, special_use: str) -> FolderSnapshot | None:
+        for f in self.folders.values():
+            if f.special_use == special_use:
+                return f
+        return None
+
+
+# Pure pieces ------------------------------------------------------------------------------------
+
+
+def _header_block(raw: bytes) -> bytes:
+    for sep in (b"\r\n\r\n", b"\n\n"):
+        end = raw.find(sep)
+        if end >= 0:
+            return raw[: end + len(sep)]
+    return raw
+
+
+def message_identity(raw: bytes) -> str:
+    """A key that pairs a message with a (possibly altered) copy of itself.
+
+    The Message-ID when there is one; otherwise a hash of the headers a server never rewrites.
+    Only used to tell "changed bytes" from "missing + unexpected": exact copies pair by hash.
+    """
+    headers = BytesHeaderParser(policy=compat32).parsebytes(_header_block(raw))
+    msgid = (headers.get("Message-ID") or "").strip()
+    if msgid:
+        return msgid
+    digest = hashlib.sha256()
+    for name in ("From", "Date", "Subject", "To"):
+        digest.update(f"{name}:{headers.get(name, '')}\n".encode("utf-8", "surrogateescape"))
+    return "no-message-id:" + digest.hexdigest()[:16]
+
+
+def record_of(uid: int, raw: bytes, flags: Iterable[str], internaldate: datetime) -> MessageRecord:
+    return MessageRecord(
+        uid=uid,
+        identity=message_identity(raw),
+        sha256=hashlib.sha256(raw).hexdigest(),
+        size=len(raw),
+        flags=frozenset(f for f in flags if f not in SESSION_FLAGS),
+        internaldate=internaldate,
+    )
+
+
+def split_name(name: str, delimiter: str | None, prefix: str) -> tuple[str, ...]:
+    """A wire folder name → store-style path parts (personal-namespace prefix removed)."""
+    if name.upper() == "INBOX":
+        return ("INBOX",)
+    if prefix and name.startswith(prefix) and name != prefix.rstrip(delimiter or ""):
+        name = name[len(prefix) :]
+    parts = tuple(name.split(delimiter)) if delimiter else (name,)
+    if parts[0].upper() == "INBOX":
+        parts = ("INBOX",) + parts[1:]
+    return parts
+
+
+# Adapters ---------------------------------------------------------------------------------------
+
+
+def snapshot_account(account: Account, label: str | None = None) -> MailboxSnapshot:
+    """The truth of a simulator store account (selectable folders only, like IMAP shows)."""
+    snap = MailboxSnapshot(label=label or f"store:{account.username}")
+    for path, folder in sorted(account.folders.items()):
+        if not folder.selectable:
+            continue
+        records = [record_of(m.uid, m.raw, m.flags, m.internaldate) for m in folder.messages]
+        key = "/".join(path)
+        snap.folders[key] = FolderSnapshot(
+            path=path, name=key, special_use=folder.special_use, messages=records
+        )
+    return snap
+
+
+def snapshot_imap(endpoint: Endpoint, *, timeout: float = 60.0) -> MailboxSnapshot:
+    """Read every selectable folder of a mailbox over IMAP, read-only (EXAMINE, BODY.PEEK)."""
+    import imapclient
+
+    url = endpoint.url
+    label = f"{url.scheme}://{url.user}@{url.host}:{url.port}"
+    try:
+        client = _connect(endpoint, timeout)
+    except (OSError, imapclient.exceptions.IMAPClientError) as exc:
+        raise SnapshotError(f"{label}: cannot log in: {exc}") from None
+    try:
+        return MailboxSnapshot(label=label, folders=dict(_read_folders(client, label)))
+    finally:
+        try:
+            client.logout()
+        except Exception:  # noqa: BLE001 - the snapshot is complete; a failed LOGOUT changes nothing
+            pass
+
+
+def _connect(endpoint: Endpoint, timeout: float):
+    import imapclient
+
+    url = endpoint.url
+    context = ssl.create_default_context(cafile=str(endpoint.cafile) if endpoint.cafile else None)
+    if not getattr(url, "tls_verify", True):
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    implicit = url.scheme == "imaps"
+    client = imapclient.IMAPClient(
+        url.host, port=url.port, ssl=implicit, ssl_context=context, timeout=timeout
+    )
+    starttls = getattr(url, "starttls", "no")
+    if not implicit and starttls != "no":
+        if starttls == "required" or client.has_capability("STARTTLS"):
+            client.starttls(context)
+    client.login(url.user, endpoint.password.reveal())
+    client.normalise_times = False  # keep INTERNALDATE aware: we compare instants
+    return client
+
+
+def _read_folders(client, label: str) -> Iterator[tuple[str, FolderSnapshot]]:
+    prefix = ""
+    if client.has_capability("NAMESPACE"):
+        personal = client.namespace().personal
+        if personal:
+            prefix = personal[0][0] or ""
+    for flags, delimiter, name in client.list_folders():
+        flag_set = {f.decode() if isinstance(f, bytes) else f for f in flags}
+        if {"\\Noselect", "\\NonExistent"} & {f.title() for f in flag_set}:
+            continue
+        delim = delimiter.decode() if isinstance(delimiter, bytes) else delimiter
+        path = split_name(name, delim, prefix)
+        special = next((f for f in flag_set if f in _SPECIAL_USE_FLAGS), None)
+        try:
+            messages = list(_read_messages(client, name))
+        except Exception as exc:  # imapclient raises several unrelated types here
+            raise SnapshotError(f"{label}: folder {name!r}: {exc}") from None
+        key = "/".join(path)
+        yield key, FolderSnapshot(path=path, name=name, special_use=special, messages=messages)
+
+
+_SPECIAL_USE_FLAGS = frozenset(
+    {"\\Sent", "\\Drafts", "\\Trash", "\\Junk", "\\Archive", "\\All", "\\Flagged"}
+)
+
+
+def _read_messages(client, name: str) -> Iterator[MessageRecord]:
+    client.select_folder(name, readonly=True)
+    uids = sorted(client.search("ALL"))
+    for start in range(0, len(uids), FETCH_BATCH):
+        batch = uids[start : start + FETCH_BATCH]
+        fetched = client.fetch(batch, ["FLAGS", "INTERNALDATE", "BODY.PEEK[]"])
+        for uid in batch:
+            data = fetched.get(uid)
+            if data is None:  # expunged meanwhile
+                continue
+            flags = [f.decode() if isinstance(f, bytes) else f for f in data[b"FLAGS"]]
+            yield record_of(uid, data[b"BODY[]"], flags, data[b"INTERNALDATE"])
+    client.unselect_folder() if client.has_capability("UNSELECT") else client.close_folder()

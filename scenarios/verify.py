@@ -1,0 +1,241 @@
+"""Engine-agnostic verification: does the destination hold every source message once, intact?
+
+``compare(source, dest, scope)`` is pure: two ``MailboxSnapshot``s in, a ``VerifyReport`` out.
+It maps each source folder to its destination folder (``map_folder``: the one place that knows
+the folder mapping rules), pairs messages by the SHA-256 of their bytes, then pairs what is left
+by identity (Message-ID or a header hash) to tell "bytes changed" apart from "missing" plus
+"unexpected". A message is *identical* when bytes, flags and the INTERNALDATE instant all match.
+
+``verify(source_endpoint, dest_endpoint, scope)`` reads both sides over IMAP and compares them,
+so it judges a migration done by any engine.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, computed_field
+
+from scenarios.snapshot import FolderSnapshot, MailboxSnapshot, MessageRecord, snapshot_imap
+
+if TYPE_CHECKING:
+    from migrator.urls import Endpoint
+
+
+class VerifyScope(BaseModel):
+    """The part of the migration options that decides where a source folder should land."""
+
+    target_root: list[str] = []
+    include: list[str] = []
+    exclude: list[str] = []
+    map_special_use: bool = True
+
+    @classmethod
+    def from_options(cls, options: Any) -> VerifyScope:
+        """From ``migrator.engine.MigrationOptions`` (or anything with the same fields)."""
+        return cls(**{name: getattr(options, name) for name in cls.model_fields if hasattr(options, name)})
+
+
+def selected(path: tuple[str, ...], scope: VerifyScope) -> bool:
+    joined = "/".join(path)
+    if scope.include and not any(fnmatch.fnmatchcase(joined, g) for g in scope.include):
+        return False
+    return not any(fnmatch.fnmatchcase(joined, g) for g in scope.exclude)
+
+
+def map_folder(folder: FolderSnapshot, dest: MailboxSnapshot, scope: VerifyScope) -> tuple[str, ...]:
+    """Where a source folder's messages belong at the destination (as path parts).
+
+    Special-use folders go to the destination folder with the same attribute when there is one
+    (Courier's ``INBOX.Sent Items`` → Dovecot's ``Sent``); otherwise the path is kept, under
+    ``target_root`` when given. Swap this for ``migrator.folders``' mapping once both must agree.
+    """
+    root = tuple(scope.target_root)
+    if scope.map_special_use and folder.special_use and not root:
+        twin = dest.by_special_use(folder.special_use)
+        if twin is not None:
+            return twin.path
+    return root + folder.path
+
+
+class MessageRef(BaseModel):
+    uid: int
+    identity: str
+    detail: str = ""
+
+
+class FolderDiff(BaseModel):
+    source: str
+    destination: str
+    destination_exists: bool = True
+    source_count: int
+    dest_count: int
+    missing: list[MessageRef] = []
+    duplicated: list[MessageRef] = []
+    unexpected: list[MessageRef] = []
+    date_mismatches: list[MessageRef] = []
+    flag_mismatches: list[MessageRef] = []
+    byte_mismatches: list[MessageRef] = []
+
+    @computed_field
+    @property
+    def identical(self) -> bool:
+        """Every source message once at the destination with equal bytes, flags and date."""
+        return not (
+            self.missing
+            or self.duplicated
+            or self.date_mismatches
+            or self.flag_mismatches
+            or self.byte_mismatches
+        )
+
+
+PROBLEMS = ("missing", "duplicated", "unexpected", "date_mismatches", "flag_mismatches", "byte_mismatches")
+
+
+class VerifyReport(BaseModel):
+    source: str
+    destination: str
+    folders: list[FolderDiff] = []
+    extra_folders: list[str] = []  # destination folders no source folder maps to
+    dest_counts: dict[str, int] = {}  # every destination folder (path joined by "/") → messages
+
+    @computed_field
+    @property
+    def identical(self) -> bool:
+        return all(f.identical for f in self.folders)
+
+    def total(self, problem: str) -> int:
+        return sum(len(getattr(f, problem)) for f in self.folders)
+
+    def summary(self) -> str:
+        lines = [f"verify {self.source} → {self.destination}"]
+        for f in self.folders:
+            mark = "ok  " if f.identical and not f.unexpected else "FAIL" if not f.identical else "note"
+            where = f.destination if f.destination_exists else f"{f.destination} (does not exist)"
+            lines.append(f"  {mark} {f.source} → {where}: {f.source_count} → {f.dest_count}")
+            for problem in PROBLEMS:
+                refs = getattr(f, problem)
+                if refs:
+                    shown = ", ".join(_ref_text(r) for r in refs[:5])
+                    more = f" (+{len(refs) - 5} more)" if len(refs) > 5 else ""
+                    lines.append(f"       {problem.replace('_', ' ')}: {len(refs)}: {shown}{more}")
+        if self.extra_folders:
+            lines.append(f"  note destination-only folders: {', '.join(self.extra_folders)}")
+        totals = ", ".join(f"{p.replace('_', ' ')} {self.total(p)}" for p in PROBLEMS)
+        verdict = "IDENTICAL" if self.identical else "NOT IDENTICAL"
+        lines.append(f"{verdict}: {len(self.folders)} folders; {totals}")
+        return "\n".join(lines)
+
+
+def _ref_text(ref: MessageRef) -> str:
+    text = f"uid {ref.uid} {ref.identity}"
+    return f"{text} ({ref.detail})" if ref.detail else text
+
+
+# Comparison -------------------------------------------------------------------------------------
+
+
+def compare(source: MailboxSnapshot, dest: MailboxSnapshot, scope: VerifyScope | None = None) -> VerifyReport:
+    scope = scope or VerifyScope()
+    report = VerifyReport(
+        source=source.label,
+        destination=dest.label,
+        dest_counts={key: len(f.messages) for key, f in dest.folders.items()},
+    )
+    mapped: set[str] = set()
+    for folder in source.folders.values():
+        if not selected(folder.path, scope):
+            continue
+        target = map_folder(folder, dest, scope)
+        key = "/".join(target)
+        mapped.add(key)
+        twin = dest.folders.get(key)
+        report.folders.append(_compare_folder(folder, key, twin))
+    # A target_root or a special-use twin implies its parents; those are not "extra".
+    implied = {"/".join(k.split("/")[:i]) for k in mapped for i in range(1, k.count("/") + 1)}
+    report.extra_folders = sorted(k for k in dest.folders if k not in mapped | implied)
+    return report
+
+
+def _compare_folder(src: FolderSnapshot, dest_key: str, dest: FolderSnapshot | None) -> FolderDiff:
+    dest_messages = dest.messages if dest else []
+    diff = FolderDiff(
+        source="/".join(src.path),
+        destination=dest_key,
+        destination_exists=dest is not None,
+        source_count=len(src.messages),
+        dest_count=len(dest_messages),
+    )
+    by_hash: dict[str, list[MessageRecord]] = defaultdict(list)
+    for m in dest_messages:
+        by_hash[m.sha256].append(m)
+    leftover_src: list[MessageRecord] = []
+    for m in src.messages:
+        copies = by_hash.get(m.sha256)
+        if copies:
+            _check_pair(m, copies.pop(0), diff)
+        else:
+            leftover_src.append(m)
+    source_hashes = {m.sha256 for m in src.messages}
+    leftover_dest: list[MessageRecord] = []
+    for sha, copies in by_hash.items():
+        if sha in source_hashes:
+            # More copies of a source message than the source has: duplicates, not strangers.
+            diff.duplicated.extend(_ref(m) for m in copies)
+        else:
+            leftover_dest.extend(copies)
+    _pair_by_identity(leftover_src, leftover_dest, diff)
+    return diff
+
+
+def _pair_by_identity(src: list[MessageRecord], dest: list[MessageRecord], diff: FolderDiff) -> None:
+    by_identity: dict[str, list[MessageRecord]] = defaultdict(list)
+    for m in dest:
+        by_identity[m.identity].append(m)
+    for m in src:
+        candidates = by_identity.get(m.identity)
+        if not candidates:
+            diff.missing.append(_ref(m))
+            continue
+        twin = candidates.pop(0)
+        diff.byte_mismatches.append(
+            _ref(m, f"{m.size} bytes at the source, {twin.size} at the destination (uid {twin.uid})")
+        )
+        _check_pair(m, twin, diff)
+    for rest in by_identity.values():
+        diff.unexpected.extend(_ref(m) for m in rest)
+
+
+def _check_pair(src: MessageRecord, dest: MessageRecord, diff: FolderDiff) -> None:
+    if src.internaldate != dest.internaldate:  # aware datetimes: compares the instants
+        diff.date_mismatches.append(
+            _ref(src, f"INTERNALDATE {src.internaldate.isoformat()} became {dest.internaldate.isoformat()}")
+        )
+    if src.flags != dest.flags:
+        lost = sorted(src.flags - dest.flags)
+        gained = sorted(dest.flags - src.flags)
+        detail = "; ".join(
+            part
+            for part in (
+                f"lost {' '.join(lost)}" if lost else "",
+                f"gained {' '.join(gained)}" if gained else "",
+            )
+            if part
+        )
+        diff.flag_mismatches.append(_ref(src, detail))
+
+
+def _ref(m: MessageRecord, detail: str = "") -> MessageRef:
+    return MessageRef(uid=m.uid, identity=m.identity, detail=detail)
+
+
+# I/O entry point --------------------------------------------------------------------------------
+
+
+def verify(source: Endpoint, dest: Endpoint, scope: VerifyScope | None = None) -> VerifyReport:
+    """Read both mailboxes over IMAP and compare them."""
+    return compare(snapshot_imap(source), snapshot_imap(dest), scope)
+
