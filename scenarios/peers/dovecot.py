@@ -1,0 +1,430 @@
+"""A throwaway real Dovecot 2.3 (IMAP, POP3, LMTP) on free loopback ports.
+
+Each ``DovecotServer`` owns a temporary directory holding a self-contained configuration (nothing
+is read from /etc/dovecot), the users file, the run/state directories, the log and the Maildirs.
+It is the reference peer: the destination of real migrations and the server the ``generic``
+profile must match. Several instances can run at once (pytest-xdist), each on its own ports.
+
+Dovecot refuses to store mail as root, so mail belongs to the ``vmail`` system user (created here
+when missing and we are root). Maildir keeps INTERNALDATE as the file's mtime: the instant survives
+a round trip, the zone offset does not — compare instants.
+
+    with DovecotServer() as dovecot:
+        dovecot.add_user("alice", "secret")
+        dovecot.load_account(account)       # a simulators.store.Account
+        dovecot.url("alice")                # "imap://alice@127.0.0.1:40123"
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+from simulators.profiles import SPECIAL_USE
+from simulators.store import Account, MailItem
+
+MAIL_USER = "vmail"
+LIBEXEC = Path("/usr/lib/dovecot")
+# Executables the master starts for the services we configure.
+SERVICE_BINARIES = ("imap", "imap-login", "pop3", "pop3-login", "lmtp", "auth")
+# Dovecot's own unprivileged users (made by its Debian package): auth runs as one, logins as the other.
+DOVECOT_USERS = ("dovecot", "dovenull")
+START_TIMEOUT = 15.0
+STOP_TIMEOUT = 10.0
+# Folders Dovecot marks special-use by name, as the generic profile names them. (\All and \Flagged
+# need Dovecot's virtual plugin, so they stay plain folders here.)
+SPECIAL_FOLDERS = {SPECIAL_USE[key]: key.capitalize() for key in ("sent", "drafts", "trash", "junk", "archive")}
+# Batching of MULTIAPPEND while loading: bounded by count and by bytes so a 20 MB message goes alone.
+APPEND_BATCH_COUNT = 100
+APPEND_BATCH_BYTES = 8_000_000
+# Flags a client may not set on APPEND (RFC 3501: \Recent is the server's).
+UNSETTABLE_FLAGS = frozenset({"\\Recent"})
+
+CONFIG_TEMPLATE = """\
+# Written by quirkmail's scenarios.peers.dovecot; reads nothing from /etc/dovecot.
+protocols = imap pop3 lmtp
+listen = 127.0.0.1
+instance_name = {instance}
+base_dir = {dir}/run
+state_dir = {dir}/state
+log_path = {dir}/dovecot.log
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+mail_uid = {mail_user}
+mail_gid = {mail_user}
+first_valid_uid = 1
+mail_location = maildir:{dir}/mail/%u/Maildir
+# Test loads are bursty and messages can be tens of MB.
+default_vsz_limit = 1G
+imap_max_line_length = 1M
+# Dovecot waits 2 s before refusing a login, and after failures from an IP it delays that IP's
+# next logins (anvil's auth penalty, up to 15 s); tests of refused logins need neither.
+auth_failure_delay = 0
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {dir}/users
+}}
+userdb {{
+  driver = static
+  args = home={dir}/mail/%u
+}}
+namespace inbox {{
+  inbox = yes
+  separator = /
+{special_mailboxes}
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {imap_port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service pop3-login {{
+  inet_listener pop3 {{
+    address = 127.0.0.1
+    port = {pop3_port}
+  }}
+  inet_listener pop3s {{
+    port = 0
+  }}
+}}
+service lmtp {{
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {lmtp_port}
+  }}
+}}
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
+protocol imap {{
+  mail_max_userip_connections = 100
+}}
+protocol pop3 {{
+  mail_max_userip_connections = 100
+}}
+"""
+
+
+class DovecotError(RuntimeError):
+    """Dovecot could not be set up, started, stopped or asked; the message says which and why."""
+
+
+def availability() -> str | None:
+    """None when a throwaway Dovecot can run here, else the reason (for ``pytest.skip``)."""
+    for tool in ("dovecot", "doveadm"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (apt-get install dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd)"
+    missing = [name for name in SERVICE_BINARIES if not (LIBEXEC / name).exists()]
+    if missing:
+        return f"Dovecot services missing in {LIBEXEC}: {', '.join(missing)} (install dovecot-imapd/-pop3d/-lmtpd)"
+    for user in DOVECOT_USERS:
+        if not _user_exists(user):
+            return f"system user {user!r} is missing (made by the dovecot-core package)"
+    if os.geteuid() != 0:
+        return "not root: Dovecot needs root to switch to its mail and login users"
+    return None
+
+
+class DovecotServer:
+    """A Dovecot master process with its own config, ports and mail, removed again on ``stop()``."""
+
+    host = "127.0.0.1"
+
+    def __init__(self) -> None:
+        self.imap_port = 0
+        self.pop3_port = 0
+        self.lmtp_port = 0
+        self._dir: Path | None = None
+        self._process: subprocess.Popen | None = None
+        self._users: dict[str, str] = {}
+
+    availability = staticmethod(availability)
+
+    # Life cycle ------------------------------------------------------------------------------
+
+    def __enter__(self) -> DovecotServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        if self._process is not None:
+            raise DovecotError("Dovecot is already running")
+        reason = availability()
+        if reason:
+            raise DovecotError(f"cannot start Dovecot: {reason}")
+        _ensure_mail_user()
+        self._dir = Path(tempfile.mkdtemp(prefix="quirkmail-dovecot-"))
+        try:
+            self._prepare_dir()
+            # Free ports are found by binding port 0 and releasing: another process may grab one
+            # in between, so a start that lost that race is retried with fresh ports.
+            for attempt in range(3):
+                self.imap_port, self.pop3_port, self.lmtp_port = _free_ports(3)
+                self.config_path.write_text(self._config(), encoding="utf-8")
+                self._launch()
+                try:
+                    self._wait_ready()
+                    return
+                except DovecotError:
+                    self._terminate()
+                    if attempt == 2 or "Address already in use" not in self._log_tail():
+                        raise
+        except BaseException:
+            self._terminate()
+            self._remove_dir()
+            raise
+
+    def stop(self) -> None:
+        """SIGTERM the master (it stops its children), wait, SIGKILL the group if it hangs."""
+        self._terminate()
+        self._remove_dir()
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    # Paths -----------------------------------------------------------------------------------
+
+    @property
+    def directory(self) -> Path:
+        if self._dir is None:
+            raise DovecotError("Dovecot is not started")
+        return self._dir
+
+    @property
+    def config_path(self) -> Path:
+        return self.directory / "dovecot.conf"
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "dovecot.log"
+
+    def mail_dir(self, user: str) -> Path:
+        """The user's Maildir root (INBOX's cur/new/tmp; other folders are ``.Name`` below it)."""
+        return self.directory / "mail" / user / "Maildir"
+
+    # Users and tools ------------------------------------------------------------------------
+
+    def add_user(self, user: str, password: str) -> None:
+        """Add (or re-password) a user; Dovecot notices the changed users file by itself."""
+        for what, value in (("user", user), ("password", password)):
+            if not value or any(c in value for c in ":\r\n\0"):
+                # The passwd-file format has no quoting: these would corrupt the file.
+                raise ValueError(f"{what} for Dovecot must be non-empty without ':' or line breaks")
+        self._users[user] = password
+        lines = "".join(f"{u}:{{PLAIN}}{p}::::::\n" for u, p in self._users.items())
+        # Written whole and renamed into place, so the auth process never reads half a file.
+        tmp = self.directory / "users.tmp"
+        tmp.write_text(lines, encoding="utf-8")
+        _share_with_dovecot(tmp)
+        tmp.replace(self.directory / "users")
+
+    def doveadm(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """Run ``doveadm -c CONFIG ARGS``; raises ``DovecotError`` with stderr when it fails."""
+        cmd = ["doveadm", "-c", str(self.config_path), *args]
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        if check and result.returncode != 0:
+            raise DovecotError(
+                f"doveadm {' '.join(args[:1])} failed (exit {result.returncode}): {result.stderr.strip()}"
+            )
+        return result
+
+    def url(self, user: str) -> str:
+        return f"imap://{quote(user, safe='')}@{self.host}:{self.imap_port}"
+
+    def load_account(self, account: Account) -> None:
+        """Copy every folder of ``account`` into the Dovecot user of the same name, over IMAP.
+
+        Folders are created with "/" between parts (Sent, Drafts, Trash, Junk and Archive are
+        special-use by configuration), messages APPENDed with their bytes, flags and INTERNALDATE (zone included). The user
+        is added with the account's password if it is not there yet.
+        """
+        from imapclient import IMAPClient  # only loaders need it; keep importing this module cheap
+
+        if account.username not in self._users:
+            self.add_user(account.username, account.password)
+        with IMAPClient(self.host, port=self.imap_port, ssl=False, timeout=120) as client:
+            client.login(account.username, account.password)
+            for folder in sorted(account.folders.values(), key=lambda f: f.path):
+                name = "/".join(folder.path)
+                if name != "INBOX" and not client.folder_exists(name):
+                    client.create_folder(name)
+                for batch in _batches(folder.messages):
+                    client.multiappend(name, [_append_entry(m) for m in batch])
+            client.logout()
+
+    # Internals -------------------------------------------------------------------------------
+
+    def _prepare_dir(self) -> None:
+        root = self.directory
+        # The mail user and Dovecot's auth user must traverse the directory (mkdtemp gives 0700).
+        root.chmod(0o755)
+        for sub in ("run", "state"):
+            (root / sub).mkdir()
+        mail = root / "mail"
+        mail.mkdir()
+        mail_user = pwd.getpwnam(MAIL_USER)
+        os.chown(mail, mail_user.pw_uid, mail_user.pw_gid)
+        users = root / "users"
+        users.write_text("", encoding="utf-8")
+        _share_with_dovecot(users)
+
+    def _config(self) -> str:
+        special = "\n".join(
+            f"  mailbox {name} {{\n    special_use = {use}\n  }}" for use, name in SPECIAL_FOLDERS.items()
+        )
+        return CONFIG_TEMPLATE.format(
+            dir=self.directory,
+            instance=f"quirkmail-{self.directory.name}",
+            mail_user=MAIL_USER,
+            special_mailboxes=special,
+            imap_port=self.imap_port,
+            pop3_port=self.pop3_port,
+            lmtp_port=self.lmtp_port,
+        )
+
+    def _launch(self) -> None:
+        log = self.directory / "stdout.log"
+        with log.open("ab") as out:
+            # A session of its own, so a hung master's children can be killed as one group.
+            self._process = subprocess.Popen(
+                ["dovecot", "-F", "-c", str(self.config_path)],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        pending = [self.imap_port, self.pop3_port, self.lmtp_port]
+        while pending:
+            if self._process is None or self._process.poll() is not None:
+                code = self._process.returncode if self._process else None
+                raise DovecotError(f"Dovecot exited during start-up (exit {code}):\n{self._log_tail()}")
+            if time.monotonic() > deadline:
+                raise DovecotError(
+                    f"Dovecot not ready after {START_TIMEOUT:.0f} s (port {pending[0]} closed):\n{self._log_tail()}"
+                )
+            if _greets(self.host, pending[0]):
+                pending.pop(0)
+            else:
+                time.sleep(0.05)
+
+    def _terminate(self) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            process.wait(STOP_TIMEOUT)
+
+    def _remove_dir(self) -> None:
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+        self._users.clear()
+
+    def _log_tail(self, lines: int = 20) -> str:
+        texts = []
+        for path in (self.directory / "stdout.log", self.log_path):
+            if path.exists():
+                texts.extend(path.read_text(encoding="utf-8", errors="replace").splitlines())
+        return "\n".join(texts[-lines:]) or "(dovecot.log is empty)"
+
+
+def _user_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+def _ensure_mail_user() -> None:
+    if _user_exists(MAIL_USER):
+        return
+    result = subprocess.run(
+        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", MAIL_USER],
+        capture_output=True,
+        text=True,
+    )
+    # Exit 9: another worker created it meanwhile.
+    if result.returncode not in (0, 9) or not _user_exists(MAIL_USER):
+        raise DovecotError(f"cannot create system user {MAIL_USER!r}: {result.stderr.strip()}")
+
+
+def _share_with_dovecot(path: Path) -> None:
+    """Let Dovecot's auth process (user ``dovecot``) read a file that holds passwords, nobody else."""
+    group = pwd.getpwnam("dovecot").pw_gid
+    os.chown(path, 0, group)
+    path.chmod(0o640)
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def _greets(host: str, port: int) -> bool:
+    """True when something on the port accepts a connection and sends a first line."""
+    try:
+        with socket.create_connection((host, port), timeout=1.0) as conn:
+            return bool(conn.recv(64))
+    except OSError:
+        return False
+
+
+def _batches(messages: list[MailItem]) -> Iterator[list[MailItem]]:
+    batch: list[MailItem] = []
+    size = 0
+    for message in messages:
+        if batch and (len(batch) >= APPEND_BATCH_COUNT or size + message.size > APPEND_BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(message)
+        size += message.size
+    if batch:
+        yield batch
+
+
+def _append_entry(message: MailItem) -> dict:
+    flags = sorted(f for f in message.flags if f not in UNSETTABLE_FLAGS)
+    return {"msg": message.raw, "flags": flags, "date": message.internaldate}

@@ -1,0 +1,147 @@
+"""The throwaway real Dovecot: start, users, loading a store account, reading it back over IMAP."""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from imapclient import IMAPClient
+from imapclient.exceptions import LoginError
+
+from scenarios.peers import dovecot as dovecot_module
+from scenarios.peers.dovecot import DovecotError, DovecotServer
+from simulators.store import Store
+
+PASSWORD = "s3cret-pw"
+TOKYO = timezone(timedelta(hours=9))
+NEW_YORK = timezone(timedelta(hours=-5))
+
+MESSAGES = [
+    # folder, raw, flags, INTERNALDATE (with zones other than the server's)
+    (
+        ("INBOX",),
+        b"From: a@example.org\r\nSubject: first\r\nMessage-ID: <1@x>\r\n\r\nbody one\r\n",
+        {"\\Seen", "$Forwarded"},
+        datetime(2021, 3, 4, 5, 6, 7, tzinfo=TOKYO),
+    ),
+    (
+        ("INBOX",),
+        b"From: b@example.org\r\nSubject: second\r\n\r\nbody two\r\nno final newline",
+        {"\\Flagged", "\\Answered"},
+        datetime(1999, 12, 31, 23, 59, 59, tzinfo=NEW_YORK),
+    ),
+    (
+        ("Projekte", "Ärger"),
+        "From: c@example.org\r\nSubject: =?utf-8?q?=C3=84rger?=\r\n\r\n8-bit: Grüße\r\n".encode(),
+        set(),
+        datetime(2024, 2, 29, 12, 0, 0, tzinfo=timezone.utc),
+    ),
+]
+
+
+def require_dovecot() -> None:
+    reason = DovecotServer.availability()
+    if reason:
+        pytest.skip(reason)
+
+
+@pytest.fixture
+def dovecot():
+    require_dovecot()
+    with DovecotServer() as server:
+        yield server
+
+
+def sample_account():
+    account = Store().add_account("alice", PASSWORD)
+    for path, raw, flags, when in MESSAGES:
+        account.create_folder(path, exist_ok=True)
+        account.append(path, raw, flags=flags, internaldate=when)
+    return account
+
+
+def read_folder(client: IMAPClient, name: str) -> list[tuple[bytes, set[str], datetime]]:
+    client.select_folder(name, readonly=True)
+    fetched = client.fetch(client.search("ALL"), ["BODY.PEEK[]", "FLAGS", "INTERNALDATE"])
+    return [
+        (
+            data[b"BODY[]"],
+            {f.decode() for f in data[b"FLAGS"]} - {"\\Recent"},
+            data[b"INTERNALDATE"],
+        )
+        for _, data in sorted(fetched.items())
+    ]
+
+
+@pytest.mark.peer
+def test_load_account_round_trips_bytes_flags_and_internaldate(dovecot):
+    dovecot.load_account(sample_account())
+
+    with IMAPClient(dovecot.host, port=dovecot.imap_port, ssl=False) as client:
+        client.normalise_times = False  # keep the server's zone: we compare aware instants
+        client.login("alice", PASSWORD)
+        names = {name for _, _, name in client.list_folders()}
+        assert {"INBOX", "Projekte", "Projekte/Ärger"} <= names
+        got = read_folder(client, "INBOX") + read_folder(client, "Projekte/Ärger")
+
+    expected = [(raw, flags, when) for _, raw, flags, when in MESSAGES]
+    assert [g[0] for g in got] == [e[0] for e in expected]
+    assert [g[1] for g in got] == [e[1] for e in expected]
+    for (_, _, got_when), (_, _, want_when) in zip(got, expected):
+        assert got_when.tzinfo is not None
+        assert got_when == want_when  # aware datetimes compare as instants
+
+
+@pytest.mark.peer
+def test_doveadm_and_mail_dir_see_the_loaded_mail(dovecot):
+    dovecot.load_account(sample_account())
+    out = dovecot.doveadm("search", "-u", "alice", "mailbox", "INBOX", "all").stdout
+    assert len(out.splitlines()) == 2
+    maildir = dovecot.mail_dir("alice")
+    assert len(list((maildir / "cur").iterdir())) + len(list((maildir / "new").iterdir())) == 2
+    with pytest.raises(DovecotError, match="doveadm"):
+        dovecot.doveadm("no-such-command")
+
+
+@pytest.mark.peer
+def test_special_use_folders_and_user_management(dovecot):
+    dovecot.add_user("bob", "first")
+    dovecot.add_user("bob", "second")  # re-password: Dovecot re-reads the users file
+    with IMAPClient(dovecot.host, port=dovecot.imap_port, ssl=False) as client:
+        with pytest.raises(LoginError):
+            client.login("bob", "first")
+    with IMAPClient(dovecot.host, port=dovecot.imap_port, ssl=False) as client:
+        client.login("bob", "second")
+        client.create_folder("Sent")
+        flags = {name: fl for fl, _, name in client.list_folders()}
+        assert b"\\Sent" in flags["Sent"]
+    assert dovecot.url("bob") == f"imap://bob@127.0.0.1:{dovecot.imap_port}"
+    assert dovecot.url("a@b.example") == f"imap://a%40b.example@127.0.0.1:{dovecot.imap_port}"
+    with pytest.raises(ValueError):
+        dovecot.add_user("eve", "pass:word")
+
+
+@pytest.mark.peer
+def test_two_instances_run_at_once_and_stop_cleanly():
+    require_dovecot()
+    with DovecotServer() as one, DovecotServer() as two:
+        ports = {one.imap_port, one.pop3_port, one.lmtp_port, two.imap_port, two.pop3_port, two.lmtp_port}
+        assert len(ports) == 6
+        for server in (one, two):
+            for port, greeting in ((server.imap_port, b"* OK"), (server.pop3_port, b"+OK"), (server.lmtp_port, b"220")):
+                with socket.create_connection((server.host, port), timeout=5) as conn:
+                    assert conn.recv(100).startswith(greeting)
+        pid, directory = one.pid, one.directory
+    assert not one.running
+    assert not directory.exists()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_availability_names_a_missing_binary(monkeypatch):
+    monkeypatch.setattr(dovecot_module.shutil, "which", lambda name: None)
+    assert "dovecot is not installed" in DovecotServer.availability()
+    with pytest.raises(DovecotError, match="dovecot is not installed"):
+        DovecotServer().start()
