@@ -1,0 +1,148 @@
+"""Timestamp resolution: which instant a copied message should carry as its INTERNALDATE.
+
+Order: the source's INTERNALDATE; else the newest trustworthy ``Received:`` (the date after the
+last ";", not in the future, not before 1990); else ``Date:``; never the migration time. Pure:
+header bytes and values in, a ``ResolvedDate`` out, saying which source was used and why the
+better ones were rejected, so the engine can report every fallback.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_tz
+
+_DAY_MONTH_YEAR = re.compile(r"\b\d{1,2}\s+[A-Za-z]{3,}\s+(\d{2,4})\b")
+_ZONE = re.compile(r"(?:[+-]\d{4}|\b(?:UT|UTC|GMT|Z|[ECMP][SD]T)\b)\s*(?:\(.*\))?\s*$", re.IGNORECASE)
+EARLIEST = datetime(1990, 1, 1, tzinfo=timezone.utc)
+# Clocks drift; a Received stamp a little ahead of ours is still plausible.
+FUTURE_SLACK = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class ResolvedDate:
+    instant: datetime | None  # aware; None only when nothing usable was found
+    used: str  # "internaldate" | "received" | "date" | "none"
+    detail: str = ""  # why the better sources were not used
+
+
+def header_block(raw: bytes) -> bytes:
+    """The header section of a message (up to the first empty line, bare LF tolerated)."""
+    m = re.search(rb"\r?\n\r?\n", raw)
+    return raw[: m.start() + 1] if m else raw
+
+
+def header_values(headers: bytes, name: str) -> list[str]:
+    """Unfolded values of every ``name:`` field, in message order (decoded as latin-1: lossless)."""
+    out: list[str] = []
+    current: list[str] | None = None
+    want = name.lower().encode("ascii")
+    for line in re.split(rb"\r?\n", headers):
+        if line[:1] in (b" ", b"\t"):
+            if current is not None:
+                current.append(line.decode("latin-1").strip())
+            continue
+        if current is not None:
+            out.append(" ".join(p for p in current if p))
+            current = None
+        field, sep, value = line.partition(b":")
+        if sep and field.strip().lower() == want:
+            current = [value.decode("latin-1").strip()]
+    if current is not None:
+        out.append(" ".join(p for p in current if p))
+    return out
+
+
+def parse_rfc5322_date(text: str) -> tuple[datetime | None, str]:
+    """An aware datetime from a Date/Received date, or None and why not.
+
+    Two-digit years follow RFC 5322 §4.3 (00–49 → 20xx, 50–99 → 19xx); a missing zone is read
+    as UTC (RFC 5322 "-0000": no zone information) and noted.
+    """
+    text = text.strip()
+    if not text:
+        return None, "empty"
+    parsed = parsedate_tz(text)
+    if parsed is None:
+        return None, f"unparseable {text[:60]!r}"
+    notes = []
+    # parsedate_tz already widens two-digit years (RFC 5322 §4.3); we only note it.
+    m = _DAY_MONTH_YEAR.search(text)
+    if m and len(m.group(1)) == 2:
+        notes.append("two-digit year")
+    # parsedate_tz gives offset 0 for a missing or unknown zone too: look for one ourselves.
+    if not _ZONE.search(text):
+        notes.append("no zone, read as UTC")
+    try:
+        naive = datetime(*parsed[:6])
+    except ValueError:
+        return None, f"impossible date {text[:60]!r}"
+    offset = parsed[9] or 0
+    note = ", ".join(notes)
+    return naive.replace(tzinfo=timezone(timedelta(seconds=offset))), note
+
+
+def _trustworthy(instant: datetime, now: datetime) -> str:
+    if instant > now + FUTURE_SLACK:
+        return "in the future"
+    if instant < EARLIEST:
+        return "before 1990"
+    return ""
+
+
+def newest_received(headers: bytes, now: datetime) -> tuple[datetime | None, str]:
+    """The newest plausible ``Received:`` stamp and a note on those rejected."""
+    best: datetime | None = None
+    rejected: list[str] = []
+    for value in header_values(headers, "Received"):
+        _, sep, date_text = value.rpartition(";")
+        if not sep:
+            rejected.append("Received without ';'")
+            continue
+        instant, why = parse_rfc5322_date(date_text)
+        if instant is None:
+            rejected.append(f"Received date {why}")
+            continue
+        bad = _trustworthy(instant, now)
+        if bad:
+            rejected.append(f"Received date {bad}")
+            continue
+        if best is None or instant > best:
+            best = instant
+    return best, "; ".join(rejected)
+
+
+def resolve(internaldate: datetime | None, headers: bytes, *, now: datetime | None = None) -> ResolvedDate:
+    """The instant to give the copy. ``headers`` may be the whole message (only headers are read)."""
+    now = now or datetime.now(timezone.utc)
+    reasons: list[str] = []
+    if internaldate is not None and internaldate.tzinfo is not None:
+        bad = _trustworthy(internaldate, now)
+        if not bad:
+            return ResolvedDate(internaldate, "internaldate")
+        reasons.append(f"INTERNALDATE {bad}")
+    else:
+        reasons.append("no INTERNALDATE")
+    headers = header_block(headers)
+    received, rejected = newest_received(headers, now)
+    if rejected:
+        reasons.append(rejected)
+    if received is not None:
+        return ResolvedDate(received, "received", "; ".join(reasons))
+    reasons.append("no usable Received")
+    dates = header_values(headers, "Date")
+    if not dates:
+        reasons.append("no Date header")
+        return ResolvedDate(None, "none", "; ".join(reasons))
+    instant, note = parse_rfc5322_date(dates[0])
+    if instant is None:
+        reasons.append(f"Date {note}")
+        return ResolvedDate(None, "none", "; ".join(reasons))
+    bad = _trustworthy(instant, now)
+    if bad:
+        reasons.append(f"Date {bad}")
+        return ResolvedDate(None, "none", "; ".join(reasons))
+    if note:
+        reasons.append(f"Date {note}")
+    return ResolvedDate(instant, "date", "; ".join(reasons))

@@ -1,0 +1,426 @@
+"""migrate(): plan folders, match what the destination already has, copy the rest, report.
+
+Flow: a control connection pair lists both sides and maps folders (``folders.plan_folders``).
+Each folder is then analysed by a worker (UIDVALIDITY, sizes, checkpoint, replace deletions,
+merge matching by identity, APPENDLIMIT) and copied in UID-ordered batches: UID FETCH of a batch
+from the source, one pipelined APPEND round trip to the destination, checkpoint rows for what
+the destination confirmed. Folders run in parallel (``options.connections`` workers, each with
+its own source and destination connection); one folder's batches run in order so destination
+UIDs follow source order. Memory is bounded by one batch per worker.
+
+Failures are isolated per item (a refused or broken message is reported, the run continues).
+A lost connection is retried once on a fresh connection after re-matching the batch by identity
+(an APPEND confirmed just before the loss is not copied twice); a second loss, an over-quota
+destination, a progress-sink error or Ctrl-C stops the run: the report says ``aborted`` and a
+re-run resumes from the checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel
+
+from migrator import dates
+from migrator.errors import ConnectionFailed, MigratorError
+from migrator.folders import FolderPlan, destination_name, plan_folders
+from migrator.identity import Identity, IdentityIndex, identity_of, message_id_of
+from migrator.progress import NullProgress, ProgressSink
+from migrator.report import (
+    ConnectionReport,
+    DateFallback,
+    DroppedFlags,
+    FolderReport,
+    ItemError,
+    MigrationReport,
+    SkippedFolder,
+    SkippedItem,
+)
+from migrator.sinks.imap import AppendItem, ImapSink, filter_flags
+from migrator.sources.imap import ImapSource
+from migrator.state import Confirmed, State, default_state_path
+from migrator.urls import Endpoint
+
+log = logging.getLogger(__name__)
+MAX_BATCH_BYTES = 8 * 1024 * 1024  # a batch's bodies are held in memory and sent in one write
+
+__all__ = [
+    "MigrationOptions",
+    "MigrationReport",
+    "ConnectionReport",
+    "FolderReport",
+    "migrate",
+    "test_connection",
+]
+
+
+class MigrationOptions(BaseModel):
+    mode: Literal["merge", "replace"] = "merge"  # replace = delete existing destination items first
+    target_root: list[str] = []  # transfer as subfolders of this folder ([] = root level)
+    include: list[str] = []  # fnmatch globs on source folder paths joined with "/"
+    exclude: list[str] = []
+    map_special_use: bool = True  # source \Sent → destination \Sent, whatever the names
+    dry_run: bool = False
+    connections: int = 4  # parallel folder workers
+    batch_size: int = 200  # messages per FETCH / pipelined APPEND batch
+    state_path: Path | None = None  # None = per (source, dest) under ~/.local/state/quirkmail
+
+
+def test_connection(endpoint: Endpoint, *, role: str) -> ConnectionReport:
+    """Log in, read capabilities and namespace, SELECT INBOX (a login alone proves little:
+    authenticated-but-not-connected)."""
+    t0 = time.monotonic()
+    conn = ImapSource(endpoint) if role == "source" else ImapSink(endpoint)
+    try:
+        entries, ns = conn.folders()
+        if isinstance(conn, ImapSource):
+            conn.examine("INBOX", fresh=True)
+            inbox = conn.exists
+        else:
+            inbox = conn.select("INBOX")[1]
+        caps = sorted(c.decode() if isinstance(c, bytes) else c for c in conn.client.capabilities())
+    finally:
+        conn.close()
+    return ConnectionReport(
+        role=role,
+        endpoint=endpoint.url.display(),
+        tls=conn.tls,
+        capabilities=caps,
+        namespace_prefix=ns.prefix,
+        delimiter=ns.delimiter,
+        folders=len(entries),
+        inbox_messages=inbox,
+        seconds=round(time.monotonic() - t0, 3),
+    )
+
+
+@dataclass
+class FolderJob:
+    plan: FolderPlan
+    report: FolderReport
+    uidvalidity: int = 0
+    permanent: list[str] = field(default_factory=list)
+    sizes: dict[int, int] = field(default_factory=dict)
+    pending: list[int] = field(default_factory=list)
+
+
+class _Pairs:
+    """One (source, destination) connection pair per worker thread, reopened after a loss."""
+
+    def __init__(self, source: Endpoint, dest: Endpoint):
+        self._source, self._dest = source, dest
+        self._local = threading.local()
+        self._all: list[tuple[ImapSource, ImapSink]] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> tuple[ImapSource, ImapSink]:
+        pair = getattr(self._local, "pair", None)
+        if pair is None:
+            src = ImapSource(self._source)
+            try:
+                pair = (src, ImapSink(self._dest))
+            except BaseException:
+                src.close()
+                raise
+            self._local.pair = pair
+            with self._lock:
+                self._all.append(pair)
+        return pair
+
+    def renew(self) -> tuple[ImapSource, ImapSink]:
+        pair = getattr(self._local, "pair", None)
+        if pair is not None:
+            for conn in pair:
+                conn.close()
+            self._local.pair = None
+        return self.get()
+
+    def close_all(self) -> None:
+        with self._lock:
+            for pair in self._all:
+                for conn in pair:
+                    conn.close()
+            self._all.clear()
+
+
+class _Run:
+    """The mutable state of one migrate() call, shared by its workers."""
+
+    def __init__(self, source: Endpoint, dest: Endpoint, options: MigrationOptions, progress: ProgressSink):
+        self.source, self.dest, self.options, self.progress = source, dest, options, progress
+        self.report = MigrationReport(
+            source=source.url.display(),
+            destination=dest.url.display(),
+            started=datetime.now(timezone.utc),
+            mode=options.mode,
+            dry_run=options.dry_run,
+        )
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.pairs = _Pairs(source, dest)
+        self.state: State | None = None
+        self.append_limit: int | None = None
+
+    # Recording (thread-safe) --------------------------------------------------------------------
+
+    def abort(self, reason: str) -> None:
+        with self.lock:
+            if not self.report.aborted:
+                self.report.aborted = reason
+        self.stop.set()
+
+    def skip(self, job: FolderJob, uid: int | None, reason: str, detail: str = "", message_id: str | None = None):
+        with self.lock:
+            job.report.skipped += 1
+            self.report.skipped.append(
+                SkippedItem(folder=job.plan.source, uid=uid, message_id=message_id, reason=reason, detail=detail)
+            )
+
+    def fail(self, job: FolderJob, uid: int | None, exc: BaseException) -> None:
+        with self.lock:
+            job.report.failed += 1
+            self.report.errors.append(
+                ItemError(folder=job.plan.source, uid=uid, error=type(exc).__name__, message=str(exc))
+            )
+
+    def tell(self, folder: str, messages: int, nbytes: int) -> None:
+        try:
+            self.progress.advance(folder, messages, nbytes)
+        except Exception as exc:  # a sink may stop the run (Ctrl-C handlers, tests simulating a crash)
+            self.abort(f"stopped by progress sink: {exc}")
+
+    # Phases ------------------------------------------------------------------------------------
+
+    def analyse(self, job: FolderJob, dest_names: set[str]) -> None:
+        """Everything before copying: which UIDs still need to go."""
+        src, sink = self.pairs.get()
+        plan, opts, rep = job.plan, self.options, job.report
+        job.uidvalidity = src.examine(plan.source, fresh=True)
+        job.sizes = src.sizes(plan.source)
+        rep.source_count = len(job.sizes)
+        exists = 0
+        with self.lock:  # two source folders may share a destination: create it once
+            missing = plan.destination not in dest_names
+            if missing and not opts.dry_run:
+                sink.create(plan.destination)
+                dest_names.add(plan.destination)
+        if missing and opts.dry_run:
+            rep.notes.append(f"would create {plan.destination!r}")
+        else:
+            job.permanent, exists = sink.select(plan.destination)
+        done = self._checkpoint(job)
+        if opts.mode == "replace":
+            if exists:
+                rep.notes.append(f"{'would delete' if opts.dry_run else 'deleted'} {exists} destination message(s)")
+            if not opts.dry_run:
+                sink.delete_all(plan.destination, exists)
+                if self.state:
+                    self.state.forget(plan.source)
+            exists, done = 0, {}
+        pending = [u for u in sorted(job.sizes) if u not in done]
+        rep.already_present += len(job.sizes) - len(pending)
+        if opts.mode == "merge" and exists and pending:
+            pending = self._match_existing(job, src, sink, exists, done, pending)
+        limit = self.append_limit
+        for uid in [u for u in pending if limit is not None and job.sizes[u] > limit]:
+            self.skip(job, uid, "too-large", f"{job.sizes[uid]} bytes > destination APPENDLIMIT {limit}")
+        job.pending = [u for u in pending if limit is None or job.sizes[u] <= limit]
+        if opts.dry_run:
+            rep.copied = len(job.pending)
+
+    def _checkpoint(self, job: FolderJob) -> dict[int, str]:
+        if self.state is None:
+            return {}
+        stale = self.state.stale_uidvalidities(job.plan.source, job.uidvalidity)
+        if stale:
+            job.report.notes.append(
+                f"UIDVALIDITY changed ({', '.join(map(str, stale))} → {job.uidvalidity}): re-matched by identity"
+            )
+            if not self.options.dry_run:
+                for v in stale:
+                    self.state.forget(job.plan.source, v)
+        done = self.state.done(job.plan.source, job.uidvalidity)
+        return {u: i for u, i in done.items() if u in job.sizes}
+
+    def _match_existing(self, job, src, sink, exists, done, pending) -> list[int]:
+        """Merge: source messages the destination already has (any tool's copy) are not copied."""
+        index = sink.identities(job.plan.destination, exists)
+        for ident in done.values():  # the checkpointed copies are not candidates for others
+            index.take(_parse_identity(ident))
+        if not len(index):
+            return pending
+        headers = src.headers(job.plan.source, pending)
+        found = []
+        for uid in pending:
+            ident = identity_of(headers.get(uid, b""), job.sizes[uid])
+            if uid in headers and index.take(ident):
+                found.append(Confirmed(uid, str(ident), job.plan.destination, None))
+        job.report.already_present += len(found)
+        if self.state and not self.options.dry_run:
+            self.state.record(job.plan.source, job.uidvalidity, found)
+        matched = {c.uid for c in found}
+        return [u for u in pending if u not in matched]
+
+    def copy_folder(self, job: FolderJob) -> None:
+        batch: list[int] = []
+        nbytes = 0
+        for uid in job.pending:
+            if batch and (len(batch) >= self.options.batch_size or nbytes + job.sizes[uid] > MAX_BATCH_BYTES):
+                self._copy_batch(job, batch)
+                batch, nbytes = [], 0
+            batch.append(uid)
+            nbytes += job.sizes[uid]
+        if batch:
+            self._copy_batch(job, batch)
+
+    def _copy_batch(self, job: FolderJob, uids: list[int]) -> None:
+        if self.stop.is_set():
+            return
+        try:
+            self._copy_batch_once(job, uids, rematch=False)
+        except ConnectionFailed as first:
+            try:
+                self.pairs.renew()
+                self._copy_batch_once(job, uids, rematch=True)
+            except ConnectionFailed as second:
+                self.abort(f"connection lost twice in folder {job.plan.source!r}: {first}; then: {second}")
+
+    def _copy_batch_once(self, job: FolderJob, uids: list[int], *, rematch: bool) -> None:
+        src, sink = self.pairs.get()
+        plan = job.plan
+        messages = src.fetch(plan.source, uids)
+        got = {m.uid for m in messages}
+        for uid in uids:
+            if uid not in got:
+                self.skip(job, uid, "vanished", "deleted from the source during the migration")
+        index: IdentityIndex | None = None
+        if rematch:  # an APPEND may have landed before the connection died: match, don't recopy
+            _, exists = sink.select(plan.destination)
+            index = sink.identities(plan.destination, exists)
+        items, sources = [], []
+        for m in messages:
+            try:
+                ident = identity_of(m.raw, m.size)
+                if index is not None and index.take(ident):
+                    with self.lock:
+                        job.report.already_present += 1
+                    continue
+                items.append(self._prepare(job, m))
+                sources.append((m, ident))
+            except Exception as exc:  # one broken message never stops the folder
+                self.fail(job, m.uid, exc)
+        results = sink.append_batch(plan.destination, items)
+        confirmed, nbytes = [], 0
+        for (m, ident), res in zip(sources, results):
+            if res.ok:
+                confirmed.append(Confirmed(m.uid, str(ident), plan.destination, res.uid))
+                nbytes += m.size
+            else:
+                self.skip(job, m.uid, "refused", res.text, message_id_of(m.raw))
+                if "OVERQUOTA" in res.text.upper():
+                    self.abort(f"destination over quota in {plan.destination!r}: {res.text}")
+        if self.state:
+            self.state.record(plan.source, job.uidvalidity, confirmed)
+        with self.lock:
+            job.report.copied += len(confirmed)
+            job.report.bytes += nbytes
+        self.tell(plan.display_path, len(uids), nbytes)
+
+    def _prepare(self, job: FolderJob, m) -> AppendItem:
+        resolved = dates.resolve(m.internaldate, m.raw)
+        kept, dropped = filter_flags(m.flags, job.permanent or list(m.flags))
+        with self.lock:
+            if resolved.used != "internaldate":
+                self.report.date_fallbacks.append(
+                    DateFallback(folder=job.plan.source, uid=m.uid, used=resolved.used, detail=resolved.detail)
+                )
+            if dropped:
+                self.report.dropped_flags.append(DroppedFlags(folder=job.plan.source, uid=m.uid, flags=dropped))
+        return AppendItem(m.raw, kept, resolved.instant)
+
+
+def _parse_identity(text: str) -> Identity:
+    key, _, size = text.rpartition("#")
+    return Identity(key, int(size or 0))
+
+
+def _run_all(pool: ThreadPoolExecutor, run: _Run, jobs: list[FolderJob], work: Callable[[FolderJob], None]) -> None:
+    """Run ``work`` per job in the pool; a job's failure is recorded against its folder."""
+
+    def guarded(job: FolderJob) -> None:
+        if run.stop.is_set():
+            return
+        try:
+            work(job)
+        except MigratorError as exc:
+            run.fail(job, None, exc)
+        except Exception as exc:  # a bug must not hide the other folders' results
+            log.exception("folder %r failed", job.plan.source)
+            run.fail(job, None, exc)
+
+    futures = [pool.submit(guarded, job) for job in jobs]
+    for f in futures:
+        f.result()
+
+
+def migrate(
+    source: Endpoint, dest: Endpoint, options: MigrationOptions, progress: ProgressSink | None = None
+) -> MigrationReport:
+    """Copy the source mailbox into the destination. Connection/TLS/auth failures before the run
+    starts raise (``ConnectionFailed``, ``TlsFailure``, ``AuthenticationFailed``); everything after
+    is in the returned report."""
+    t0 = time.monotonic()
+    run = _Run(source, dest, options, progress or NullProgress())
+    ctl_src, ctl_sink = run.pairs.get()  # opens and logs in: fails fast with a typed error
+    src_entries, src_ns = ctl_src.folders()
+    dst_entries, dst_ns = ctl_sink.folders()
+    run.append_limit = ctl_sink.append_limit
+    mapping = plan_folders(
+        src_entries,
+        src_ns,
+        dst_entries,
+        dst_ns,
+        target_root=options.target_root,
+        include=options.include,
+        exclude=options.exclude,
+        map_special_use=options.map_special_use,
+    )
+    run.report.skipped_folders = [SkippedFolder(folder=n, reason=r) for n, r in mapping.skipped]
+    state_path = options.state_path or default_state_path(run.report.source, run.report.destination)
+    if not options.dry_run or Path(state_path).exists():
+        run.state = State(state_path, run.report.source, run.report.destination)
+    jobs = [FolderJob(p, FolderReport(source=p.source, destination=p.destination, notes=list(p.notes))) for p in mapping.plans]
+    run.report.folders = [j.report for j in jobs]
+    dest_names = {e.name for e in dst_entries}
+    if options.target_root and not options.dry_run:
+        root = destination_name(tuple(options.target_root), dst_ns)
+        if root not in dest_names:  # else Dovecot shows it as \NonExistent, a hole in the tree
+            ctl_sink.create(root)
+            dest_names.add(root)
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, options.connections), thread_name_prefix="migrate") as pool:
+            _run_all(pool, run, jobs, lambda j: run.analyse(j, dest_names))
+            if not options.dry_run:
+                run.progress.start([(j.plan.display_path, len(j.pending)) for j in jobs])
+                jobs_by_size = sorted(jobs, key=lambda j: -sum(j.sizes[u] for u in j.pending))
+                try:
+                    _run_all(pool, run, jobs_by_size, run.copy_folder)
+                finally:
+                    run.progress.finish()
+    except KeyboardInterrupt:
+        run.abort("interrupted")
+    finally:
+        run.pairs.close_all()
+        if run.state:
+            run.state.close()
+    run.report.total()
+    run.report.seconds = round(time.monotonic() - t0, 3)
+    return run.report

@@ -1,0 +1,68 @@
+"""Typed errors of the migration engine and the exit codes the CLI maps them to.
+
+    MigratorError                 base; ``exit_code`` says how the CLI ends
+    ├── UsageError                bad URL, option or input file                   → 2
+    ├── ConnectionFailed          TCP connect / socket failure, names the endpoint → 3
+    │   └── TlsFailure            handshake, certificate, STARTTLS refused         → 3
+    ├── AuthenticationFailed      the server refused the credentials               → 4
+    ├── ProtocolError             the server broke the protocol or refused a
+    │                             command the migration cannot do without          → 3
+    ├── ServerRefused             one item refused (NO); isolated, reported        → 1
+    └── Aborted                   interrupted, error budget, quota; state saved    → 5
+
+Every message names the endpoint (URL without secret), folder and UID where known, and the cause.
+Exception text never contains a password: endpoints are rendered by ``ServerURL.display``.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0
+    ITEMS_SKIPPED = 1  # finished, but some items were skipped or failed
+    USAGE = 2
+    CONNECTION = 3  # connection or TLS failure
+    AUTHENTICATION = 4
+    ABORTED = 5  # state saved; a re-run resumes
+
+
+class MigratorError(Exception):
+    exit_code: ExitCode = ExitCode.CONNECTION
+
+
+class UsageError(MigratorError):
+    exit_code = ExitCode.USAGE
+
+
+class ConnectionFailed(MigratorError):
+    exit_code = ExitCode.CONNECTION
+
+
+class TlsFailure(ConnectionFailed):
+    pass
+
+
+class AuthenticationFailed(MigratorError):
+    exit_code = ExitCode.AUTHENTICATION
+
+
+class ProtocolError(MigratorError):
+    exit_code = ExitCode.CONNECTION
+
+
+class ServerRefused(MigratorError):
+    """The server answered NO (or BAD) for one item; the run continues without it."""
+
+    exit_code = ExitCode.ITEMS_SKIPPED
+
+    def __init__(self, item: str, server_text: str, *, reason: str = "refused"):
+        super().__init__(f"{item}: server refused: {server_text}")
+        self.item = item
+        self.server_text = server_text
+        self.reason = reason
+
+
+class Aborted(MigratorError):
+    exit_code = ExitCode.ABORTED

@@ -1,0 +1,142 @@
+"""Opening an authenticated imapclient connection, with every failure as a typed error.
+
+Shared by the IMAP source and sink: TLS (implicit, STARTTLS when advertised or required),
+LOGIN, ID when advertised (some providers refuse SELECT without it), and the translation of
+socket / ssl / imaplib errors into ``migrator.errors`` naming the endpoint.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import ssl
+from contextlib import contextmanager
+from collections.abc import Iterator
+
+import imapclient
+from imapclient import exceptions as imap_exc
+from imapclient.imapclient import seq_to_parenstr_upper
+from imapclient.response_parser import parse_fetch_response
+
+from migrator.errors import AuthenticationFailed, ConnectionFailed, ProtocolError, TlsFailure
+from migrator.urls import Endpoint
+
+TIMEOUT = 120.0  # seconds per socket operation; large folders answer slowly (slow-large-folder)
+
+
+def tls_context(endpoint: Endpoint) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=str(endpoint.cafile) if endpoint.cafile else None)
+    if not endpoint.url.tls_verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def capability_set(client: imapclient.IMAPClient) -> set[str]:
+    return {c.decode("ascii", "replace").upper() if isinstance(c, bytes) else str(c).upper() for c in client.capabilities()}
+
+
+def capability_value(caps: set[str], name: str) -> int | None:
+    """``APPENDLIMIT=35651584`` → 35651584 (None when absent or without a number)."""
+    prefix = name.upper() + "="
+    for c in caps:
+        if c.startswith(prefix):
+            try:
+                return int(c[len(prefix) :])
+            except ValueError:
+                return None
+    return None
+
+
+@contextmanager
+def translated(where: str) -> Iterator[None]:
+    """Run protocol calls, re-raising transport failures as ConnectionFailed naming ``where``."""
+    try:
+        yield
+    except ssl.SSLError as exc:
+        raise TlsFailure(f"{where}: TLS failure: {exc.reason or exc}") from None
+    except (imap_exc.IMAPClientAbortError, socket.timeout, OSError, EOFError) as exc:
+        raise ConnectionFailed(f"{where}: connection lost: {exc or type(exc).__name__}") from None
+
+
+def connect(endpoint: Endpoint, *, role: str) -> tuple[imapclient.IMAPClient, str]:
+    """Open, secure and log in; returns the client and how TLS was done ("implicit", "starttls", "none")."""
+    url = endpoint.url
+    where = f"{role} {url.display()}"
+    ctx = tls_context(endpoint)
+    try:
+        client = imapclient.IMAPClient(
+            url.host, port=url.port, ssl=url.implicit_tls, ssl_context=ctx, timeout=TIMEOUT
+        )
+    except ssl.SSLError as exc:
+        raise TlsFailure(f"{where}: TLS handshake failed: {exc.reason or exc}") from None
+    except (OSError, imap_exc.IMAPClientError) as exc:
+        raise ConnectionFailed(f"{where}: cannot connect: {exc}") from None
+    client.normalise_times = False  # keep INTERNALDATE aware, in the server's zone
+    tls = "implicit" if url.implicit_tls else "none"
+    try:
+        with translated(where):
+            if not url.implicit_tls and url.starttls != "no":
+                if "STARTTLS" in capability_set(client):
+                    try:
+                        client.starttls(ctx)
+                    except ssl.SSLError as exc:
+                        raise TlsFailure(f"{where}: STARTTLS failed: {exc.reason or exc}") from None
+                    except imap_exc.IMAPClientError as exc:
+                        raise TlsFailure(f"{where}: STARTTLS refused: {exc}") from None
+                    tls = "starttls"
+                elif url.starttls == "required":
+                    raise TlsFailure(f"{where}: STARTTLS required but not advertised")
+            try:
+                client.login(url.user, endpoint.password.reveal())
+            except imap_exc.LoginError as exc:
+                raise AuthenticationFailed(f"{where}: login refused: {server_text(exc)}") from None
+            except imap_exc.IMAPClientError as exc:
+                raise AuthenticationFailed(f"{where}: login failed: {server_text(exc)}") from None
+            if "ID" in capability_set(client):
+                try:
+                    client.id_({"name": "quirkmail"})
+                except imap_exc.IMAPClientError:
+                    pass  # ID is a courtesy; a server refusing it still works
+    except BaseException:
+        close_quietly(client)
+        raise
+    return client, tls
+
+
+def server_text(exc: Exception) -> str:
+    """An imaplib error's text without the b'...' wrapping imaplib leaves around server replies."""
+    text = str(exc) or type(exc).__name__
+    return re.sub(r"""b(['"])(.*?)\1""", r"\2", text)
+
+
+def close_quietly(client: imapclient.IMAPClient) -> None:
+    try:
+        client.logout()
+    except Exception:
+        try:
+            client.shutdown()
+        except Exception:
+            pass
+
+
+def expect_ok(where: str, call, *args, **kwargs):
+    """Call an imapclient method; a NO/BAD becomes ProtocolError naming ``where``."""
+    try:
+        with translated(where):
+            return call(*args, **kwargs)
+    except imap_exc.IMAPClientError as exc:
+        raise ProtocolError(f"{where}: {exc}") from None
+
+
+def uid_fetch(client: imapclient.IMAPClient, uids: str, items: list[str]) -> dict[int, dict]:
+    """``UID FETCH <set> (items)`` with a sequence-set string such as ``1:*`` or ``4:9,12``.
+
+    imapclient's ``fetch`` keeps only replies whose UID was listed as an int, so ranges (the only
+    compact way to ask for a whole folder or a batch) would come back empty.
+    """
+    tag = client._imap._command("UID", "FETCH", uids, seq_to_parenstr_upper(items))
+    typ, data = client._imap._command_complete("FETCH", tag)
+    client._checkok("fetch", typ, data)
+    typ, data = client._imap._untagged_response(typ, data, "FETCH")
+    return parse_fetch_response(data, client.normalise_times, True)

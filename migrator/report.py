@@ -1,0 +1,103 @@
+"""The migration report (pydantic, JSON-able): what was copied, found, skipped, dropped, and why."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from migrator.errors import ExitCode
+
+
+class FolderReport(BaseModel):
+    source: str
+    destination: str
+    source_count: int = 0
+    copied: int = 0  # in a dry run: would be copied
+    already_present: int = 0  # confirmed by an earlier run, or found at the destination by identity
+    skipped: int = 0
+    failed: int = 0
+    bytes: int = 0
+    notes: list[str] = []  # renames, special-use mapping, UIDVALIDITY changes, replace deletions
+
+
+class SkippedItem(BaseModel):
+    folder: str
+    uid: int | None
+    message_id: str | None = None
+    reason: str  # stable code: "too-large", "refused", "vanished", "folder-not-created"
+    detail: str = ""
+
+
+class DroppedFlags(BaseModel):
+    folder: str
+    uid: int
+    flags: list[str]
+
+
+class DateFallback(BaseModel):
+    folder: str
+    uid: int
+    used: str  # "received" | "date" | "none" (the server then stamps it)
+    detail: str = ""
+
+
+class ItemError(BaseModel):
+    folder: str
+    uid: int | None
+    error: str  # error class name
+    message: str
+
+
+class SkippedFolder(BaseModel):
+    folder: str
+    reason: str
+
+
+class ConnectionReport(BaseModel):
+    role: str
+    endpoint: str
+    tls: str  # "implicit" | "starttls" | "none"
+    capabilities: list[str]
+    namespace_prefix: str
+    delimiter: str | None
+    folders: int
+    inbox_messages: int
+    seconds: float
+
+
+class MigrationReport(BaseModel):
+    source: str
+    destination: str
+    started: datetime
+    seconds: float = 0.0
+    mode: str = "merge"
+    dry_run: bool = False
+    folders: list[FolderReport] = []
+    skipped_folders: list[SkippedFolder] = []
+    skipped: list[SkippedItem] = []
+    dropped_flags: list[DroppedFlags] = []
+    date_fallbacks: list[DateFallback] = []
+    errors: list[ItemError] = []
+    copied: int = 0
+    already_present: int = 0
+    skipped_count: int = 0
+    failed: int = 0
+    bytes: int = 0
+    aborted: str | None = None  # why the run stopped early; the state is saved, a re-run resumes
+
+    @property
+    def exit_code(self) -> int:
+        if self.aborted:
+            return int(ExitCode.ABORTED)
+        if self.skipped_count or self.failed:
+            return int(ExitCode.ITEMS_SKIPPED)
+        return int(ExitCode.OK)
+
+    def total(self) -> None:
+        """Recompute the run totals from the per-folder rows."""
+        self.copied = sum(f.copied for f in self.folders)
+        self.already_present = sum(f.already_present for f in self.folders)
+        self.bytes = sum(f.bytes for f in self.folders)
+        self.skipped_count = len(self.skipped)
+        self.failed = len(self.errors)

@@ -1,0 +1,154 @@
+"""Reading a source mailbox over IMAP (imapclient): folders, UID lists, headers, message batches.
+
+Everything is read with EXAMINE and BODY.PEEK so the source is never changed (no \\Seen set).
+Bodies come in UID-range batches: memory stays bounded by the batch, not the folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import imapclient
+
+from migrator.folders import ListEntry, Namespace
+from migrator.identity import IDENTITY_FIELDS
+from migrator.imapconn import close_quietly, connect, expect_ok, uid_fetch
+from migrator.urls import Endpoint
+
+HEADER_ITEM = "BODY.PEEK[HEADER.FIELDS (" + " ".join(IDENTITY_FIELDS) + ")]"
+
+
+@dataclass
+class SourceMessage:
+    uid: int
+    flags: list[str]
+    internaldate: datetime | None
+    size: int
+    raw: bytes = field(repr=False)
+
+
+def uid_set(uids: Iterable[int]) -> str:
+    """Sorted UIDs as a compact IMAP sequence set: [1, 2, 3, 7] → "1:3,7"."""
+    out: list[str] = []
+    start = prev = None
+    for u in sorted(uids):
+        if prev is not None and u == prev + 1:
+            prev = u
+            continue
+        if start is not None:
+            out.append(f"{start}:{prev}" if prev != start else str(start))
+        start = prev = u
+    if start is not None:
+        out.append(f"{start}:{prev}" if prev != start else str(start))
+    return ",".join(out)
+
+
+def decode_flags(flags: Iterable) -> list[str]:
+    return [f.decode("utf-8", "replace") if isinstance(f, bytes) else str(f) for f in flags]
+
+
+def list_entries(client: imapclient.IMAPClient, where: str) -> list[ListEntry]:
+    entries = []
+    for flags, delim, name in expect_ok(where, client.list_folders):
+        d = delim.decode() if isinstance(delim, bytes) else delim
+        entries.append(ListEntry(name if isinstance(name, str) else name.decode(), frozenset(decode_flags(flags)), d))
+    return entries
+
+
+def personal_namespace(client: imapclient.IMAPClient, where: str, entries: list[ListEntry]) -> Namespace:
+    """NAMESPACE's personal prefix and delimiter; without NAMESPACE, the delimiter LIST showed."""
+    delim = next((e.delimiter for e in entries if e.delimiter), "/")
+    if client.has_capability("NAMESPACE"):
+        ns = expect_ok(where, client.namespace)
+        if ns.personal:
+            prefix, d = ns.personal[0]
+            prefix = prefix.decode() if isinstance(prefix, bytes) else prefix
+            d = d.decode() if isinstance(d, bytes) else d
+            return Namespace(prefix or "", d or delim)
+    return Namespace("", delim)
+
+
+class ImapSource:
+    """One source connection. Not thread-safe: each folder worker opens its own."""
+
+    def __init__(self, endpoint: Endpoint):
+        self.endpoint = endpoint
+        self.client, self.tls = connect(endpoint, role="source")
+        self._selected: str | None = None
+        self.uidvalidity: int | None = None
+        self.exists = 0
+
+    def where(self, folder: str | None = None, uid: int | None = None) -> str:
+        out = f"source {self.endpoint.url.display()}"
+        if folder is not None:
+            out += f" folder {folder!r}"
+        if uid is not None:
+            out += f" UID {uid}"
+        return out
+
+    def close(self) -> None:
+        close_quietly(self.client)
+
+    def folders(self) -> tuple[list[ListEntry], Namespace]:
+        entries = list_entries(self.client, self.where())
+        return entries, personal_namespace(self.client, self.where(), entries)
+
+    def examine(self, folder: str, *, fresh: bool = False) -> int:
+        """Select read-only (again only when ``fresh``); returns UIDVALIDITY."""
+        if fresh or self._selected != folder:
+            info = expect_ok(self.where(folder), self.client.select_folder, folder, readonly=True)
+            self.uidvalidity = int(info.get(b"UIDVALIDITY", 0))
+            self.exists = int(info.get(b"EXISTS", 0))
+            self._selected = folder
+        return self.uidvalidity
+
+    def sizes(self, folder: str) -> dict[int, int]:
+        """UID → RFC822.SIZE of every message in the folder (one cheap FETCH)."""
+        self.examine(folder, fresh=True)
+        if not self.exists:
+            return {}
+        data = expect_ok(self.where(folder), uid_fetch, self.client, "1:*", ["RFC822.SIZE"])
+        return {int(uid): int(v.get(b"RFC822.SIZE", 0)) for uid, v in data.items()}
+
+    def headers(self, folder: str, uids: list[int]) -> dict[int, bytes]:
+        """UID → the identity header fields, for merge matching without downloading bodies."""
+        self.examine(folder)
+        if not uids:
+            return {}
+        data = expect_ok(self.where(folder), uid_fetch, self.client, uid_set(uids), [HEADER_ITEM])
+        return {int(uid): _header_value(v) for uid, v in data.items()}
+
+    def fetch(self, folder: str, uids: list[int]) -> list[SourceMessage]:
+        self.examine(folder)
+        data = expect_ok(
+            self.where(folder),
+            uid_fetch,
+            self.client,
+            uid_set(uids),
+            ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "BODY.PEEK[]"],
+        )
+        out = []
+        for uid, v in sorted(data.items()):
+            raw = v.get(b"BODY[]")
+            if raw is None:  # exchange-nonmail-folders-over-imap: OK without a body
+                continue
+            internaldate = v.get(b"INTERNALDATE")
+            out.append(
+                SourceMessage(
+                    uid=int(uid),
+                    flags=decode_flags(v.get(b"FLAGS", ())),
+                    internaldate=internaldate if isinstance(internaldate, datetime) else None,
+                    size=int(v.get(b"RFC822.SIZE", len(raw))),
+                    raw=bytes(raw),
+                )
+            )
+        return out
+
+
+def _header_value(item: dict) -> bytes:
+    for key, value in item.items():
+        if key.startswith(b"BODY[HEADER.FIELDS") and isinstance(value, bytes):
+            return value
+    return b""

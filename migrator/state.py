@@ -1,0 +1,112 @@
+"""The checkpoint: which source messages the destination has confirmed, in SQLite (WAL).
+
+A row is written only after the destination confirmed the item (APPENDUID or a tagged OK), so a
+crash can lose at most the confirmation of items in flight; those are found again by identity on
+the next run (merge matching), never copied twice. Keyed by source (account, folder,
+UIDVALIDITY, UID) per destination account; the identity and destination folder/UID are kept to
+re-match after a UIDVALIDITY change and for audits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from migrator.errors import UsageError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS copied (
+    source_account TEXT NOT NULL,
+    dest_account   TEXT NOT NULL,
+    source_folder  TEXT NOT NULL,
+    uidvalidity    INTEGER NOT NULL,
+    uid            INTEGER NOT NULL,
+    identity       TEXT NOT NULL,
+    dest_folder    TEXT NOT NULL,
+    dest_uid       INTEGER,
+    confirmed_at   TEXT NOT NULL,
+    PRIMARY KEY (source_account, dest_account, source_folder, uidvalidity, uid)
+);
+"""
+
+
+def default_state_path(source: str, dest: str) -> Path:
+    digest = hashlib.sha256(f"{source}\0{dest}".encode()).hexdigest()[:16]
+    return Path.home() / ".local" / "state" / "quirkmail" / f"migrate-{digest}.sqlite"
+
+
+@dataclass(frozen=True)
+class Confirmed:
+    uid: int
+    identity: str
+    dest_folder: str
+    dest_uid: int | None
+
+
+class State:
+    """Thread-safe: folder workers share one connection behind a lock (writes are tiny)."""
+
+    def __init__(self, path: Path, source_account: str, dest_account: str):
+        self.path = Path(path)
+        self._src, self._dst = source_account, dest_account
+        self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise UsageError(f"cannot open state file {self.path}: {exc}") from None
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def done(self, folder: str, uidvalidity: int) -> dict[int, str]:
+        """UID → identity of every confirmed message of this folder incarnation."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT uid, identity FROM copied WHERE source_account=? AND dest_account=? "
+                "AND source_folder=? AND uidvalidity=?",
+                (self._src, self._dst, folder, uidvalidity),
+            ).fetchall()
+        return {r[0]: r[1] for r in rows}
+
+    def stale_uidvalidities(self, folder: str, uidvalidity: int) -> list[int]:
+        """Other UIDVALIDITY values recorded for this folder: the server renumbered it."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT DISTINCT uidvalidity FROM copied WHERE source_account=? AND dest_account=? "
+                "AND source_folder=? AND uidvalidity<>?",
+                (self._src, self._dst, folder, uidvalidity),
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def record(self, folder: str, uidvalidity: int, items: Iterable[Confirmed]) -> None:
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        rows = [
+            (self._src, self._dst, folder, uidvalidity, c.uid, c.identity, c.dest_folder, c.dest_uid, now)
+            for c in items
+        ]
+        if not rows:
+            return
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR REPLACE INTO copied VALUES (?,?,?,?,?,?,?,?,?)", rows)
+            self._db.execute("COMMIT")
+
+    def forget(self, folder: str, uidvalidity: int | None = None) -> None:
+        """Drop a folder's rows (replace mode), or only those of one stale UIDVALIDITY."""
+        sql = "DELETE FROM copied WHERE source_account=? AND dest_account=? AND source_folder=?"
+        args: tuple = (self._src, self._dst, folder)
+        if uidvalidity is not None:
+            sql += " AND uidvalidity=?"
+            args += (uidvalidity,)
+        with self._lock:
+            self._db.execute(sql, args)

@@ -1,0 +1,143 @@
+"""Server URLs (``imap://user@host:port?starttls=…``) and secrets that never leak.
+
+A password is never part of a URL or argv: it comes from an environment variable, a file or an
+interactive prompt and lives in a ``Secret`` whose ``str``/``repr`` are ``***``.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from migrator.errors import UsageError
+
+DEFAULT_PORTS = {"imap": 143, "imaps": 993}
+STARTTLS_VALUES = ("auto", "required", "no")
+
+
+class Secret:
+    """A password; only ``reveal()`` gives the value, so it cannot end up in logs by accident."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __str__(self) -> str:
+        return "***"
+
+    __repr__ = __str__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class ServerURL:
+    scheme: str
+    host: str
+    port: int
+    user: str
+    starttls: str = "auto"  # auto: use STARTTLS when advertised (imap:// only)
+    tls_verify: bool = True
+
+    @classmethod
+    def parse(cls, text: str) -> ServerURL:
+        try:
+            parts = urlsplit(text)
+            port = parts.port
+        except ValueError as exc:
+            raise UsageError(f"bad server URL {text!r}: {exc}") from None
+        scheme = parts.scheme.lower()
+        if scheme not in DEFAULT_PORTS:
+            raise UsageError(f"bad server URL {_safe(text)!r}: scheme must be imap or imaps, not {scheme!r}")
+        if parts.password is not None:
+            raise UsageError(
+                f"bad server URL {_safe(text)!r}: a password in the URL is refused; "
+                "use --…-password-env, --…-password-file or the prompt"
+            )
+        if not parts.hostname:
+            raise UsageError(f"bad server URL {_safe(text)!r}: no host")
+        if not parts.username:
+            raise UsageError(f"bad server URL {_safe(text)!r}: no user (imap://user@host)")
+        query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        unknown = set(query) - {"starttls", "tls_verify"}
+        if unknown:
+            raise UsageError(f"bad server URL {_safe(text)!r}: unknown parameter(s) {sorted(unknown)}")
+        starttls = query.get("starttls", "auto").lower()
+        if starttls not in STARTTLS_VALUES:
+            raise UsageError(f"bad server URL {_safe(text)!r}: starttls must be required or no, not {starttls!r}")
+        if scheme == "imaps" and starttls == "required":
+            raise UsageError(f"bad server URL {_safe(text)!r}: starttls=required makes no sense with imaps://")
+        verify = query.get("tls_verify", "yes").lower()
+        if verify not in ("yes", "no", "true", "false", "1", "0"):
+            raise UsageError(f"bad server URL {_safe(text)!r}: tls_verify must be yes or no")
+        return cls(
+            scheme=scheme,
+            host=parts.hostname,
+            port=port or DEFAULT_PORTS[scheme],
+            user=unquote(parts.username),
+            starttls=starttls,
+            tls_verify=verify in ("yes", "true", "1"),
+        )
+
+    @property
+    def implicit_tls(self) -> bool:
+        return self.scheme == "imaps"
+
+    def display(self) -> str:
+        """The URL as shown in reports and errors (it never held a secret)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        user = self.user.replace("%", "%25").replace("@", "%40")
+        return f"{self.scheme}://{user}@{host}:{self.port}"
+
+    def __str__(self) -> str:
+        return self.display()
+
+
+def _safe(text: str) -> str:
+    """The URL text with any password part masked, for error messages."""
+    try:
+        parts = urlsplit(text)
+        if parts.password is not None:
+            return text.replace(f":{parts.password}@", ":***@", 1)
+    except ValueError:
+        pass
+    return text
+
+
+def resolve_secret(*, env: str | None = None, file: Path | None = None, prompt: str | None = None) -> Secret:
+    """The password from an environment variable, a file (trailing newline stripped) or a prompt."""
+    if env:
+        value = os.environ.get(env)
+        if value is None:
+            raise UsageError(f"environment variable {env} is not set")
+        return Secret(value)
+    if file:
+        try:
+            text = Path(file).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot read password file {file}: {exc.strerror}") from None
+        return Secret(text.rstrip("\r\n"))
+    if prompt:
+        return Secret(getpass.getpass(prompt))
+    raise UsageError("no password source: give an environment variable, a file or allow the prompt")
+
+
+@dataclass
+class Endpoint:
+    url: ServerURL
+    password: Secret
+    cafile: Path | None = None  # extra CA to trust (e.g. a simulator's self-signed certificate)
+
+    def __str__(self) -> str:
+        return self.url.display()
