@@ -813,7 +813,7 @@ def body_section(raw: bytes, part: tuple[int, ...], text: str | None, fields: tu
 def _decode_words(value: bytes) -> str:
     text = value.decode("utf-8", "replace")
     try:
-        return str(email.header.make_header(email.header.decode_header(text.replace("\n", " "))))
+        return str(email.header.make_header(email.header.decode_header(text.replace("\n", ""))))
     except (ValueError, LookupError, UnicodeError):
         return text
 
