@@ -1,0 +1,140 @@
+"""``quirkmail migrate``: argument definitions and the command, wired in by ``scenarios.cli``.
+
+    quirkmail migrate --from imap://alice@old.example:143 --to imaps://alice@new.example \\
+        --from-password-env OLD_PW --to-password-file ~/.new-pw [--mode replace] [--dry-run]
+
+Passwords come from an environment variable, a file, or an interactive prompt (only when stdin
+is a terminal) — never from argv. Exit codes are ``migrator.errors.ExitCode``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from migrator.errors import ExitCode, MigratorError, UsageError
+from migrator.urls import Endpoint, ServerURL, resolve_secret
+
+
+def add_endpoint_arguments(parser: argparse.ArgumentParser, role: str, flag: str, *, label: str | None = None) -> None:
+    """``--FLAG URL``, ``--FLAG-password-env VAR``, ``--FLAG-password-file F``, ``--FLAG-cafile PEM``."""
+    label = label or role
+    parser.add_argument(f"--{flag}", required=True, metavar="URL", dest=f"{role}_url",
+                        help=f"{label} mailbox: imap://user@host[:port][?starttls=required|no&tls_verify=no] or imaps://…")
+    secret = parser.add_mutually_exclusive_group()
+    secret.add_argument(f"--{flag}-password-env", metavar="VAR", dest=f"{role}_password_env",
+                        help=f"environment variable holding the {label} password")
+    secret.add_argument(f"--{flag}-password-file", type=Path, metavar="FILE", dest=f"{role}_password_file",
+                        help=f"file holding the {label} password (trailing newline ignored)")
+    parser.add_argument(f"--{flag}-cafile", type=Path, metavar="PEM", dest=f"{role}_cafile",
+                        help=f"extra CA certificate to trust for the {label} (overrides --cafile)")
+
+
+def endpoint_from_args(args: argparse.Namespace, role: str, *, interactive: bool | None = None) -> Endpoint:
+    """The Endpoint for ``role``; prompts for the password only when stdin is a terminal."""
+    url = ServerURL.parse(getattr(args, f"{role}_url"))
+    env, file = getattr(args, f"{role}_password_env", None), getattr(args, f"{role}_password_file", None)
+    if interactive is None:
+        interactive = sys.stdin.isatty()
+    if not env and not file and not interactive:
+        raise UsageError(f"no password for {role} {url.display()}: give --…-password-env or --…-password-file")
+    prompt = f"{role} password for {url.display()}: " if interactive else None
+    password = resolve_secret(env=env, file=file, prompt=prompt)
+    cafile = getattr(args, f"{role}_cafile", None) or getattr(args, "cafile", None)
+    return Endpoint(url, password, cafile=cafile)
+
+
+def add_migrate_arguments(parser: argparse.ArgumentParser) -> None:
+    add_endpoint_arguments(parser, "source", "from", label="source")
+    add_endpoint_arguments(parser, "dest", "to", label="destination")
+    parser.add_argument("--cafile", type=Path, metavar="PEM", help="extra CA certificate to trust for both servers")
+    parser.add_argument("--mode", choices=("merge", "replace"), default="merge",
+                        help="merge (default): never overwrite or duplicate; replace: delete existing "
+                        "destination messages in the mapped folders first")
+    parser.add_argument("--target-root", default="", metavar="A/B", help="copy everything below this destination folder")
+    parser.add_argument("--include", action="append", default=[], metavar="GLOB",
+                        help="only source folders matching (path joined with '/'; repeatable)")
+    parser.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="skip source folders matching (repeatable)")
+    parser.add_argument("--no-special-use", action="store_true", help="keep special folders' names instead of mapping by role")
+    parser.add_argument("--dry-run", action="store_true", help="plan only: show what would be copied, write nothing")
+    parser.add_argument("--connections", type=int, default=4, metavar="N", help="parallel folder workers (default 4)")
+    parser.add_argument("--batch-size", type=int, default=200, metavar="N", help="messages per FETCH/APPEND batch")
+    parser.add_argument("--state", type=Path, metavar="PATH", help="checkpoint file (default: under ~/.local/state/quirkmail)")
+    parser.add_argument("--report", type=Path, metavar="FILE.json", help="write the migration report as JSON")
+    parser.add_argument("--test-connection", action="store_true", help="only log in to both servers and show what they offer")
+
+
+def run_migrate(args: argparse.Namespace, *, console: Console | None = None) -> int:
+    from migrator.engine import MigrationOptions, migrate, test_connection
+    from migrator.progress import NullProgress, RichProgress
+
+    console = console or Console(stderr=False)
+    err = Console(stderr=True)
+    try:
+        source = endpoint_from_args(args, "source")
+        dest = endpoint_from_args(args, "dest")
+        if args.connections < 1 or args.batch_size < 1:
+            raise UsageError("--connections and --batch-size must be at least 1")
+        if args.test_connection:
+            reports = [test_connection(source, role="source"), test_connection(dest, role="destination")]
+            console.print(connection_table(reports))
+            return int(ExitCode.OK)
+        options = MigrationOptions(
+            mode=args.mode,
+            target_root=[p for p in args.target_root.split("/") if p],
+            include=args.include,
+            exclude=args.exclude,
+            map_special_use=not args.no_special_use,
+            dry_run=args.dry_run,
+            connections=args.connections,
+            batch_size=args.batch_size,
+            state_path=args.state,
+        )
+        progress = RichProgress(err) if err.is_terminal else NullProgress()
+        report = migrate(source, dest, options, progress)
+    except MigratorError as exc:
+        err.print(f"quirkmail migrate: {exc}", markup=False, highlight=False)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("quirkmail migrate: interrupted")
+        return int(ExitCode.ABORTED)
+    console.print(summary_table(report))
+    if args.report:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(report.model_dump_json(indent=2), encoding="utf-8")
+    return report.exit_code
+
+
+def summary_table(report) -> Table:
+    verb = "would copy" if report.dry_run else "copied"
+    table = Table(title=f"{report.source} → {report.destination} ({report.mode}{', dry run' if report.dry_run else ''})")
+    for col in ("source folder", "destination", "messages", verb, "present", "skipped", "failed", "MB"):
+        table.add_column(col, justify="right" if col not in ("source folder", "destination") else "left")
+    for f in report.folders:
+        table.add_row(f.source, f.destination, str(f.source_count), str(f.copied), str(f.already_present),
+                      str(f.skipped), str(f.failed), f"{f.bytes / 1e6:.1f}")
+    rate = report.copied / report.seconds if report.seconds else 0.0
+    table.caption = (
+        f"{report.copied} {verb}, {report.already_present} already present, {report.skipped_count} skipped, "
+        f"{report.failed} failed in {report.seconds:.1f} s ({rate:.0f} msg/s)"
+        + (f" — ABORTED: {report.aborted} (re-run to resume)" if report.aborted else "")
+    )
+    for s in report.skipped[:20]:
+        table.caption += f"\nskipped {s.folder} UID {s.uid}: {s.reason} {s.detail}"
+    for e in report.errors[:20]:
+        table.caption += f"\nfailed {e.folder} UID {e.uid}: {e.error}: {e.message}"
+    return table
+
+
+def connection_table(reports) -> Table:
+    table = Table(title="connection test")
+    for col in ("role", "endpoint", "TLS", "namespace", "folders", "INBOX", "seconds", "capabilities"):
+        table.add_column(col)
+    for r in reports:
+        table.add_row(r.role, r.endpoint, r.tls, f"{r.namespace_prefix!r} {r.delimiter!r}", str(r.folders),
+                      str(r.inbox_messages), f"{r.seconds:.2f}", " ".join(r.capabilities))
+    return table

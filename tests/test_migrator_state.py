@@ -1,0 +1,60 @@
+"""migrator.state (checkpoint) and the sink's pure helpers (flag filtering, tagged replies, UID sets)."""
+
+import sqlite3
+import threading
+
+from migrator.sinks.imap import filter_flags, parse_tagged
+from migrator.sources.imap import uid_set
+from migrator.state import Confirmed, State
+
+
+def test_checkpoint_round_trip_and_uidvalidity(tmp_path):
+    path = tmp_path / "s.sqlite"
+    st = State(path, "imap://a@src:143", "imap://b@dst:143")
+    st.record("INBOX", 7, [Confirmed(1, "k1#10", "INBOX", 101), Confirmed(2, "k2#20", "INBOX", None)])
+    assert st.done("INBOX", 7) == {1: "k1#10", 2: "k2#20"}
+    assert st.done("INBOX", 8) == {} and st.stale_uidvalidities("INBOX", 8) == [7]
+    st.close()
+    # Another destination account is another migration, even in the same file.
+    other = State(path, "imap://a@src:143", "imap://c@dst:143")
+    assert other.done("INBOX", 7) == {}
+    other.close()
+    again = State(path, "imap://a@src:143", "imap://b@dst:143")
+    again.forget("INBOX", 7)
+    assert again.done("INBOX", 7) == {}
+    again.close()
+    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_concurrent_writers(tmp_path):
+    st = State(tmp_path / "s.sqlite", "s", "d")
+
+    def write(folder):
+        for i in range(50):
+            st.record(folder, 1, [Confirmed(i, f"id{i}#1", folder, i)])
+
+    threads = [threading.Thread(target=write, args=(f"F{n}",)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(len(st.done(f"F{n}", 1)) == 50 for n in range(4))
+
+
+def test_flags_filtered_by_permanentflags():
+    kept, dropped = filter_flags(["\\Seen", "\\Recent", "$Label", "\\Indexed"], ["\\Seen", "\\Flagged"])
+    assert kept == ["\\Seen"] and dropped == ["$Label", "\\Indexed"]
+    kept, dropped = filter_flags(["\\seen", "$Label"], ["\\Seen", "\\*"])
+    assert kept == ["\\seen", "$Label"] and dropped == []
+
+
+def test_tagged_reply_parsing():
+    ok = parse_tagged("OK", [b"[APPENDUID 1700000000 42] Append completed."])
+    assert ok.ok and ok.uid == 42
+    no = parse_tagged("NO", [b"[OVERQUOTA] Quota exceeded"])
+    assert not no.ok and no.uid is None and "OVERQUOTA" in no.text
+
+
+def test_uid_sets_are_compact():
+    assert uid_set([7, 1, 2, 3, 9, 10]) == "1:3,7,9:10"
+    assert uid_set([5]) == "5" and uid_set([]) == ""
