@@ -29,6 +29,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from simulators.fixtures import FixtureSpec
 from simulators.quirks import QuirkSpec
 
 PLACEHOLDERS = frozenset(
@@ -57,6 +58,15 @@ class ScenarioError(ValueError):
         super().__init__(f"{where}: {problem}")
 
 
+class FieldProblem(ValueError):
+    """Raised by a cross-field check: names the field (relative to its block) it is about."""
+
+    def __init__(self, field: str, problem: str):
+        super().__init__(problem)
+        self.field = field
+        self.problem = problem
+
+
 class _Block(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -67,8 +77,8 @@ class ServerSpec(_Block):
     server: Literal["simulator", "dovecot"]
     profile: str = "generic"  # simulator only: a built-in profile name or a profile file path
     quirks: list[QuirkSpec] = []  # added to the profile's; "name:k=v,k=v" or {name, params}
-    # The mail this side holds before the migration (simulators.fixtures.FixtureSpec).
-    fixture: Any = None
+    # The mail this side holds before the migration; real files are relative to the scenario file.
+    fixture: FixtureSpec | None = None
 
     @field_validator("quirks", mode="before")
     @classmethod
@@ -77,23 +87,10 @@ class ServerSpec(_Block):
             return [QuirkSpec.parse(v) if isinstance(v, str) else v for v in value]
         return value
 
-    @field_validator("fixture", mode="before")
-    @classmethod
-    def _fixture_spec(cls, value: Any) -> Any:
-        if value is None:
-            return None
-        from simulators.fixtures import FixtureSpec  # the fixture generator owns its schema
-
-        try:
-            return FixtureSpec.model_validate(value)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            raise ValueError(f"{_loc(first['loc'])}: {first['msg']}") from None
-
     @model_validator(mode="after")
     def _dovecot_has_no_profile(self) -> ServerSpec:
         if self.server == "dovecot" and (self.profile != "generic" or self.quirks):
-            raise ValueError("a dovecot server has no profile or quirks: it is the real thing")
+            raise FieldProblem("profile", "a dovecot server has no profile or quirks: it is the real thing")
         return self
 
 
@@ -109,18 +106,19 @@ class MigrationSpec(_Block):
     @model_validator(mode="after")
     def _one_engine(self) -> MigrationSpec:
         if self.command is not None and self.engine is not None:
-            raise ValueError("give either engine or command, not both")
+            raise FieldProblem("command", "give either engine or command, not both")
         if self.command is None:
             self.engine = "quirkmail"
         else:
             if not self.command:
-                raise ValueError("command is empty")
+                raise FieldProblem("command", "command is empty")
             if self.options:
-                raise ValueError("options are for the quirkmail engine; an external command takes its own arguments")
+                raise FieldProblem("options", "options are for the quirkmail engine; an external command takes its own arguments")
             for arg in self.command:
                 unknown = {f for _, f, _, _ in string.Formatter().parse(arg) if f} - PLACEHOLDERS
                 if unknown:
-                    raise ValueError(
+                    raise FieldProblem(
+                        "command",
                         f"command argument {arg!r}: unknown placeholder(s) {sorted(unknown)} "
                         f"(known: {', '.join(sorted(PLACEHOLDERS))})"
                     )
@@ -180,11 +178,11 @@ class Scenario(_Block):
         for field in ("exit_code", "copied_per_run"):
             value = getattr(self.expect, field)
             if isinstance(value, list) and len(value) != runs:
-                raise ValueError(f"expect.{field} lists {len(value)} runs but migration.runs is {runs}")
+                raise FieldProblem(f"expect.{field}", f"lists {len(value)} runs but migration.runs is {runs}")
         if self.migration.command is not None:
             for field in ("copied_per_run", "skipped", "date_fallbacks"):
                 if getattr(self.expect, field) is not None:
-                    raise ValueError(f"expect.{field} needs the quirkmail engine's report; an external command has none")
+                    raise FieldProblem(f"expect.{field}", "needs the quirkmail engine's report; an external command has none")
         return self
 
 
@@ -210,9 +208,12 @@ def load_scenario(path: Path | str) -> Scenario:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        problem = _VALUE_ERROR.sub("", first["msg"])
+        field, problem = _loc(first["loc"]), _VALUE_ERROR.sub("", first["msg"])
+        cause = first.get("ctx", {}).get("error")
+        if isinstance(cause, FieldProblem):
+            field, problem = ".".join(filter(None, [field, cause.field])), cause.problem
         extra = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ScenarioError(path, _loc(first["loc"]) or "(top level)", problem + extra) from None
+        raise ScenarioError(path, field or "(top level)", problem + extra) from None
     except Exception as exc:  # e.g. a quirk string that does not parse
         raise ScenarioError(path, "", str(exc)) from None
     return scenario.model_copy(update={"file": path, "name": scenario.name or path.stem})

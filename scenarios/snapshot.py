@@ -31,6 +31,10 @@ class SnapshotError(Exception):
     """A mailbox that could not be read; the message names the server, folder and cause."""
 
 
+class SnapshotLoginError(SnapshotError):
+    """The server refused the credentials."""
+
+
 class MessageRecord(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -138,6 +142,8 @@ def snapshot_imap(endpoint: Endpoint, *, timeout: float = 60.0) -> MailboxSnapsh
     label = f"{url.scheme}://{url.user}@{url.host}:{url.port}"
     try:
         client = _connect(endpoint, timeout)
+    except imapclient.exceptions.LoginError as exc:
+        raise SnapshotLoginError(f"{label}: login refused: {exc}") from None
     except (OSError, imapclient.exceptions.IMAPClientError) as exc:
         raise SnapshotError(f"{label}: cannot log in: {exc}") from None
     try:

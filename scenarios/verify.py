@@ -1,8 +1,8 @@
 """Engine-agnostic verification: does the destination hold every source message once, intact?
 
 ``compare(source, dest, scope)`` is pure: two ``MailboxSnapshot``s in, a ``VerifyReport`` out.
-It maps each source folder to its destination folder (``map_folder``: the one place that knows
-the folder mapping rules), pairs messages by the SHA-256 of their bytes, then pairs what is left
+It maps each source folder to its destination folder (``plan``: the engine's documented
+folder-mapping rules), pairs messages by the SHA-256 of their bytes, then pairs what is left
 by identity (Message-ID or a header hash) to tell "bytes changed" apart from "missing" plus
 "unexpected". A message is *identical* when bytes, flags and the INTERNALDATE instant all match.
 
@@ -12,12 +12,12 @@ so it judges a migration done by any engine.
 
 from __future__ import annotations
 
-import fnmatch
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, computed_field
 
+from migrator.folders import ListEntry, Namespace, plan_folders
 from scenarios.snapshot import FolderSnapshot, MailboxSnapshot, MessageRecord, snapshot_imap
 
 if TYPE_CHECKING:
@@ -38,26 +38,32 @@ class VerifyScope(BaseModel):
         return cls(**{name: getattr(options, name) for name in cls.model_fields if hasattr(options, name)})
 
 
-def selected(path: tuple[str, ...], scope: VerifyScope) -> bool:
-    joined = "/".join(path)
-    if scope.include and not any(fnmatch.fnmatchcase(joined, g) for g in scope.include):
-        return False
-    return not any(fnmatch.fnmatchcase(joined, g) for g in scope.exclude)
+def plan(source: MailboxSnapshot, dest: MailboxSnapshot, scope: VerifyScope) -> list[tuple[FolderSnapshot, str]]:
+    """Each selected source folder with the key ("/"-joined path) of its destination folder.
 
-
-def map_folder(folder: FolderSnapshot, dest: MailboxSnapshot, scope: VerifyScope) -> tuple[str, ...]:
-    """Where a source folder's messages belong at the destination (as path parts).
-
-    Special-use folders go to the destination folder with the same attribute when there is one
-    (Courier's ``INBOX.Sent Items`` → Dovecot's ``Sent``); otherwise the path is kept, under
-    ``target_root`` when given. Swap this for ``migrator.folders``' mapping once both must agree.
+    The engine's own mapping rules (``migrator.folders``: special-use twins, well-known names,
+    target_root, include/exclude) applied to the snapshots' normalised paths, so the verifier
+    judges where messages *should* be by the documented rules, whoever moved them.
     """
-    root = tuple(scope.target_root)
-    if scope.map_special_use and folder.special_use and not root:
-        twin = dest.by_special_use(folder.special_use)
-        if twin is not None:
-            return twin.path
-    return root + folder.path
+    src_entries = [_entry(f) for f in source.folders.values()]
+    dest_entries = [_entry(f) for f in dest.folders.values()]
+    ns = Namespace(prefix="", delimiter="/")
+    mapping = plan_folders(
+        src_entries,
+        ns,
+        dest_entries,
+        ns,
+        target_root=scope.target_root,
+        include=scope.include,
+        exclude=scope.exclude,
+        map_special_use=scope.map_special_use,
+    )
+    return [(source.folders[p.source], p.destination) for p in mapping.plans]
+
+
+def _entry(folder: FolderSnapshot) -> ListEntry:
+    flags = frozenset({folder.special_use}) if folder.special_use else frozenset()
+    return ListEntry(name="/".join(folder.path), flags=flags, delimiter="/")
 
 
 class MessageRef(BaseModel):
@@ -146,11 +152,7 @@ def compare(source: MailboxSnapshot, dest: MailboxSnapshot, scope: VerifyScope |
         dest_counts={key: len(f.messages) for key, f in dest.folders.items()},
     )
     mapped: set[str] = set()
-    for folder in source.folders.values():
-        if not selected(folder.path, scope):
-            continue
-        target = map_folder(folder, dest, scope)
-        key = "/".join(target)
+    for folder, key in plan(source, dest, scope):
         mapped.add(key)
         twin = dest.folders.get(key)
         report.folders.append(_compare_folder(folder, key, twin))

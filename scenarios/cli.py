@@ -1,0 +1,325 @@
+"""The ``quirkmail`` console script: run / serve / migrate / verify / profiles.
+
+Exit codes are ``migrator.errors.ExitCode``: 0 all good, 1 scenarios failed or mailboxes differ,
+2 usage or a bad file, 3 connection failure, 4 login refused. Passwords come from an environment
+variable, a file or a prompt; never from argv, and they are never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from migrator.errors import ExitCode, MigratorError
+from scenarios.model import ScenarioError
+
+LIBRARY = Path(__file__).parent / "library"
+MAX_AUTO_WORKERS = 2  # scenarios start servers; more workers than this only contend on 2 cores
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return ExitCode.USAGE
+    try:
+        return int(args.handler(args))
+    except (ScenarioError, MigratorError) as exc:
+        print(f"quirkmail: {exc}", file=sys.stderr)
+        return int(getattr(exc, "exit_code", ExitCode.USAGE))
+    except KeyboardInterrupt:
+        return ExitCode.ABORTED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="quirkmail",
+        description="Reproduce mailbox-migration failures on one machine: provider simulators, "
+        "a migration engine and scenario verification.",
+    )
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    _add_run(sub)
+    _add_serve(sub)
+    _add_migrate(sub)
+    _add_verify(sub)
+    _add_profiles(sub)
+    return parser
+
+
+# run --------------------------------------------------------------------------------------------
+
+
+def _add_run(sub) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run scenario files (default: the whole library) and write reports",
+        description="Run scenarios with everything in-process on loopback; print a summary table; "
+        "write report.json and junit.xml. Exit 0 only when no scenario failed.",
+    )
+    p.add_argument("paths", nargs="*", type=Path, metavar="PATH", help=f"scenario files or folders (default: {LIBRARY})")
+    p.add_argument("-n", "--workers", default="auto", help=f"parallel workers, or 'auto' (= CPUs, at most {MAX_AUTO_WORKERS})")
+    p.add_argument("--report-dir", type=Path, default=Path("reports/latest"), help="where reports go (default: %(default)s)")
+    p.add_argument("-k", dest="keyword", metavar="EXPR", help="only scenarios whose area/name match (pytest -k syntax)")
+    p.set_defaults(handler=cmd_run)
+
+
+def _workers(value: str) -> int:
+    if value == "auto":
+        return max(1, min(MAX_AUTO_WORKERS, os.cpu_count() or 1))
+    try:
+        return max(1, int(value))
+    except ValueError:
+        raise ScenarioError("-n", "", f"workers must be a number or 'auto', not {value!r}") from None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import pytest
+    from rich.console import Console
+
+    from scenarios import reports
+
+    paths = [str(p) for p in (args.paths or [LIBRARY])]
+    for p in paths:
+        if not Path(p).exists():
+            print(f"quirkmail run: no such file or folder: {p}", file=sys.stderr)
+            return ExitCode.USAGE
+    report_json = args.report_dir / reports.REPORT_JSON
+    report_json.unlink(missing_ok=True)  # a stale report must not pass for this run's
+    pytest_args = [
+        *paths,
+        "-p", "scenarios.plugin",
+        "-p", "no:cacheprovider",
+        "--scenario-report-dir", str(args.report_dir),
+        "-o", "addopts=",
+        "-q",
+    ]
+    workers = _workers(args.workers)
+    if workers > 1:
+        pytest_args += ["-n", str(workers)]
+    if args.keyword:
+        pytest_args += ["-k", args.keyword]
+    # xdist workers are new interpreters: they must import this package even when not installed.
+    root = str(Path(__file__).resolve().parents[1])
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+    code = pytest.main(pytest_args)
+    if code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.NO_TESTS_COLLECTED) or not report_json.exists():
+        print("quirkmail run: no scenarios ran", file=sys.stderr)
+        return ExitCode.USAGE
+    results = reports.read_json(report_json)
+    Console().print(reports.summary_table(results))
+    print(f"reports: {report_json} and {args.report_dir / reports.JUNIT_XML}")
+    t = reports.totals(results)
+    return ExitCode.OK if t["failed"] == t["error"] == 0 else ExitCode.ITEMS_SKIPPED
+
+
+# serve ------------------------------------------------------------------------------------------
+
+
+def _add_serve(sub) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="start a simulated provider in the foreground (Ctrl-C stops)",
+        description="Serve a simulated mailbox for hands-on reproduction: a provider profile, "
+        "optional quirks and a generated or file-based fixture, on 127.0.0.1.",
+    )
+    p.add_argument("--profile", required=True, help="built-in profile name (see `quirkmail profiles`) or a profile file")
+    fixture = p.add_mutually_exclusive_group()
+    fixture.add_argument("--fixture", metavar="SPEC", help="generated mail, e.g. seed=3,messages=40,folders=6")
+    fixture.add_argument("--fixture-file", type=Path, metavar="FILE", help="a YAML fixture block (paths relative to it)")
+    p.add_argument("--user", default="user", help="account name (default: %(default)s)")
+    p.add_argument("--password-env", metavar="VAR", help="environment variable holding the password "
+                   "(default: a random one, written to a file whose path is printed)")
+    p.add_argument("--quirk", action="append", default=[], metavar="NAME:K=V,...", help="add a quirk (repeatable)")
+    p.add_argument("--port", type=int, default=0, help="IMAP port (default: a free one)")
+    p.add_argument("--implicit-tls", action="store_true", help="TLS from the first byte (imaps://) instead of STARTTLS")
+    p.set_defaults(handler=cmd_serve)
+
+
+def _fixture_spec(args: argparse.Namespace):
+    import yaml
+
+    from simulators.fixtures import FixtureSpec
+    from simulators.quirks import QuirkSpec
+
+    if args.fixture_file:
+        try:
+            data = yaml.safe_load(args.fixture_file.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ScenarioError(args.fixture_file, "", f"cannot read fixture: {exc}") from None
+        return _validated(FixtureSpec, data, args.fixture_file), args.fixture_file.parent
+    if args.fixture:
+        # "seed=3,messages=40" is the quirk parameter syntax: reuse its parser.
+        params = QuirkSpec.parse(f"fixture:{args.fixture}").params
+        return _validated(FixtureSpec, params, "--fixture"), Path.cwd()
+    return None, Path.cwd()
+
+
+def _validated(model, data, where):
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ScenarioError(where, ".".join(map(str, first["loc"])), first["msg"]) from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from migrator.urls import resolve_secret
+    from simulators.fixtures import populate
+    from simulators.launcher import SimulatorWorld
+    from simulators.profiles import ProfileError, load_profile
+    from simulators.quirks import QuirkError, QuirkSpec
+    from simulators.store import Store
+
+    try:
+        profile = load_profile(args.profile)
+        if args.quirk:
+            profile = profile.with_quirks([QuirkSpec.parse(q) for q in args.quirk])
+    except (ProfileError, QuirkError) as exc:
+        print(f"quirkmail serve: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
+    spec, base_dir = _fixture_spec(args)
+    if args.password_env:
+        password = resolve_secret(env=args.password_env).reveal()
+        password_note = f"password: from ${args.password_env}"
+    else:
+        password = secrets.token_urlsafe(12)
+        password_note = f"password file: {_write_private(password)}"
+    store = Store()
+    account = store.add_account(args.user, password)
+    if spec is not None:
+        populate(account, spec, profile, base_dir=base_dir)
+    with SimulatorWorld(store, profile) as world:
+        handle = world.start_imap(args.port, implicit_tls=args.implicit_tls)
+        messages = sum(len(f.messages) for f in account.folders.values())
+        print(f"profile {profile.name}: {len(account.folders)} folders, {messages} messages")
+        print(f"url: {handle.url(args.user)}")
+        print(f"cafile: {world.cafile}")
+        print(password_note)
+        print("Ctrl-C stops", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            print("stopping")
+    return ExitCode.OK
+
+
+def _write_private(secret: str) -> Path:
+    fd, name = tempfile.mkstemp(prefix="quirkmail-serve-", suffix=".password")
+    with os.fdopen(fd, "w") as f:  # mkstemp makes it 0600: only this user can read it
+        f.write(secret + "\n")
+    return Path(name)
+
+
+# migrate ----------------------------------------------------------------------------------------
+
+
+def _add_migrate(sub) -> None:
+    p = sub.add_parser(
+        "migrate",
+        help="copy a mailbox from one server to another with the quirkmail engine",
+        description="Run the migration engine against any IMAP servers.",
+    )
+    try:
+        from migrator.cli import add_migrate_arguments, run_migrate
+    except ModuleNotFoundError as exc:
+        if exc.name != "migrator.cli":
+            raise
+        p.set_defaults(handler=lambda _: _engine_missing())
+        return
+    add_migrate_arguments(p)
+    p.set_defaults(handler=run_migrate)
+
+
+def _engine_missing() -> int:
+    print("quirkmail migrate: the migration engine (migrator.cli) is not installed", file=sys.stderr)
+    return ExitCode.USAGE
+
+
+# verify -----------------------------------------------------------------------------------------
+
+
+def _add_verify(sub) -> None:
+    p = sub.add_parser(
+        "verify",
+        help="compare two mailboxes over IMAP (exit 0 when identical)",
+        description="Check that every source message is at the destination exactly once with the "
+        "same bytes, flags and INTERNALDATE instant, whichever tool migrated it.",
+    )
+    from migrator.cli import add_endpoint_arguments
+
+    add_endpoint_arguments(p, "source", "source")
+    add_endpoint_arguments(p, "dest", "dest", label="destination")
+    p.add_argument("--target-root", default="", metavar="A/B", help="the source was migrated below this folder")
+    p.add_argument("--include", action="append", default=[], metavar="GLOB", help="only source folders matching (repeatable)")
+    p.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="skip source folders matching (repeatable)")
+    p.add_argument("--no-special-use", action="store_true", help="do not map special folders by role (\\Sent → Sent Items)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON instead of text")
+    p.set_defaults(handler=cmd_verify)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from migrator.cli import endpoint_from_args
+    from scenarios.snapshot import SnapshotError, SnapshotLoginError
+    from scenarios.verify import VerifyScope, verify
+
+    scope = VerifyScope(
+        target_root=[p for p in args.target_root.split("/") if p],
+        include=args.include,
+        exclude=args.exclude,
+        map_special_use=not args.no_special_use,
+    )
+    try:
+        report = verify(endpoint_from_args(args, "source"), endpoint_from_args(args, "dest"), scope)
+    except SnapshotLoginError as exc:
+        print(f"quirkmail verify: {exc}", file=sys.stderr)
+        return ExitCode.AUTHENTICATION
+    except SnapshotError as exc:
+        print(f"quirkmail verify: {exc}", file=sys.stderr)
+        return ExitCode.CONNECTION
+    print(report.model_dump_json(indent=2) if args.json else report.summary())
+    return ExitCode.OK if report.identical else ExitCode.ITEMS_SKIPPED
+
+
+# profiles ---------------------------------------------------------------------------------------
+
+
+def _add_profiles(sub) -> None:
+    p = sub.add_parser(
+        "profiles",
+        help="list the built-in provider profiles with their quirks",
+        description="List built-in provider profiles: description, delimiter, namespace prefix and quirks.",
+    )
+    p.set_defaults(handler=cmd_profiles)
+
+
+def cmd_profiles(args: argparse.Namespace) -> int:
+    from simulators.profiles import load_profile, profile_names
+    from simulators.quirks import QuirkError, build
+
+    for name in profile_names():
+        profile = load_profile(name)
+        description = " ".join(profile.description.split())
+        prefix = profile.imap.namespace_prefix or '""'
+        print(f"{name}: {description}")
+        print(f"    delimiter {profile.imap.delimiter!r}, namespace prefix {prefix}")
+        for quirk in profile.quirks:
+            params = ",".join(f"{k}={v}" for k, v in quirk.params.items())
+            try:
+                summary = f" — {type(build(quirk)).summary()}"
+            except QuirkError as exc:  # a profile naming a quirk no front implements yet
+                summary = f" — ({exc})"
+            print(f"    quirk {quirk.name}{':' + params if params else ''}{summary}")
+    return ExitCode.OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

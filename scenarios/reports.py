@@ -1,0 +1,133 @@
+"""What a run leaves behind: report.json, junit.xml and the summary table, from ScenarioResults.
+
+JUnit XML is written here rather than by pytest's ``--junitxml`` because pytest names the
+testcase class after the file path; CI dashboards should group scenarios by area (imap, pop3 …).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from scenarios.runner import ScenarioResult
+
+REPORT_JSON = "report.json"
+JUNIT_XML = "junit.xml"
+
+
+def outcome(result: ScenarioResult) -> str:
+    if result.error:
+        return "error"
+    if result.skipped:
+        return "skipped"
+    return "passed" if result.passed else "failed"
+
+
+def totals(results: list[ScenarioResult]) -> dict[str, Any]:
+    counts = {k: 0 for k in ("passed", "failed", "skipped", "error")}
+    for r in results:
+        counts[outcome(r)] += 1
+    return {"total": len(results), **counts, "seconds": round(sum(r.seconds for r in results), 3)}
+
+
+def environment() -> dict[str, str]:
+    env = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    if shutil.which("dovecot"):
+        done = subprocess.run(["dovecot", "--version"], capture_output=True, text=True)
+        env["dovecot"] = done.stdout.strip()
+    return env
+
+
+def write_json(results: list[ScenarioResult], path: Path) -> None:
+    data = {
+        "environment": environment(),
+        "totals": totals(results),
+        "results": [r.model_dump(mode="json") for r in results],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def read_json(path: Path) -> list[ScenarioResult]:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return [ScenarioResult.model_validate(r) for r in data["results"]]
+
+
+def junit_tree(results: list[ScenarioResult]) -> ET.ElementTree:
+    t = totals(results)
+    suites = ET.Element("testsuites")
+    suite = ET.SubElement(
+        suites,
+        "testsuite",
+        name="quirkmail scenarios",
+        tests=str(t["total"]),
+        failures=str(t["failed"]),
+        errors=str(t["error"]),
+        skipped=str(t["skipped"]),
+        time=f"{t['seconds']:.3f}",
+    )
+    for r in results:
+        case = ET.SubElement(suite, "testcase", classname=r.area, name=r.name, time=f"{r.seconds:.3f}")
+        case.set("file", r.file)
+        kind = outcome(r)
+        if kind == "failed":
+            node = ET.SubElement(case, "failure", message=r.failures[0] if r.failures else "failed")
+            node.text = "\n".join(r.failures)
+        elif kind == "error":
+            ET.SubElement(case, "error", message=(r.error or "").splitlines()[0][:500]).text = r.error
+        elif kind == "skipped":
+            ET.SubElement(case, "skipped", message=r.skipped or "")
+        if r.verify is not None:
+            ET.SubElement(case, "system-out").text = r.verify.summary()
+    ET.indent(suites)
+    return ET.ElementTree(suites)
+
+
+def write_junit(results: list[ScenarioResult], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    junit_tree(results).write(path, encoding="utf-8", xml_declaration=True)
+
+
+def write_all(results: list[ScenarioResult], report_dir: Path) -> None:
+    write_json(results, report_dir / REPORT_JSON)
+    write_junit(results, report_dir / JUNIT_XML)
+
+
+def summary_table(results: list[ScenarioResult]) -> Table:
+    t = totals(results)
+    table = Table(
+        title="quirkmail scenarios",
+        caption=f"{t['passed']} passed, {t['failed']} failed, {t['error']} errors, "
+        f"{t['skipped']} skipped in {t['seconds']:.1f} s",
+    )
+    for column in ("scenario", "area", "result", "copied", "seconds", "first failure"):
+        table.add_column(column, justify="right" if column in ("copied", "seconds") else "left")
+    styles = {"passed": "green", "failed": "red", "error": "red", "skipped": "yellow"}
+    for r in sorted(results, key=lambda r: (r.area, r.name)):
+        kind = outcome(r)
+        copied = "/".join(str(run.copied) for run in r.runs if run.copied is not None) or "-"
+        first = r.error or (r.failures[0] if r.failures else r.skipped or "")
+        # Text, not markup: server replies carry brackets ("[AUTHENTICATIONFAILED]").
+        table.add_row(
+            Text(r.name),
+            Text(r.area),
+            Text(kind, style=styles[kind]),
+            copied,
+            f"{r.seconds:.1f}",
+            Text(first.splitlines()[0] if first else ""),
+        )
+    return table

@@ -1,0 +1,281 @@
+"""Run one scenario: build both worlds, migrate (our engine or a command), verify, check.
+
+    result = run_scenario(load_scenario("scenarios/library/imap/plain.yaml"))
+    result.passed, result.failures      # failures are sentences, one per broken expectation
+
+A simulator side is a fresh ``Store`` filled by ``simulators.fixtures.populate`` and served by a
+``SimulatorWorld`` on 127.0.0.1 port 0; a Dovecot side is a fresh user of one ``DovecotServer``
+shared by the whole process (started on first use, stopped at exit), which keeps a library run
+fast. The source's truth for the verifier is its store when simulated (unaffected by the quirks
+its front plays) and an IMAP read when it is Dovecot; the destination is always read over IMAP.
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import os
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from pydantic import BaseModel, ValidationError
+
+from migrator.errors import MigratorError
+from migrator.urls import Endpoint, Secret, ServerURL
+from scenarios.expectations import RunRecord, check
+from scenarios.model import Scenario, ScenarioError, ServerSpec
+from scenarios.snapshot import MailboxSnapshot, snapshot_account, snapshot_imap
+from scenarios.verify import VerifyReport, VerifyScope, compare
+
+OUTPUT_TAIL = 2000  # characters of an external command's output kept in the result
+LOGIN_WAIT = 5.0  # seconds for a new Dovecot user to become usable (it re-reads the users file)
+
+
+class ScenarioResult(BaseModel):
+    name: str
+    area: str
+    file: str
+    passed: bool
+    skipped: str | None = None  # why it did not run (a peer is missing)
+    error: str | None = None  # it could not run: a bad scenario file, or a crash (not a failed expectation)
+    failures: list[str] = []
+    runs: list[RunRecord] = []
+    verify: VerifyReport | None = None
+    seconds: float = 0.0
+
+
+def run_scenario(scenario: Scenario) -> ScenarioResult:
+    """Run it; a broken expectation is a failure sentence, a broken scenario a ``ScenarioError``."""
+    started = time.monotonic()
+    result = ScenarioResult(
+        name=scenario.name, area=scenario.area, file=str(scenario.file or ""), passed=False
+    )
+    options = engine_options(scenario)  # before any server starts: a typo fails fast
+    if scenario.needs_dovecot:
+        from scenarios.peers.dovecot import DovecotServer
+
+        reason = DovecotServer.availability()
+        if reason:
+            result.skipped = f"needs Dovecot: {reason}"
+            return result
+    with tempfile.TemporaryDirectory(prefix="quirkmail-scenario-") as tmp, ExitStack() as stack:
+        base = scenario.file.parent if scenario.file else Path.cwd()
+        source = build_side(scenario.source, "source", base, stack)
+        dest = build_side(scenario.destination, "dest", base, stack)
+        for n in range(1, scenario.migration.runs + 1):
+            if scenario.migration.command is not None:
+                result.runs.append(run_command(scenario, n, source, dest))
+            else:
+                result.runs.append(run_engine(n, source, dest, options, Path(tmp) / "state.sqlite3"))
+        scope = VerifyScope.from_options(options) if options is not None else VerifyScope()
+        result.verify = compare(source.truth(), snapshot_imap(dest.endpoint), scope)
+    result.failures = check(scenario, result.runs, result.verify)
+    result.passed = not result.failures
+    result.seconds = round(time.monotonic() - started, 3)
+    return result
+
+
+def engine_options(scenario: Scenario) -> Any:
+    """``migration.options`` as the engine's ``MigrationOptions`` (None for an external command)."""
+    if scenario.migration.command is not None:
+        return None
+    from migrator.engine import MigrationOptions
+
+    unknown = sorted(set(scenario.migration.options) - set(MigrationOptions.model_fields))
+    if unknown:  # the engine's model ignores unknown keys; a typo here must not pass silently
+        raise ScenarioError(
+            scenario.file or "<scenario>",
+            f"migration.options.{unknown[0]}",
+            f"unknown option (known: {', '.join(MigrationOptions.model_fields)})",
+        )
+    try:
+        return MigrationOptions(**scenario.migration.options)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(["migration", "options", *(str(p) for p in first["loc"])])
+        raise ScenarioError(scenario.file or "<scenario>", field, first["msg"]) from None
+
+
+# Worlds -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Side:
+    """One started mailbox: how to reach it and how to read its truth."""
+
+    endpoint: Endpoint
+    password: str
+    truth: Callable[[], MailboxSnapshot]
+
+    @property
+    def host(self) -> str:
+        return self.endpoint.url.host
+
+    @property
+    def port(self) -> int:
+        return self.endpoint.url.port
+
+    @property
+    def user(self) -> str:
+        return self.endpoint.url.user
+
+
+_user_numbers = itertools.count(1)
+
+
+def _new_user(role: str) -> tuple[str, str]:
+    # Unique per process and across xdist workers sharing nothing but the machine.
+    return f"{role}{os.getpid()}x{next(_user_numbers)}", uuid.uuid4().hex
+
+
+def build_side(spec: ServerSpec, role: str, base_dir: Path, stack: ExitStack) -> Side:
+    from simulators.store import Store
+
+    user, password = _new_user(role)
+    store = Store()
+    account = store.add_account(user, password)
+    if spec.server == "dovecot":
+        if spec.fixture is not None:
+            _populate(account, spec, base_dir)
+        dovecot = shared_dovecot()
+        add_dovecot_user(dovecot, user, password)
+        if spec.fixture is not None:
+            dovecot.load_account(account)
+        endpoint = Endpoint(ServerURL.parse(dovecot.url(user)), Secret(password))
+        return Side(endpoint, password, lambda: snapshot_imap(endpoint))
+    from simulators.launcher import SimulatorWorld
+
+    profile = _profile(spec)
+    if spec.fixture is not None:
+        _populate(account, spec, base_dir, profile)
+    world = stack.enter_context(SimulatorWorld(store, profile))
+    handle = world.start_imap()
+    endpoint = Endpoint(ServerURL.parse(handle.url(user)), Secret(password), cafile=world.cafile)
+    return Side(endpoint, password, lambda: snapshot_account(account, label=handle.url(user)))
+
+
+def _profile(spec: ServerSpec):
+    from simulators.profiles import load_profile
+
+    profile = load_profile(spec.profile)
+    return profile.with_quirks(spec.quirks) if spec.quirks else profile
+
+
+def _populate(account, spec: ServerSpec, base_dir: Path, profile=None) -> None:
+    from simulators.fixtures import populate
+    from simulators.profiles import load_profile
+
+    populate(account, spec.fixture, profile or load_profile("generic"), base_dir=base_dir)
+
+
+def add_dovecot_user(dovecot, user: str, password: str) -> None:
+    """Add a user and wait until it can log in.
+
+    Dovecot notices a rewritten users file only when its mtime has moved on to a new second, so a
+    user added in the same second as the previous one is refused for up to a second.
+    """
+    import imapclient
+
+    dovecot.add_user(user, password)
+    deadline = time.monotonic() + LOGIN_WAIT
+    while True:
+        try:
+            with imapclient.IMAPClient(dovecot.host, port=dovecot.imap_port, ssl=False, timeout=10) as c:
+                c.login(user, password)
+                return
+        except imapclient.exceptions.LoginError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+# One Dovecot per process ------------------------------------------------------------------------
+
+_dovecot = None
+_dovecot_lock = threading.Lock()
+
+
+def shared_dovecot():
+    """The process's Dovecot, started on first use; users are per scenario, so it is never reset."""
+    global _dovecot
+    with _dovecot_lock:
+        if _dovecot is None:
+            from scenarios.peers.dovecot import DovecotServer
+
+            server = DovecotServer()
+            server.start()
+            atexit.register(server.stop)
+            _dovecot = server
+        return _dovecot
+
+
+# Migration runs ---------------------------------------------------------------------------------
+
+
+def run_engine(n: int, source: Side, dest: Side, options: Any, state_path: Path) -> RunRecord:
+    from migrator.engine import migrate
+
+    if options.state_path is None:
+        # Never the user's own ~/.local/state: each scenario starts with a clean checkpoint.
+        options = options.model_copy(update={"state_path": state_path})
+    started = time.monotonic()
+    try:
+        report = migrate(source.endpoint, dest.endpoint, options)
+    except MigratorError as exc:
+        return RunRecord(
+            run=n, exit_code=int(exc.exit_code), seconds=_since(started), error=f"{type(exc).__name__}: {exc}"
+        )
+    return RunRecord(
+        run=n,
+        exit_code=int(report.exit_code),
+        seconds=_since(started),
+        copied=report.copied,
+        report=report.model_dump(mode="json"),
+    )
+
+
+def command_argv(scenario: Scenario, source: Side, dest: Side) -> list[str]:
+    command = scenario.migration.command or []
+    values: dict[str, Any] = {
+        "source_host": source.host,
+        "source_port": source.port,
+        "source_user": source.user,
+        "source_password": source.password,
+        "dest_host": dest.host,
+        "dest_port": dest.port,
+        "dest_user": dest.user,
+        "dest_password": dest.password,
+    }
+    if any("{dovecot_config}" in arg for arg in command):
+        values["dovecot_config"] = shared_dovecot().config_path  # the reference engine's config
+    return [arg.format(**values) for arg in command]
+
+
+def run_command(scenario: Scenario, n: int, source: Side, dest: Side) -> RunRecord:
+    argv = command_argv(scenario, source, dest)
+    secrets = [source.password, dest.password]
+    started = time.monotonic()
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=scenario.migration.timeout)
+    except FileNotFoundError:
+        return RunRecord(run=n, exit_code=127, seconds=_since(started), error=f"command not found: {argv[0]}")
+    except subprocess.TimeoutExpired:
+        return RunRecord(
+            run=n, exit_code=124, seconds=_since(started),
+            error=f"command timed out after {scenario.migration.timeout:.0f} s",
+        )
+    output = (done.stdout + done.stderr)[-OUTPUT_TAIL:]
+    for secret in secrets:  # a tool may echo its arguments; never keep a password
+        output = output.replace(secret, "***")
+    return RunRecord(run=n, exit_code=done.returncode, seconds=_since(started), error=output.strip())
+
+
+def _since(started: float) -> float:
+    return round(time.monotonic() - started, 3)
