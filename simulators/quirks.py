@@ -71,6 +71,41 @@ class Quirk:
     def __init__(self, params: BaseModel):
         self.params = params
 
+    # IMAP hooks (simulators.imap.engine). Each returns None for the normal behaviour. A "reply"
+    # is the tagged reply text without the tag, e.g. "NO Mailbox already exists".
+
+    def imap_greeting(self, session: Any) -> str | None:
+        """The greeting text after ``* OK `` instead of the profile's."""
+        return None
+
+    def imap_capabilities(self, caps: list[str], authenticated: bool) -> list[str] | None:
+        """A changed capability list (before or after login)."""
+        return None
+
+    def imap_command(self, session: Any, command: Any) -> str | None:
+        """A reply that replaces any legal command before it runs (throttling, refusals)."""
+        return None
+
+    def imap_login(self, session: Any, user: str, password: str) -> str | None:
+        """A reply that refuses LOGIN / AUTHENTICATE (app passwords, OAuth only ...)."""
+        return None
+
+    def imap_resolve_folder(self, session: Any, path: tuple[str, ...]) -> tuple[str, ...] | None:
+        """The store path a client's folder path names when it is not found as given."""
+        return None
+
+    def imap_create(self, session: Any, path: tuple[str, ...]) -> str | None:
+        """A reply that refuses creating (or renaming to) ``path``."""
+        return None
+
+    def imap_select(self, session: Any, folder: Any, read_only: bool) -> str | None:
+        """A reply that refuses SELECT / EXAMINE of ``folder``."""
+        return None
+
+    def imap_append_size(self, session: Any, size: int) -> str | None:
+        """A reply that refuses an APPEND of ``size`` bytes (checked when the literal is announced)."""
+        return None
+
     @classmethod
     def summary(cls) -> str:
         doc = (cls.__doc__ or "").strip()

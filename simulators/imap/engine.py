@@ -1,0 +1,891 @@
+"""The IMAP command engine: one ``ImapSession`` per connection, bytes in, bytes out, no sockets.
+
+    session = ImapSession(store, profile, quirks)
+    out = session.start()                       # [greeting bytes]
+    out = session.receive_data(b"a1 LOGIN alice secret\\r\\n")
+    # out: a list of bytes to write, and the signals START_TLS / CLOSE, in order
+
+The adapter (``simulators.imap.server``) writes the bytes, starts TLS or closes when told, and
+calls ``pending()`` when the store changed (IDLE pushes) and ``timeout()`` for autologout.
+
+Legal commands per state are the table ``ALLOWED``; capability-gated commands (MOVE, UNSELECT,
+UID EXPUNGE ...) are refused as unknown when the profile does not advertise them. Reply wording
+follows Dovecot 2.3 (the ``generic`` profile is compared with a real Dovecot), including its
+``(0.001 + 0.000 secs)`` timing suffix, which is constant here so transcripts stay stable.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import functools
+import re
+from collections.abc import Callable, Iterable
+
+from simulators.imap import fetch
+from simulators.imap.names import MailboxNameError, Names
+from simulators.imap.syntax import (
+    BadCommand,
+    Command,
+    CommandReader,
+    ContinuationLine,
+    ImapSyntaxError,
+    NeedContinuation,
+    RefusedCommand,
+    astring,
+    parse_fetch_atts,
+    tokenize,
+)
+from simulators.imap.view import MailboxView
+from simulators.profiles import Profile
+from simulators.quirks import Quirk
+from simulators.store import INBOX, SYSTEM_FLAGS, Account, Folder, FolderExists, NoSuchFolder, Store
+
+
+class Signal(enum.Enum):
+    START_TLS = "start-tls"  # everything after this is sent over TLS
+    CLOSE = "close"  # close the connection after writing what came before
+
+
+START_TLS, CLOSE = Signal.START_TLS, Signal.CLOSE
+Output = bytes | Signal
+
+
+class State(enum.Enum):
+    NOT_AUTHENTICATED = "not authenticated"
+    AUTHENTICATED = "authenticated"
+    SELECTED = "selected"
+    LOGOUT = "logout"
+
+
+_ANY = frozenset(State) - {State.LOGOUT}
+_NA = frozenset({State.NOT_AUTHENTICATED})
+_AUTH = frozenset({State.AUTHENTICATED, State.SELECTED})
+_SEL = frozenset({State.SELECTED})
+
+ALLOWED: dict[str, frozenset[State]] = {
+    **dict.fromkeys(["CAPABILITY", "NOOP", "LOGOUT", "ID"], _ANY),
+    **dict.fromkeys(["STARTTLS", "LOGIN", "AUTHENTICATE"], _NA),
+    **dict.fromkeys(
+        "SELECT EXAMINE CREATE DELETE RENAME SUBSCRIBE UNSUBSCRIBE LIST LSUB STATUS APPEND "
+        "NAMESPACE ENABLE IDLE".split(),
+        _AUTH,
+    ),
+    **dict.fromkeys(
+        "CHECK CLOSE EXPUNGE SEARCH FETCH STORE COPY MOVE UNSELECT".split()
+        + ["UID EXPUNGE", "UID SEARCH", "UID FETCH", "UID STORE", "UID COPY", "UID MOVE"],
+        _SEL,
+    ),
+}
+# Commands that exist only when their extension is advertised.
+NEEDS_CAPABILITY = {
+    "MOVE": "MOVE", "UID MOVE": "MOVE", "UNSELECT": "UNSELECT", "UID EXPUNGE": "UIDPLUS",
+    "NAMESPACE": "NAMESPACE", "ID": "ID", "ENABLE": "ENABLE", "IDLE": "IDLE", "STARTTLS": "STARTTLS",
+}
+_UID_COMMANDS = frozenset({"SEARCH", "FETCH", "STORE", "COPY", "MOVE", "EXPUNGE"})
+TIMING = " (0.001 + 0.000 secs)."
+MAX_BAD_COMMANDS = 20  # Dovecot disconnects after this many
+TOOBIG = "[TOOBIG] Mail size is larger than the maximum size allowed by server configuration"
+_LITERAL_MARKER = re.compile(rb"\{\d+\+?\}\r?\n$")
+
+
+class CommandFailed(Exception):
+    """A command that ends with a tagged reply other than OK; ``reply`` is 'NO ...'/'BAD ...'."""
+
+    def __init__(self, reply: str):
+        super().__init__(reply)
+        self.reply = reply
+
+
+def _no(text: str) -> CommandFailed:
+    return CommandFailed("NO " + text)
+
+
+def _bad(command: str, text: str) -> CommandFailed:
+    return CommandFailed(f"BAD Error in IMAP command {command}: {text}")
+
+
+LoginGate = Callable[[str], "str | None"]  # username → refusal reply ("NO [UNAVAILABLE] ...") or None
+
+
+class ImapSession:
+    def __init__(
+        self,
+        store: Store,
+        profile: Profile,
+        quirks: Iterable[Quirk] = (),
+        *,
+        tls_active: bool = False,
+        tls_available: bool = True,
+        login_gate: LoginGate | None = None,
+    ):
+        self.store = store
+        self.profile = profile
+        self.imap = profile.imap
+        self.quirks = list(quirks)
+        self.names = Names(self.imap.delimiter, self.imap.namespace_prefix)
+        self.tls_active = tls_active
+        self.tls_available = tls_available
+        self.login_gate = login_gate
+        self.state = State.NOT_AUTHENTICATED
+        self.account: Account | None = None
+        self.view: MailboxView | None = None
+        self.idling: str | None = None  # tag of the running IDLE
+        self._auth: _SaslExchange | None = None
+        self._bad_count = 0
+        self._out: list[Output] = []
+        self.reader = CommandReader(literal_policy=self._literal_policy)
+
+    # Adapter interface ---------------------------------------------------------------------
+
+    def start(self) -> list[Output]:
+        text = self._quirk("imap_greeting", self)
+        if text is None:
+            text = self.imap.greeting.replace("{capabilities}", " ".join(self.capabilities()))
+        return [f"* OK {text}\r\n".encode()]
+
+    def receive_data(self, data: bytes) -> list[Output]:
+        self.reader.receive_data(data)
+        while self.state is not State.LOGOUT and (event := self.reader.next_event()) is not None:
+            self._handle(event)
+            if self._out and self._out[-1] is START_TLS:
+                break  # the rest of the bytes (if any) belong to the TLS layer
+        return self._flush()
+
+    def pending(self) -> list[Output]:
+        """Untagged updates for an idling client after the store changed."""
+        if self.idling and self.view is not None:
+            with self.store.lock:
+                self._out.extend(self.view.sync())
+        return self._flush()
+
+    def timeout(self) -> list[Output]:
+        self.state = State.LOGOUT
+        return [b"* BYE Disconnected for inactivity.\r\n", CLOSE]
+
+    def tls_started(self) -> None:
+        self.tls_active = True
+
+    def capabilities(self) -> list[str]:
+        authenticated = self.state in _AUTH
+        caps = list(self.imap.capabilities_after_auth if authenticated else self.imap.capabilities_before_auth)
+        if self.tls_active or not self.tls_available:
+            caps = [c for c in caps if c not in ("STARTTLS", "LOGINDISABLED")]
+        if self.imap.append_limit and authenticated:
+            caps = [f"APPENDLIMIT={self.imap.append_limit}" if c == "APPENDLIMIT" else c for c in caps]
+        for q in self.quirks:
+            changed = q.imap_capabilities(caps, authenticated)
+            if changed is not None:
+                caps = changed
+        return caps
+
+    def has_capability(self, name: str) -> bool:
+        return any(c.upper() == name or c.upper().startswith(name + "=") for c in self.capabilities())
+
+    # Dispatch ------------------------------------------------------------------------------
+
+    def _flush(self) -> list[Output]:
+        out, self._out = self._out, []
+        return out
+
+    def _send(self, line: bytes | str) -> None:
+        self._out.append(line.encode() if isinstance(line, str) else line)
+
+    def _tagged(self, tag: str, reply: str) -> None:
+        self._send(f"{tag} {reply}\r\n")
+
+    def _quirk(self, hook: str, *args):
+        for q in self.quirks:
+            result = getattr(q, hook)(*args)
+            if result is not None:
+                return result
+        return None
+
+    def _handle(self, event) -> None:
+        if isinstance(event, NeedContinuation):
+            self._send(b"+ OK\r\n")
+        elif isinstance(event, ContinuationLine):
+            self._continuation(event.line)
+        elif isinstance(event, RefusedCommand):
+            self._tagged(event.tag, event.reply)
+        elif isinstance(event, BadCommand):
+            self._count_bad()
+            self._tagged(event.tag, f"BAD {event.message}")
+        elif isinstance(event, Command):
+            self._command(event)
+
+    def _count_bad(self) -> None:
+        self._bad_count += 1
+        if self._bad_count >= MAX_BAD_COMMANDS:
+            self._send(b"* BYE Too many invalid IMAP commands.\r\n")
+            self._out.append(CLOSE)
+            self.state = State.LOGOUT
+
+    def _command(self, cmd: Command) -> None:
+        name = cmd.name
+        base = name.removeprefix("UID ")
+        handler = getattr(self, "cmd_" + base, None)
+        if name != base and base in _UID_COMMANDS and handler is not None:
+            handler = functools.partial(handler, uid=True)
+        allowed = ALLOWED.get(name)
+        needs = NEEDS_CAPABILITY.get(name)
+        known = handler is not None and allowed is not None and (needs is None or self.has_capability(needs))
+        if not known or self.state not in allowed:
+            self._count_bad()
+            if self.state is State.NOT_AUTHENTICATED:
+                self._tagged(cmd.tag, "BAD Error in IMAP command received by server.")
+            elif known and State.SELECTED in allowed and State.AUTHENTICATED not in allowed:
+                self._tagged(cmd.tag, "BAD No mailbox selected" + TIMING)
+            else:
+                self._tagged(cmd.tag, f"BAD Error in IMAP command {name}: Unknown command" + TIMING)
+            return
+        override = self._quirk("imap_command", self, cmd)
+        if override is not None:
+            self._tagged(cmd.tag, override)
+            return
+        try:
+            with self.store.lock:
+                reply = handler(cmd)
+        except CommandFailed as exc:
+            if exc.reply.startswith("BAD"):
+                self._count_bad()
+            self._updates(cmd.name)
+            self._tagged(cmd.tag, exc.reply)
+        except ImapSyntaxError as exc:
+            self._count_bad()
+            self._tagged(cmd.tag, f"BAD Error in IMAP command {name}: {exc}" + TIMING)
+        else:
+            if reply is not None:  # None: the command answers later (IDLE, AUTHENTICATE)
+                self._updates(cmd.name)
+                self._tagged(cmd.tag, reply)
+
+    def _updates(self, command: str) -> None:
+        if self.view is not None and self.state is State.SELECTED:
+            allow_expunge = command not in ("FETCH", "STORE", "SEARCH")
+            with self.store.lock:
+                self._out.extend(self.view.sync(allow_expunge=allow_expunge))
+
+    def _literal_policy(self, prefix: bytes, size: int) -> str | None:
+        """Refuse an APPEND before its literal is sent: missing mailbox, message too large."""
+        if self.state not in _AUTH:
+            return None
+        marker = _LITERAL_MARKER.search(prefix)
+        _tag, _, rest = prefix[: marker.start()].partition(b" ")
+        try:
+            tokens = tokenize(rest)
+        except ImapSyntaxError:
+            return None  # the command itself will be answered with BAD
+        if len(tokens) < 2 or not isinstance(tokens[0], str) or tokens[0].upper() != "APPEND":
+            return None
+        limit = self.imap.append_limit
+        if limit is not None and size > limit:
+            return "NO " + TOOBIG
+        refusal = self._quirk("imap_append_size", self, size)
+        if refusal is not None:
+            return refusal
+        try:
+            self._existing(tokens[1], create_hint=True)
+        except CommandFailed as exc:
+            return exc.reply
+        return None
+
+    # Any state ------------------------------------------------------------------------------
+
+    def cmd_CAPABILITY(self, cmd: Command) -> str:
+        self._send("* CAPABILITY " + " ".join(self.capabilities()) + "\r\n")
+        if self.state is State.NOT_AUTHENTICATED:
+            return "OK Pre-login capabilities listed, post-login capabilities have more."
+        return "OK Capability completed" + TIMING
+
+    def cmd_NOOP(self, cmd: Command) -> str:
+        return "OK NOOP completed" + TIMING
+
+    def cmd_LOGOUT(self, cmd: Command) -> None:
+        self._send(b"* BYE Logging out\r\n")
+        self._tagged(cmd.tag, "OK Logout completed" + TIMING)
+        self._out.append(CLOSE)
+        self.state = State.LOGOUT
+        self.view = None
+        return None
+
+    def cmd_ID(self, cmd: Command) -> str:
+        self._send(b'* ID ("name" "Dovecot")\r\n')
+        return "OK ID completed" + TIMING
+
+    # Not authenticated ------------------------------------------------------------------------
+
+    def cmd_STARTTLS(self, cmd: Command) -> None:
+        if self.tls_active:
+            raise _bad("STARTTLS", "TLS is already active.")
+        self._tagged(cmd.tag, "OK Begin TLS negotiation now.")
+        self._out.append(START_TLS)
+        self.tls_active = True
+        # Plaintext pipelined after STARTTLS must not count as commands (CVE-2011-0411 class).
+        self.reader = CommandReader(literal_policy=self._literal_policy)
+        return None
+
+    def cmd_LOGIN(self, cmd: Command) -> str:
+        if len(cmd.args) != 2:
+            raise _bad("LOGIN", "Missing arguments")
+        user, password = (_text(a) for a in cmd.args)
+        return self._login(user, password)
+
+    def cmd_AUTHENTICATE(self, cmd: Command) -> str | None:
+        if not cmd.args or not isinstance(cmd.args[0], str):
+            raise _bad("AUTHENTICATE", "Missing SASL mechanism")
+        mech = cmd.args[0].upper()
+        if not self.has_capability("AUTH=" + mech) or mech not in ("PLAIN", "LOGIN"):
+            raise _no("Unsupported authentication mechanism.")
+        self._auth = _SaslExchange(cmd.tag, mech)
+        if len(cmd.args) > 1:
+            if not self.has_capability("SASL-IR"):
+                raise _bad("AUTHENTICATE", "Initial response not allowed")
+            self._continuation(_raw(cmd.args[1]))
+            return None
+        self._ask_auth()
+        return None
+
+    def _ask_auth(self) -> None:
+        self._send(b"+ " + self._auth.challenge() + b"\r\n")
+        self.reader.expect_line()
+
+    def _continuation(self, line: bytes) -> None:
+        if self.idling is not None:
+            tag, self.idling = self.idling, None
+            if line.strip().upper() == b"DONE":
+                self._updates("IDLE")
+                self._tagged(tag, "OK Idle completed" + TIMING)
+            else:
+                self._tagged(tag, "BAD Expected DONE.")
+            return
+        exchange, self._auth = self._auth, None
+        if exchange is None:
+            return
+        if line.strip() == b"*":
+            self._tagged(exchange.tag, "BAD Authentication aborted by client.")
+            return
+        try:
+            decoded = base64.b64decode(line.strip(), validate=True) if line.strip() != b"=" else b""
+        except (binascii.Error, ValueError):
+            self._tagged(exchange.tag, "BAD Invalid base64 data in continued response")
+            return
+        done = exchange.feed(decoded)
+        if not done:
+            self._auth = exchange
+            self._ask_auth()
+            return
+        user, password = exchange.credentials()
+        self._tagged(exchange.tag, self._login(user, password))
+
+    def _login(self, user: str, password: str) -> str:
+        refusal = self._quirk("imap_login", self, user, password)
+        if refusal is not None:
+            return refusal
+        account = self.store.accounts.get(user)
+        if account is None or account.password != password:
+            return "NO [AUTHENTICATIONFAILED] Authentication failed."
+        if self.login_gate is not None:
+            refusal = self.login_gate(user)
+            if refusal is not None:
+                return refusal
+        self.account = account
+        self.state = State.AUTHENTICATED
+        # Dovecot sends the post-login capabilities untagged, then a bare "Logged in".
+        self._send("* CAPABILITY " + " ".join(self.capabilities()) + "\r\n")
+        return "OK Logged in"
+
+    # Authenticated: mailboxes -------------------------------------------------------------------
+
+    def _path(self, arg) -> tuple[str, ...]:
+        try:
+            return self.names.from_wire(_raw(arg))
+        except MailboxNameError as exc:
+            raise _no(str(exc)) from None
+
+    def _lookup(self, path: tuple[str, ...]) -> Folder | None:
+        folders = self.account.folders
+        folder = folders.get(path)
+        if folder is None and self.imap.case_insensitive_names:
+            wanted = tuple(p.upper() for p in path)
+            folder = next((f for p, f in folders.items() if tuple(x.upper() for x in p) == wanted), None)
+        if folder is None:
+            mapped = self._quirk("imap_resolve_folder", self, path)
+            folder = folders.get(mapped) if mapped is not None else None
+        return folder
+
+    def _existing(self, arg, *, create_hint: bool = False) -> Folder:
+        folder = self._lookup(self._path(arg))
+        if folder is None:
+            code = "[TRYCREATE] " if create_hint else ""
+            raise _no(f"{code}Mailbox doesn't exist: {_text(arg)}" + TIMING)
+        return folder
+
+    def _select(self, cmd: Command, read_only: bool) -> str:
+        if len(cmd.args) != 1:
+            raise _bad(cmd.name, "Missing arguments")
+        if self.view is not None:
+            self.view = None
+            self.state = State.AUTHENTICATED
+            self._send(b"* OK [CLOSED] Previous mailbox closed.\r\n")
+        folder = self._existing(cmd.args[0])
+        if not folder.selectable:
+            raise _no(f"Mailbox isn't selectable: {_text(cmd.args[0])}" + TIMING)
+        refusal = self._quirk("imap_select", self, folder, read_only)
+        if refusal is not None:
+            raise CommandFailed(refusal)
+        view = MailboxView(self.account, folder, read_only=read_only)
+        flags = ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"] + view.keywords()
+        self._send("* FLAGS (" + " ".join(flags) + ")\r\n")
+        if read_only:
+            self._send(b"* OK [PERMANENTFLAGS ()] Read-only mailbox.\r\n")
+        else:
+            permanent = [f for f in self.imap.permanent_flags if f != "\\*"] + view.keywords()
+            if "\\*" in self.imap.permanent_flags:
+                permanent.append("\\*")
+            self._send("* OK [PERMANENTFLAGS (" + " ".join(permanent) + ")] Flags permitted.\r\n")
+        self._send(b"* %d EXISTS\r\n* %d RECENT\r\n" % (len(view), len(view.recent)))
+        unseen = next((i for i, m in enumerate(view.items) if "\\Seen" not in m.flags), None)
+        if unseen is not None:
+            self._send(b"* OK [UNSEEN %d] First unseen.\r\n" % (unseen + 1))
+        self._send(b"* OK [UIDVALIDITY %d] UIDs valid\r\n" % folder.uidvalidity)
+        self._send(b"* OK [UIDNEXT %d] Predicted next UID\r\n" % folder.uidnext)
+        self.view = view
+        self.state = State.SELECTED
+        if read_only:
+            return "OK [READ-ONLY] Examine completed" + TIMING
+        return "OK [READ-WRITE] Select completed" + TIMING
+
+    def cmd_SELECT(self, cmd: Command) -> str:
+        return self._select(cmd, read_only=False)
+
+    def cmd_EXAMINE(self, cmd: Command) -> str:
+        return self._select(cmd, read_only=True)
+
+    def cmd_CREATE(self, cmd: Command) -> str:
+        if len(cmd.args) != 1:
+            raise _bad("CREATE", "Missing arguments")
+        path = self._path(cmd.args[0])
+        refusal = self._quirk("imap_create", self, path)
+        if refusal is not None:
+            raise CommandFailed(refusal)
+        if self._lookup(path) is not None:
+            raise _no("[ALREADYEXISTS] Mailbox already exists" + TIMING)
+        self.account.create_folder(path, special_use=self.profile.special_use_of(path))
+        return "OK Create completed" + TIMING
+
+    def cmd_DELETE(self, cmd: Command) -> str:
+        if len(cmd.args) != 1:
+            raise _bad("DELETE", "Missing arguments")
+        path = self._path(cmd.args[0])
+        if path == INBOX:
+            raise _no("INBOX can't be deleted" + TIMING)
+        folder = self._existing(cmd.args[0])
+        if self.view is not None and self.view.folder is folder:
+            self.view = None
+            self.state = State.AUTHENTICATED
+        if self.account.children(folder.path):
+            # Dovecot keeps a parent with children as a \Noselect name and drops its mail.
+            folder.selectable = False
+            folder.messages = []
+            self.store.notify(self.account, folder)
+        else:
+            self.account.delete_folder(folder.path)
+        return "OK Delete completed" + TIMING
+
+    def cmd_RENAME(self, cmd: Command) -> str:
+        if len(cmd.args) != 2:
+            raise _bad("RENAME", "Missing arguments")
+        folder = self._existing(cmd.args[0])
+        new = self._path(cmd.args[1])
+        refusal = self._quirk("imap_create", self, new)
+        if refusal is not None:
+            raise CommandFailed(refusal)
+        existing = self._lookup(new)
+        if existing is not None and existing is not folder:
+            raise _no("[ALREADYEXISTS] Mailbox already exists" + TIMING)
+        try:
+            self.account.rename_folder(folder.path, new)
+        except (FolderExists, NoSuchFolder) as exc:
+            raise _no(f"Cannot rename mailbox: {exc}" + TIMING) from None
+        return "OK Rename completed" + TIMING
+
+    def _subscribe(self, cmd: Command, on: bool) -> str:
+        if len(cmd.args) != 1:
+            raise _bad(cmd.name, "Missing arguments")
+        folder = self._lookup(self._path(cmd.args[0]))
+        if folder is not None:
+            folder.subscribed = on
+        return ("OK Subscribe completed" if on else "OK Unsubscribe completed") + TIMING
+
+    def cmd_SUBSCRIBE(self, cmd: Command) -> str:
+        return self._subscribe(cmd, True)
+
+    def cmd_UNSUBSCRIBE(self, cmd: Command) -> str:
+        return self._subscribe(cmd, False)
+
+    def _list(self, cmd: Command, lsub: bool) -> str:
+        if len(cmd.args) != 2 or isinstance(cmd.args[0], list):
+            raise _bad(cmd.name, "Missing arguments")  # LIST-EXTENDED is not advertised
+        reference, pattern = _text(cmd.args[0]), _text(cmd.args[1])
+        keyword = "LSUB" if lsub else "LIST"
+        delim = self.imap.delimiter
+        if not pattern:
+            self._send(f'* {keyword} (\\Noselect) "{delim}" ""\r\n')
+            return f"OK {keyword.title()} completed" + TIMING
+        match = self.names.matcher(reference, pattern)
+        wire = {p: self.names.to_wire(p).decode("ascii") for p in self.account.folders}
+        parents = {w.rsplit(delim, 1)[0] for w in wire.values() if delim in w}
+        for path, name in wire.items():
+            folder = self.account.folders[path]
+            if not match(name) or (lsub and not folder.subscribed):
+                continue
+            attrs = [] if folder.selectable else ["\\Noselect"]
+            if not lsub:
+                attrs.append("\\HasChildren" if name in parents else "\\HasNoChildren")
+                use = folder.special_use or self.profile.special_use_of(path)
+                if use and self.has_capability("SPECIAL-USE"):
+                    attrs.append(use)
+            self._send(
+                f"* {keyword} ({' '.join(attrs)}) \"{delim}\" ".encode() + _mailbox(name) + b"\r\n"
+            )
+        return f"OK {keyword.title()} completed" + TIMING
+
+    def cmd_LIST(self, cmd: Command) -> str:
+        return self._list(cmd, lsub=False)
+
+    def cmd_LSUB(self, cmd: Command) -> str:
+        return self._list(cmd, lsub=True)
+
+    def cmd_STATUS(self, cmd: Command) -> str:
+        if len(cmd.args) != 2 or not isinstance(cmd.args[1], list) or not cmd.args[1]:
+            raise _bad("STATUS", "Invalid status items")
+        folder = self._existing(cmd.args[0])
+        values = []
+        for item in cmd.args[1]:
+            key = _text(item).upper()
+            if key == "MESSAGES":
+                value = len(folder.messages)
+            elif key == "RECENT":
+                value = MailboxView.unclaimed_recent(self.account, folder)
+            elif key == "UIDNEXT":
+                value = folder.uidnext
+            elif key == "UIDVALIDITY":
+                value = folder.uidvalidity
+            elif key == "UNSEEN":
+                value = sum(1 for m in folder.messages if "\\Seen" not in m.flags)
+            else:
+                raise _bad("STATUS", f"Invalid status item {key}")
+            values.append(f"{key} {value}")
+        self._send(b"* STATUS " + _mailbox(_text(cmd.args[0])) + f" ({' '.join(values)})\r\n".encode())
+        if self.view is not None and self.view.folder is folder:
+            return "OK [CLIENTBUG] Status on selected mailbox completed" + TIMING
+        return "OK Status completed" + TIMING
+
+    def cmd_APPEND(self, cmd: Command) -> str:
+        if len(cmd.args) < 2:
+            raise _bad("APPEND", "Missing arguments")
+        folder = self._existing(cmd.args[0], create_hint=True)
+        messages = _append_messages(cmd.args[1:], self.has_capability("MULTIAPPEND"))
+        for flags, _when, raw in messages:
+            limit = self.imap.append_limit
+            if limit is not None and len(raw) > limit:
+                raise _no(TOOBIG)
+            refusal = self._quirk("imap_append_size", self, len(raw))
+            if refusal is not None:
+                raise CommandFailed(refusal)
+            self._check_flags("APPEND", flags)
+        uids = []
+        for flags, when, raw in messages:
+            item = self.account.append(folder.path, raw, flags=flags, internaldate=when)
+            uids.append(item.uid)
+        if self.has_capability("UIDPLUS"):
+            return f"OK [APPENDUID {folder.uidvalidity} {_uid_set(uids)}] Append completed" + TIMING
+        return "OK Append completed" + TIMING
+
+    def _check_flags(self, command: str, flags: Iterable[str]) -> None:
+        for f in flags:
+            if f.startswith("\\") and f.title() not in SYSTEM_FLAGS:
+                raise _bad(command, f"Invalid system flag {f}")
+
+    def cmd_NAMESPACE(self, cmd: Command) -> str:
+        prefix = astring(self.imap.namespace_prefix).decode()
+        self._send(f'* NAMESPACE (({prefix} "{self.imap.delimiter}")) NIL NIL\r\n')
+        return "OK Namespace completed" + TIMING
+
+    def cmd_ENABLE(self, cmd: Command) -> str:
+        self._send(b"* ENABLED\r\n")  # nothing we advertise needs enabling
+        return "OK Enabled" + TIMING
+
+    def cmd_IDLE(self, cmd: Command) -> None:
+        self.idling = cmd.tag
+        self._send(b"+ idling\r\n")
+        self._updates("IDLE")
+        self.reader.expect_line()
+        return None
+
+    # Selected ---------------------------------------------------------------------------------
+
+    def cmd_CHECK(self, cmd: Command) -> str:
+        return "OK Check completed" + TIMING
+
+    def _leave(self) -> None:
+        self.view = None
+        self.state = State.AUTHENTICATED
+
+    def cmd_CLOSE(self, cmd: Command) -> str:
+        view = self.view
+        if not view.read_only:
+            self.account.expunge(view.folder.path)  # silently: no EXPUNGE responses on CLOSE
+        self._leave()
+        return "OK Close completed" + TIMING
+
+    def cmd_UNSELECT(self, cmd: Command) -> str:
+        self._leave()
+        return "OK Unselect completed" + TIMING
+
+    def _expunge(self, uids: list[int] | None) -> str:
+        view = self.view
+        if view.read_only:
+            raise _no("Mailbox is read-only" + TIMING)
+        self.account.expunge(view.folder.path, uids)
+        return "OK Expunge completed" + TIMING
+
+    def cmd_EXPUNGE(self, cmd: Command, uid: bool = False) -> str:
+        if not uid:
+            return self._expunge(None)
+        if len(cmd.args) != 1 or not isinstance(cmd.args[0], str):
+            raise _bad("UID EXPUNGE", "Invalid arguments")
+        idx = self.view.resolve(cmd.args[0], uid=True)
+        return self._expunge([self.view.uids[i] for i in idx])
+
+    def _search(self, cmd: Command, uid: bool) -> str:
+        from simulators.imap import search
+
+        args = list(cmd.args)
+        charset = None
+        if len(args) >= 2 and isinstance(args[0], str) and args[0].upper() == "CHARSET":
+            charset = _text(args[1])
+            args = args[2:]
+        try:
+            key = search.parse_search(args, charset=charset)
+        except search.SearchSyntaxError as exc:
+            raise _bad(cmd.name, str(exc)) from None
+        view = self.view
+        hits = search.evaluate(key, view.items)
+        numbers = [view.uids[i] if uid else i + 1 for i in hits]
+        self._send(("* SEARCH" + "".join(f" {n}" for n in numbers) + "\r\n").encode())
+        return "OK Search completed" + TIMING
+
+    def cmd_SEARCH(self, cmd: Command, uid: bool = False) -> str:
+        return self._search(cmd, uid)
+
+
+    def _fetch(self, cmd: Command, uid: bool) -> str:
+        if len(cmd.args) != 2 or not isinstance(cmd.args[0], str):
+            raise _bad(cmd.name, "Invalid arguments")
+        view = self.view
+        idx = view.resolve(cmd.args[0], uid=uid)
+        atts = parse_fetch_atts(cmd.args[1])
+        mark_seen = fetch.sets_seen(atts) and not view.read_only
+        recent = view.recent
+        out = self._out
+        for i in idx:
+            item = view.items[i]
+            added = mark_seen and "\\Seen" not in item.flags
+            if added:
+                item.flags.add("\\Seen")
+            try:
+                out.append(fetch.render(i + 1, item, atts, uid_first=uid, recent=item.uid in recent, add_flags=added))
+            except ValueError as exc:  # message.SectionError and friends: the item, not the session
+                raise _bad(cmd.name, str(exc)) from None
+        if mark_seen:
+            self.store.notify(self.account, view.folder)
+        return "OK Fetch completed" + TIMING
+
+    def cmd_FETCH(self, cmd: Command, uid: bool = False) -> str:
+        return self._fetch(cmd, uid)
+
+
+    def _store(self, cmd: Command, uid: bool) -> str:
+        if len(cmd.args) < 3 or not isinstance(cmd.args[0], str) or not isinstance(cmd.args[1], str):
+            raise _bad(cmd.name, "Invalid arguments")
+        view = self.view
+        idx = view.resolve(cmd.args[0], uid=uid)
+        op = cmd.args[1].upper()
+        silent = op.endswith(".SILENT")
+        mode = op.removesuffix(".SILENT")
+        if mode not in ("FLAGS", "+FLAGS", "-FLAGS"):
+            raise _bad(cmd.name, f"Unknown STORE item {cmd.args[1]}")
+        raw_flags = cmd.args[2] if isinstance(cmd.args[2], list) and len(cmd.args) == 3 else cmd.args[2:]
+        flags = {_canonical_flag(_text(f)) for f in raw_flags}
+        self._check_flags(cmd.name, flags)
+        if "\\Recent" in flags:
+            raise _bad(cmd.name, "Invalid system flag \\Recent")
+        if view.read_only:
+            return "OK Store ignored with read-only mailbox" + TIMING
+        known = set(view.keywords())
+        for i in idx:
+            item = view.items[i]
+            if mode == "FLAGS":
+                item.flags = set(flags)
+            elif mode == "+FLAGS":
+                item.flags |= flags
+            else:
+                item.flags -= flags
+        new_keywords = {f for f in flags if not f.startswith("\\")} - known
+        if new_keywords and mode != "-FLAGS":
+            self._send_flags_update(view)
+        if not silent:
+            for i in idx:
+                item = view.items[i]
+                uid_part = f"UID {item.uid} " if uid else ""
+                self._send(
+                    f"* {i + 1} FETCH ({uid_part}FLAGS ".encode()
+                    + fetch.format_flags(item.flags, item.uid in view.recent)
+                    + b")\r\n"
+                )
+        if idx:
+            self.store.notify(self.account, view.folder)
+        return "OK Store completed" + TIMING
+
+    def _send_flags_update(self, view: MailboxView) -> None:
+        keywords = view.keywords()
+        system = "\\Answered \\Flagged \\Deleted \\Seen \\Draft"
+        self._send("* FLAGS (" + " ".join([system, *keywords]) + ")\r\n")
+        self._send("* OK [PERMANENTFLAGS (" + " ".join([system, *keywords, "\\*"]) + ")] Flags permitted.\r\n")
+
+    def cmd_STORE(self, cmd: Command, uid: bool = False) -> str:
+        return self._store(cmd, uid)
+
+
+    def _copy(self, cmd: Command, uid: bool, move: bool) -> str:
+        if len(cmd.args) != 2 or not isinstance(cmd.args[0], str):
+            raise _bad(cmd.name, "Invalid arguments")
+        view = self.view
+        idx = view.resolve(cmd.args[0], uid=uid)
+        dest = self._existing(cmd.args[1], create_hint=True)
+        if move and view.read_only:
+            raise _no("Mailbox is read-only" + TIMING)
+        src_uids, dst_uids = [], []
+        for i in idx:
+            item = view.items[i]
+            copied = self.account.append(
+                dest.path, item.raw, flags=item.flags - {"\\Recent"}, internaldate=item.internaldate,
+                extra=item.extra,
+            )
+            src_uids.append(item.uid)
+            dst_uids.append(copied.uid)
+        code = ""
+        if idx and self.has_capability("UIDPLUS"):
+            code = f"[COPYUID {dest.uidvalidity} {_uid_set(src_uids)} {_uid_set(dst_uids)}] "
+        if not move:
+            return f"OK {code}Copy completed" + TIMING
+        if code:
+            self._send(f"* OK {code}Moved UIDs.\r\n")
+        for i in idx:
+            view.items[i].flags.add("\\Deleted")
+        self.account.expunge(view.folder.path, src_uids)
+        return "OK Move completed" + TIMING
+
+    def cmd_COPY(self, cmd: Command, uid: bool = False) -> str:
+        return self._copy(cmd, uid, move=False)
+
+
+    def cmd_MOVE(self, cmd: Command, uid: bool = False) -> str:
+        return self._copy(cmd, uid, move=True)
+
+
+
+# SASL ---------------------------------------------------------------------------------------
+
+
+class _SaslExchange:
+    """The client side of AUTHENTICATE PLAIN (one step) or LOGIN (user, then password)."""
+
+    def __init__(self, tag: str, mech: str):
+        self.tag = tag
+        self.mech = mech
+        self.responses: list[bytes] = []
+
+    def challenge(self) -> bytes:
+        if self.mech == "LOGIN":
+            return base64.b64encode(b"Password:" if self.responses else b"Username:")
+        return b""
+
+    def feed(self, data: bytes) -> bool:
+        self.responses.append(data)
+        return self.mech == "PLAIN" or len(self.responses) == 2
+
+    def credentials(self) -> tuple[str, str]:
+        if self.mech == "LOGIN":
+            return tuple(r.decode("utf-8", "replace") for r in self.responses)  # type: ignore[return-value]
+        parts = self.responses[0].split(b"\0")
+        if len(parts) != 3:
+            return "", ""
+        return parts[1].decode("utf-8", "replace"), parts[2].decode("utf-8", "replace")
+
+
+# Helpers -----------------------------------------------------------------------------------
+
+
+def _raw(arg) -> bytes:
+    if isinstance(arg, list):
+        raise ImapSyntaxError("Unexpected list")
+    return arg if isinstance(arg, bytes) else arg.encode("utf-8", "surrogateescape")
+
+
+def _text(arg) -> str:
+    return _raw(arg).decode("utf-8", "replace")
+
+
+def _canonical_flag(flag: str) -> str:
+    return flag.title() if flag.startswith("\\") else flag
+
+
+def _mailbox(name: str) -> bytes:
+    """A mailbox name as Dovecot writes it: an atom when it can be one, else quoted/literal."""
+    if name and all(c.isalnum() or c in "!#$&'+,-./:;<=>?@[]^_`|}~" for c in name) and name.isascii():
+        return name.encode()
+    return astring(name)
+
+
+def _uid_set(uids: list[int]) -> str:
+    """``[1, 2, 3, 5]`` → ``"1:3,5"``."""
+    out, start, prev = [], None, None
+    for u in uids:
+        if start is None:
+            start = prev = u
+        elif u == prev + 1:
+            prev = u
+        else:
+            out.append(f"{start}:{prev}" if prev != start else f"{start}")
+            start = prev = u
+    if start is not None:
+        out.append(f"{start}:{prev}" if prev != start else f"{start}")
+    return ",".join(out)
+
+
+def _append_messages(args: list, multi: bool) -> list[tuple[set[str], object, bytes]]:
+    """APPEND arguments after the mailbox → [(flags, internaldate or None, raw)]."""
+    messages = []
+    i = 0
+    while i < len(args):
+        flags: set[str] = set()
+        when = None
+        if isinstance(args[i], list):
+            flags = {_canonical_flag(_text(f)) for f in args[i]}
+            i += 1
+        # A quoted date-time and a literal are both bytes: the date is followed by the message.
+        if i + 1 < len(args) and isinstance(args[i + 1], bytes) and fetch.looks_like_date_time(args[i]):
+            when = fetch.parse_date_time(args[i])
+            i += 1
+        if i >= len(args) or not isinstance(args[i], bytes):
+            raise ImapSyntaxError("Invalid arguments.")
+        messages.append((flags, when, args[i]))
+        i += 1
+        if not multi and i < len(args):
+            raise ImapSyntaxError("Invalid arguments.")
+    if not messages:
+        raise ImapSyntaxError("Missing message")
+    return messages

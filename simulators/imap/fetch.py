@@ -1,0 +1,131 @@
+"""FETCH responses: one message's data items rendered as bytes, and the dates IMAP uses.
+
+BODY[] and RFC822.SIZE come straight from the stored bytes (no parsing), so pulling a large
+folder costs one small header per message plus the message itself. ENVELOPE, BODYSTRUCTURE and
+sections other than the whole message are derived by ``simulators.imap.message``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+
+from simulators.imap.syntax import FetchAtt, ImapSyntaxError, literal
+from simulators.store import MailItem
+
+# Dovecot's order for system flags; \Recent is per session, keywords follow.
+_FLAG_ORDER = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_DATE_TIME = re.compile(r"^ ?(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)$")
+
+
+def format_flags(flags: set[str] | frozenset[str], recent: bool = False) -> bytes:
+    ordered = [f for f in _FLAG_ORDER if f in flags]
+    if recent:
+        ordered.append("\\Recent")
+    ordered += sorted(f for f in flags if not f.startswith("\\"))
+    return ("(" + " ".join(ordered) + ")").encode()
+
+
+def format_internaldate(when: datetime) -> bytes:
+    """``"dd-Mon-yyyy hh:mm:ss +zzzz"`` in the item's own zone."""
+    offset = when.utcoffset() or timedelta(0)
+    minutes = int(offset.total_seconds()) // 60
+    sign = "-" if minutes < 0 else "+"
+    hh, mm = divmod(abs(minutes), 60)
+    return (
+        f'"{when.day:02d}-{_MONTHS[when.month - 1]}-{when.year:04d} '
+        f'{when.hour:02d}:{when.minute:02d}:{when.second:02d} {sign}{hh:02d}{mm:02d}"'
+    ).encode()
+
+
+def looks_like_date_time(value) -> bool:
+    return isinstance(value, bytes) and len(value) < 40 and _DATE_TIME.match(value.decode("latin-1")) is not None
+
+
+def parse_date_time(value: bytes | str) -> datetime:
+    """APPEND's date-time argument → aware datetime; ImapSyntaxError when malformed."""
+    text = value.decode("ascii", "replace") if isinstance(value, bytes) else value
+    m = _DATE_TIME.match(text)
+    if m is None or m.group(2).title() not in _MONTHS:
+        raise ImapSyntaxError(f"Invalid date-time: {text}")
+    day, mon, year, hh, mi, ss, sign, zh, zm = m.groups()
+    offset = timedelta(hours=int(zh), minutes=int(zm)) * (-1 if sign == "-" else 1)
+    try:
+        return datetime(
+            int(year), _MONTHS.index(mon.title()) + 1, int(day), int(hh), int(mi), int(ss),
+            tzinfo=timezone(offset),
+        )
+    except ValueError:
+        raise ImapSyntaxError(f"Invalid date-time: {text}") from None
+
+
+def sets_seen(atts: list[FetchAtt]) -> bool:
+    """Does fetching these items mark the message \\Seen (RFC 3501 §6.4.5)?"""
+    return any(
+        (a.section and not a.peek) or a.name in ("RFC822", "RFC822.TEXT") for a in atts
+    )
+
+
+def render(
+    seq: int, item: MailItem, atts: list[FetchAtt], *, uid_first: bool, recent: bool, add_flags: bool
+) -> bytes:
+    """``* seq FETCH (...)`` for one message. ``add_flags``: append FLAGS (\\Seen was just set)."""
+    out = [b"* %d FETCH (" % seq]
+    first = True
+    if uid_first:
+        out.append(b"UID %d" % item.uid)
+        first = False
+    for att in atts:
+        if att.name == "UID" and uid_first:
+            continue
+        if not first:
+            out.append(b" ")
+        first = False
+        out.append(_item(att, item, recent))
+    if add_flags and not any(a.name == "FLAGS" for a in atts):
+        out.append(b" FLAGS " + format_flags(item.flags, recent))
+    out.append(b")\r\n")
+    return b"".join(out)
+
+
+def _item(att: FetchAtt, item: MailItem, recent: bool) -> bytes:
+    name = att.name
+    if att.section:
+        return att.reply_name().encode() + b" " + _section(att, item.raw)
+    if name == "FLAGS":
+        return b"FLAGS " + format_flags(item.flags, recent)
+    if name == "UID":
+        return b"UID %d" % item.uid
+    if name == "INTERNALDATE":
+        return b"INTERNALDATE " + format_internaldate(item.internaldate)
+    if name == "RFC822.SIZE":
+        return b"RFC822.SIZE %d" % len(item.raw)
+    if name == "RFC822":
+        return b"RFC822 " + literal(item.raw)
+    from simulators.imap import message  # the MIME-aware parts only when asked for
+
+    if name == "RFC822.HEADER":
+        return b"RFC822.HEADER " + literal(message.body_section(item.raw, (), "HEADER"))
+    if name == "RFC822.TEXT":
+        return b"RFC822.TEXT " + literal(message.body_section(item.raw, (), "TEXT"))
+    if name == "ENVELOPE":
+        return b"ENVELOPE " + message.envelope(item.raw)
+    if name == "BODYSTRUCTURE":
+        return b"BODYSTRUCTURE " + message.bodystructure(item.raw, extended=True)
+    if name == "BODY":
+        return b"BODY " + message.bodystructure(item.raw, extended=False)
+    raise ImapSyntaxError(f"Unknown FETCH attribute: {name}")
+
+
+def _section(att: FetchAtt, raw: bytes) -> bytes:
+    if att.part or att.text is not None:
+        from simulators.imap import message
+
+        data = message.body_section(raw, att.part, att.text, att.fields)
+    else:
+        data = raw
+    if att.partial is not None:
+        origin, length = att.partial
+        data = data[origin : origin + length] if length is not None else data[origin:]
+    return literal(data)

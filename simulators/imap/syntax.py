@@ -1,0 +1,454 @@
+"""IMAP wire syntax, with no sockets: command framing, tokenizing, FETCH attributes, quoting.
+
+``CommandReader.receive_data(bytes)`` returns events as whole commands become available (the h11
+model). Framing and tokenizing are separate steps: the reader only finds where a command ends
+(a line, plus ``{n}``/``{n+}`` literals and the lines after them); ``tokenize`` then turns the
+complete command bytes into arguments:
+
+* an atom is ``str`` (``"FLAGS"``, ``"1:*"``, ``"\\Seen"``); a bracketed section is part of its
+  atom, spaces and parentheses included: ``"BODY.PEEK[HEADER.FIELDS (SUBJECT)]<0.100>"``;
+* a quoted string or a literal is ``bytes``;
+* a parenthesised list is a ``list``; NIL is the atom ``"NIL"``.
+
+A synchronising literal ``{n}`` makes the reader emit ``NeedContinuation`` so the engine can send
+``+ Ready for literal data`` before the client sends the literal bytes. AUTHENTICATE and IDLE read
+bare continuation lines: the engine switches the reader with ``expect_line()``.
+Bad syntax never raises out of the reader: it becomes a ``BadCommand`` event naming the cause,
+which the engine answers with ``tag BAD ...`` and keeps serving.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+MAX_LINE = 65536  # like Dovecot's imap_max_line_length
+MAX_LITERAL = 256 * 1024 * 1024
+
+_LITERAL_AT_END = re.compile(rb"\{(\d{1,12})(\+?)\}$")
+
+
+class ImapSyntaxError(ValueError):
+    """A command that cannot be parsed; ``str()`` is the text after ``BAD``."""
+
+
+# Reader events --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Command:
+    tag: str
+    name: str  # upper-cased; "UID FETCH" etc. for UID commands
+    args: list
+
+
+@dataclass(frozen=True)
+class BadCommand:
+    tag: str  # "*" when the tag itself could not be read
+    message: str
+
+
+@dataclass(frozen=True)
+class NeedContinuation:
+    """The client waits for ``+`` before sending a synchronising literal of ``size`` bytes."""
+
+    size: int
+    prefix: bytes  # the command so far (up to the literal marker), for early refusal (APPENDLIMIT)
+
+
+@dataclass(frozen=True)
+class ContinuationLine:
+    """A bare line read in ``expect_line`` mode (AUTHENTICATE response, IDLE's DONE)."""
+
+    line: bytes
+
+
+@dataclass(frozen=True)
+class RefusedCommand:
+    """A command refused when its literal was announced (``literal_policy`` said no)."""
+
+    tag: str
+    reply: str  # "NO [TOOBIG] ..." — the tagged reply without the tag
+
+
+Event = Command | BadCommand | NeedContinuation | ContinuationLine | RefusedCommand
+
+# Given the command so far (up to its literal marker) and the literal's size, a reply text to
+# refuse the command before its literal is read, or None to accept it.
+LiteralPolicy = Callable[[bytes, int], "str | None"]
+
+
+class CommandReader:
+    """Frames commands out of a byte stream (h11 style).
+
+    ``receive_data`` buffers; ``next_event`` returns one event at a time, or None when more bytes
+    are needed, so the engine can switch to ``expect_line`` mode (IDLE, AUTHENTICATE) before the
+    next pipelined bytes are read.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_line: int = MAX_LINE,
+        max_literal: int = MAX_LITERAL,
+        literal_policy: LiteralPolicy | None = None,
+    ):
+        self.max_line = max_line
+        self.max_literal = max_literal
+        self.literal_policy = literal_policy
+        self._buf = bytearray()
+        self._scan = 0  # where the current line starts; the command starts at 0
+        self._line_mode = False
+        self._checked: set[int] = set()  # literal line ends already announced/checked
+        self._discarding = False  # dropping the rest of a refused or overlong command
+        self._skip = 0  # literal bytes still to drop for a refused LITERAL+ command
+
+    def expect_line(self) -> None:
+        """The next line is a continuation (AUTHENTICATE data, DONE), not a command."""
+        self._line_mode = True
+
+    def receive_data(self, data: bytes) -> None:
+        self._buf += data
+
+    def next_event(self) -> Event | None:
+        while True:
+            progressed, event = self._step()
+            if event is not None or not progressed:
+                return event
+
+    def _step(self) -> tuple[bool, Event | None]:
+        if self._skip:
+            n = min(self._skip, len(self._buf))
+            del self._buf[:n]
+            self._skip -= n
+            if self._skip:
+                return False, None
+        end = self._buf.find(b"\n", self._scan)
+        if end < 0:
+            event = None
+            if not self._discarding and len(self._buf) - self._scan > self.max_line:
+                event = BadCommand(_tag_of(self._buf), "Error in IMAP command: Too long argument.")
+                self._discarding = True
+            if self._discarding:
+                self._consume(len(self._buf))
+            return False, event
+        line = bytes(self._buf[self._scan : end + 1]).rstrip(b"\r\n")
+        marker = _LITERAL_AT_END.search(line)
+        if self._discarding:
+            # A LITERAL+ literal of the dropped command arrives anyway; a synchronising one never
+            # does (the client got its tagged reply instead of "+").
+            self._consume(end + 1)
+            if marker and marker.group(2):
+                self._skip = int(marker.group(1))
+            else:
+                self._discarding = False
+            return True, None
+        if self._line_mode:
+            self._line_mode = False
+            self._consume(end + 1)
+            return True, ContinuationLine(line)
+        if marker is None:
+            whole = bytes(self._buf[: end + 1])
+            self._consume(end + 1)
+            return True, _parse_command(whole)
+        size, non_sync = int(marker.group(1)), bool(marker.group(2))
+        if end not in self._checked:
+            self._checked.add(end)
+            refusal = None
+            if size > self.max_literal:
+                refusal = BadCommand(_tag_of(self._buf), f"Literal too large ({size} bytes).")
+            elif self.literal_policy is not None:
+                reply = self.literal_policy(bytes(self._buf[: end + 1]), size)
+                if reply is not None:
+                    refusal = RefusedCommand(_tag_of(self._buf), reply)
+            if refusal is not None:
+                self._consume(end + 1)
+                self._skip = size if non_sync else 0
+                self._discarding = non_sync
+                return True, refusal
+            if not non_sync:
+                return True, NeedContinuation(size, bytes(self._buf[: end + 1]))
+        if len(self._buf) < end + 1 + size:
+            return False, None  # the literal is still on its way
+        self._scan = end + 1 + size
+        return True, None
+
+    def _consume(self, n: int) -> None:
+        del self._buf[:n]
+        self._scan = 0
+        self._checked.clear()
+
+
+def _tag_of(buf: bytes | bytearray) -> str:
+    tag = bytes(buf).split(b" ", 1)[0].strip()
+    return tag.decode("ascii", "replace") if tag and _is_tag(tag) else "*"
+
+
+def _is_tag(tag: bytes) -> bool:
+    return all(0x21 <= c <= 0x7E and c not in b'(){%*"\\+' for c in tag)
+
+
+def _parse_command(whole: bytes) -> Command | BadCommand:
+    line = whole[:-2] if whole.endswith(b"\r\n") else whole[:-1]
+    tag_b, sp, rest = line.partition(b" ")
+    if not tag_b or not _is_tag(tag_b):
+        return BadCommand("*", "Error in IMAP command received by server.")
+    tag = tag_b.decode("ascii")
+    if not sp or not rest:
+        return BadCommand(tag, "Error in IMAP command: Invalid command name")
+    try:
+        tokens = tokenize(rest)
+    except ImapSyntaxError as exc:
+        return BadCommand(tag, f"Error in IMAP command: {exc}")
+    name = tokens[0] if tokens and isinstance(tokens[0], str) else None
+    if name is None:
+        return BadCommand(tag, "Error in IMAP command: Missing command name")
+    name = name.upper()
+    args = tokens[1:]
+    if name == "UID":
+        if not args or not isinstance(args[0], str):
+            return BadCommand(tag, "Error in IMAP command UID: Missing UID command name")
+        name = "UID " + args[0].upper()
+        args = args[1:]
+    return Command(tag, name, args)
+
+
+# Tokenizer ------------------------------------------------------------------------------------
+
+_ATOM_STOP = frozenset(b' ()"\r\n')
+
+
+def tokenize(data: bytes) -> list:
+    """The arguments of one complete command (literals inline, as sent on the wire)."""
+    tokens, pos = _parse_list(data, 0, top=True)
+    return tokens
+
+
+def _parse_list(data: bytes, pos: int, *, top: bool) -> tuple[list, int]:
+    out: list = []
+    n = len(data)
+    while True:
+        while pos < n and data[pos] == 0x20:
+            pos += 1
+        if pos >= n:
+            if top:
+                return out, pos
+            raise ImapSyntaxError("Missing ')'")
+        c = data[pos]
+        if c == 0x29:  # )
+            if top:
+                raise ImapSyntaxError("Unexpected ')'")
+            return out, pos + 1
+        if c == 0x28:  # (
+            sub, pos = _parse_list(data, pos + 1, top=False)
+            out.append(sub)
+        elif c == 0x22:  # "
+            s, pos = _parse_quoted(data, pos + 1)
+            out.append(s)
+        elif c == 0x7B:  # {
+            lit, pos = _parse_literal(data, pos)
+            out.append(lit)
+        elif c in (0x0D, 0x0A):
+            raise ImapSyntaxError("Unexpected line break")
+        else:
+            atom, pos = _parse_atom(data, pos)
+            out.append(atom)
+
+
+def _parse_quoted(data: bytes, pos: int) -> tuple[bytes, int]:
+    out = bytearray()
+    n = len(data)
+    while pos < n:
+        c = data[pos]
+        if c == 0x22:
+            return bytes(out), pos + 1
+        if c == 0x5C:
+            pos += 1
+            if pos >= n or data[pos] not in b'"\\':
+                raise ImapSyntaxError("Invalid escape in quoted string")
+            c = data[pos]
+        elif c in (0x0D, 0x0A):
+            break
+        out.append(c)
+        pos += 1
+    raise ImapSyntaxError("Missing '\"'")
+
+
+def _parse_literal(data: bytes, pos: int) -> tuple[bytes, int]:
+    m = re.compile(rb"\{(\d{1,12})\+?\}\r?\n").match(data, pos)
+    if m is None:
+        raise ImapSyntaxError("Invalid literal size")
+    size = int(m.group(1))
+    start = m.end()
+    if start + size > len(data):
+        raise ImapSyntaxError("Literal shorter than announced")
+    return data[start : start + size], start + size
+
+
+def _parse_atom(data: bytes, pos: int) -> tuple[str, int]:
+    start = pos
+    n = len(data)
+    depth = 0
+    while pos < n:
+        c = data[pos]
+        if c == 0x5B:  # [
+            depth += 1
+        elif c == 0x5D and depth:  # ]
+            depth -= 1
+        elif c in _ATOM_STOP and not (depth and c in b' ()"'):
+            break
+        pos += 1
+    if depth:
+        raise ImapSyntaxError("Missing ']'")
+    if pos == start:
+        raise ImapSyntaxError(f"Unexpected character {chr(data[pos])!r}")
+    return data[start:pos].decode("utf-8", "surrogateescape"), pos
+
+
+# FETCH attributes -----------------------------------------------------------------------------
+
+_SECTION = re.compile(
+    r"^(BODY|BODY\.PEEK|BINARY|BINARY\.PEEK)\[([^\]]*)\](?:<(\d+)(?:\.(\d+))?>)?$", re.IGNORECASE
+)
+_SIMPLE_ATTS = frozenset(
+    "ENVELOPE FLAGS INTERNALDATE RFC822 RFC822.HEADER RFC822.SIZE RFC822.TEXT BODY BODYSTRUCTURE UID".split()
+)
+MACROS = {
+    "ALL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"),
+    "FAST": ("FLAGS", "INTERNALDATE", "RFC822.SIZE"),
+    "FULL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY"),
+}
+
+
+@dataclass(frozen=True)
+class FetchAtt:
+    """One FETCH data item. ``name`` is upper-cased; section fields only for BODY[...]."""
+
+    name: str  # "FLAGS", "BODY[]" family → "BODY" / "BODY.PEEK"
+    section: bool = False
+    part: tuple[int, ...] = ()
+    text: str | None = None  # None, HEADER, HEADER.FIELDS, HEADER.FIELDS.NOT, TEXT, MIME
+    fields: tuple[str, ...] = ()
+    partial: tuple[int, int | None] | None = None  # (origin, length)
+    spec: str = ""  # the section text as the client wrote it (echoed back upper-cased)
+
+    @property
+    def peek(self) -> bool:
+        return self.name.endswith(".PEEK")
+
+    def reply_name(self) -> str:
+        """How the item is named in the FETCH response: PEEK dropped, partial shown by origin."""
+        if not self.section:
+            return self.name
+        base = self.name.replace(".PEEK", "")
+        origin = f"<{self.partial[0]}>" if self.partial else ""
+        return f"{base}[{self.spec}]{origin}"
+
+
+def parse_fetch_atts(arg: str | list) -> list[FetchAtt]:
+    """A FETCH item list: a macro, one attribute, or a parenthesised list of them."""
+    if isinstance(arg, str) and arg.upper() in MACROS:
+        return [FetchAtt(n) for n in MACROS[arg.upper()]]
+    items = arg if isinstance(arg, list) else [arg]
+    if not items:
+        raise ImapSyntaxError("Empty FETCH attribute list")
+    return [parse_fetch_att(i) for i in items]
+
+
+def parse_fetch_att(item) -> FetchAtt:
+    if not isinstance(item, str):
+        raise ImapSyntaxError("Invalid fetch attribute")
+    upper = item.upper()
+    if upper in _SIMPLE_ATTS:
+        return FetchAtt(upper)
+    m = _SECTION.match(item)
+    if m is None:
+        raise ImapSyntaxError(f"Unknown FETCH attribute: {item}")
+    name, spec, origin, length = m.groups()
+    part, text, fields = _parse_section(spec)
+    partial = None
+    if origin is not None:
+        if length is None:
+            raise ImapSyntaxError(f"Invalid partial: {item}")
+        partial = (int(origin), int(length))
+    canonical = spec.upper()
+    if fields:
+        head = canonical.split("(", 1)[0].rstrip()
+        canonical = f"{head} ({' '.join(fields)})"
+    return FetchAtt(name.upper(), True, part, text, fields, partial, canonical)
+
+
+def _parse_section(spec: str) -> tuple[tuple[int, ...], str | None, tuple[str, ...]]:
+    head, paren, rest = spec.partition("(")
+    head = head.strip()
+    fields: tuple[str, ...] = ()
+    if paren:
+        if not rest.endswith(")"):
+            raise ImapSyntaxError(f"Invalid section: {spec}")
+        try:
+            names = tokenize(rest[:-1].encode())
+        except ImapSyntaxError:
+            raise ImapSyntaxError(f"Invalid section: {spec}") from None
+        fields = tuple((n.decode() if isinstance(n, bytes) else n).upper() for n in names)
+        if not fields:
+            raise ImapSyntaxError(f"Invalid section: {spec}")
+    parts: list[int] = []
+    text: str | None = None
+    for piece in filter(None, head.split(".")) if head else ():
+        if text is not None:
+            text += "." + piece.upper()
+        elif piece.isdigit() and int(piece) > 0:
+            parts.append(int(piece))
+        else:
+            text = piece.upper()
+    if text not in (None, "HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT", "MIME"):
+        raise ImapSyntaxError(f"Invalid section: {spec}")
+    if (text in ("HEADER.FIELDS", "HEADER.FIELDS.NOT")) != bool(fields):
+        raise ImapSyntaxError(f"Invalid section: {spec}")
+    if text == "MIME" and not parts:
+        raise ImapSyntaxError(f"Invalid section: {spec}")
+    return tuple(parts), text, fields
+
+
+# Sequence sets --------------------------------------------------------------------------------
+
+
+def parse_sequence_set(text: str, largest: int) -> list[tuple[int, int]]:
+    """``"1:3,5,7:*"`` → inclusive ranges, ``*`` meaning ``largest`` (0 when empty)."""
+    ranges = []
+    if not text:
+        raise ImapSyntaxError("Invalid messageset")
+    for piece in text.split(","):
+        lo, colon, hi = piece.partition(":")
+        a = _seq_number(lo, largest, text)
+        b = _seq_number(hi, largest, text) if colon else a
+        ranges.append((min(a, b), max(a, b)))
+    return ranges
+
+
+def _seq_number(s: str, largest: int, whole: str) -> int:
+    if s == "*":
+        return largest
+    if not s.isdigit() or int(s) == 0:
+        raise ImapSyntaxError(f"Invalid messageset: {whole}")
+    return int(s)
+
+
+# Output ---------------------------------------------------------------------------------------
+
+
+def astring(value: str | bytes) -> bytes:
+    """A string as a quoted string when it can be one, else as a literal."""
+    raw = value.encode("utf-8") if isinstance(value, str) else value
+    if len(raw) < 1024 and all(0x20 <= c < 0x7F for c in raw):
+        return b'"' + raw.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+    return literal(raw)
+
+
+def nstring(value: bytes | None) -> bytes:
+    return b"NIL" if value is None else astring(value)
+
+
+def literal(raw: bytes) -> bytes:
+    return b"{%d}\r\n" % len(raw) + raw

@@ -1,0 +1,134 @@
+"""SimulatorWorld: one store and one profile served on 127.0.0.1 (port 0), from any thread.
+
+    with SimulatorWorld(store, load_profile("generic")) as world:
+        handle = world.start_imap()                     # STARTTLS offered
+        tls = world.start_imap(implicit_tls=True)       # imaps
+        imapclient.IMAPClient(handle.host, handle.port, ssl=False)
+        # world.cafile trusts the self-signed certificate of both
+
+Servers run in the background reactor thread (``simulators.reactor``). ``stop()`` closes the
+listeners and every live connection and waits until they are gone, so many worlds can come and
+go in one process.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from twisted.internet import defer, ssl
+
+from simulators import reactor as bg
+from simulators.imap.server import ImapServerFactory
+from simulators.profiles import Profile
+from simulators.store import Store
+
+
+class LauncherError(RuntimeError):
+    """A server that could not start (port in use, bad profile ...); the message says which."""
+
+
+@dataclass(frozen=True)
+class ServerHandle:
+    protocol: str
+    host: str
+    port: int
+    implicit_tls: bool
+
+    def url(self, user: str) -> str:
+        scheme = self.protocol + ("s" if self.implicit_tls else "")
+        return f"{scheme}://{user}@{self.host}:{self.port}"
+
+
+class SimulatorWorld:
+    def __init__(self, store: Store, profile: Profile, host: str = "127.0.0.1"):
+        self.store = store
+        self.profile = profile
+        self.host = host
+        self._dir = Path(tempfile.mkdtemp(prefix="quirkmail-world-"))
+        self.cafile = self._dir / "ca.pem"
+        key_pem, cert_pem = self_signed_certificate(host)
+        self.cafile.write_bytes(cert_pem)
+        self._tls_options = ssl.PrivateCertificate.loadPEM(key_pem + cert_pem).options()
+        self._ports: list = []
+        self._factories: list[ImapServerFactory] = []
+        self.handles: list[ServerHandle] = []
+
+    def __enter__(self) -> SimulatorWorld:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start_imap(self, port: int = 0, *, implicit_tls: bool = False) -> ServerHandle:
+        try:
+            factory = ImapServerFactory(
+                self.store, self.profile, tls_options=self._tls_options, implicit_tls=implicit_tls
+            )
+        except ValueError as exc:  # QuirkError, bad parameters: the profile's fault
+            raise LauncherError(f"IMAP server for profile {self.profile.name!r}: {exc}") from None
+
+        def listen():
+            if implicit_tls:
+                return bg.reactor.listenSSL(port, factory, self._tls_options, interface=self.host)
+            return bg.reactor.listenTCP(port, factory, interface=self.host)
+
+        try:
+            listening = bg.call(listen)
+        except Exception as exc:
+            raise LauncherError(f"cannot listen for IMAP on {self.host}:{port}: {exc}") from exc
+        self._ports.append(listening)
+        self._factories.append(factory)
+        handle = ServerHandle("imap", self.host, listening.getHost().port, implicit_tls)
+        self.handles.append(handle)
+        return handle
+
+    def stop(self) -> None:
+        if not self._ports and not self._factories:
+            return
+        ports, self._ports = self._ports, []
+        factories, self._factories = self._factories, []
+
+        def shutdown():
+            waits = [defer.maybeDeferred(p.stopListening) for p in ports]
+            waits += [f.close_connections() for f in factories]
+            return defer.DeferredList(waits)
+
+        bg.call(shutdown)
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def self_signed_certificate(host: str) -> tuple[bytes, bytes]:
+    """(key PEM, certificate PEM) for ``host`` and localhost; EC keys keep start-up fast."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "quirkmail simulator")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    alt = [x509.DNSName("localhost")]
+    try:
+        alt.append(x509.IPAddress(ipaddress.ip_address(host)))
+    except ValueError:
+        alt.append(x509.DNSName(host))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=365))
+        .add_extension(x509.SubjectAlternativeName(alt), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return key_pem, cert.public_bytes(serialization.Encoding.PEM)
