@@ -312,6 +312,56 @@ two
 """
 )
 
+EDGE_STRUCTURE = crlf(
+    """From: Alice (the boss) <alice@example.com>
+To: a@example.com, , Undisclosed, "" <empty@example.com>
+Subject:
+Date: Mon, 21 Jun 2021 08:00:00 +0000
+MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary="=_outer"
+
+preamble line
+--=_outer
+Content-Type: multipart/alternative; boundary="=_inner"
+
+--=_inner
+Content-Type: text/plain
+
+--=_inner--
+inner epilogue
+--=_outer
+Content-Type: message/rfc822
+
+From: layer1@example.com
+Subject: layer one
+Content-Type: message/rfc822
+
+From: layer2@example.com
+Subject: layer two
+
+deepest body
+--=_outer
+Content-Type: text/plain; charset=utf-8
+Content-Disposition: INLINE
+Content-Language: fr
+Content-Location:
+ http://example.com/a
+Content-Description: =?utf-8?q?caf=C3=A9?=
+
+last
+--=_outer--
+outer epilogue
+"""
+)
+
+NO_HEADER = crlf(
+    """
+body of a message without any header
+"""
+)
+
+NUL_IN_HEADER = b"From: nul@example.com\r\nSubject: a\x00b\r\n\r\nbody\r\n"
+
 SAMPLES: dict[str, bytes] = {
     "simple": SIMPLE,
     "alternative": ALTERNATIVE,
@@ -329,4 +379,7 @@ SAMPLES: dict[str, bytes] = {
     "multipart_no_boundary": MULTIPART_NO_BOUNDARY,
     "rfc2231_params": RFC2231_PARAMS,
     "digest": DIGEST,
+    "edge_structure": EDGE_STRUCTURE,
+    "no_header": NO_HEADER,
+    "nul_in_header": NUL_IN_HEADER,
 }

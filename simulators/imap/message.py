@@ -297,20 +297,28 @@ class Address:
     domain: bytes | None
 
 
+_MISSING = Address(None, None, b"MISSING_MAILBOX", b"MISSING_DOMAIN")
+
+
 def _parse_addresses(value: bytes) -> list[Address]:
     """RFC 5322 address-list in IMAP form: groups become (NIL NIL name NIL) ... (NIL NIL NIL NIL);
     missing parts are filled like Dovecot's MESSAGE_ADDRESS_PARSE_FLAG_FILL_MISSING."""
     r = _Reader(value)
     out: list[Address] = []
     in_group = False
+    expect = True  # at the start or after a comma: an empty element here counts, as in Dovecot
     while True:
         r.skip_lwsp()
         c = r.peek()
         if c is None:
             break
         if c == 0x2C:  # ","
+            if expect:
+                out.append(_MISSING)
             r.pos += 1
+            expect = True
             continue
+        expect = False
         if c == 0x3B and in_group:  # ";" ends a group
             r.pos += 1
             out.append(Address(None, None, None, None))
@@ -325,6 +333,7 @@ def _parse_addresses(value: bytes) -> list[Address]:
             r.pos += 1
             out.append(Address(None, None, phrase or b"", None))
             in_group = True
+            expect = True
             continue
         if c == 0x3C:  # "<" angle-addr, phrase is the display name
             r.pos += 1
@@ -341,7 +350,7 @@ def _parse_addresses(value: bytes) -> list[Address]:
             continue
         r.skip_lwsp()
         name = r.last_comment or None
-        out.append(Address(name, None, mailbox or b"MISSING_MAILBOX", domain or b"MISSING_DOMAIN"))
+        out.append(Address(name, None, mailbox or _MISSING.mailbox, domain or _MISSING.domain))
     if in_group:
         out.append(Address(None, None, None, None))
     return out
@@ -422,7 +431,7 @@ def _angle_addr(r: _Reader) -> tuple[bytes | None, bytes | None, bytes | None]:
     else:  # skip to the closing ">" of a broken address
         close = r.data.find(b">", r.pos)
         r.pos = len(r.data) if close < 0 else close + 1
-    return route, mailbox or b"MISSING_MAILBOX", domain or b"MISSING_DOMAIN"
+    return route, mailbox or _MISSING.mailbox, domain or _MISSING.domain
 
 
 def _address_list(value: bytes | None) -> bytes:
@@ -452,6 +461,9 @@ class Part:
     body_start: int  # first byte after the empty line that ends the header
     end: int  # end of the body (exclusive): before the line break preceding a boundary
     fields: list[HeaderField]
+    # End of the header as BODY[n.MIME] shows it: body_start, except when a boundary follows the
+    # empty line at once; then Dovecot gives that line break to the boundary, not the header.
+    header_end: int = -1
     ctype: bytes | None = None  # type as written ("TEXT"), None when there is no Content-Type
     subtype: bytes = b""
     params: list[tuple[bytes, bytes]] = field(default_factory=list)
@@ -536,7 +548,7 @@ class _Parser:
             body_start = self.starts[stop] if stop is not None else len(self.raw)
             header_block = self.raw[pos:body_start]
         fields = _parse_fields(header_block)
-        part = Part(start=pos, body_start=body_start, end=body_start, fields=fields)
+        part = Part(start=pos, body_start=body_start, end=body_start, fields=fields, header_end=body_start)
         ct = _first(fields, b"Content-Type")
         part.mime = not root or ct is not None or _first(fields, b"MIME-Version") is not None
         if ct is not None and part.mime:
@@ -557,27 +569,36 @@ class _Parser:
 
         if stop is not None:  # the header ran into a boundary: no body
             return part, stop
+        own = [v for k, v in part.params if k.lower() == b"boundary"][:1] if part.multipart else []
+        if header_end is not None and header_end < len(self.starts):
+            first = self._boundary_at(header_end, own + boundaries)
+            if first is not None and first[0] not in own:
+                part.header_end = self.starts[header_end - 1]
         body_i = self._index_of(body_start)
         if part.multipart:
-            boundary = next((v for k, v in part.params if k.lower() == b"boundary"), None)
-            if boundary is None:
+            if not own:
                 hit = self._scan(body_i, boundaries)
                 part.end = self._end_before(hit, body_start)
                 return part, hit
-            inner = [boundary] + boundaries
+            boundary = own[0]
+            inner = own + boundaries
             digest = part.subtype.lower() == b"digest"
             hit = self._scan(body_i, inner)
+            floor = body_start
             while hit is not None:
                 which, closing = self._boundary_at(hit, inner)
                 if which != boundary:
                     break  # an outer boundary ends this multipart
+                after = self.starts[hit + 1] if hit + 1 < len(self.starts) else len(self.raw)
                 if closing:
-                    hit = self._scan(hit + 1, boundaries)  # the epilogue runs to an outer boundary
+                    # The epilogue runs to an outer boundary. The close-delimiter line keeps its
+                    # own line break: an outer boundary right after it has none to take (Dovecot).
+                    floor = after
+                    hit = self._scan(hit + 1, boundaries)
                     break
-                child_pos = self.starts[hit + 1] if hit + 1 < len(self.starts) else len(self.raw)
-                child, hit = self.parse(child_pos, inner, digest_child=digest, root=False)
+                child, hit = self.parse(after, inner, digest_child=digest, root=False)
                 part.children.append(child)
-            part.end = self._end_before(hit, body_start)
+            part.end = self._end_before(hit, floor)
             return part, hit
         if part.is_rfc822:
             embedded, hit = self.parse(body_start, boundaries, digest_child=False, root=True)
@@ -790,7 +811,7 @@ def body_section(raw: bytes, part: tuple[int, ...], text: str | None, fields: tu
     if spec is None:
         return raw if not part else raw[target.body_start : target.end]
     if spec == "MIME":
-        return raw[target.start : target.body_start]
+        return raw[target.start : target.header_end]
     if part:  # HEADER/TEXT of a part: the embedded message of a message/rfc822 part
         if not target.is_rfc822 or target.message is None:
             return b""
