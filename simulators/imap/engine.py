@@ -204,14 +204,14 @@ class ImapSession:
 
     def _handle(self, event) -> None:
         if isinstance(event, NeedContinuation):
-            self._send(b"+ OK\r\n")
+            self._send(b"+ Ready for literal data\r\n")
         elif isinstance(event, ContinuationLine):
             self._continuation(event.line)
         elif isinstance(event, RefusedCommand):
             self._tagged(event.tag, event.reply)
         elif isinstance(event, BadCommand):
-            self._count_bad()
             self._tagged(event.tag, f"BAD {event.message}")
+            self._count_bad()
         elif isinstance(event, Command):
             self._command(event)
 
@@ -232,13 +232,13 @@ class ImapSession:
         needs = NEEDS_CAPABILITY.get(name)
         known = handler is not None and allowed is not None and (needs is None or self.has_capability(needs))
         if not known or self.state not in allowed:
-            self._count_bad()
             if self.state is State.NOT_AUTHENTICATED:
                 self._tagged(cmd.tag, "BAD Error in IMAP command received by server.")
             elif known and State.SELECTED in allowed and State.AUTHENTICATED not in allowed:
                 self._tagged(cmd.tag, "BAD No mailbox selected" + TIMING)
             else:
                 self._tagged(cmd.tag, f"BAD Error in IMAP command {name}: Unknown command" + TIMING)
+            self._count_bad()
             return
         override = self._quirk("imap_command", self, cmd)
         if override is not None:
@@ -248,13 +248,13 @@ class ImapSession:
             with self.store.lock:
                 reply = handler(cmd)
         except CommandFailed as exc:
-            if exc.reply.startswith("BAD"):
-                self._count_bad()
             self._updates(cmd.name)
             self._tagged(cmd.tag, exc.reply)
+            if exc.reply.startswith("BAD"):
+                self._count_bad()
         except ImapSyntaxError as exc:
-            self._count_bad()
             self._tagged(cmd.tag, f"BAD Error in IMAP command {name}: {exc}" + TIMING)
+            self._count_bad()
         else:
             if reply is not None:  # None: the command answers later (IDLE, AUTHENTICATE)
                 self._updates(cmd.name)
@@ -662,14 +662,11 @@ class ImapSession:
     def _search(self, cmd: Command, uid: bool) -> str:
         from simulators.imap import search
 
-        args = list(cmd.args)
-        charset = None
-        if len(args) >= 2 and isinstance(args[0], str) and args[0].upper() == "CHARSET":
-            charset = _text(args[1])
-            args = args[2:]
         try:
-            key = search.parse_search(args, charset=charset)
+            key = search.parse_search(cmd.args)  # CHARSET, when given, is the first argument
         except search.SearchSyntaxError as exc:
+            if exc.badcharset:
+                raise _no(f"[BADCHARSET ({' '.join(exc.badcharset)})] Unknown charset" + TIMING) from None
             raise _bad(cmd.name, str(exc)) from None
         view = self.view
         hits = search.evaluate(key, view.items)
