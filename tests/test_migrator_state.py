@@ -51,8 +51,8 @@ def test_flags_filtered_by_permanentflags():
 def test_tagged_reply_parsing():
     ok = parse_tagged("OK", [b"[APPENDUID 1700000000 42] Append completed."])
     assert ok.ok and ok.uid == 42
-    no = parse_tagged("NO", [b"[OVERQUOTA] Quota exceeded"])
-    assert not no.ok and no.uid is None and "OVERQUOTA" in no.text
+    no = parse_tagged("NO", [b"[OVERQUOTA] Quota exceeded (0.001 + 0.000 secs)."])
+    assert (no.ok, no.uid, no.text) == (False, None, "[OVERQUOTA] Quota exceeded.")
 
 
 def test_uid_sets_are_compact():

@@ -62,8 +62,12 @@ def filter_flags(flags: list[str], permanent: list[str]) -> tuple[list[str], lis
     return kept, dropped
 
 
+# Dovecot appends its timings, "(0.001 + 0.000 secs).": noise that would make reports differ per run.
+TIMING = re.compile(rb"\s*\(\d+\.\d+( \+ \d+\.\d+)* secs\)")
+
+
 def parse_tagged(typ: str, data: list) -> AppendResult:
-    text = b" ".join(d for d in data if isinstance(d, bytes))
+    text = TIMING.sub(b"", b" ".join(d for d in data if isinstance(d, bytes)))
     m = APPENDUID.search(text)
     return AppendResult(typ == "OK", int(m.group(2)) if m else None, text.decode("utf-8", "replace"))
 

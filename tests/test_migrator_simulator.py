@@ -1,0 +1,99 @@
+"""The engine with the IMAP simulator as the source (and, for size limits, as the destination)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from migrator.engine import MigrationOptions, migrate
+from migrator.urls import Endpoint, Secret, ServerURL
+from simulators.fixtures import FixtureSpec, populate
+from simulators.launcher import SimulatorWorld
+from simulators.profiles import load_profile
+from simulators.quirks import QuirkSpec
+from simulators.store import Account, Store
+from tests.test_migrator_support import PASSWORD, dovecot, endpoint, snapshot, user  # noqa: F401 (fixture)
+
+SPEC = FixtureSpec(seed=11, messages=45, folders=6, no_message_id=3, duplicate_message_id=2, bad_dates=3)
+
+
+def sim_endpoint(world: SimulatorWorld, handle, name: str) -> Endpoint:
+    return Endpoint(ServerURL.parse(handle.url(name)), Secret(PASSWORD), cafile=world.cafile)
+
+
+def normalised(account: Account) -> dict[str, list]:
+    """Folder ("/"-joined parts) → sorted (bytes with CRLF, flags, instant); empty folders left out."""
+    out = {}
+    for f in account.folders.values():
+        if f.messages:
+            out["/".join(f.path)] = sorted(
+                (crlf(m.raw), frozenset(m.flags - {"\\Recent"}), m.internaldate.astimezone(timezone.utc))
+                for m in f.messages
+            )
+    return out
+
+
+def crlf(raw: bytes) -> bytes:
+    return raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+@pytest.mark.peer
+@pytest.mark.parametrize("profile_name", ["generic", "courier"])
+def test_simulator_to_dovecot(dovecot, tmp_path, profile_name):
+    profile = load_profile(profile_name)
+    account = Store().add_account("alice", PASSWORD)
+    populate(account, SPEC, profile)
+    dst = user(dovecot)
+    with SimulatorWorld(account._store, profile) as world:
+        handle = world.start_imap()
+        src = sim_endpoint(world, handle, "alice")
+        opts = MigrationOptions(state_path=tmp_path / "s.sqlite", batch_size=10)
+        report = migrate(src, endpoint(dovecot, dst), opts)
+        total = sum(len(f.messages) for f in account.folders.values())
+        assert (report.copied, report.failed, report.skipped_count) == (total, 0, 0)
+        # "." + "INBOX." prefix on Courier → "/" at Dovecot: the same paths either way.
+        got = {k: [(crlf(r), f, d) for r, f, d in v] for k, v in snapshot(dovecot, dst).items() if v}
+        assert got == normalised(account)
+        assert migrate(src, endpoint(dovecot, dst), opts).copied == 0
+
+
+@pytest.mark.peer
+def test_refused_message_is_reported_and_the_rest_copied(dovecot, tmp_path):
+    profile = load_profile("generic")
+    account = Store().add_account("bob", PASSWORD)
+    when = datetime(2022, 2, 2, tzinfo=timezone.utc)
+    for n in range(6):
+        raw = b"" if n == 3 else f"Subject: m{n}\r\nMessage-ID: <r{n}@x>\r\n\r\nbody {n}\r\n".encode()
+        account.append(("INBOX",), raw, internaldate=when)  # Dovecot refuses zero-byte messages
+    dst = user(dovecot)
+    with SimulatorWorld(account._store, profile) as world:
+        handle = world.start_imap()
+        report = migrate(sim_endpoint(world, handle, "bob"), endpoint(dovecot, dst),
+                         MigrationOptions(state_path=tmp_path / "s.sqlite"))
+    assert report.copied == 5 and report.exit_code == 1
+    [skip] = report.skipped
+    assert (skip.folder, skip.uid, skip.reason) == ("INBOX", 4, "refused")
+    assert "zero byte" in skip.detail
+    assert len(snapshot(dovecot, dst)["INBOX"]) == 5
+
+
+def test_appendlimit_skips_too_large_and_unadvertised_limit_is_refused(tmp_path):
+    store = Store()
+    src = store.add_account("src", PASSWORD)
+    store.add_account("dst", PASSWORD)
+    when = datetime(2022, 2, 2, tzinfo=timezone.utc)
+    for n, size in enumerate((100, 9000, 200, 20000)):
+        src.append(("INBOX",), f"Subject: s{n}\r\n\r\n".encode() + b"x" * size, internaldate=when)
+    for advertise, reason in ((True, "too-large"), (False, "refused")):
+        profile = load_profile("generic").with_quirks(
+            [QuirkSpec(name="appendlimit", params={"bytes": 5000, "advertise": advertise})]
+        )
+        store.account("dst").folders[("INBOX",)].messages.clear()
+        with SimulatorWorld(store, profile) as world:
+            handle = world.start_imap()
+            report = migrate(sim_endpoint(world, handle, "src"), sim_endpoint(world, handle, "dst"),
+                             MigrationOptions(state_path=tmp_path / f"{advertise}.sqlite"))
+        assert report.copied == 2
+        assert [(s.uid, s.reason) for s in report.skipped] == [(2, reason), (4, reason)]
+        assert len(store.account("dst").folder(("INBOX",)).messages) == 2
