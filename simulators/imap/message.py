@@ -36,6 +36,7 @@ __all__ = [
     "body_section",
     "header_values",
     "body_text",
+    "full_text",
     "sent_date",
 ]
 
@@ -845,13 +846,6 @@ def header_values(raw: bytes, name: str) -> list[str]:
     return [_decode_words(f.value) for f in parse(raw).fields if f.name.lower() == lname]
 
 
-def header_text(raw: bytes) -> str:
-    """All header fields as decoded text, one per line (SEARCH TEXT looks at the header too)."""
-    return "\n".join(
-        f"{f.name.decode('latin-1')}: {_decode_words(f.value)}" for f in parse(raw).fields
-    )
-
-
 def _charset_of(part: Part) -> str:
     for k, v in part.params:
         if k.lower() == b"charset":
@@ -877,26 +871,34 @@ def _decoded_content(raw: bytes, part: Part) -> str:
 
 
 def body_text(raw: bytes) -> str:
-    """The decoded text of every text/* (and untyped) leaf part, embedded messages included."""
-    return _body_text_cached(raw)
+    """SEARCH BODY's haystack: the decoded text/* (and untyped) leaf parts, those of embedded
+    messages included; no header at all (Dovecot skips embedded messages' headers too)."""
+    return _search_text(raw, False)
+
+
+def full_text(raw: bytes) -> str:
+    """SEARCH TEXT's haystack: body_text plus every header, MIME part headers included."""
+    return _search_text(raw, True)
+
+
+def _fields_text(part: Part) -> str:
+    return "\n".join(f"{f.name.decode('latin-1')}: {_decode_words(f.value)}" for f in part.fields)
 
 
 @lru_cache(maxsize=_CACHE_SIZE)
-def _body_text_cached(raw: bytes) -> str:
+def _search_text(raw: bytes, with_headers: bool) -> str:
     out: list[str] = []
 
     def walk(part: Part) -> None:
+        if with_headers:
+            out.append(_fields_text(part))
         if part.multipart:
             for c in part.children:
                 walk(c)
         elif part.is_rfc822 and part.message is not None:
-            out.append(header_text_of(part.message))
             walk(part.message)
         elif part.ctype is None or part.ctype.lower() == b"text":
             out.append(_decoded_content(raw, part))
-
-    def header_text_of(p: Part) -> str:
-        return "\n".join(f"{f.name.decode('latin-1')}: {_decode_words(f.value)}" for f in p.fields)
 
     walk(parse(raw))
     return "\n".join(out)

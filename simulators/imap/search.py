@@ -12,10 +12,12 @@ Choices (where RFC 3501 leaves room, or where Dovecot differs):
   message stamped 23:30 -05:00 may count as the next day there; the store keeps the original
   zone, so ours is the deterministic reading.
 - SENTBEFORE/SENTON/SENTSINCE use the Date header's calendar date in its own zone; a missing or
-  unparseable Date matches none of them (so ``NOT SENTON …`` matches it).
+  unparseable Date matches none of them (so ``NOT SENTON …`` matches it). Dovecot dates such
+  a message 1 Jan 1970 instead, so it matches every SENTBEFORE there (pinned by the peer test).
 - String keys are case-insensitive substrings of RFC 2047-decoded header values (FROM, TO, CC,
-  BCC, SUBJECT, HEADER), of the decoded text parts (BODY), or of both (TEXT). An empty string
-  matches every message that has the header (HEADER "X-Foo" "").
+  BCC, SUBJECT, HEADER), of the decoded text parts (BODY), or of those and every header, MIME
+  part headers included (TEXT), as Dovecot searches. Attachments (non-text parts) are not
+  searched. An empty string matches every message that has the header (HEADER "X-Foo" "").
 - CHARSET may be UTF-8 or US-ASCII; anything else raises ``SearchSyntaxError`` whose
   ``badcharset`` names the supported ones, for a ``NO [BADCHARSET (US-ASCII UTF-8)]`` reply.
 - RECENT is true only for items whose flags include ``\\Recent`` (the store keeps no session
@@ -123,16 +125,14 @@ class Header(SearchKey):
 
 @dataclass(frozen=True)
 class Text(SearchKey):
-    """BODY (text parts only) or TEXT (header and body)."""
+    """BODY (decoded text parts only) or TEXT (those and every header, MIME headers included)."""
 
     text: str
     with_header: bool
 
     def matches(self, item: MailItem, ctx: _Context) -> bool:
-        needle = self.text.casefold()
-        if needle in message.body_text(item.raw).casefold():
-            return True
-        return self.with_header and needle in message.header_text(item.raw).casefold()
+        haystack = message.full_text(item.raw) if self.with_header else message.body_text(item.raw)
+        return self.text.casefold() in haystack.casefold()
 
 
 @dataclass(frozen=True)
