@@ -24,7 +24,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from twisted.internet import defer, ssl
+from OpenSSL import SSL
+from twisted.internet import defer
+from twisted.internet.interfaces import IOpenSSLContextFactory
+from zope.interface import implementer
 
 from simulators import reactor as bg
 from simulators.imap.server import ImapServerFactory
@@ -55,9 +58,9 @@ class SimulatorWorld:
         self.host = host
         self._dir = Path(tempfile.mkdtemp(prefix="quirkmail-world-"))
         self.cafile = self._dir / "ca.pem"
-        key_pem, cert_pem = self_signed_certificate(host)
-        self.cafile.write_bytes(cert_pem)
-        self._tls_options = ssl.PrivateCertificate.loadPEM(key_pem + cert_pem).options()
+        key, cert = self_signed_certificate(host)
+        self.cafile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        self._tls_options = ServerTLS(key, cert)
         self._ports: list = []
         self._factories: list[ImapServerFactory] = []
         self.handles: list[ServerHandle] = []
@@ -106,8 +109,22 @@ class SimulatorWorld:
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
-def self_signed_certificate(host: str) -> tuple[bytes, bytes]:
-    """(key PEM, certificate PEM) for ``host`` and localhost; EC keys keep start-up fast."""
+@implementer(IOpenSSLContextFactory)
+class ServerTLS:
+    """Twisted context factory for the server side (TLS 1.2+), from cryptography objects."""
+
+    def __init__(self, key: ec.EllipticCurvePrivateKey, cert: x509.Certificate):
+        self._context = SSL.Context(SSL.TLS_SERVER_METHOD)
+        self._context.set_min_proto_version(SSL.TLS1_2_VERSION)
+        self._context.use_certificate(cert)
+        self._context.use_privatekey(key)
+
+    def getContext(self) -> SSL.Context:
+        return self._context
+
+
+def self_signed_certificate(host: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A key and self-signed certificate for ``host`` and localhost; EC keys keep start-up fast."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "quirkmail simulator")])
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -128,7 +145,4 @@ def self_signed_certificate(host: str) -> tuple[bytes, bytes]:
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return key_pem, cert.public_bytes(serialization.Encoding.PEM)
+    return key, cert
