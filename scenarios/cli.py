@@ -89,6 +89,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not Path(p).exists():
             print(f"quirkmail run: no such file or folder: {p}", file=sys.stderr)
             return ExitCode.USAGE
+    checked = check_files(paths)  # a bad file is a usage error before any server starts
+    if checked:
+        return checked
     report_json = args.report_dir / reports.REPORT_JSON
     report_json.unlink(missing_ok=True)  # a stale report must not pass for this run's
     pytest_args = [
@@ -98,6 +101,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "--scenario-report-dir", str(args.report_dir),
         "-o", "addopts=",
         "-q",
+        "--disable-warnings",
     ]
     workers = _workers(args.workers)
     if workers > 1:
@@ -116,6 +120,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"reports: {report_json} and {args.report_dir / reports.JUNIT_XML}")
     t = reports.totals(results)
     return ExitCode.OK if t["failed"] == t["error"] == 0 else ExitCode.ITEMS_SKIPPED
+
+
+def check_files(paths: list[str]) -> int:
+    """Validate every scenario file under ``paths``; print each problem; ExitCode.USAGE if any."""
+    from scenarios.model import load_scenario
+    from scenarios.runner import engine_options
+
+    files = [Path(p) for p in paths if Path(p).is_file()]
+    files += [f for p in paths if Path(p).is_dir() for f in sorted(Path(p).rglob("*.y*ml"))]
+    bad = 0
+    for file in files:
+        try:
+            engine_options(load_scenario(file))
+        except ScenarioError as exc:
+            print(f"quirkmail run: {exc}", file=sys.stderr)
+            bad += 1
+    if not files:
+        print(f"quirkmail run: no scenario files under {', '.join(paths)}", file=sys.stderr)
+    return ExitCode.USAGE if bad or not files else ExitCode.OK
 
 
 # serve ------------------------------------------------------------------------------------------

@@ -42,6 +42,9 @@ def check(scenario: Scenario, runs: list[RunRecord], verify: VerifyReport) -> li
             failures.append(f"the engine reported {got} date fallbacks, expected {expect.date_fallbacks}")
     if expect.folders is not None:
         failures += _check_counts(expect.folders, verify)
+    for folder in expect.absent:
+        if folder in verify.dest_counts:
+            failures.append(f"destination folder {folder!r} exists ({verify.dest_counts[folder]} messages), expected none")
     if expect.wants_identical() and not verify.identical:
         failures.append("the destination is not identical to the source: " + _problems(verify))
     if expect.identical is False and verify.identical:

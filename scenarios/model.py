@@ -76,6 +76,9 @@ class ServerSpec(_Block):
 
     server: Literal["simulator", "dovecot"]
     profile: str = "generic"  # simulator only: a built-in profile name or a profile file path
+    # Simulator only: the account name (generated mail is addressed to it). A Dovecot side always
+    # gets a fresh user of the shared server.
+    user: str = "alice"
     quirks: list[QuirkSpec] = []  # added to the profile's; "name:k=v,k=v" or {name, params}
     # The mail this side holds before the migration; real files are relative to the scenario file.
     fixture: FixtureSpec | None = None
@@ -91,6 +94,8 @@ class ServerSpec(_Block):
     def _dovecot_has_no_profile(self) -> ServerSpec:
         if self.server == "dovecot" and (self.profile != "generic" or self.quirks):
             raise FieldProblem("profile", "a dovecot server has no profile or quirks: it is the real thing")
+        if self.server == "dovecot" and "user" in self.model_fields_set:
+            raise FieldProblem("user", "a dovecot side gets a fresh user per scenario; it cannot be named")
         return self
 
 
@@ -137,6 +142,7 @@ class Expectations(_Block):
     exit_code: int | list[int] = 0
     # Destination message counts by folder path joined with "/"; None = no count check.
     folders: dict[str, int] | None = None
+    absent: list[str] = []  # destination folders that must not exist (excluded, not created)
     # Every (selected) source message once at the destination: bytes, flags, INTERNALDATE instant.
     # None = true unless the scenario states counts or missing messages instead.
     identical: bool | None = None

@@ -33,6 +33,15 @@ def outcome(result: ScenarioResult) -> str:
     return "passed" if result.passed else "failed"
 
 
+def headline(result: ScenarioResult) -> str:
+    """One line saying what went wrong: the first failure, the error's last line, the skip reason."""
+    if result.error:
+        return result.error.strip().splitlines()[-1]  # a traceback ends with the exception
+    if result.failures:
+        return result.failures[0]
+    return result.skipped or ""
+
+
 def totals(results: list[ScenarioResult]) -> dict[str, Any]:
     counts = {k: 0 for k in ("passed", "failed", "skipped", "error")}
     for r in results:
@@ -88,7 +97,7 @@ def junit_tree(results: list[ScenarioResult]) -> ET.ElementTree:
             node = ET.SubElement(case, "failure", message=r.failures[0] if r.failures else "failed")
             node.text = "\n".join(r.failures)
         elif kind == "error":
-            ET.SubElement(case, "error", message=(r.error or "").splitlines()[0][:500]).text = r.error
+            ET.SubElement(case, "error", message=headline(r)[:500]).text = r.error
         elif kind == "skipped":
             ET.SubElement(case, "skipped", message=r.skipped or "")
         if r.verify is not None:
@@ -120,7 +129,6 @@ def summary_table(results: list[ScenarioResult]) -> Table:
     for r in sorted(results, key=lambda r: (r.area, r.name)):
         kind = outcome(r)
         copied = "/".join(str(run.copied) for run in r.runs if run.copied is not None) or "-"
-        first = r.error or (r.failures[0] if r.failures else r.skipped or "")
         # Text, not markup: server replies carry brackets ("[AUTHENTICATIONFAILED]").
         table.add_row(
             Text(r.name),
@@ -128,6 +136,6 @@ def summary_table(results: list[ScenarioResult]) -> Table:
             Text(kind, style=styles[kind]),
             copied,
             f"{r.seconds:.1f}",
-            Text(first.splitlines()[0] if first else ""),
+            Text(headline(r)),
         )
     return table

@@ -51,8 +51,12 @@ class ScenarioResult(BaseModel):
     seconds: float = 0.0
 
 
-def run_scenario(scenario: Scenario) -> ScenarioResult:
-    """Run it; a broken expectation is a failure sentence, a broken scenario a ``ScenarioError``."""
+def run_scenario(scenario: Scenario, *, after_migration: Callable[[Side, Side], None] | None = None) -> ScenarioResult:
+    """Run it; a broken expectation is a failure sentence, a broken scenario a ``ScenarioError``.
+
+    ``after_migration(source, dest)`` runs between the last migration run and verification: the
+    seam through which tests damage a destination to prove the scenario can fail.
+    """
     started = time.monotonic()
     result = ScenarioResult(
         name=scenario.name, area=scenario.area, file=str(scenario.file or ""), passed=False
@@ -74,6 +78,8 @@ def run_scenario(scenario: Scenario) -> ScenarioResult:
                 result.runs.append(run_command(scenario, n, source, dest))
             else:
                 result.runs.append(run_engine(n, source, dest, options, Path(tmp) / "state.sqlite3"))
+        if after_migration is not None:
+            after_migration(source, dest)
         scope = VerifyScope.from_options(options) if options is not None else VerifyScope()
         result.verify = compare(source.truth(), snapshot_imap(dest.endpoint), scope)
     result.failures = check(scenario, result.runs, result.verify)
@@ -139,6 +145,8 @@ def build_side(spec: ServerSpec, role: str, base_dir: Path, stack: ExitStack) ->
     from simulators.store import Store
 
     user, password = _new_user(role)
+    if spec.server == "simulator":
+        user = spec.user  # its own store: no clash, and the fixture's addresses follow the name
     store = Store()
     account = store.add_account(user, password)
     if spec.server == "dovecot":
@@ -152,20 +160,33 @@ def build_side(spec: ServerSpec, role: str, base_dir: Path, stack: ExitStack) ->
         return Side(endpoint, password, lambda: snapshot_imap(endpoint))
     from simulators.launcher import SimulatorWorld
 
-    profile = _profile(spec)
+    profile = _profile(spec, base_dir)
     if spec.fixture is not None:
         _populate(account, spec, base_dir, profile)
+    else:
+        _create_special_folders(account, profile)
     world = stack.enter_context(SimulatorWorld(store, profile))
     handle = world.start_imap()
     endpoint = Endpoint(ServerURL.parse(handle.url(user)), Secret(password), cafile=world.cafile)
     return Side(endpoint, password, lambda: snapshot_account(account, label=handle.url(user)))
 
 
-def _profile(spec: ServerSpec):
+def _profile(spec: ServerSpec, base_dir: Path):
     from simulators.profiles import load_profile
 
-    profile = load_profile(spec.profile)
+    name = spec.profile
+    if name.endswith((".yaml", ".yml")):  # a profile file next to the scenario
+        name = str(base_dir / name)
+    profile = load_profile(name)
     return profile.with_quirks(spec.quirks) if spec.quirks else profile
+
+
+def _create_special_folders(account, profile) -> None:
+    """An empty provider mailbox still has its special folders (Exchange's Sent Items ...)."""
+    from simulators.profiles import SPECIAL_USE
+
+    for key, parts in profile.special_folders.items():
+        account.create_folder(parts, special_use=SPECIAL_USE[key], exist_ok=True)
 
 
 def _populate(account, spec: ServerSpec, base_dir: Path, profile=None) -> None:

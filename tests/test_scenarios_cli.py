@@ -1,0 +1,84 @@
+"""The ``quirkmail`` command line, run as a user runs it (a subprocess)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LIBRARY = ROOT / "scenarios" / "library" / "imap"
+
+
+def quirkmail(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    return subprocess.run(
+        [sys.executable, "-m", "scenarios", *args], capture_output=True, text=True, cwd=cwd or ROOT, env=env, timeout=timeout
+    )
+
+
+def test_help_lists_every_command():
+    done = quirkmail("--help")
+    assert done.returncode == 0
+    for command in ("run", "serve", "migrate", "verify", "profiles"):
+        assert command in done.stdout
+
+
+def test_profiles_lists_the_builtin_profiles_with_descriptions():
+    done = quirkmail("profiles")
+    assert done.returncode == 0, done.stderr
+    assert "generic: A standards-following server" in done.stdout
+    assert "delimiter '/'" in done.stdout
+
+
+def test_run_refuses_a_bad_file_with_exit_2_naming_file_and_field(tmp_path):
+    bad = tmp_path / "imap" / "typo.yaml"
+    bad.parent.mkdir()
+    bad.write_text("source: {server: dovecot}\nexpect: {identicle: true}\n", encoding="utf-8")
+    done = quirkmail("run", str(bad), "--report-dir", str(tmp_path / "reports"))
+    assert done.returncode == 2
+    assert f"{bad}: expect.identicle: Extra inputs are not permitted" in done.stderr
+    assert not (tmp_path / "reports" / "report.json").exists()
+
+
+def test_run_refuses_an_unknown_engine_option(tmp_path):
+    bad = tmp_path / "imap" / "opt.yaml"
+    bad.parent.mkdir()
+    bad.write_text("source: {server: dovecot}\nmigration: {options: {mdoe: replace}}\n", encoding="utf-8")
+    done = quirkmail("run", str(bad), "--report-dir", str(tmp_path / "reports"))
+    assert done.returncode == 2
+    assert "migration.options.mdoe: unknown option" in done.stderr
+
+
+def test_run_missing_path_is_a_usage_error(tmp_path):
+    assert quirkmail("run", str(tmp_path / "nothing.yaml")).returncode == 2
+
+
+def test_verify_without_password_source_is_a_usage_error():
+    done = quirkmail("verify", "--source", "imap://a@127.0.0.1:1", "--dest", "imap://b@127.0.0.1:1")
+    assert done.returncode == 2
+    assert "no password" in done.stderr
+
+
+@pytest.mark.peer
+@pytest.mark.slow
+def test_run_one_library_file_writes_reports_and_passes(tmp_path):
+    from scenarios.peers.dovecot import availability
+
+    if availability():
+        pytest.skip(availability())
+    report_dir = tmp_path / "reports"
+    done = quirkmail("run", str(LIBRARY / "rerun-copies-nothing.yaml"), "-n", "1", "--report-dir", str(report_dir), timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "rerun-copies-nothing" in done.stdout and "passed" in done.stdout
+    data = json.loads((report_dir / "report.json").read_text())
+    assert data["totals"]["passed"] == 1 and data["totals"]["total"] == 1
+    (result,) = data["results"]
+    assert [run["copied"] for run in result["runs"]] == [35, 0]
+    case = ET.parse(report_dir / "junit.xml").getroot().find("testsuite/testcase")
+    assert (case.get("classname"), case.get("name")) == ("imap", "rerun-copies-nothing")
