@@ -6,10 +6,12 @@ re-checks them live); they are written out here so a regression shows without a 
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from simulators.imap import message as m
-from tests.test_imap_message_samples import SAMPLES
+from tests.test_imap_message_samples import SAMPLES, nested
 
 
 def addr(name: str, mailbox: str, domain: str) -> bytes:
@@ -175,6 +177,14 @@ def test_bodystructure_bare_lf_counts_the_stored_bytes():
         b'("text" "plain" ("charset" "utf-8") NIL NIL "7bit" 11 0 NIL NIL NIL NIL) "mixed" '
         b'("boundary" "lfb") NIL NIL NIL)'
     )
+
+
+def test_nesting_stops_at_dovecots_depth_limit():
+    bs = m.bodystructure(SAMPLES["deep_rfc822"])
+    assert bs.count(b'("message" "rfc822"') == 99
+    assert re.search(rb'\("application" "octet-stream" NIL NIL NIL "7bit" \d+ NIL NIL NIL NIL\) \d+ ', bs)
+    # far beyond the limit: no RecursionError, just a deep but finite structure
+    assert m.bodystructure(nested(5000, "multipart")).count(b'"mixed"') == 99
 
 
 def test_nested_boundary_that_extends_the_outer_one():

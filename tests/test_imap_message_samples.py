@@ -362,6 +362,17 @@ body of a message without any header
 
 NUL_IN_HEADER = b"From: nul@example.com\r\nSubject: a\x00b\r\n\r\nbody\r\n"
 
+def nested(levels: int, kind: str) -> bytes:
+    """A message nested ``levels`` deep in multiparts or message/rfc822 parts (Dovecot stops at 100)."""
+    raw = b"From: deep@example.com\r\nMIME-Version: 1.0\r\n"
+    for i in range(levels):
+        if kind == "multipart":
+            raw += b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n" % (i, i)
+        else:
+            raw += b"Content-Type: message/rfc822\r\n\r\nSubject: level %d\r\n" % i
+    return raw + b"Content-Type: text/plain\r\n\r\nleaf\r\n"
+
+
 SAMPLES: dict[str, bytes] = {
     "simple": SIMPLE,
     "alternative": ALTERNATIVE,
@@ -382,4 +393,6 @@ SAMPLES: dict[str, bytes] = {
     "edge_structure": EDGE_STRUCTURE,
     "no_header": NO_HEADER,
     "nul_in_header": NUL_IN_HEADER,
+    "deep_multipart": nested(120, "multipart"),
+    "deep_rfc822": nested(101, "rfc822"),
 }
