@@ -367,7 +367,7 @@ def nested(levels: int, kind: str) -> bytes:
     raw = b"From: deep@example.com\r\nMIME-Version: 1.0\r\n"
     for i in range(levels):
         if kind == "multipart":
-            raw += b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n" % (i, i)
+            raw += b"Content-Type: multipart/mixed; boundary=b%d_\r\n\r\n--b%d_\r\n" % (i, i)
         else:
             raw += b"Content-Type: message/rfc822\r\n\r\nSubject: level %d\r\n" % i
     return raw + b"Content-Type: text/plain\r\n\r\nleaf\r\n"
