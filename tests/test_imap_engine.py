@@ -67,15 +67,21 @@ def test_greeting_and_capabilities_before_and_after_login():
         b"AUTH=LOGIN] Dovecot ready.\r\n"
     ]
     out = run(s, LOGIN)
-    assert out.startswith(b"* CAPABILITY IMAP4rev1 SASL-IR") and b" MOVE " in out and b"STARTTLS" not in out
-    assert out.endswith(b"a OK Logged in\r\n")
+    assert out.startswith(b"a OK [CAPABILITY IMAP4rev1 SASL-IR") and b" MOVE " in out and b"STARTTLS" not in out
+    assert out.endswith(b"] Logged in\r\n")
     assert s.state is State.AUTHENTICATED
+    # Dovecot: a client that asked CAPABILITY before login reads the new list untagged
+    s = session()
+    out = run(s, b"c CAPABILITY\r\n" + LOGIN)
+    assert b"c OK Pre-login capabilities listed, post-login capabilities have more.\r\n* CAPABILITY IMAP4rev1 " in out
+    assert out.endswith(b"\r\na OK Logged in\r\n")
 
 
 def test_wrong_password_then_right_one():
     out = both(b"a LOGIN alice nope\r\nb LOGIN alice pw\r\n")
     assert out.startswith(b"a NO [AUTHENTICATIONFAILED] Authentication failed.\r\n")
-    assert out.endswith(b"b OK Logged in\r\n")
+    assert out.endswith(b"b OK [CAPABILITY IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE MULTIAPPEND UNSELECT CHILDREN "
+                        b"NAMESPACE UIDPLUS MOVE LITERAL+ SPECIAL-USE] Logged in\r\n")
 
 
 def test_commands_not_allowed_before_login_and_unknown_commands():
@@ -148,7 +154,7 @@ def test_store_flags_and_keywords_then_expunge():
     assert b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work)\r\n" in out
     assert b"* 3 FETCH (FLAGS (\\Recent $Work))\r\n" in out
     assert b"t4 BAD Error in IMAP command STORE: Invalid system flag \\Recent" in out
-    assert b"* 1 EXPUNGE\r\nt5 OK Expunge completed" in out
+    assert b"* 1 EXPUNGE\r\n* 2 RECENT\r\nt5 OK Expunge completed" in out
     assert out.endswith(
         b"* 1 FETCH (FLAGS (\\Flagged \\Recent))\r\n* 2 FETCH (FLAGS (\\Recent $Work))\r\nt6 OK Fetch completed"
         + T.encode() + b"\r\n"
@@ -188,7 +194,7 @@ def test_multiappend_with_literal_plus_in_one_command():
 def test_copy_and_move_answer_copyuid_and_expunge():
     out = both(b"c1 COPY 1:2 Sent\r\nc2 UID MOVE 3 Sent\r\nc3 MOVE 9 Sent\r\nc4 COPY 1 Nope\r\n", setup=SELECT)
     assert b" 1:2 1:2] Copy completed" in out
-    assert b" 3 3] Moved UIDs.\r\n* 3 EXPUNGE\r\nc2 OK Move completed" in out
+    assert b" 3 3] Moved UIDs.\r\n* 3 EXPUNGE\r\n* 2 RECENT\r\nc2 OK Move completed" in out
     assert b"c3 BAD Error in IMAP command MOVE: Invalid messageset" in out
     assert b"c4 NO [TRYCREATE] Mailbox doesn't exist: Nope" in out
 
@@ -210,7 +216,7 @@ def test_changes_by_another_session_arrive_as_exists_and_expunge():
     acc.append(("INBOX",), b"newer", internaldate=datetime(2024, 2, 1, tzinfo=timezone.utc))
     out = run(s, b"n2 FETCH 1 UID\r\nn3 NOOP\r\n")
     assert out.split(b"\r\n")[:3] == [b"* 1 FETCH (UID 2)", b"* 4 EXISTS", b"* 4 RECENT"]
-    assert b"* 1 EXPUNGE\r\nn3 OK" in out
+    assert b"* 1 EXPUNGE\r\n* 3 RECENT\r\nn3 OK" in out
 
 
 def test_idle_pushes_new_mail_and_ends_with_done():
@@ -227,16 +233,16 @@ def test_idle_pushes_new_mail_and_ends_with_done():
 def test_authenticate_plain_with_initial_response_and_with_a_continuation():
     token = base64.b64encode(b"\0alice\0pw")
     out = both(b"a1 AUTHENTICATE PLAIN " + token + b"\r\n")
-    assert out.endswith(b"a1 OK Logged in\r\n")
+    assert out.endswith(b"] Logged in\r\n")
     out = both(b"a1 AUTHENTICATE PLAIN\r\n" + token + b"\r\n")
-    assert out.startswith(b"+ \r\n") and out.endswith(b"a1 OK Logged in\r\n")
+    assert out.startswith(b"+ \r\na1 OK [CAPABILITY ") and out.endswith(b"] Logged in\r\n")
     out = both(b"a1 AUTHENTICATE PLAIN\r\n*\r\na2 AUTHENTICATE PLAIN " + base64.b64encode(b"\0alice\0no") + b"\r\n")
     assert out == (
         b"+ \r\na1 BAD Authentication aborted by client.\r\n"
         b"a2 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n"
     )
     out = both(b"a1 AUTHENTICATE LOGIN\r\n" + base64.b64encode(b"alice") + b"\r\n" + base64.b64encode(b"pw") + b"\r\n")
-    assert out.startswith(b"+ VXNlcm5hbWU6\r\n+ UGFzc3dvcmQ6\r\n") and out.endswith(b"a1 OK Logged in\r\n")
+    assert out.startswith(b"+ VXNlcm5hbWU6\r\n+ UGFzc3dvcmQ6\r\na1 OK [CAPABILITY ") and out.endswith(b"] Logged in\r\n")
 
 
 def test_starttls_signal_and_capabilities_afterwards():

@@ -134,6 +134,7 @@ class ImapSession:
         self.idling: str | None = None  # tag of the running IDLE
         self._auth: _SaslExchange | None = None
         self._bad_count = 0
+        self._asked_capability = False
         self._out: list[Output] = []
         self.reader = CommandReader(literal_policy=self._literal_policy)
 
@@ -293,6 +294,7 @@ class ImapSession:
     # Any state ------------------------------------------------------------------------------
 
     def cmd_CAPABILITY(self, cmd: Command) -> str:
+        self._asked_capability = True
         self._send("* CAPABILITY " + " ".join(self.capabilities()) + "\r\n")
         if self.state is State.NOT_AUTHENTICATED:
             return "OK Pre-login capabilities listed, post-login capabilities have more."
@@ -391,9 +393,13 @@ class ImapSession:
                 return refusal
         self.account = account
         self.state = State.AUTHENTICATED
-        # Dovecot sends the post-login capabilities untagged, then a bare "Logged in".
-        self._send("* CAPABILITY " + " ".join(self.capabilities()) + "\r\n")
-        return "OK Logged in"
+        caps = " ".join(self.capabilities())
+        # Dovecot: a client that asked CAPABILITY before login gets the new list untagged (it
+        # evidently reads untagged CAPABILITY); others get it as the OK's response code.
+        if self._asked_capability:
+            self._send(f"* CAPABILITY {caps}\r\n")
+            return "OK Logged in"
+        return f"OK [CAPABILITY {caps}] Logged in"
 
     # Authenticated: mailboxes -------------------------------------------------------------------
 
@@ -469,9 +475,17 @@ class ImapSession:
         refusal = self._quirk("imap_create", self, path)
         if refusal is not None:
             raise CommandFailed(refusal)
-        if self._lookup(path) is not None:
+        existing = self._lookup(path)
+        if existing is not None and existing.selectable:
             raise _no("[ALREADYEXISTS] Mailbox already exists" + TIMING)
+        if existing is not None:  # a \Noselect name kept for its children becomes a mailbox
+            existing.selectable = True
+            return "OK Create completed" + TIMING
+        # Missing parents appear as \Noselect names, not as mailboxes (Dovecot's behaviour).
+        missing = [path[:i] for i in range(1, len(path)) if self._lookup(path[:i]) is None]
         self.account.create_folder(path, special_use=self.profile.special_use_of(path))
+        for parent in missing:
+            self.account.folders[parent].selectable = False
         return "OK Create completed" + TIMING
 
     def cmd_DELETE(self, cmd: Command) -> str:
@@ -683,7 +697,7 @@ class ImapSession:
             raise _bad(cmd.name, "Invalid arguments")
         view = self.view
         idx = view.resolve(cmd.args[0], uid=uid)
-        atts = parse_fetch_atts(cmd.args[1])
+        atts = fetch.reply_order(parse_fetch_atts(cmd.args[1]))
         mark_seen = fetch.sets_seen(atts) and not view.read_only
         recent = view.recent
         out = self._out

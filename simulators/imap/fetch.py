@@ -67,10 +67,22 @@ def sets_seen(atts: list[FetchAtt]) -> bool:
     )
 
 
+# Dovecot writes these index-level items first, in the order asked, then everything else in the
+# order asked (``(BODY[TEXT] RFC822.SIZE)`` comes back as ``(RFC822.SIZE ... BODY[TEXT] ...)``).
+_FIRST = frozenset({"FLAGS", "UID", "INTERNALDATE", "RFC822.SIZE"})
+
+
+def reply_order(atts: list[FetchAtt]) -> list[FetchAtt]:
+    return [a for a in atts if a.name in _FIRST] + [a for a in atts if a.name not in _FIRST]
+
+
 def render(
     seq: int, item: MailItem, atts: list[FetchAtt], *, uid_first: bool, recent: bool, add_flags: bool
 ) -> bytes:
-    """``* seq FETCH (...)`` for one message. ``add_flags``: append FLAGS (\\Seen was just set)."""
+    """``* seq FETCH (...)`` for one message, ``atts`` in ``reply_order``.
+
+    ``add_flags``: append FLAGS (\\Seen was just set and FLAGS was not asked for).
+    """
     out = [b"* %d FETCH (" % seq]
     first = True
     if uid_first:

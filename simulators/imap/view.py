@@ -86,6 +86,7 @@ class MailboxView:
         if len(current) == len(self.items) and (not current or current[-1].uid == self.uids[-1]):
             return []  # same length and same last UID: nothing appended, nothing removed
         out: list[bytes] = []
+        recent_before = len(self.recent)
         live = {m.uid for m in current}
         if allow_expunge and any(u not in live for u in self.uids):
             kept_items, kept_uids, removed = [], [], 0
@@ -106,4 +107,6 @@ class MailboxView:
             self._claim_recent([m.uid for m in new])
             out.append(b"* %d EXISTS\r\n" % len(self.items))
             out.append(b"* %d RECENT\r\n" % len(self.recent))
+        elif len(self.recent) != recent_before:
+            out.append(b"* %d RECENT\r\n" % len(self.recent))  # as Dovecot does after EXPUNGE
         return out
