@@ -195,26 +195,39 @@ def _validated(model, data, where):
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from migrator.urls import resolve_secret
-    from simulators.fixtures import populate
-    from simulators.launcher import SimulatorWorld
     from simulators.profiles import ProfileError, load_profile
-    from simulators.quirks import QuirkError, QuirkSpec
+    from simulators.quirks import QuirkError, QuirkSpec, build_all
     from simulators.store import Store
 
     try:
         profile = load_profile(args.profile)
         if args.quirk:
             profile = profile.with_quirks([QuirkSpec.parse(q) for q in args.quirk])
+        build_all(profile.quirks, "imap")  # unknown names and bad parameters: a usage error now
     except (ProfileError, QuirkError) as exc:
         print(f"quirkmail serve: {exc}", file=sys.stderr)
         return ExitCode.USAGE
     spec, base_dir = _fixture_spec(args)
+    password_file = None
     if args.password_env:
         password = resolve_secret(env=args.password_env).reveal()
         password_note = f"password: from ${args.password_env}"
     else:
         password = secrets.token_urlsafe(12)
-        password_note = f"password file: {_write_private(password)}"
+        password_file = _write_private(password)
+        password_note = f"password file: {password_file} (removed when the server stops)"
+    try:
+        return _serve(args, profile, spec, base_dir, password, password_note)
+    finally:
+        if password_file is not None:
+            password_file.unlink(missing_ok=True)
+
+
+def _serve(args, profile, spec, base_dir: Path, password: str, password_note: str) -> int:
+    from simulators.fixtures import populate
+    from simulators.launcher import SimulatorWorld
+    from simulators.store import Store
+
     store = Store()
     account = store.add_account(args.user, password)
     if spec is not None:

@@ -30,7 +30,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from simulators.fixtures import FixtureSpec
-from simulators.quirks import QuirkSpec
+from simulators.quirks import QuirkSpec, build
 
 PLACEHOLDERS = frozenset(
     {
@@ -88,6 +88,13 @@ class ServerSpec(_Block):
     def _parse_quirk_strings(cls, value: Any) -> Any:
         if isinstance(value, list):
             return [QuirkSpec.parse(v) if isinstance(v, str) else v for v in value]
+        return value
+
+    @field_validator("quirks")
+    @classmethod
+    def _quirks_exist(cls, value: list[QuirkSpec]) -> list[QuirkSpec]:
+        for spec in value:
+            build(spec)  # QuirkError (a ValueError) names the quirk and the bad parameter
         return value
 
     @model_validator(mode="after")

@@ -36,23 +36,21 @@ def test_profiles_lists_the_builtin_profiles_with_descriptions():
     assert "delimiter '/'" in done.stdout
 
 
-def test_run_refuses_a_bad_file_with_exit_2_naming_file_and_field(tmp_path):
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("source: {server: dovecot}\nexpect: {identicle: true}\n", "expect.identicle: Extra inputs are not permitted"),
+        ("source: {server: dovecot}\nmigration: {options: {mdoe: replace}}\n", "migration.options.mdoe: unknown option"),
+    ],
+)
+def test_run_refuses_a_bad_file_with_exit_2_naming_file_and_field(tmp_path, text, message):
     bad = tmp_path / "imap" / "typo.yaml"
     bad.parent.mkdir()
-    bad.write_text("source: {server: dovecot}\nexpect: {identicle: true}\n", encoding="utf-8")
+    bad.write_text(text, encoding="utf-8")
     done = quirkmail("run", str(bad), "--report-dir", str(tmp_path / "reports"))
     assert done.returncode == 2
-    assert f"{bad}: expect.identicle: Extra inputs are not permitted" in done.stderr
+    assert f"{bad}: {message}" in done.stderr
     assert not (tmp_path / "reports" / "report.json").exists()
-
-
-def test_run_refuses_an_unknown_engine_option(tmp_path):
-    bad = tmp_path / "imap" / "opt.yaml"
-    bad.parent.mkdir()
-    bad.write_text("source: {server: dovecot}\nmigration: {options: {mdoe: replace}}\n", encoding="utf-8")
-    done = quirkmail("run", str(bad), "--report-dir", str(tmp_path / "reports"))
-    assert done.returncode == 2
-    assert "migration.options.mdoe: unknown option" in done.stderr
 
 
 def test_run_missing_path_is_a_usage_error(tmp_path):
@@ -82,3 +80,35 @@ def test_run_one_library_file_writes_reports_and_passes(tmp_path):
     assert [run["copied"] for run in result["runs"]] == [35, 0]
     case = ET.parse(report_dir / "junit.xml").getroot().find("testsuite/testcase")
     assert (case.get("classname"), case.get("name")) == ("imap", "rerun-copies-nothing")
+
+
+@pytest.mark.peer
+def test_verify_exit_code_follows_identity(monkeypatch):
+    import imapclient
+
+    from scenarios.peers.dovecot import DovecotServer, availability
+    from tests.test_scenarios_verify import _loaded
+
+    if availability():
+        pytest.skip(availability())
+    with DovecotServer() as dovecot:
+        _, source = _loaded(dovecot, "clisource")
+        _, dest = _loaded(dovecot, "clidest")
+        monkeypatch.setenv("SRC_PW", source.password.reveal())
+        monkeypatch.setenv("DST_PW", dest.password.reveal())
+        args = ["verify", "--source", source.url.display(), "--source-password-env", "SRC_PW",
+                "--dest", dest.url.display(), "--dest-password-env", "DST_PW"]
+        same = quirkmail(*args)
+        with imapclient.IMAPClient(dovecot.host, port=dovecot.imap_port, ssl=False) as c:
+            c.login(dest.url.user, dest.password.reveal())
+            c.select_folder("Sent")
+            c.delete_messages(c.search("ALL"))
+            c.expunge()
+        differs = quirkmail(*args)
+        wrong_pw = quirkmail(*args[:-1], "SRC_PW")
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert same.stdout.rstrip().splitlines()[-1].startswith("IDENTICAL: 4 folders")
+    assert differs.returncode == 1
+    assert "FAIL Sent → Sent: 1 → 0" in differs.stdout and "missing: 1: uid 1 <m10@example.org>" in differs.stdout
+    assert wrong_pw.returncode == 4 and "login refused" in wrong_pw.stderr
+    assert source.password.reveal() not in same.stdout + differs.stdout + wrong_pw.stderr

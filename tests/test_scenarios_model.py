@@ -15,7 +15,7 @@ description: Courier-style INBOX. prefix into Dovecot
 source:
   server: simulator
   profile: generic
-  quirks: ["some-quirk:after=3,slow=true"]
+  quirks: ["appendlimit:bytes=1000,advertise=false"]
   fixture: {seed: 3, messages: 40, folders: 6}
 destination: {server: dovecot}
 migration:
@@ -40,7 +40,7 @@ def test_a_good_file_loads_with_defaults_filled_in(tmp_path):
     s = load_scenario(write(tmp_path, GOOD, "delimiter-translation.yaml"))
     assert s.name == "delimiter-translation" and s.area == "imap"
     assert s.source.fixture.messages == 40 and s.source.fixture.seed == 3
-    assert s.source.quirks[0].name == "some-quirk" and s.source.quirks[0].params == {"after": 3, "slow": True}
+    assert s.source.quirks[0].name == "appendlimit" and s.source.quirks[0].params == {"bytes": 1000, "advertise": False}
     assert s.migration.engine == "quirkmail" and s.migration.runs == 2
     assert s.expect.copied_per_run == [40, 0]
     assert s.expect.wants_identical()
@@ -56,6 +56,8 @@ def test_a_good_file_loads_with_defaults_filled_in(tmp_path):
         (("server: dovecot}", "server: exchange}"), "destination.server", "'simulator' or 'dovecot'"),
         (("copied_per_run: [40, 0]", "copied_per_run: [40]"), "expect.copied_per_run", "lists 1 runs but migration.runs is 2"),
         (("reason: too-large, count: 1", "reason: too-large"), "expect.skipped.0.count", "Field required"),
+        (("appendlimit:bytes=1000", "no-such-quirk:bytes=1000"), "source.quirks", "unknown quirk 'no-such-quirk'"),
+        (("appendlimit:bytes=1000", "appendlimit:bites=1000"), "source.quirks", "quirk 'appendlimit'"),
     ],
 )
 def test_a_bad_file_names_the_file_and_the_field(tmp_path, change, field, words):
