@@ -149,6 +149,13 @@ def test_older_younger():
     assert search("OLDER", str(13 * 3600), now=now) == [0, 1, 2, 3, 4, 5]
 
 
+def test_recent_from_the_sessions_uids():
+    # the session knows which UIDs are recent; the items' own flags are then ignored
+    assert evaluate(parse_search(["RECENT"]), VIEW, recent={10, 11}) == [0, 1]
+    assert evaluate(parse_search(["NEW"]), VIEW, recent={10, 11}) == [1]
+    assert evaluate(parse_search(["OLD"]), VIEW, recent=set()) == list(range(len(VIEW)))
+
+
 def test_uid_star_on_empty_view():
     assert evaluate(parse_search(["UID", "*"]), []) == []
 

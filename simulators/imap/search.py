@@ -20,15 +20,16 @@ Choices (where RFC 3501 leaves room, or where Dovecot differs):
   searched. An empty string matches every message that has the header (HEADER "X-Foo" "").
 - CHARSET may be UTF-8 or US-ASCII; anything else raises ``SearchSyntaxError`` whose
   ``badcharset`` names the supported ones, for a ``NO [BADCHARSET (US-ASCII UTF-8)]`` reply.
-- RECENT is true only for items whose flags include ``\\Recent`` (the store keeps no session
-  state); NEW = RECENT and not \\Seen, OLD = not RECENT.
+- RECENT: the store keeps no session state, so the caller may pass the session's recent UIDs
+  (``evaluate(..., recent=...)``); without them an item is recent when its flags include
+  ``\\Recent``. NEW = RECENT and not \\Seen, OLD = not RECENT.
 - Also understood: OLDER/YOUNGER n (RFC 5032, seconds before ``now``).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
@@ -60,6 +61,7 @@ class _Context:
     count: int  # messages in the view (the value of "*" in a sequence set)
     max_uid: int  # "*" in a UID set
     now: datetime
+    recent: Collection[int] | None  # UIDs that are \Recent in this session, when the caller knows
 
 
 class SearchKey:
@@ -202,12 +204,15 @@ class NumberSet(SearchKey):
 
 @dataclass(frozen=True)
 class Recent(SearchKey):
-    """RECENT / NEW / OLD, from a ``\\Recent`` flag on the item."""
+    """RECENT / NEW / OLD: from the session's recent UIDs when given, else a ``\\Recent`` flag."""
 
     kind: str  # "RECENT" | "NEW" | "OLD"
 
     def matches(self, item: MailItem, ctx: _Context) -> bool:
-        recent = any(f.lower() == "\\recent" for f in item.flags)
+        if ctx.recent is not None:
+            recent = item.uid in ctx.recent
+        else:
+            recent = any(f.lower() == "\\recent" for f in item.flags)
         if self.kind == "RECENT":
             return recent
         if self.kind == "OLD":
@@ -398,12 +403,22 @@ def parse_search(args: list, *, charset: str | None = None) -> SearchKey:
     return keys[0] if len(keys) == 1 else And(tuple(keys))
 
 
-def evaluate(key: SearchKey, view: list[MailItem], *, now: datetime | None = None) -> list[int]:
+def evaluate(
+    key: SearchKey,
+    view: list[MailItem],
+    *,
+    now: datetime | None = None,
+    recent: Collection[int] | None = None,
+) -> list[int]:
     """The 0-based indexes (ascending) of the messages in ``view`` that match ``key``.
 
-    ``view`` is the session's messages in sequence order; ``now`` is for OLDER/YOUNGER.
+    ``view`` is the session's messages in sequence order; ``now`` is for OLDER/YOUNGER;
+    ``recent`` (optional) is the set of UIDs this session sees as \\Recent — without it RECENT,
+    NEW and OLD look for a ``\\Recent`` flag on the item.
     """
     now = now or datetime.now(timezone.utc)
     max_uid = max((m.uid for m in view), default=0)
     count = len(view)
-    return [i for i, item in enumerate(view) if key.matches(item, _Context(i + 1, count, max_uid, now))]
+    return [
+        i for i, item in enumerate(view) if key.matches(item, _Context(i + 1, count, max_uid, now, recent))
+    ]
