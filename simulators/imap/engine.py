@@ -24,7 +24,9 @@ import re
 from collections.abc import Callable, Iterable
 
 from simulators.imap import fetch
-from simulators.imap.names import MailboxNameError, Names
+from simulators.imap.names import MailboxNameError, Names, mailbox_atom
+from simulators.imap.sasl import MECHANISMS as SASL_MECHANISMS
+from simulators.imap.sasl import SaslExchange
 from simulators.imap.syntax import (
     BadCommand,
     Command,
@@ -34,6 +36,7 @@ from simulators.imap.syntax import (
     NeedContinuation,
     RefusedCommand,
     astring,
+    format_sequence_set,
     parse_fetch_atts,
     tokenize,
 )
@@ -132,7 +135,7 @@ class ImapSession:
         self.account: Account | None = None
         self.view: MailboxView | None = None
         self.idling: str | None = None  # tag of the running IDLE
-        self._auth: _SaslExchange | None = None
+        self._auth: SaslExchange | None = None
         self._bad_count = 0
         self._asked_capability = False
         self._out: list[Output] = []
@@ -337,9 +340,9 @@ class ImapSession:
         if not cmd.args or not isinstance(cmd.args[0], str):
             raise _bad("AUTHENTICATE", "Missing SASL mechanism")
         mech = cmd.args[0].upper()
-        if not self.has_capability("AUTH=" + mech) or mech not in ("PLAIN", "LOGIN"):
+        if not self.has_capability("AUTH=" + mech) or mech not in SASL_MECHANISMS:
             raise _no("Unsupported authentication mechanism.")
-        self._auth = _SaslExchange(cmd.tag, mech)
+        self._auth = SaslExchange(cmd.tag, mech)
         if len(cmd.args) > 1:
             if not self.has_capability("SASL-IR"):
                 raise _bad("AUTHENTICATE", "Initial response not allowed")
@@ -561,7 +564,7 @@ class ImapSession:
                 if use and self.has_capability("SPECIAL-USE"):
                     attrs.append(use)
             self._send(
-                f"* {keyword} ({' '.join(attrs)}) \"{delim}\" ".encode() + _mailbox(name) + b"\r\n"
+                f"* {keyword} ({' '.join(attrs)}) \"{delim}\" ".encode() + mailbox_atom(name) + b"\r\n"
             )
         return f"OK {keyword.title()} completed" + TIMING
 
@@ -591,7 +594,7 @@ class ImapSession:
             else:
                 raise _bad("STATUS", f"Invalid status item {key}")
             values.append(f"{key} {value}")
-        self._send(b"* STATUS " + _mailbox(_text(cmd.args[0])) + f" ({' '.join(values)})\r\n".encode())
+        self._send(b"* STATUS " + mailbox_atom(_text(cmd.args[0])) + f" ({' '.join(values)})\r\n".encode())
         if self.view is not None and self.view.folder is folder:
             return "OK [CLIENTBUG] Status on selected mailbox completed" + TIMING
         return "OK Status completed" + TIMING
@@ -614,7 +617,7 @@ class ImapSession:
             item = self.account.append(folder.path, raw, flags=flags, internaldate=when)
             uids.append(item.uid)
         if self.has_capability("UIDPLUS"):
-            return f"OK [APPENDUID {folder.uidvalidity} {_uid_set(uids)}] Append completed" + TIMING
+            return f"OK [APPENDUID {folder.uidvalidity} {format_sequence_set(uids)}] Append completed" + TIMING
         return "OK Append completed" + TIMING
 
     def _check_flags(self, command: str, flags: Iterable[str]) -> None:
@@ -683,7 +686,7 @@ class ImapSession:
                 raise _no(f"[BADCHARSET ({' '.join(exc.badcharset)})] Unknown charset" + TIMING) from None
             raise _bad(cmd.name, str(exc)) from None
         view = self.view
-        hits = search.evaluate(key, view.items)
+        hits = search.evaluate(key, view.items, recent=view.recent)
         numbers = [view.uids[i] if uid else i + 1 for i in hits]
         self._send(("* SEARCH" + "".join(f" {n}" for n in numbers) + "\r\n").encode())
         return "OK Search completed" + TIMING
@@ -789,7 +792,7 @@ class ImapSession:
             dst_uids.append(copied.uid)
         code = ""
         if idx and self.has_capability("UIDPLUS"):
-            code = f"[COPYUID {dest.uidvalidity} {_uid_set(src_uids)} {_uid_set(dst_uids)}] "
+            code = f"[COPYUID {dest.uidvalidity} {format_sequence_set(src_uids)} {format_sequence_set(dst_uids)}] "
         if not move:
             return f"OK {code}Copy completed" + TIMING
         if code:
@@ -808,35 +811,6 @@ class ImapSession:
 
 
 
-# SASL ---------------------------------------------------------------------------------------
-
-
-class _SaslExchange:
-    """The client side of AUTHENTICATE PLAIN (one step) or LOGIN (user, then password)."""
-
-    def __init__(self, tag: str, mech: str):
-        self.tag = tag
-        self.mech = mech
-        self.responses: list[bytes] = []
-
-    def challenge(self) -> bytes:
-        if self.mech == "LOGIN":
-            return base64.b64encode(b"Password:" if self.responses else b"Username:")
-        return b""
-
-    def feed(self, data: bytes) -> bool:
-        self.responses.append(data)
-        return self.mech == "PLAIN" or len(self.responses) == 2
-
-    def credentials(self) -> tuple[str, str]:
-        if self.mech == "LOGIN":
-            return tuple(r.decode("utf-8", "replace") for r in self.responses)  # type: ignore[return-value]
-        parts = self.responses[0].split(b"\0")
-        if len(parts) != 3:
-            return "", ""
-        return parts[1].decode("utf-8", "replace"), parts[2].decode("utf-8", "replace")
-
-
 # Helpers -----------------------------------------------------------------------------------
 
 
@@ -852,29 +826,6 @@ def _text(arg) -> str:
 
 def _canonical_flag(flag: str) -> str:
     return flag.title() if flag.startswith("\\") else flag
-
-
-def _mailbox(name: str) -> bytes:
-    """A mailbox name as Dovecot writes it: an atom when it can be one, else quoted/literal."""
-    if name and all(c.isalnum() or c in "!#$&'+,-./:;<=>?@[]^_`|}~" for c in name) and name.isascii():
-        return name.encode()
-    return astring(name)
-
-
-def _uid_set(uids: list[int]) -> str:
-    """``[1, 2, 3, 5]`` → ``"1:3,5"``."""
-    out, start, prev = [], None, None
-    for u in uids:
-        if start is None:
-            start = prev = u
-        elif u == prev + 1:
-            prev = u
-        else:
-            out.append(f"{start}:{prev}" if prev != start else f"{start}")
-            start = prev = u
-    if start is not None:
-        out.append(f"{start}:{prev}" if prev != start else f"{start}")
-    return ",".join(out)
 
 
 def _append_messages(args: list, multi: bool) -> list[tuple[set[str], object, bytes]]:

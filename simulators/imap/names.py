@@ -11,6 +11,7 @@ from functools import lru_cache
 
 from imapclient import imap_utf7
 
+from simulators.imap.syntax import astring
 from simulators.store import INBOX
 
 
@@ -81,9 +82,8 @@ def _compile(pattern: str, delimiter: str) -> re.Pattern:
     return re.compile(text, re.DOTALL)
 
 
-def decode_wire(name: bytes) -> str:
-    """A wire name for matching and display; raw UTF-8 is tolerated (quirk modified-utf7-names)."""
-    try:
-        return imap_utf7.decode(name) if name.isascii() else name.decode("utf-8")
-    except (UnicodeError, ValueError):
-        return name.decode("latin-1")
+def mailbox_atom(name: str) -> bytes:
+    """A mailbox name as Dovecot writes it: an atom when it can be one, else quoted/literal."""
+    if name and all(c.isalnum() or c in "!#$&'+,-./:;<=>?@[]^_`|}~" for c in name) and name.isascii():
+        return name.encode()
+    return astring(name)

@@ -435,6 +435,22 @@ def _seq_number(s: str, largest: int, whole: str) -> int:
     return int(s)
 
 
+def format_sequence_set(uids: list[int]) -> str:
+    """``[1, 2, 3, 5]`` → ``"1:3,5"``."""
+    out, start, prev = [], None, None
+    for u in uids:
+        if start is None:
+            start = prev = u
+        elif u == prev + 1:
+            prev = u
+        else:
+            out.append(f"{start}:{prev}" if prev != start else f"{start}")
+            start = prev = u
+    if start is not None:
+        out.append(f"{start}:{prev}" if prev != start else f"{start}")
+    return ",".join(out)
+
+
 # Output ---------------------------------------------------------------------------------------
 
 
