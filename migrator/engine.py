@@ -45,7 +45,7 @@ from migrator.report import (
     SkippedItem,
 )
 from migrator.sinks.imap import AppendItem, ImapSink, filter_flags
-from migrator.sources.imap import ImapSource
+from migrator.sources.imap import ImapSource, SourceMessage
 from migrator.state import Confirmed, State, default_state_path
 from migrator.urls import Endpoint
 
@@ -112,42 +112,45 @@ class FolderJob:
     pending: list[int] = field(default_factory=list)
 
 
-class _Pairs:
-    """One (source, destination) connection pair per worker thread, reopened after a loss."""
+class _Connections:
+    """Thread-local source and destination connections, opened on first use, reopened after a loss.
+
+    Worker threads use both (analysis) or the destination only (copying); fetch-ahead threads use
+    a source connection only, so reading batch n+1 overlaps writing batch n.
+    """
 
     def __init__(self, source: Endpoint, dest: Endpoint):
-        self._source, self._dest = source, dest
+        self._endpoints = {"source": (source, ImapSource), "sink": (dest, ImapSink)}
         self._local = threading.local()
-        self._all: list[tuple[ImapSource, ImapSink]] = []
+        self._all: list[ImapSource | ImapSink] = []
         self._lock = threading.Lock()
 
-    def get(self) -> tuple[ImapSource, ImapSink]:
-        pair = getattr(self._local, "pair", None)
-        if pair is None:
-            src = ImapSource(self._source)
-            try:
-                pair = (src, ImapSink(self._dest))
-            except BaseException:
-                src.close()
-                raise
-            self._local.pair = pair
+    def _get(self, role: str):
+        conn = getattr(self._local, role, None)
+        if conn is None:
+            endpoint, cls = self._endpoints[role]
+            conn = cls(endpoint)
+            setattr(self._local, role, conn)
             with self._lock:
-                self._all.append(pair)
-        return pair
+                self._all.append(conn)
+        return conn
 
-    def renew(self) -> tuple[ImapSource, ImapSink]:
-        pair = getattr(self._local, "pair", None)
-        if pair is not None:
-            for conn in pair:
-                conn.close()
-            self._local.pair = None
-        return self.get()
+    def source(self) -> ImapSource:
+        return self._get("source")
+
+    def sink(self) -> ImapSink:
+        return self._get("sink")
+
+    def renew(self, role: str) -> None:
+        conn = getattr(self._local, role, None)
+        if conn is not None:
+            conn.close()
+            setattr(self._local, role, None)
 
     def close_all(self) -> None:
         with self._lock:
-            for pair in self._all:
-                for conn in pair:
-                    conn.close()
+            for conn in self._all:
+                conn.close()
             self._all.clear()
 
 
@@ -165,7 +168,8 @@ class _Run:
         )
         self.lock = threading.Lock()
         self.stop = threading.Event()
-        self.pairs = _Pairs(source, dest)
+        self.conns = _Connections(source, dest)
+        self.fetchers: ThreadPoolExecutor | None = None  # fetch-ahead threads, set by migrate()
         self.state: State | None = None
         self.append_limit: int | None = None
 
@@ -201,7 +205,7 @@ class _Run:
 
     def analyse(self, job: FolderJob, dest_names: set[str]) -> None:
         """Everything before copying: which UIDs still need to go."""
-        src, sink = self.pairs.get()
+        src, sink = self.conns.source(), self.conns.sink()
         plan, opts, rep = job.plan, self.options, job.report
         job.uidvalidity = src.examine(plan.source, fresh=True)
         job.sizes = src.sizes(plan.source)
@@ -270,37 +274,65 @@ class _Run:
         return [u for u in pending if u not in matched]
 
     def copy_folder(self, job: FolderJob) -> None:
-        batch: list[int] = []
+        """Copy the folder's pending UIDs in order, fetching the next batch while storing this one."""
+        batches = self._batches(job)
+        if not batches:
+            return
+        assert self.fetchers is not None
+        ahead = self.fetchers.submit(self._fetch, job, batches[0])
+        for i, uids in enumerate(batches):
+            try:
+                messages = ahead.result()
+            except ConnectionFailed as exc:
+                self.abort(f"source connection lost twice in folder {job.plan.source!r}: {exc}")
+                return
+            if self.stop.is_set():
+                return
+            if i + 1 < len(batches):
+                ahead = self.fetchers.submit(self._fetch, job, batches[i + 1])
+            self._store(job, uids, messages)
+
+    def _batches(self, job: FolderJob) -> list[list[int]]:
+        """UID batches bounded by count and bytes (a batch is held in memory and sent in one write)."""
+        out: list[list[int]] = []
         nbytes = 0
         for uid in job.pending:
-            if batch and (len(batch) >= self.options.batch_size or nbytes + job.sizes[uid] > MAX_BATCH_BYTES):
-                self._copy_batch(job, batch)
-                batch, nbytes = [], 0
-            batch.append(uid)
+            if not out or len(out[-1]) >= self.options.batch_size or nbytes + job.sizes[uid] > MAX_BATCH_BYTES:
+                out.append([])
+                nbytes = 0
+            out[-1].append(uid)
             nbytes += job.sizes[uid]
-        if batch:
-            self._copy_batch(job, batch)
+        return out
 
-    def _copy_batch(self, job: FolderJob, uids: list[int]) -> None:
+    def _fetch(self, job: FolderJob, uids: list[int]) -> list[SourceMessage]:
+        """Runs on a fetch-ahead thread; reading is idempotent, so a lost connection is simply retried."""
         if self.stop.is_set():
-            return
+            return []
         try:
-            self._copy_batch_once(job, uids, rematch=False)
-        except ConnectionFailed as first:
-            try:
-                self.pairs.renew()
-                self._copy_batch_once(job, uids, rematch=True)
-            except ConnectionFailed as second:
-                self.abort(f"connection lost twice in folder {job.plan.source!r}: {first}; then: {second}")
+            return self.conns.source().fetch(job.plan.source, uids)
+        except ConnectionFailed:
+            self.conns.renew("source")
+            return self.conns.source().fetch(job.plan.source, uids)
 
-    def _copy_batch_once(self, job: FolderJob, uids: list[int], *, rematch: bool) -> None:
-        src, sink = self.pairs.get()
-        plan = job.plan
-        messages = src.fetch(plan.source, uids)
+    def _store(self, job: FolderJob, uids: list[int], messages: list[SourceMessage]) -> None:
         got = {m.uid for m in messages}
         for uid in uids:
             if uid not in got:
                 self.skip(job, uid, "vanished", "deleted from the source during the migration")
+        try:
+            nbytes = self._append(job, messages, rematch=False)
+        except ConnectionFailed as first:
+            try:
+                self.conns.renew("sink")
+                nbytes = self._append(job, messages, rematch=True)
+            except ConnectionFailed as second:
+                self.abort(f"destination connection lost twice in folder {job.plan.source!r}: {first}; then: {second}")
+                return
+        self.tell(job.plan.display_path, len(uids), nbytes)
+
+    def _append(self, job: FolderJob, messages: list[SourceMessage], *, rematch: bool) -> int:
+        """APPEND one batch and checkpoint what the destination confirmed; returns bytes copied."""
+        sink, plan = self.conns.sink(), job.plan
         index: IdentityIndex | None = None
         if rematch:  # an APPEND may have landed before the connection died: match, don't recopy
             _, exists = sink.select(plan.destination)
@@ -332,9 +364,9 @@ class _Run:
         with self.lock:
             job.report.copied += len(confirmed)
             job.report.bytes += nbytes
-        self.tell(plan.display_path, len(uids), nbytes)
+        return nbytes
 
-    def _prepare(self, job: FolderJob, m) -> AppendItem:
+    def _prepare(self, job: FolderJob, m: SourceMessage) -> AppendItem:
         resolved = dates.resolve(m.internaldate, m.raw)
         kept, dropped = filter_flags(m.flags, job.permanent or list(m.flags))
         with self.lock:
@@ -379,7 +411,22 @@ def migrate(
     is in the returned report."""
     t0 = time.monotonic()
     run = _Run(source, dest, options, progress or NullProgress())
-    ctl_src, ctl_sink = run.pairs.get()  # opens and logs in: fails fast with a typed error
+    try:
+        _plan_and_copy(run)
+    except KeyboardInterrupt:
+        run.abort("interrupted")
+    finally:
+        run.conns.close_all()
+        if run.state:
+            run.state.close()
+    run.report.total()
+    run.report.seconds = round(time.monotonic() - t0, 3)
+    return run.report
+
+
+def _plan_and_copy(run: _Run) -> None:
+    options = run.options
+    ctl_src, ctl_sink = run.conns.source(), run.conns.sink()  # log in now: fail fast, typed
     src_entries, src_ns = ctl_src.folders()
     dst_entries, dst_ns = ctl_sink.folders()
     run.append_limit = ctl_sink.append_limit
@@ -405,22 +452,15 @@ def migrate(
         if root not in dest_names:  # else Dovecot shows it as \NonExistent, a hole in the tree
             ctl_sink.create(root)
             dest_names.add(root)
-    try:
-        with ThreadPoolExecutor(max_workers=max(1, options.connections), thread_name_prefix="migrate") as pool:
-            _run_all(pool, run, jobs, lambda j: run.analyse(j, dest_names))
-            if not options.dry_run:
-                run.progress.start([(j.plan.display_path, len(j.pending)) for j in jobs])
-                jobs_by_size = sorted(jobs, key=lambda j: -sum(j.sizes[u] for u in j.pending))
-                try:
-                    _run_all(pool, run, jobs_by_size, run.copy_folder)
-                finally:
-                    run.progress.finish()
-    except KeyboardInterrupt:
-        run.abort("interrupted")
-    finally:
-        run.pairs.close_all()
-        if run.state:
-            run.state.close()
-    run.report.total()
-    run.report.seconds = round(time.monotonic() - t0, 3)
-    return run.report
+    workers = max(1, options.connections)
+    with ThreadPoolExecutor(workers, thread_name_prefix="migrate") as pool, \
+            ThreadPoolExecutor(workers, thread_name_prefix="fetch-ahead") as run.fetchers:
+        _run_all(pool, run, jobs, lambda j: run.analyse(j, dest_names))
+        if options.dry_run:
+            return
+        run.progress.start([(j.plan.display_path, len(j.pending)) for j in jobs])
+        biggest_first = sorted(jobs, key=lambda j: -sum(j.sizes[u] for u in j.pending))
+        try:
+            _run_all(pool, run, biggest_first, run.copy_folder)
+        finally:
+            run.progress.finish()

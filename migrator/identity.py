@@ -30,10 +30,11 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 
-from migrator.dates import header_block, header_values
+from migrator.dates import header_block, header_values, parse_headers
 
 IDENTITY_FIELDS = ("MESSAGE-ID", "DATE", "FROM", "TO", "SUBJECT", "RECEIVED")
 HASHED_FIELDS = ("Date", "From", "To", "Subject")
+IDENTITY_NAMES = ("Message-ID", "Received") + HASHED_FIELDS
 
 
 def size_tolerance(size: int) -> int:
@@ -68,14 +69,14 @@ def _collapse(value: str) -> str:
 
 def identity_of(headers: bytes, size: int) -> Identity:
     """Identity from a header section (or a whole message) and its RFC822.SIZE."""
-    headers = header_block(headers)
-    mids = header_values(headers, "Message-ID")
+    fields = parse_headers(header_block(headers), IDENTITY_NAMES)
+    mids = fields.get("message-id", [])
     mid = normalise_message_id(mids[0]) if mids and mids[0].strip() else "-"
     h = hashlib.sha256()
     for name in HASHED_FIELDS:
-        values = header_values(headers, name)
+        values = fields.get(name.lower(), [])
         h.update(name.encode() + b"\0" + _collapse(values[0] if values else "").encode("latin-1") + b"\0")
-    received = header_values(headers, "Received")
+    received = fields.get("received", [])
     h.update(b"Received\0" + _collapse(received[0] if received else "").encode("latin-1"))
     return Identity(f"{mid}/{h.hexdigest()[:24]}", size)
 

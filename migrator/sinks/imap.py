@@ -3,13 +3,17 @@
 APPEND keeps the resolved INTERNALDATE and the flags the destination accepts (PERMANENTFLAGS of a
 read-write SELECT: EXAMINE may show an empty list, examine-empty-permanentflags).
 
-Why a hand-written pipelined appender: imaplib (under imapclient) sends one APPEND at a time and
-waits for each "+" continuation, ~2 round trips per message; imapclient's ``multiappend`` fixes
-the round trips but is atomic (RFC 3502: one refused message fails the whole batch) and writes
-every literal with its own small send(). With LITERAL+ (RFC 7888) the literals need no
-continuation, so we write a whole batch of independent APPEND commands, each with its own tag, in
-one send, then read the tagged replies in order: one round trip per batch and a per-message
-OK/NO with its APPENDUID. Without LITERAL+ we fall back to imapclient's one-by-one ``append``.
+Why a hand-written appender over the imapclient connection's socket: imaplib (under imapclient)
+sends one APPEND at a time and waits for each "+" continuation, ~2 round trips per message, and
+imapclient's ``multiappend`` writes every literal with its own small send(). With LITERAL+
+(RFC 7888) literals need no continuation, so a whole batch goes out in one send:
+- MULTIAPPEND (RFC 3502) when advertised: one command, one server transaction per batch — on
+  Dovecot each APPEND transaction costs a lock + index update + fsync, so this is ~4x faster
+  than separate APPENDs. It is atomic: if the server refuses it, nothing was stored and the batch
+  is retried as
+- pipelined APPENDs: independent commands, each with its own tag, read back in order: still one
+  round trip, and a per-message OK/NO with its APPENDUID, so one bad message is isolated.
+Without LITERAL+ we fall back to imapclient's one-by-one ``append``.
 """
 
 from __future__ import annotations
@@ -25,11 +29,12 @@ from imapclient.imapclient import seq_to_parenstr
 from migrator.errors import ConnectionFailed, ProtocolError
 from migrator.folders import ListEntry, Namespace
 from migrator.identity import IdentityIndex, identity_of
-from migrator.imapconn import capability_set, capability_value, close_quietly, connect, expect_ok, translated, uid_fetch
+from migrator.imapconn import capability_set, capability_value, close_quietly, connect, expect_ok, server_text, translated, uid_fetch
 from migrator.sources.imap import HEADER_ITEM, _header_value, decode_flags, list_entries, personal_namespace
 from migrator.urls import Endpoint
 
 APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]", re.IGNORECASE)
+APPENDUID_SET = re.compile(rb"\[APPENDUID (\d+) ([\d:,]+)\]", re.IGNORECASE)
 DEFAULT_PERMANENT = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 
 
@@ -72,6 +77,24 @@ def parse_tagged(typ: str, data: list) -> AppendResult:
     return AppendResult(typ == "OK", int(m.group(2)) if m else None, text.decode("utf-8", "replace"))
 
 
+def _append_arguments(item: AppendItem) -> bytes:
+    """``(flags) "date" {n+}CRLF<bytes>`` — a non-synchronising literal (LITERAL+)."""
+    out = seq_to_parenstr(item.flags).encode("utf-8")
+    if item.internaldate is not None:
+        out += b' "' + datetime_to_INTERNALDATE(item.internaldate).encode("ascii") + b'"'
+    return out + b" {%d+}\r\n" % len(item.raw) + item.raw
+
+
+def expand_uid_set(text: str) -> list[int]:
+    """``"5:7,9"`` → [5, 6, 7, 9] (APPENDUID of a MULTIAPPEND, RFC 4315)."""
+    out: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.partition(":")
+        a, b = int(lo), int(hi or lo)
+        out.extend(range(min(a, b), max(a, b) + 1))
+    return out
+
+
 class ImapSink:
     """One destination connection. Not thread-safe: each folder worker opens its own."""
 
@@ -81,6 +104,7 @@ class ImapSink:
         self.caps = capability_set(self.client)
         self.append_limit = capability_value(self.caps, "APPENDLIMIT")
         self.literal_plus = "LITERAL+" in self.caps
+        self.multiappend = "MULTIAPPEND" in self.caps
 
     def where(self, folder: str | None = None) -> str:
         out = f"destination {self.endpoint.url.display()}"
@@ -130,20 +154,50 @@ class ImapSink:
         return exists
 
     def append_batch(self, folder: str, items: list[AppendItem]) -> list[AppendResult]:
+        """Append in as few round trips and server transactions as the destination allows."""
         if not items:
             return []
         if not self.literal_plus:
             return [self._append_one(folder, item) for item in items]
+        if self.multiappend and len(items) > 1:
+            results = self._multiappend(folder, items)
+            if results is not None:
+                return results
+            # Refused as a whole (RFC 3502: nothing was stored): find the culprit message by message.
+        return self._pipelined(folder, items)
+
+    def _multiappend(self, folder: str, items: list[AppendItem]) -> list[AppendResult] | None:
+        """One MULTIAPPEND command: one server transaction (Dovecot: ~4x fewer ms per message on disk)."""
         imap = self.client._imap  # imaplib connection: tags, raw send, tagged-reply reader
+        tag = imap._new_tag()
+        command = b" ".join([tag, b"APPEND", self.client._normalise_folder(folder)])
+        command += b"".join(b" " + _append_arguments(item) for item in items) + b"\r\n"
+        with translated(self.where(folder)):
+            imap.send(command)
+            try:
+                typ, data = imap._command_complete("APPEND", tag)
+            except imap_exc.IMAPClientAbortError:
+                raise
+            except imap_exc.IMAPClientError:
+                return None
+        if typ != "OK":
+            return None
+        text = TIMING.sub(b"", b" ".join(d for d in data if isinstance(d, bytes)))
+        m = APPENDUID_SET.search(text)
+        uids = expand_uid_set(m.group(2).decode()) if m else []
+        if len(uids) != len(items):
+            uids = [None] * len(items)
+        return [AppendResult(True, uid, text.decode("utf-8", "replace")) for uid in uids]
+
+    def _pipelined(self, folder: str, items: list[AppendItem]) -> list[AppendResult]:
+        """Independent APPENDs written in one send: one round trip, a tagged reply per message."""
+        imap = self.client._imap
         mailbox = self.client._normalise_folder(folder)
         tags, chunks = [], []
         for item in items:
             tag = imap._new_tag()
             tags.append(tag)
-            head = [tag, b"APPEND", mailbox, seq_to_parenstr(item.flags).encode("utf-8")]
-            if item.internaldate is not None:
-                head.append(b'"' + datetime_to_INTERNALDATE(item.internaldate).encode("ascii") + b'"')
-            chunks.append(b" ".join(head) + b" {%d+}\r\n" % len(item.raw) + item.raw + b"\r\n")
+            chunks.append(b" ".join([tag, b"APPEND", mailbox, _append_arguments(item)]) + b"\r\n")
         results = []
         with translated(self.where(folder)):
             imap.send(b"".join(chunks))
@@ -154,7 +208,7 @@ class ImapSink:
                 except imap_exc.IMAPClientAbortError:
                     raise
                 except imap_exc.IMAPClientError as exc:  # BAD for this one message
-                    results.append(AppendResult(False, None, str(exc)))
+                    results.append(AppendResult(False, None, server_text(exc)))
         return results
 
     def _append_one(self, folder: str, item: AppendItem) -> AppendResult:
@@ -164,7 +218,7 @@ class ImapSink:
         except ConnectionFailed:
             raise
         except imap_exc.IMAPClientError as exc:
-            return AppendResult(False, None, str(exc))
+            return AppendResult(False, None, server_text(exc))
         text = reply if isinstance(reply, bytes) else str(reply).encode()
         return parse_tagged("OK", [text])
 
