@@ -130,7 +130,7 @@ def test_fetch_simple_items_and_body_sets_seen_unless_peek_or_read_only():
         b'* 2 FETCH (UID 2 FLAGS (\\Recent) INTERNALDATE "02-Jan-2024 10:00:00 +0200" RFC822.SIZE %d)\r\n' % size
     )
     assert b"* 2 FETCH (UID 2 BODY[]<0> {4}\r\nFrom)\r\n" in out
-    assert b"* 2 FETCH (BODY[] {%d}\r\n%s FLAGS (\\Seen \\Recent))\r\n" % (size, MSG % (1, 1, 1)) in out
+    assert b"* 2 FETCH (FLAGS (\\Seen \\Recent) BODY[] {%d}\r\n%s)\r\n" % (size, MSG % (1, 1, 1)) in out
     assert b"* 2 FETCH (FLAGS (\\Seen \\Recent))\r\nf4 OK" in out
     ro = both(b"f1 FETCH 2 BODY[]\r\nf2 FETCH 2 FLAGS\r\n", setup=LOGIN + b"e EXAMINE INBOX\r\n")
     assert b"* 2 FETCH (FLAGS (\\Recent))" in ro

@@ -486,9 +486,11 @@ class ImapSession:
             return "OK Create completed" + TIMING
         # Missing parents appear as \Noselect names, not as mailboxes (Dovecot's behaviour).
         missing = [path[:i] for i in range(1, len(path)) if self._lookup(path[:i]) is None]
-        self.account.create_folder(path, special_use=self.profile.special_use_of(path))
+        # CREATE does not subscribe (Dovecot without autosubscribe).
+        self.account.create_folder(path, special_use=self.profile.special_use_of(path), subscribed=False)
         for parent in missing:
             self.account.folders[parent].selectable = False
+            self.account.folders[parent].subscribed = False
         return "OK Create completed" + TIMING
 
     def cmd_DELETE(self, cmd: Command) -> str:
@@ -631,7 +633,7 @@ class ImapSession:
         return "OK Namespace completed" + TIMING
 
     def cmd_ENABLE(self, cmd: Command) -> str:
-        self._send(b"* ENABLED\r\n")  # nothing we advertise needs enabling
+        # Nothing we advertise needs enabling; Dovecot then sends no untagged ENABLED at all.
         return "OK Enabled" + TIMING
 
     def cmd_IDLE(self, cmd: Command) -> None:
@@ -739,19 +741,23 @@ class ImapSession:
         if view.read_only:
             return "OK Store ignored with read-only mailbox" + TIMING
         known = set(view.keywords())
+        changed = []
         for i in idx:
             item = view.items[i]
+            before = set(item.flags)
             if mode == "FLAGS":
                 item.flags = set(flags)
             elif mode == "+FLAGS":
                 item.flags |= flags
             else:
                 item.flags -= flags
+            if item.flags != before:
+                changed.append(i)
         new_keywords = {f for f in flags if not f.startswith("\\")} - known
         if new_keywords and mode != "-FLAGS":
             self._send_flags_update(view)
         if not silent:
-            for i in idx:
+            for i in changed:  # like Dovecot: only messages whose flags changed
                 item = view.items[i]
                 uid_part = f"UID {item.uid} " if uid else ""
                 self._send(
@@ -759,7 +765,7 @@ class ImapSession:
                     + fetch.format_flags(item.flags, item.uid in view.recent)
                     + b")\r\n"
                 )
-        if idx:
+        if changed:
             self.store.notify(self.account, view.folder)
         return "OK Store completed" + TIMING
 

@@ -81,24 +81,22 @@ def render(
 ) -> bytes:
     """``* seq FETCH (...)`` for one message, ``atts`` in ``reply_order``.
 
-    ``add_flags``: append FLAGS (\\Seen was just set and FLAGS was not asked for).
+    ``add_flags``: \\Seen was just set and FLAGS was not asked for; Dovecot then shows FLAGS
+    after the index-level items.
     """
-    out = [b"* %d FETCH (" % seq]
-    first = True
+    parts = []
     if uid_first:
-        out.append(b"UID %d" % item.uid)
-        first = False
-    for att in atts:
+        parts.append(b"UID %d" % item.uid)
+    flags_at = sum(1 for a in atts if a.name in _FIRST)
+    for n, att in enumerate(atts):
+        if n == flags_at and add_flags:
+            parts.append(b"FLAGS " + format_flags(item.flags, recent))
         if att.name == "UID" and uid_first:
             continue
-        if not first:
-            out.append(b" ")
-        first = False
-        out.append(_item(att, item, recent))
-    if add_flags and not any(a.name == "FLAGS" for a in atts):
-        out.append(b" FLAGS " + format_flags(item.flags, recent))
-    out.append(b")\r\n")
-    return b"".join(out)
+        parts.append(_item(att, item, recent))
+    if add_flags and flags_at == len(atts):
+        parts.append(b"FLAGS " + format_flags(item.flags, recent))
+    return b"* %d FETCH (" % seq + b" ".join(parts) + b")\r\n"
 
 
 def _item(att: FetchAtt, item: MailItem, recent: bool) -> bytes:
