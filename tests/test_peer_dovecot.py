@@ -12,6 +12,8 @@ from imapclient.exceptions import LoginError
 
 from scenarios.peers import dovecot as dovecot_module
 from scenarios.peers.dovecot import DovecotError, DovecotServer
+from simulators.fixtures import FixtureSpec, populate
+from simulators.profiles import load_profile
 from simulators.store import Store
 
 PASSWORD = "s3cret-pw"
@@ -47,15 +49,16 @@ def require_dovecot() -> None:
         pytest.skip(reason)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def dovecot():
+    # One server for the module (stopping one takes Dovecot about a second); tests use their own users.
     require_dovecot()
     with DovecotServer() as server:
         yield server
 
 
-def sample_account():
-    account = Store().add_account("alice", PASSWORD)
+def sample_account(user: str = "alice"):
+    account = Store().add_account(user, PASSWORD)
     for path, raw, flags, when in MESSAGES:
         account.create_folder(path, exist_ok=True)
         account.append(path, raw, flags=flags, internaldate=when)
@@ -96,10 +99,10 @@ def test_load_account_round_trips_bytes_flags_and_internaldate(dovecot):
 
 @pytest.mark.peer
 def test_doveadm_and_mail_dir_see_the_loaded_mail(dovecot):
-    dovecot.load_account(sample_account())
-    out = dovecot.doveadm("search", "-u", "alice", "mailbox", "INBOX", "all").stdout
+    dovecot.load_account(sample_account("erin"))
+    out = dovecot.doveadm("search", "-u", "erin", "mailbox", "INBOX", "all").stdout
     assert len(out.splitlines()) == 2
-    maildir = dovecot.mail_dir("alice")
+    maildir = dovecot.mail_dir("erin")
     assert len(list((maildir / "cur").iterdir())) + len(list((maildir / "new").iterdir())) == 2
     with pytest.raises(DovecotError, match="doveadm"):
         dovecot.doveadm("no-such-command")
@@ -138,6 +141,37 @@ def test_two_instances_run_at_once_and_stop_cleanly():
     assert not directory.exists()
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+@pytest.mark.peer
+def test_a_generated_fixture_round_trips_through_dovecot(dovecot):
+    account = Store().add_account("carol", PASSWORD)
+    spec = FixtureSpec(seed=3, messages=80, folders=12, large=[3_000_000], no_message_id=1, duplicate_message_id=1, bad_dates=5)
+    populate(account, spec, load_profile("generic"))
+    dovecot.load_account(account)
+
+    with IMAPClient(dovecot.host, port=dovecot.imap_port, ssl=False) as client:
+        client.normalise_times = False
+        client.login("carol", PASSWORD)
+        listed = {name: flags for flags, _, name in client.list_folders()}
+        assert set(listed) == {"/".join(path) for path in account.folders}
+        for path, folder in account.folders.items():
+            name = "/".join(path)
+            if folder.special_use:
+                assert folder.special_use.encode() in listed[name]
+            got = read_folder(client, name)
+            assert [g[0] for g in got] == [m.raw for m in folder.messages], name
+            assert [g[1] for g in got] == [m.flags for m in folder.messages], name
+            assert [g[2] for g in got] == [m.internaldate for m in folder.messages], name
+
+
+@pytest.mark.peer
+def test_a_refused_message_is_named(dovecot):
+    account = Store().add_account("dave", PASSWORD)
+    account.append(("INBOX",), b"Subject: fine\r\n\r\nok\r\n")
+    account.append(("INBOX",), b"Subject: odd flag\r\n\r\nok\r\n", flags={"\\Bogus"})
+    with pytest.raises(DovecotError, match=r"dave's message UID 2 in 'INBOX'"):
+        dovecot.load_account(account)
 
 
 def test_availability_names_a_missing_binary(monkeypatch):

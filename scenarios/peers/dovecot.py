@@ -17,6 +17,7 @@ a round trip, the zone offset does not — compare instants.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -39,6 +40,8 @@ SERVICE_BINARIES = ("imap", "imap-login", "pop3", "pop3-login", "lmtp", "auth")
 # Dovecot's own unprivileged users (made by its Debian package): auth runs as one, logins as the other.
 DOVECOT_USERS = ("dovecot", "dovenull")
 START_TIMEOUT = 15.0
+# Dovecot stats a passwd-file at most once a second; a changed password needs that long to show.
+PASSWD_FILE_RESYNC = 1.1
 STOP_TIMEOUT = 10.0
 # Folders Dovecot marks special-use by name, as the generic profile names them. (\All and \Flagged
 # need Dovecot's virtual plugin, so they stay plain folders here.)
@@ -72,7 +75,9 @@ imap_max_line_length = 1M
 auth_failure_delay = 0
 passdb {{
   driver = passwd-file
-  args = scheme=PLAIN username_format=%u {dir}/users
+  # One file per user: Dovecot re-reads a passwd-file at most once a second, so a user added
+  # right after another one logged in would stay unknown for up to a second in a shared file.
+  args = scheme=PLAIN username_format=%u {dir}/users/%u
 }}
 userdb {{
   driver = static
@@ -229,18 +234,20 @@ class DovecotServer:
     # Users and tools ------------------------------------------------------------------------
 
     def add_user(self, user: str, password: str) -> None:
-        """Add (or re-password) a user; Dovecot notices the changed users file by itself."""
+        """Add a user, usable at once; re-passwording one takes effect within a second."""
         for what, value in (("user", user), ("password", password)):
-            if not value or any(c in value for c in ":\r\n\0"):
-                # The passwd-file format has no quoting: these would corrupt the file.
-                raise ValueError(f"{what} for Dovecot must be non-empty without ':' or line breaks")
+            if not value or any(c in value for c in ":/\r\n\0") or value.startswith("."):
+                # No quoting in the passwd-file format, and the user name is a file name.
+                raise ValueError(f"{what} for Dovecot must be non-empty, without ':', '/' or line breaks")
+        known = user in self._users
         self._users[user] = password
-        lines = "".join(f"{u}:{{PLAIN}}{p}::::::\n" for u, p in self._users.items())
         # Written whole and renamed into place, so the auth process never reads half a file.
-        tmp = self.directory / "users.tmp"
-        tmp.write_text(lines, encoding="utf-8")
+        tmp = self.directory / "users" / f".{user}.tmp"
+        tmp.write_text(f"{user}:{{PLAIN}}{password}::::::\n", encoding="utf-8")
         _share_with_dovecot(tmp)
-        tmp.replace(self.directory / "users")
+        tmp.replace(self.directory / "users" / user)
+        if known:
+            time.sleep(PASSWD_FILE_RESYNC)
 
     def doveadm(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         """Run ``doveadm -c CONFIG ARGS``; raises ``DovecotError`` with stderr when it fails."""
@@ -259,22 +266,50 @@ class DovecotServer:
         """Copy every folder of ``account`` into the Dovecot user of the same name, over IMAP.
 
         Folders are created with "/" between parts (Sent, Drafts, Trash, Junk and Archive are
-        special-use by configuration), messages APPENDed with their bytes, flags and INTERNALDATE (zone included). The user
-        is added with the account's password if it is not there yet.
+        special-use by configuration); messages are APPENDed (MULTIAPPEND batches) with their
+        bytes, flags and INTERNALDATE, zone included. The user is added with the account's
+        password if it is not there yet. A refused message raises ``DovecotError`` naming it.
+        Dovecot stores a bare LF as CRLF and a NUL as 0x80: such messages come back changed.
         """
-        from imapclient import IMAPClient  # only loaders need it; keep importing this module cheap
+        from imapclient.exceptions import IMAPClientError
 
         if account.username not in self._users:
             self.add_user(account.username, account.password)
-        with IMAPClient(self.host, port=self.imap_port, ssl=False, timeout=120) as client:
-            client.login(account.username, account.password)
+        client = self._login(account.username, account.password)
+        try:
             for folder in sorted(account.folders.values(), key=lambda f: f.path):
                 name = "/".join(folder.path)
                 if name != "INBOX" and not client.folder_exists(name):
                     client.create_folder(name)
                 for batch in _batches(folder.messages):
-                    client.multiappend(name, [_append_entry(m) for m in batch])
-            client.logout()
+                    try:
+                        client.multiappend(name, [_append_entry(m) for m in batch])
+                    except IMAPClientError:
+                        # With LITERAL+ the rest of a refused batch arrives as garbage commands:
+                        # start afresh, and find the culprit one by one (MULTIAPPEND is all or
+                        # nothing, RFC 3502, so nothing of the batch was stored).
+                        client.shutdown()
+                        client = self._login(account.username, account.password)
+                        for message in batch:
+                            try:
+                                client.multiappend(name, [_append_entry(message)])
+                            except IMAPClientError as exc:
+                                raise DovecotError(
+                                    f"Dovecot refused {account.username}'s message UID {message.uid}"
+                                    f" in {name!r} ({message.size} bytes): {exc}"
+                                ) from None
+        except BaseException:
+            with contextlib.suppress(Exception):
+                client.shutdown()
+            raise
+        client.logout()
+
+    def _login(self, user: str, password: str):
+        from imapclient import IMAPClient  # only load_account needs it: keep importing this module cheap
+
+        client = IMAPClient(self.host, port=self.imap_port, ssl=False, timeout=120)
+        client.login(user, password)
+        return client
 
     # Internals -------------------------------------------------------------------------------
 
@@ -289,8 +324,8 @@ class DovecotServer:
         mail_user = pwd.getpwnam(MAIL_USER)
         os.chown(mail, mail_user.pw_uid, mail_user.pw_gid)
         users = root / "users"
-        users.write_text("", encoding="utf-8")
-        _share_with_dovecot(users)
+        users.mkdir()
+        _share_with_dovecot(users, 0o750)
 
     def _config(self) -> str:
         special = "\n".join(
@@ -383,11 +418,11 @@ def _ensure_mail_user() -> None:
         raise DovecotError(f"cannot create system user {MAIL_USER!r}: {result.stderr.strip()}")
 
 
-def _share_with_dovecot(path: Path) -> None:
-    """Let Dovecot's auth process (user ``dovecot``) read a file that holds passwords, nobody else."""
+def _share_with_dovecot(path: Path, mode: int = 0o640) -> None:
+    """Let Dovecot's auth process (user ``dovecot``) read what holds passwords, nobody else."""
     group = pwd.getpwnam("dovecot").pw_gid
     os.chown(path, 0, group)
-    path.chmod(0o640)
+    path.chmod(mode)
 
 
 def _free_ports(count: int) -> list[int]:
