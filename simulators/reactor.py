@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from twisted.internet import reactor as _reactor
 from twisted.internet.threads import blockingCallFromThread
+from twisted.python.threadable import isInIOThread
 
 T = TypeVar("T")
 
@@ -45,7 +46,7 @@ def ensure_running(timeout: float = 10.0) -> None:
 
 
 def in_reactor_thread() -> bool:
-    return _thread is not None and threading.current_thread() is _thread
+    return isInIOThread() if reactor.running else False
 
 
 def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

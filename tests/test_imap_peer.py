@@ -280,23 +280,48 @@ def _undo_mbsync(data: bytes) -> bytes:
     return head[:-1] + sep + body
 
 
-@pytest.mark.peer
-def test_mbsync_pulls_every_message_byte_for_byte(tmp_path: Path):
+def _mbsync_pull(store: Store, tmp_path: Path) -> Path:
+    """Run mbsync against the store served with the generic profile; the Maildir root."""
     _require("mbsync")
-    store = build_store()
+    maildir = tmp_path / "mail"
+    maildir.mkdir()
     with SimulatorWorld(store, load_profile("generic")) as world:
         handle = world.start_imap()
-        maildir = tmp_path / "mail"
-        maildir.mkdir()
         config = tmp_path / "mbsyncrc"
         config.write_text(MBSYNC_CONFIG.format(host=handle.host, port=handle.port, maildir=maildir))
         config.chmod(0o600)
         run = subprocess.run(["mbsync", "-c", str(config), "-a"], capture_output=True, text=True, timeout=60)
         assert run.returncode == 0, run.stderr
+    return maildir
+
+
+def _assert_maildir_matches(store: Store, maildir: Path) -> int:
     account = store.account("alice")
+    compared = 0
     for path, folder in account.folders.items():
         box = maildir.joinpath(*(imap_utf7.encode(part).decode() for part in path))  # mbsync 1.4 keeps mUTF-7
         files = sorted((box / "cur").iterdir()) + sorted((box / "new").iterdir())
         got = sorted(_undo_mbsync(f.read_bytes()) for f in files)
         assert got == sorted(m.raw.replace(b"\r\n", b"\n") for m in folder.messages), path
-    assert sum(len(f.messages) for f in account.folders.values()) == 6
+        compared += len(files)
+    return compared
+
+
+@pytest.mark.peer
+def test_mbsync_pulls_every_message_byte_for_byte(tmp_path: Path):
+    store = build_store()
+    assert _assert_maildir_matches(store, _mbsync_pull(store, tmp_path)) == 6
+
+
+@pytest.mark.peer
+def test_mbsync_pulls_a_generated_fixture(tmp_path: Path):
+    from simulators.fixtures import FixtureSpec, populate
+
+    store = Store()
+    account = store.add_account("alice", "secret")
+    spec = FixtureSpec(seed=7, messages=80, folders=7, attachments=0.3, no_message_id=2,
+                       duplicate_message_id=1, bad_dates=3)
+    populate(account, spec, load_profile("generic"))
+    total = sum(len(f.messages) for f in account.folders.values())
+    assert total >= 80
+    assert _assert_maildir_matches(store, _mbsync_pull(store, tmp_path)) == total

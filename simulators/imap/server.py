@@ -35,7 +35,7 @@ class ImapServerProtocol(protocol.Protocol):
         )
         f.connections.add(self)
         f.store.subscribe(self._store_changed)
-        self._timer = reactor.callLater(f.profile.imap.autologout_seconds, self._autologout)
+        self._timer = f.clock.callLater(f.profile.imap.autologout_seconds, self._autologout)
         self._emit(self.session.start())
 
     def dataReceived(self, data: bytes) -> None:
@@ -100,8 +100,11 @@ class ImapServerProtocol(protocol.Protocol):
 class ImapServerFactory(protocol.Factory):
     """One listening IMAP server: a store, a profile, and TLS options (None = no STARTTLS)."""
 
-    def __init__(self, store: Store, profile: Profile, *, tls_options=None, implicit_tls: bool = False):
+    def __init__(
+        self, store: Store, profile: Profile, *, tls_options=None, implicit_tls: bool = False, clock=None
+    ):
         self.store = store
+        self.clock = clock or reactor  # tests pass twisted.internet.task.Clock
         self.profile = profile
         self.tls_options = tls_options
         self.implicit_tls = implicit_tls
