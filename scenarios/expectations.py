@@ -26,9 +26,13 @@ class RunRecord(BaseModel):
     error: str = ""  # the typed error that ended the run, or an external command's output tail
 
 
-def check(scenario: Scenario, runs: list[RunRecord], verify: VerifyReport) -> list[str]:
+def check(
+    scenario: Scenario, runs: list[RunRecord], verify: VerifyReport, source_check: VerifyReport | None = None
+) -> list[str]:
     expect = scenario.expect
     failures: list[str] = []
+    if source_check is not None and expect.source_unchanged and not _unchanged(source_check):
+        failures.append("the migration changed the source mailbox: " + _problems(source_check, with_unexpected=True))
     failures += _check_exit_codes(expect.exit_code, runs)
     if expect.copied_per_run is not None:
         for run, wanted in zip(runs, expect.copied_per_run):
@@ -95,12 +99,19 @@ def _check_counts(wanted: dict[str, int], verify: VerifyReport) -> list[str]:
     return failures
 
 
-def _problems(verify: VerifyReport) -> str:
+def _unchanged(check: VerifyReport) -> bool:
+    return check.identical and check.total("unexpected") == 0 and not check.extra_folders
+
+
+def _problems(verify: VerifyReport, *, with_unexpected: bool = False) -> str:
     parts = []
-    for problem in ("missing", "duplicated", "date_mismatches", "flag_mismatches", "byte_mismatches"):
+    problems = ["missing", "duplicated", "date_mismatches", "flag_mismatches", "byte_mismatches"]
+    for problem in problems + (["unexpected"] if with_unexpected else []):
         total = verify.total(problem)
         if total:
             parts.append(f"{total} {problem.replace('_', ' ')}{_where(verify, problem)}")
+    if with_unexpected and verify.extra_folders:
+        parts.append(f"new folders {', '.join(verify.extra_folders)}")
     return "; ".join(parts) or "see the verify report"
 
 

@@ -157,6 +157,8 @@ class Expectations(_Block):
     unexpected: int | None = None  # destination messages that are no source message
     copied_per_run: list[int] | None = None
     skipped: list[SkipExpectation] | None = None
+    # The source holds exactly what it held before (no \\Seen set by a careless FETCH, nothing moved).
+    source_unchanged: bool = True
     date_fallbacks: int | None = None  # the engine resorted to Received/Date this many times
 
     def wants_identical(self) -> bool:

@@ -48,6 +48,8 @@ class ScenarioResult(BaseModel):
     failures: list[str] = []
     runs: list[RunRecord] = []
     verify: VerifyReport | None = None
+    # The source after the migration against the source before it: a migration must not change it.
+    source_check: VerifyReport | None = None
     seconds: float = 0.0
 
 
@@ -73,6 +75,7 @@ def run_scenario(scenario: Scenario, *, after_migration: Callable[[Side, Side], 
         base = scenario.file.parent if scenario.file else Path.cwd()
         source = build_side(scenario.source, "source", base, stack)
         dest = build_side(scenario.destination, "dest", base, stack)
+        before = source.truth()
         for n in range(1, scenario.migration.runs + 1):
             if scenario.migration.command is not None:
                 result.runs.append(run_command(scenario, n, source, dest))
@@ -81,8 +84,9 @@ def run_scenario(scenario: Scenario, *, after_migration: Callable[[Side, Side], 
         if after_migration is not None:
             after_migration(source, dest)
         scope = VerifyScope.from_options(options) if options is not None else VerifyScope()
-        result.verify = compare(source.truth(), snapshot_imap(dest.endpoint), scope)
-    result.failures = check(scenario, result.runs, result.verify)
+        result.verify = compare(before, snapshot_imap(dest.endpoint), scope)
+        result.source_check = compare(before, source.truth(), VerifyScope(map_special_use=False))
+    result.failures = check(scenario, result.runs, result.verify, result.source_check)
     result.passed = not result.failures
     result.seconds = round(time.monotonic() - started, 3)
     return result
@@ -117,8 +121,11 @@ class Side:
     """One started mailbox: how to reach it and how to read its truth."""
 
     endpoint: Endpoint
-    password: str
     truth: Callable[[], MailboxSnapshot]
+
+    @property
+    def password(self) -> str:
+        return self.endpoint.password.reveal()
 
     @property
     def host(self) -> str:
@@ -157,7 +164,7 @@ def build_side(spec: ServerSpec, role: str, base_dir: Path, stack: ExitStack) ->
         if spec.fixture is not None:
             dovecot.load_account(account)
         endpoint = Endpoint(ServerURL.parse(dovecot.url(user)), Secret(password))
-        return Side(endpoint, password, lambda: snapshot_imap(endpoint))
+        return Side(endpoint, lambda: snapshot_imap(endpoint))
     from simulators.launcher import SimulatorWorld
 
     profile = _profile(spec, base_dir)
@@ -168,7 +175,7 @@ def build_side(spec: ServerSpec, role: str, base_dir: Path, stack: ExitStack) ->
     world = stack.enter_context(SimulatorWorld(store, profile))
     handle = world.start_imap()
     endpoint = Endpoint(ServerURL.parse(handle.url(user)), Secret(password), cafile=world.cafile)
-    return Side(endpoint, password, lambda: snapshot_account(account, label=handle.url(user)))
+    return Side(endpoint, lambda: snapshot_account(account, label=handle.url(user)))
 
 
 def _profile(spec: ServerSpec, base_dir: Path):

@@ -65,21 +65,44 @@ def test_verify_without_password_source_is_a_usage_error():
 
 @pytest.mark.peer
 @pytest.mark.slow
-def test_run_one_library_file_writes_reports_and_passes(tmp_path):
+def test_run_library_files_on_two_workers_writes_reports_and_passes(tmp_path):
     from scenarios.peers.dovecot import availability
 
     if availability():
         pytest.skip(availability())
     report_dir = tmp_path / "reports"
-    done = quirkmail("run", str(LIBRARY / "rerun-copies-nothing.yaml"), "-n", "1", "--report-dir", str(report_dir), timeout=300)
+    files = [str(LIBRARY / "rerun-copies-nothing.yaml"), str(LIBRARY / "include-exclude.yaml")]
+    # Two xdist workers: the results travel to the controller in user_properties.
+    done = quirkmail("run", *files, "-n", "2", "--report-dir", str(report_dir), timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "rerun-copies-nothing" in done.stdout and "passed" in done.stdout
+    assert "rerun-copies-nothing" in done.stdout and "2 passed, 0 failed" in done.stdout
     data = json.loads((report_dir / "report.json").read_text())
-    assert data["totals"]["passed"] == 1 and data["totals"]["total"] == 1
-    (result,) = data["results"]
-    assert [run["copied"] for run in result["runs"]] == [35, 0]
-    case = ET.parse(report_dir / "junit.xml").getroot().find("testsuite/testcase")
-    assert (case.get("classname"), case.get("name")) == ("imap", "rerun-copies-nothing")
+    assert data["totals"]["passed"] == 2 and data["totals"]["total"] == 2
+    by_name = {r["name"]: r for r in data["results"]}
+    assert [run["copied"] for run in by_name["rerun-copies-nothing"]["runs"]] == [35, 0]
+    cases = ET.parse(report_dir / "junit.xml").getroot().findall("testsuite/testcase")
+    assert sorted((c.get("classname"), c.get("name")) for c in cases) == [
+        ("imap", "include-exclude"),
+        ("imap", "rerun-copies-nothing"),
+    ]
+
+
+@pytest.mark.peer
+def test_run_with_a_failing_scenario_exits_1_and_names_the_failure(tmp_path):
+    from scenarios.peers.dovecot import availability
+
+    if availability():
+        pytest.skip(availability())
+    wrong = tmp_path / "imap" / "wrong-count.yaml"
+    wrong.parent.mkdir()
+    wrong.write_text(
+        "source: {server: simulator, fixture: {seed: 2, messages: 5, folders: 2}}\n"
+        "expect: {folders: {INBOX: 99}}\n",
+        encoding="utf-8",
+    )
+    done = quirkmail("run", str(wrong), "-n", "1", "--report-dir", str(tmp_path / "reports"))
+    assert done.returncode == 1
+    assert "failed" in done.stdout and "expected 99" in done.stdout
 
 
 @pytest.mark.peer

@@ -112,3 +112,21 @@ def test_summary_table_shows_each_scenario_with_its_first_failure():
     assert "1 passed, 1 failed, 1 errors, 1 skipped" in text
     for name in ("plain", "rerun", "needs-dovecot", "broken"):
         assert name in text
+
+
+def test_a_changed_source_is_a_failure_unless_the_scenario_allows_it():
+    from scenarios.verify import VerifyScope
+
+    src = MailboxSnapshot(label="before")
+    after = MailboxSnapshot(label="after")
+    raw = b"Message-ID: <a@x>\r\n\r\na"
+    src.folders["INBOX"] = FolderSnapshot(path=("INBOX",), name="INBOX", messages=[record_of(1, raw, [], T0)])
+    after.folders["INBOX"] = FolderSnapshot(path=("INBOX",), name="INBOX", messages=[record_of(1, raw, ["\\Seen"], T0)])
+    after.folders["New"] = FolderSnapshot(path=("New",), name="New")
+    changed = compare(src, after, VerifyScope(map_special_use=False))
+    failures = check(scenario(), runs(2, 0), verify_report(), changed)
+    assert failures == [
+        "the migration changed the source mailbox: 1 flag mismatches (INBOX: 1; e.g. uid 1 <a@x>, gained \\Seen); new folders New"
+    ]
+    assert check(scenario(), runs(2, 0), verify_report(), compare(src, src)) == []
+    assert check(scenario(source_unchanged=False), runs(2, 0), verify_report(), changed) == []

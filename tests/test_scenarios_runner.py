@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import ssl
+from contextlib import contextmanager
+
 import imapclient
 import pytest
 
@@ -31,14 +34,19 @@ def delete_first_inbox_message(source: Side, dest: Side) -> None:
     delete_first_message(dest, "INBOX")
 
 
+@contextmanager
+def session(side: Side):
+    """A logged-in IMAP client on one side (STARTTLS with the simulator's own CA when it has one)."""
+    with imapclient.IMAPClient(side.host, port=side.port, ssl=False) as c:
+        if side.endpoint.cafile:
+            c.starttls(ssl.create_default_context(cafile=str(side.endpoint.cafile)))
+        c.login(side.user, side.password)
+        yield c
+
+
 def delete_first_message(dest: Side, folder: str | None = None) -> None:
     """Expunge one message of ``folder`` (default: the destination's fullest folder)."""
-    with imapclient.IMAPClient(dest.host, port=dest.port, ssl=False) as c:
-        if dest.endpoint.cafile:  # a simulator destination: STARTTLS with its own CA
-            import ssl
-
-            c.starttls(ssl.create_default_context(cafile=str(dest.endpoint.cafile)))
-        c.login(dest.user, dest.password)
+    with session(dest) as c:
         if folder is None:
             names = [name for flags, _, name in c.list_folders() if b"\\Noselect" not in flags]
             folder = max(names, key=lambda n: c.folder_status(n, ["MESSAGES"])[b"MESSAGES"])
@@ -63,6 +71,18 @@ def test_a_damaged_destination_fails_with_a_sentence_naming_the_problem():
     assert result.failures[0] == "destination folder 'INBOX' holds 31 messages, expected 32"
     assert result.failures[1].startswith("the destination is not identical to the source: 1 missing (INBOX: 1; e.g. uid 1 <")
     assert len(result.failures) == 2
+
+
+def test_a_migration_that_touches_the_source_fails():
+    def mark_unseen_as_seen(source: Side, dest: Side) -> None:
+        with session(source) as c:
+            c.select_folder("INBOX")
+            c.add_flags(c.search("UNSEEN")[:2], ["\\Seen"])
+
+    result = run_scenario(load_scenario(LIBRARY / "include-exclude.yaml"), after_migration=mark_unseen_as_seen)
+    assert len(result.failures) == 1
+    assert result.failures[0].startswith("the migration changed the source mailbox: 2 flag mismatches (INBOX: 2; e.g. uid ")
+    assert "gained \\Seen" in result.failures[0]
 
 
 def test_a_wrong_expectation_fails(tmp_path):
