@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import email
+import os
+import subprocess
+import sys
 import time
 from collections import Counter
 from datetime import timedelta
 from email import policy
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +22,7 @@ from simulators.profiles import SPECIAL_USE, load_profile
 from simulators.store import INBOX, Store
 
 GENERIC = load_profile("generic")
+REPO = Path(__file__).resolve().parents[1]
 SPEC = FixtureSpec(seed=7, messages=150, folders=10, attachments=0.4)
 
 
@@ -56,6 +61,30 @@ def test_same_spec_gives_the_same_bytes_flags_and_dates_and_another_seed_differs
     ours = {m.raw for _, m in account.iter_messages()}
     theirs = {m.raw for _, m in other.iter_messages()}
     assert not ours & theirs
+
+
+DIGEST_SCRIPT = """
+import hashlib
+from simulators.fixtures import FixtureSpec, generate
+from simulators.profiles import load_profile
+spec = FixtureSpec(seed=7, messages=40, folders=8, bad_dates=5, large=[5000], duplicate_message_id=1)
+digest = hashlib.sha256()
+for m in generate(spec, load_profile("generic")):
+    digest.update(repr((m.folder, sorted(m.flags), m.internaldate.isoformat(), m.case)).encode() + m.raw)
+print(digest.hexdigest())
+"""
+
+
+def test_output_does_not_depend_on_the_process():
+    # Another interpreter with another hash seed (set order) and time zone must give the same bytes.
+    runs = set()
+    for hash_seed, tz in (("1", "UTC"), ("2", "Asia/Tokyo")):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed, "TZ": tz}
+        out = subprocess.run(
+            [sys.executable, "-c", DIGEST_SCRIPT], env=env, cwd=REPO, capture_output=True, text=True, check=True
+        )
+        runs.add(out.stdout.strip())
+    assert len(runs) == 1
 
 
 def test_folders_counts_and_special_use_follow_the_spec_and_profile(account):
