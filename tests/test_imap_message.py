@@ -84,6 +84,22 @@ def test_envelope_odd_addresses():
     )
 
 
+def test_envelope_repeated_headers_last_string_wins_addresses_add_up():
+    assert m.envelope(SAMPLES["repeated_headers"]) == (
+        b'(NIL "second" ((NIL NIL "one" "example.com")(NIL NIL "two" "example.com")) '
+        b'((NIL NIL "one" "example.com")(NIL NIL "two" "example.com")) '
+        b'((NIL NIL "one" "example.com")(NIL NIL "two" "example.com")) NIL NIL NIL NIL "<b@x>")'
+    )
+
+
+def test_envelope_address_edges():
+    env = m.envelope(SAMPLES["address_edges"])
+    assert b'{40}\r\nRe: [list] =?utf-8?b?w6TDtsO8?= and tabs ' in env
+    assert b'((NIL NIL "MISSING_MAILBOX" "MISSING_DOMAIN")) ((NIL NIL "Group One" NIL)' in env  # Reply-To: <>
+    assert b'(("comment" NIL "foo" "bar")(NIL NIL "x" "y")("just text" NIL "MISSING_MAILBOX" "MISSING_DOMAIN"))' in env
+    assert env.endswith(b' NIL "<a@b> <c@d>" NIL)')
+
+
 # -- BODYSTRUCTURE ---------------------------------------------------------------------------------
 
 

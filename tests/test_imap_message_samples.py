@@ -362,6 +362,64 @@ body of a message without any header
 
 NUL_IN_HEADER = b"From: nul@example.com\r\nSubject: a\x00b\r\n\r\nbody\r\n"
 
+REPEATED_HEADERS = crlf(
+    """Subject: first
+Subject: second
+From: one@example.com
+From: two@example.com
+Message-ID: <a@x>
+Message-ID: <b@x>
+Content-Type: text/plain; charset=a
+Content-Type: text/html; charset=b
+
+x
+"""
+)
+
+ADDRESS_EDGES = crlf(
+    """From: "Last, First" <first.last@example.com>, =?utf-8?q?J=C3=B6rg?= <j@example.com>
+To: Group One: a@b.c;, Group Two:;
+Cc: foo@bar (comment) , <x@y>, just text
+Reply-To: <>
+Subject: Re: [list] =?utf-8?b?w6TDtsO8?=	and	tabs
+In-Reply-To: <a@b> <c@d>
+
+x
+"""
+)
+
+SLOPPY_MIME = crlf(
+    """From: a@b.c
+MIME-Version: 1.0
+Content-Type: Multipart/Mixed; BOUNDARY="with space"
+
+--with space
+Content-Type: text/plain; format; charset=utf-8;
+Content-Transfer-Encoding: Base64 (comment)
+
+eA==
+--with space
+Content-Type: text
+
+no subtype
+--with space
+Content-Type: text/plain (plain text); charset="us-ascii" (ascii)
+Content-Disposition: attachment; filename*=UTF-8''%E2%82%AC.txt
+
+abc
+--with space
+Content-Type: message/rfc822
+
+Subject: inner
+Content-Transfer-Encoding: quoted-printable
+Content-Description: not MIME here
+
+inner body
+--with space--
+"""
+)
+
+
 def nested(levels: int, kind: str) -> bytes:
     """A message nested ``levels`` deep in multiparts or message/rfc822 parts (Dovecot stops at 100)."""
     raw = b"From: deep@example.com\r\nMIME-Version: 1.0\r\n"
@@ -393,6 +451,10 @@ SAMPLES: dict[str, bytes] = {
     "edge_structure": EDGE_STRUCTURE,
     "no_header": NO_HEADER,
     "nul_in_header": NUL_IN_HEADER,
+    "repeated_headers": REPEATED_HEADERS,
+    "address_edges": ADDRESS_EDGES,
+    "sloppy_mime": SLOPPY_MIME,
+    "header_only": b"Subject: only a header\r\nFrom: a@b.c\r\n",
     "deep_multipart": nested(120, "multipart"),
     "deep_rfc822": nested(101, "rfc822"),
 }

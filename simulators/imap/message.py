@@ -356,6 +356,11 @@ def _parse_addresses(value: bytes) -> list[Address]:
             continue
         r.skip_lwsp()
         name = r.last_comment or None
+        if domain is None and name is None and mailbox is not None:
+            # "just some words": a lone word is a mailbox, more words are a display name
+            rest = _phrase(r)
+            if rest:
+                name, mailbox = mailbox + b" " + rest, None
         out.append(Address(name, None, mailbox or _MISSING.mailbox, domain or _MISSING.domain))
     if in_group:
         out.append(Address(None, None, None, None))
@@ -440,10 +445,9 @@ def _angle_addr(r: _Reader) -> tuple[bytes | None, bytes | None, bytes | None]:
     return route, mailbox or _MISSING.mailbox, domain or _MISSING.domain
 
 
-def _address_list(value: bytes | None) -> bytes:
-    if value is None:
-        return b"NIL"
-    addrs = _parse_addresses(value)
+def _address_list(values: list[bytes]) -> bytes:
+    """The IMAP address list of every instance of one header (Dovecot appends repeated ones)."""
+    addrs = [a for v in values for a in _parse_addresses(v)]
     if not addrs:
         return b"NIL"
     out = [b"("]
@@ -628,13 +632,14 @@ def parse(raw: bytes) -> Part:
 
 
 def _envelope_of(part: Part) -> bytes:
+    # A repeated header: the last Date/Subject/Message-ID/In-Reply-To wins, address headers add
+    # up (From: a + From: b gives both), as Dovecot's envelope parser does.
     def value(name: bytes) -> bytes | None:
-        f = _first(part.fields, name)
-        return None if f is None else _strdup(f.value)
+        found = [f for f in part.fields if f.name.lower() == name.lower()]
+        return _strdup(found[-1].value) if found else None
 
-    def addresses(name: bytes) -> bytes | None:
-        f = _first(part.fields, name)
-        return None if f is None else f.value
+    def addresses(name: bytes) -> list[bytes]:
+        return [f.value for f in part.fields if f.name.lower() == name.lower()]
 
     subject = value(b"Subject")
     frm = _address_list(addresses(b"From"))
@@ -792,8 +797,12 @@ def locate(root: Part, path: tuple[int, ...]) -> Part | None:
 
 
 def _header_end_eol(raw: bytes, part: Part) -> bytes:
-    tail = raw[part.start : part.body_start]
-    return b"\n" if tail.endswith(b"\n") and not tail.endswith(b"\r\n") else b"\r\n"
+    """The empty line that ends a header, as written; b"" when the header has none."""
+    header = raw[part.start : part.body_start]
+    for eol in (b"\r\n", b"\n"):
+        if header == eol or header.endswith(b"\n" + eol):
+            return eol
+    return b""
 
 
 def body_section(raw: bytes, part: tuple[int, ...], text: str | None, fields: tuple[str, ...] = ()) -> bytes:
@@ -829,7 +838,10 @@ def body_section(raw: bytes, part: tuple[int, ...], text: str | None, fields: tu
     wanted = {f.lower().encode("ascii", "replace") for f in fields}
     keep = spec == "HEADER.FIELDS"
     chosen = [f.raw for f in target.fields if (f.name.lower() in wanted) == keep]
-    return b"".join(chosen) + _header_end_eol(raw, target)
+    # Dovecot ends HEADER.FIELDS with an empty line even when the header had none, but
+    # HEADER.FIELDS.NOT only when it had one.
+    eol = _header_end_eol(raw, target) or (b"\r\n" if keep else b"")
+    return b"".join(chosen) + eol
 
 
 # ------------------------------------------------------------------------------------------------
