@@ -88,6 +88,7 @@ def test_run_library_files_on_two_workers_writes_reports_and_passes(tmp_path):
 
 
 @pytest.mark.peer
+@pytest.mark.slow
 def test_run_with_a_failing_scenario_exits_1_and_names_the_failure(tmp_path):
     from scenarios.peers.dovecot import availability
 
@@ -106,29 +107,31 @@ def test_run_with_a_failing_scenario_exits_1_and_names_the_failure(tmp_path):
 
 
 @pytest.mark.peer
+@pytest.mark.slow
 def test_verify_exit_code_follows_identity(monkeypatch):
     import imapclient
 
-    from scenarios.peers.dovecot import DovecotServer, availability
+    from scenarios.peers.dovecot import availability
+    from scenarios.runner import shared_dovecot
     from tests.test_scenarios_verify import _loaded
 
     if availability():
         pytest.skip(availability())
-    with DovecotServer() as dovecot:
-        _, source = _loaded(dovecot, "clisource")
-        _, dest = _loaded(dovecot, "clidest")
-        monkeypatch.setenv("SRC_PW", source.password.reveal())
-        monkeypatch.setenv("DST_PW", dest.password.reveal())
-        args = ["verify", "--source", source.url.display(), "--source-password-env", "SRC_PW",
-                "--dest", dest.url.display(), "--dest-password-env", "DST_PW"]
-        same = quirkmail(*args)
-        with imapclient.IMAPClient(dovecot.host, port=dovecot.imap_port, ssl=False) as c:
-            c.login(dest.url.user, dest.password.reveal())
-            c.select_folder("Sent")
-            c.delete_messages(c.search("ALL"))
-            c.expunge()
-        differs = quirkmail(*args)
-        wrong_pw = quirkmail(*args[:-1], "SRC_PW")
+    dovecot = shared_dovecot()
+    _, source = _loaded(dovecot, "clisource")
+    _, dest = _loaded(dovecot, "clidest")
+    monkeypatch.setenv("SRC_PW", source.password.reveal())
+    monkeypatch.setenv("DST_PW", dest.password.reveal())
+    args = ["verify", "--source", source.url.display(), "--source-password-env", "SRC_PW",
+            "--dest", dest.url.display(), "--dest-password-env", "DST_PW"]
+    same = quirkmail(*args)
+    with imapclient.IMAPClient(dovecot.host, port=dovecot.imap_port, ssl=False) as c:
+        c.login(dest.url.user, dest.password.reveal())
+        c.select_folder("Sent")
+        c.delete_messages(c.search("ALL"))
+        c.expunge()
+    differs = quirkmail(*args)
+    wrong_pw = quirkmail(*args[:-1], "SRC_PW")
     assert same.returncode == 0, same.stdout + same.stderr
     assert same.stdout.rstrip().splitlines()[-1].startswith("IDENTICAL: 4 folders")
     assert differs.returncode == 1

@@ -142,15 +142,15 @@ def test_snapshot_account_reads_the_store_truth():
 # Against a real Dovecot -------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def dovecot():
-    from scenarios.peers.dovecot import DovecotServer
+    """The runner's per-process Dovecot (users are unique per test, so it is shared safely)."""
+    from scenarios.peers.dovecot import availability
+    from scenarios.runner import shared_dovecot
 
-    reason = DovecotServer.availability()
-    if reason:
-        pytest.skip(reason)
-    with DovecotServer() as server:
-        yield server
+    if availability():
+        pytest.skip(availability())
+    return shared_dovecot()
 
 
 def _loaded(dovecot, user: str):
