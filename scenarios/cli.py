@@ -117,7 +117,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return ExitCode.USAGE
     results = reports.read_json(report_json)
     Console().print(reports.summary_table(results))
-    print(f"reports: {report_json} and {args.report_dir / reports.JUNIT_XML}")
+    print(f"reports: {report_json}, {args.report_dir / reports.JUNIT_XML}, {args.report_dir / reports.REPORT_HTML}")
     t = reports.totals(results)
     return ExitCode.OK if t["failed"] == t["error"] == 0 else ExitCode.ITEMS_SKIPPED
 

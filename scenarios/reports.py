@@ -6,6 +6,7 @@ testcase class after the file path; CI dashboards should group scenarios by area
 
 from __future__ import annotations
 
+import html
 import json
 import platform
 import shutil
@@ -23,6 +24,7 @@ from scenarios.runner import ScenarioResult
 
 REPORT_JSON = "report.json"
 JUNIT_XML = "junit.xml"
+REPORT_HTML = "report.html"
 
 
 def outcome(result: ScenarioResult) -> str:
@@ -111,9 +113,44 @@ def write_junit(results: list[ScenarioResult], path: Path) -> None:
     junit_tree(results).write(path, encoding="utf-8", xml_declaration=True)
 
 
+_HTML_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>quirkmail scenarios</title>
+<style>body{{font-family:sans-serif}} td,th{{padding:2px 8px;text-align:left;vertical-align:top}}
+.passed{{color:green}} .failed,.error{{color:#b00}} .skipped{{color:#a60}} pre{{margin:0}}</style></head>
+<body><h1>quirkmail scenarios</h1><p>{caption}</p>
+<table><tr><th>scenario</th><th>area</th><th>result</th><th>copied</th><th>seconds</th><th>details</th></tr>
+{rows}
+</table></body></html>
+"""
+
+
+def html_page(results: list[ScenarioResult]) -> str:
+    """One static page: a row per scenario; failures and the verify summary folded in."""
+    t = totals(results)
+    rows = []
+    for r in sorted(results, key=lambda r: (r.area, r.name)):
+        kind = outcome(r)
+        details = "\n".join(r.failures) or r.error or r.skipped or ""
+        if r.verify is not None:
+            details = (details + "\n\n" if details else "") + r.verify.summary()
+        rows.append(
+            f"<tr><td>{html.escape(r.name)}</td><td>{html.escape(r.area)}</td>"
+            f'<td class="{kind}">{kind}</td><td>{html.escape(_copied(r))}</td><td>{r.seconds:.1f}</td>'
+            f"<td><details><summary>{html.escape(headline(r) or 'verify report')}</summary>"
+            f"<pre>{html.escape(details)}</pre></details></td></tr>"
+        )
+    caption = f"{t['passed']} passed, {t['failed']} failed, {t['error']} errors, {t['skipped']} skipped"
+    return _HTML_PAGE.format(caption=html.escape(caption), rows="\n".join(rows))
+
+
 def write_all(results: list[ScenarioResult], report_dir: Path) -> None:
     write_json(results, report_dir / REPORT_JSON)
     write_junit(results, report_dir / JUNIT_XML)
+    (report_dir / REPORT_HTML).write_text(html_page(results), encoding="utf-8")
+
+
+def _copied(result: ScenarioResult) -> str:
+    return "/".join(str(run.copied) for run in result.runs if run.copied is not None) or "-"
 
 
 def summary_table(results: list[ScenarioResult]) -> Table:
@@ -128,13 +165,12 @@ def summary_table(results: list[ScenarioResult]) -> Table:
     styles = {"passed": "green", "failed": "red", "error": "red", "skipped": "yellow"}
     for r in sorted(results, key=lambda r: (r.area, r.name)):
         kind = outcome(r)
-        copied = "/".join(str(run.copied) for run in r.runs if run.copied is not None) or "-"
         # Text, not markup: server replies carry brackets ("[AUTHENTICATIONFAILED]").
         table.add_row(
             Text(r.name),
             Text(r.area),
             Text(kind, style=styles[kind]),
-            copied,
+            _copied(r),
             f"{r.seconds:.1f}",
             Text(headline(r)),
         )

@@ -130,3 +130,12 @@ def test_a_changed_source_is_a_failure_unless_the_scenario_allows_it():
     ]
     assert check(scenario(), runs(2, 0), verify_report(), compare(src, src)) == []
     assert check(scenario(source_unchanged=False), runs(2, 0), verify_report(), changed) == []
+
+
+def test_html_report_escapes_and_lists_every_scenario(tmp_path):
+    hostile = result("<script>", passed=False, failures=["folder '<b>' holds 1 messages, expected 2"])
+    reports.write_all([*RESULTS, hostile], tmp_path)
+    page = (tmp_path / "report.html").read_text()
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert page.count("<tr><td>") == 5
+    assert "1 passed, 2 failed, 1 errors, 1 skipped" in page
