@@ -3,8 +3,8 @@
 Pure functions, bytes in and bytes out, shaped to match Dovecot 2.3 byte for byte (checked by
 tests/test_imap_message_peer.py against a real Dovecot):
 
-- ``envelope(raw)`` and ``bodystructure(raw)`` return the serialised IMAP list *without* the
-  outer parentheses' keyword, e.g. ``b'("date" "subject" ...)'``.
+- ``envelope(raw)`` and ``bodystructure(raw)`` return the serialised IMAP list, without the
+  FETCH item name: ``b'("date" "subject" ...)'``.
 - ``body_section(raw, part, text, fields)`` returns a slice of the ORIGINAL bytes (never a
   re-serialisation), so BODY[] and RFC822.SIZE agree with what was appended.
 
@@ -119,9 +119,13 @@ class HeaderField:
     value: bytes  # Dovecot's "full value": initial blanks skipped, CRs dropped, lines joined by LF
 
 
+_LINES = re.compile(rb"[^\n]*\n|[^\n]+")
+
+
 def _parse_fields(block: bytes) -> list[HeaderField]:
     fields: list[HeaderField] = []
-    lines = block.splitlines(keepends=True)
+    # only LF ends a line (a lone CR is data, as for Dovecot; bytes.splitlines would split there)
+    lines = _LINES.findall(block)
     current: list[bytes] = []
 
     def flush() -> None:
