@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import poplib
+import smtplib
 import socket
 from datetime import datetime, timedelta, timezone
 
@@ -124,6 +126,28 @@ def test_special_use_folders_and_user_management(dovecot):
     assert dovecot.url("a@b.example") == f"imap://a%40b.example@127.0.0.1:{dovecot.imap_port}"
     with pytest.raises(ValueError):
         dovecot.add_user("eve", "pass:word")
+
+
+@pytest.mark.peer
+def test_lmtp_delivers_and_pop3_retrieves(dovecot):
+    dovecot.add_user("frank", PASSWORD)
+    raw = b"From: x@example.org\r\nSubject: via LMTP\r\n\r\nhello\r\n"
+    lmtp = smtplib.LMTP(dovecot.host, dovecot.lmtp_port)
+    try:
+        assert lmtp.sendmail("x@example.org", ["frank"], raw) == {}
+    finally:
+        lmtp.quit()
+    pop = poplib.POP3(dovecot.host, dovecot.pop3_port, timeout=5)
+    try:
+        pop.user("frank")
+        pop.pass_(PASSWORD)
+        assert pop.stat()[0] == 1
+        lines = pop.retr(1)[1]
+    finally:
+        pop.quit()
+    # poplib strips the line ends; Dovecot put Return-Path, Delivered-To and Received before it.
+    assert lines[-4:] == raw.split(b"\r\n")[:-1]
+    assert lines[:2] == [b"Return-Path: <x@example.org>", b"Delivered-To: frank"]
 
 
 @pytest.mark.peer
