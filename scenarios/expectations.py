@@ -53,8 +53,8 @@ def check(
         failures.append("the destination is not identical to the source: " + _problems(verify))
     if expect.identical is False and verify.identical:
         failures.append("the destination is identical to the source, expected a difference")
-    for field, problem in (("missing", "missing"), ("unexpected", "unexpected")):
-        wanted = getattr(expect, field)
+    for problem in ("missing", "duplicated", "unexpected"):
+        wanted = getattr(expect, problem)
         if wanted is not None and verify.total(problem) != wanted:
             failures.append(
                 f"{verify.total(problem)} {problem} messages at the destination, expected {wanted}"

@@ -154,6 +154,7 @@ class Expectations(_Block):
     # None = true unless the scenario states counts or missing messages instead.
     identical: bool | None = None
     missing: int | None = None  # source messages not found at the destination
+    duplicated: int | None = None  # extra copies of source messages at the destination
     unexpected: int | None = None  # destination messages that are no source message
     copied_per_run: list[int] | None = None
     skipped: list[SkipExpectation] | None = None
