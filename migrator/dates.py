@@ -30,8 +30,8 @@ class ResolvedDate:
 
 def header_block(raw: bytes) -> bytes:
     """The header section of a message (up to the first empty line, bare LF tolerated)."""
-    m = re.search(rb"\r?\n\r?\n", raw)
-    return raw[: m.start() + 1] if m else raw
+    ends = [i + 2 for i in (raw.find(b"\r\n\r\n"),) if i >= 0] + [i + 1 for i in (raw.find(b"\n\n"),) if i >= 0]
+    return raw[: min(ends)] if ends else raw
 
 
 def parse_headers(headers: bytes, names: tuple[str, ...]) -> dict[str, list[str]]:
@@ -47,8 +47,9 @@ def parse_headers(headers: bytes, names: tuple[str, ...]) -> dict[str, list[str]
         _FIELDS_PATTERNS[names] = pattern
     out: dict[str, list[str]] = {}
     for m in pattern.finditer(headers):
-        value = b" ".join(p.strip() for p in re.split(rb"\r?\n", m.group(2)))
-        out.setdefault(m.group(1).decode("ascii").lower(), []).append(value.strip().decode("latin-1"))
+        # Unfold: a line break before white space is just white space (RFC 5322 §2.2.3).
+        value = m.group(2).replace(b"\r\n", b" ").replace(b"\n", b" ").strip()
+        out.setdefault(m.group(1).decode("ascii").lower(), []).append(value.decode("latin-1"))
     return out
 
 

@@ -18,6 +18,7 @@ from imapclient import exceptions as imap_exc
 from imapclient.imapclient import seq_to_parenstr_upper
 from imapclient.response_parser import parse_fetch_response
 
+from migrator.fetch_parser import parse_fetch
 from migrator.errors import AuthenticationFailed, ConnectionFailed, ProtocolError, TlsFailure
 from migrator.urls import Endpoint
 
@@ -139,4 +140,5 @@ def uid_fetch(client: imapclient.IMAPClient, uids: str, items: list[str]) -> dic
     typ, data = client._imap._command_complete("FETCH", tag)
     client._checkok("fetch", typ, data)
     typ, data = client._imap._untagged_response(typ, data, "FETCH")
-    return parse_fetch_response(data, client.normalise_times, True)
+    fast = parse_fetch(data)
+    return fast if fast is not None else parse_fetch_response(data, client.normalise_times, True)
