@@ -124,8 +124,11 @@ def test_special_use_folders_and_user_management(dovecot):
         assert b"\\Sent" in flags["Sent"]
     assert dovecot.url("bob") == f"imap://bob@127.0.0.1:{dovecot.imap_port}"
     assert dovecot.url("a@b.example") == f"imap://a%40b.example@127.0.0.1:{dovecot.imap_port}"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="password"):
         dovecot.add_user("eve", "pass:word")
+    with pytest.raises(ValueError, match="user name"):
+        dovecot.add_user("../users/bob", "pw")  # the name is a file name under users/
+    dovecot.add_user("eve", "pass/word")
 
 
 @pytest.mark.peer

@@ -1,7 +1,8 @@
 """A throwaway real Dovecot 2.3 (IMAP, POP3, LMTP) on free loopback ports.
 
 Each ``DovecotServer`` owns a temporary directory holding a self-contained configuration (nothing
-is read from /etc/dovecot), the users file, the run/state directories, the log and the Maildirs.
+is read from /etc/dovecot), a passwd-file per user, the run/state directories, the log and the
+Maildirs.
 It is the reference peer: the destination of real migrations and the server the ``generic``
 profile must match. Several instances can run at once (pytest-xdist), each on its own ports.
 
@@ -235,10 +236,11 @@ class DovecotServer:
 
     def add_user(self, user: str, password: str) -> None:
         """Add a user, usable at once; re-passwording one takes effect within a second."""
-        for what, value in (("user", user), ("password", password)):
-            if not value or any(c in value for c in ":/\r\n\0") or value.startswith("."):
-                # No quoting in the passwd-file format, and the user name is a file name.
-                raise ValueError(f"{what} for Dovecot must be non-empty, without ':', '/' or line breaks")
+        # The passwd-file format has no quoting, and the user name is also a file name.
+        if not user or user.startswith(".") or any(c in user for c in ":/\r\n\0"):
+            raise ValueError(f"bad Dovecot user name {user!r}: empty, leading '.', or ':', '/', line break, NUL")
+        if not password or any(c in password for c in ":\r\n\0"):
+            raise ValueError(f"bad password for Dovecot user {user!r}: empty, or ':', line break, NUL")
         known = user in self._users
         self._users[user] = password
         # Written whole and renamed into place, so the auth process never reads half a file.
