@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from simulators.fixtures import FixtureError, FixtureFiles, FixtureSpec, load_eml_dir, load_maildir, load_mbox, populate
-from simulators.fixtures.loaders import maildir_flags, maildir_folder_parts, parse_from_line_date
+from simulators.fixtures.loaders import maildir_flags, maildir_folder_parts, parse_from_line_date, to_crlf
 from simulators.profiles import load_profile
 from simulators.store import INBOX, Store
 
@@ -83,7 +83,11 @@ def test_mbox_round_trip_with_flags_and_from_line_dates(tmp_path):
     )  # fmt: skip
     account = new_account()
     items = load_mbox(account, path, ("Archiv", "2021"))
-    assert [m.raw for m in items] == [first, TWO, third]  # CRLF, LF and >From kept as in the file
+    # Served with CRLF like a server would; CRLF stays CRLF, >From stays (mboxo/mboxrd ambiguity).
+    assert [m.raw for m in items] == [to_crlf(first), TWO, to_crlf(third)]
+    assert b"\r\n>From here on, quoted\r\n" in items[0].raw
+    raw_items = load_mbox(new_account(), path, INBOX, crlf=False)
+    assert [m.raw for m in raw_items] == [first, TWO, third]
     assert account.folder(("Archiv", "2021")).messages == items
     assert [m.flags for m in items] == [{"\\Seen", "\\Flagged"}, set(), set()]
     assert items[0].internaldate == datetime(2021, 3, 2, 4, 6, 30, tzinfo=timezone.utc)
@@ -153,13 +157,24 @@ def test_maildir_round_trip_folders_flags_keywords_and_mtime(tmp_path):
     assert len(items) == 4
     assert set(account.folders) == {INBOX, ("Projekte",), ("Projekte", "Ärger"), ("Réunions",)}
     inbox = account.folder(INBOX).messages
-    assert [m.raw for m in inbox] == [ONE, TWO]
+    assert [m.raw for m in inbox] == [ONE, TWO]  # already CRLF: unchanged
     assert [m.flags for m in inbox] == [{"\\Flagged", "\\Seen"}, set()]
     assert inbox[0].internaldate == MTIME and inbox[0].internaldate.tzinfo == timezone.utc
     (nested,) = account.folder(("Projekte", "Ärger")).messages
     assert nested.raw == NO_DATE
     assert nested.flags == {"\\Answered", "$Forwarded", "\\Deleted", "$Label1", "Junk"}
     assert account.folder(("Réunions",)).messages[0].flags == {"\\Draft"}
+
+
+def test_maildir_lf_files_become_crlf_unless_asked_not_to(tmp_path):
+    for sub in ("cur", "new", "tmp"):
+        (tmp_path / sub).mkdir()
+    lf = b"Subject: lf\nX-Odd: a\r\n\nbody\n"
+    write(tmp_path / "cur" / "1.host:2,S", lf, MTIME)
+    (item,) = load_maildir(new_account(), tmp_path)
+    assert item.raw == b"Subject: lf\r\nX-Odd: a\r\n\r\nbody\r\n"
+    (kept,) = load_maildir(new_account(), tmp_path, crlf=False)
+    assert kept.raw == lf
 
 
 def test_maildir_under_a_root_folder(tmp_path):

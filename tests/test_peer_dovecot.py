@@ -14,7 +14,7 @@ from imapclient.exceptions import LoginError
 
 from scenarios.peers import dovecot as dovecot_module
 from scenarios.peers.dovecot import DovecotError, DovecotServer
-from simulators.fixtures import FixtureSpec, populate
+from simulators.fixtures import FixtureSpec, load_maildir, populate
 from simulators.profiles import load_profile
 from simulators.store import Store
 
@@ -190,6 +190,23 @@ def test_a_generated_fixture_round_trips_through_dovecot(dovecot):
             assert [g[0] for g in got] == [m.raw for m in folder.messages], name
             assert [g[1] for g in got] == [m.flags for m in folder.messages], name
             assert [g[2] for g in got] == [m.internaldate for m in folder.messages], name
+
+
+@pytest.mark.peer
+def test_dovecot_maildir_loads_back_with_the_maildir_loader(dovecot):
+    # Dovecot's own Maildir++ (LF line ends, mUTF-7 folder names, dovecot-keywords, mtime =
+    # INTERNALDATE) is the real-world input of load_maildir.
+    source = Store().add_account("gina", PASSWORD)
+    populate(source, FixtureSpec(seed=4, messages=40, folders=9), load_profile("generic"))
+    dovecot.load_account(source)
+    copy = Store().add_account("gina", PASSWORD)
+    load_maildir(copy, dovecot.mail_dir("gina"))
+    assert set(copy.folders) == set(source.folders)
+    for path, folder in source.folders.items():
+        loaded = copy.folder(path).messages
+        assert [m.raw for m in loaded] == [m.raw for m in folder.messages], path
+        assert [m.flags for m in loaded] == [m.flags for m in folder.messages], path
+        assert [m.internaldate for m in loaded] == [m.internaldate for m in folder.messages], path
 
 
 @pytest.mark.peer
