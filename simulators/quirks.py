@@ -82,8 +82,9 @@ class Quirk:
         """A changed capability list (before or after login)."""
         return None
 
-    def imap_command(self, session: Any, command: Any) -> str | None:
-        """A reply that replaces any legal command before it runs (throttling, refusals)."""
+    def imap_command(self, session: Any, command: Any) -> str | tuple[list[str], str] | None:
+        """A reply that replaces any legal command before it runs (throttling, refusals); or
+        (untagged lines without CRLF, tagged reply)."""
         return None
 
     def imap_login(self, session: Any, user: str, password: str) -> str | None:
@@ -103,7 +104,12 @@ class Quirk:
         return None
 
     def imap_append_size(self, session: Any, size: int) -> str | None:
-        """A reply that refuses an APPEND of ``size`` bytes (checked when the literal is announced)."""
+        """A reply that refuses an APPEND of ``size`` bytes (asked when the literal is announced and
+        again before storing: answer from state, do not count calls)."""
+        return None
+
+    def imap_connection_limit(self) -> tuple[int, str] | None:
+        """(connections per user, refusal reply) instead of the profile's limit and Dovecot's words."""
         return None
 
     @classmethod

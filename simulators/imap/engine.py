@@ -138,6 +138,8 @@ class ImapSession:
         self._auth: SaslExchange | None = None
         self._bad_count = 0
         self._asked_capability = False
+        self.id_sent = False  # for quirks (NetEase refuses SELECT before ID)
+        self.auth_command = ""  # "LOGIN" or "AUTHENTICATE" while credentials are checked
         self._out: list[Output] = []
         self.reader = CommandReader(literal_policy=self._literal_policy)
 
@@ -246,7 +248,10 @@ class ImapSession:
             return
         override = self._quirk("imap_command", self, cmd)
         if override is not None:
-            self._tagged(cmd.tag, override)
+            untagged, reply = override if isinstance(override, tuple) else ((), override)
+            for line in untagged:
+                self._send(line + "\r\n")
+            self._tagged(cmd.tag, reply)
             return
         try:
             with self.store.lock:
@@ -315,6 +320,7 @@ class ImapSession:
         return None
 
     def cmd_ID(self, cmd: Command) -> str:
+        self.id_sent = True
         self._send(b'* ID ("name" "Dovecot")\r\n')
         return "OK ID completed" + TIMING
 
@@ -334,7 +340,7 @@ class ImapSession:
         if len(cmd.args) != 2:
             raise _bad("LOGIN", "Missing arguments")
         user, password = (_text(a) for a in cmd.args)
-        return self._login(user, password)
+        return self._login("LOGIN", user, password)
 
     def cmd_AUTHENTICATE(self, cmd: Command) -> str | None:
         if not cmd.args or not isinstance(cmd.args[0], str):
@@ -381,9 +387,10 @@ class ImapSession:
             self._ask_auth()
             return
         user, password = exchange.credentials()
-        self._tagged(exchange.tag, self._login(user, password))
+        self._tagged(exchange.tag, self._login("AUTHENTICATE", user, password))
 
-    def _login(self, user: str, password: str) -> str:
+    def _login(self, command: str, user: str, password: str) -> str:
+        self.auth_command = command
         refusal = self._quirk("imap_login", self, user, password)
         if refusal is not None:
             return refusal
@@ -438,11 +445,11 @@ class ImapSession:
             self.state = State.AUTHENTICATED
             self._send(b"* OK [CLOSED] Previous mailbox closed.\r\n")
         folder = self._existing(cmd.args[0])
-        if not folder.selectable:
-            raise _no(f"Mailbox isn't selectable: {_text(cmd.args[0])}" + TIMING)
         refusal = self._quirk("imap_select", self, folder, read_only)
         if refusal is not None:
             raise CommandFailed(refusal)
+        if not folder.selectable:
+            raise _no(f"Mailbox isn't selectable: {_text(cmd.args[0])}" + TIMING)
         view = MailboxView(self.account, folder, read_only=read_only)
         flags = ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"] + view.keywords()
         self._send("* FLAGS (" + " ".join(flags) + ")\r\n")

@@ -6,7 +6,7 @@ Replies are reproduced byte for byte as users reported them.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from simulators.quirks import Quirk, register
 
@@ -58,6 +58,12 @@ class M365ReservedFolders(Quirk):
         names: list[str] = []
         reply: str = "NO Folder name is reserved"
 
+        @field_validator("names", mode="before")
+        @classmethod
+        def _split(cls, value):
+            # On the command line (name:key=value) a list is written "Files|Inbox".
+            return value.split("|") if isinstance(value, str) else value
+
     def imap_create(self, session, path):
         names = self.params.names or session.imap.reserved_names
         if len(path) == 1 and path[0].casefold() in {n.casefold() for n in names}:
@@ -89,3 +95,244 @@ class AppendLimit(Quirk):
 
     def imap_append_size(self, session, size):
         return self.params.reply if size > self.params.bytes else None
+
+
+@register
+class QuotaExceeded(Quirk):
+    """Destination full: an APPEND that would pass ``bytes`` in the account gets `NO [OVERQUOTA]`."""
+
+    name = "quota-exceeded"
+    protocols = frozenset({"imap"})
+
+    class Params(_Params):
+        bytes: int
+        reply: str = "NO [OVERQUOTA] Quota exceeded (mailbox for user is full)"
+
+    def imap_append_size(self, session, size):
+        used = sum(m.size for _folder, m in session.account.iter_messages())
+        return self.params.reply if used + size > self.params.bytes else None
+
+
+# Authentication and session ---------------------------------------------------------------------
+
+
+@register
+class AppPasswordRequired(Quirk):
+    """Gmail/Yahoo/iCloud/AOL: a wrong (normal) password gets `NO [ALERT] Application-specific
+    password required: … (Failure)`, not AUTHENTICATIONFAILED. The account's password is the app
+    password."""
+
+    name = "app-password-required"
+    protocols = frozenset({"imap"})
+
+    class Params(_Params):
+        reply: str = (
+            "NO [ALERT] Application-specific password required: "
+            "https://support.google.com/accounts/answer/185833 (Failure)"
+        )
+
+    def imap_login(self, session, user, password):
+        account = session.store.accounts.get(user)
+        if account is not None and account.password != password:
+            return self.params.reply
+        return None
+
+
+@register
+class OAuthOnly(Quirk):
+    """M365/Outlook.com with basic auth disabled: `NO LOGIN failed.` / `NO AUTHENTICATE failed.`
+    even for the right password, while `AUTH=XOAUTH2 SASL-IR` is advertised. (XOAUTH2 itself is
+    not implemented: AUTHENTICATE XOAUTH2 is refused as an unsupported mechanism.)"""
+
+    name = "oauth-only"
+    protocols = frozenset({"imap"})
+
+    def imap_capabilities(self, caps, authenticated):
+        extra = [c for c in ("AUTH=XOAUTH2", "SASL-IR") if c not in caps]
+        return caps + extra if extra else None
+
+    def imap_login(self, session, user, password):
+        return f"NO {session.auth_command} failed."
+
+
+@register
+class AuthenticatedButNotConnected(Quirk):
+    """Exchange/M365: LOGIN answers OK, then every command but LOGOUT gets
+    `BAD User is authenticated but not connected.`"""
+
+    name = "authenticated-but-not-connected"
+    protocols = frozenset({"imap"})
+
+    def imap_command(self, session, command):
+        if session.account is not None and command.name not in ("LOGOUT", "CAPABILITY"):
+            return "BAD User is authenticated but not connected."
+        return None
+
+
+@register
+class IdRequired(Quirk):
+    """NetEase 163/126: SELECT before the client sent ID gets `NO SELECT Unsafe Login. Please
+    contact kefu@188.com for help`."""
+
+    name = "id-required"
+    protocols = frozenset({"imap"})
+
+    def imap_command(self, session, command):
+        if command.name in ("SELECT", "EXAMINE") and not session.id_sent:
+            return f"NO {command.name} Unsafe Login. Please contact kefu@188.com for help"
+        return None
+
+
+# Limits and throttling --------------------------------------------------------------------------
+
+
+class _Counting(Quirk):
+    """Counts matching commands per user across the server's connections (deterministic: by
+    count, never by clock); after ``after`` of them the next ``times`` are refused."""
+
+    class Params(_Params):
+        after: int = 100
+        times: int = 1
+
+    def __init__(self, params):
+        super().__init__(params)
+        self._seen: dict[str, int] = {}
+
+    def counts(self, command) -> bool:
+        return True
+
+    def refused(self, session, command) -> bool:
+        if session.account is None or not self.counts(command):
+            return False
+        user = session.account.username
+        n = self._seen[user] = self._seen.get(user, 0) + 1
+        return self.params.after < n <= self.params.after + self.params.times
+
+
+@register
+class M365ThrottledBackoff(_Counting):
+    """M365: `NO Request is throttled. Suggested Backoff Time: 299609 milliseconds` after ``after``
+    commands, for ``times`` commands."""
+
+    name = "m365-throttled-backoff"
+    protocols = frozenset({"imap"})
+
+    class Params(_Counting.Params):
+        backoff_ms: int = 299609
+
+    def imap_command(self, session, command):
+        if self.refused(session, command):
+            return f"NO Request is throttled. Suggested Backoff Time: {self.params.backoff_ms} milliseconds"
+        return None
+
+
+@register
+class YahooRateLimit(_Counting):
+    """Yahoo: `NO [LIMIT] UID FETCH Rate limit hit.` after ``after`` UID FETCH commands."""
+
+    name = "yahoo-rate-limit"
+    protocols = frozenset({"imap"})
+
+    class Params(_Counting.Params):
+        after: int = 50
+
+    def counts(self, command) -> bool:
+        return command.name == "UID FETCH"
+
+    def imap_command(self, session, command):
+        return "NO [LIMIT] UID FETCH Rate limit hit." if self.refused(session, command) else None
+
+
+@register
+class GmailTooManyConnections(Quirk):
+    """Gmail: past 15 connections of one account, LOGIN gets
+    `NO [ALERT] Too many simultaneous connections. (Failure)`."""
+
+    name = "gmail-too-many-connections"
+    protocols = frozenset({"imap"})
+
+    class Params(_Params):
+        limit: int = 15
+        reply: str = "NO [ALERT] Too many simultaneous connections. (Failure)"
+
+    def imap_connection_limit(self):
+        return self.params.limit, self.params.reply
+
+
+@register
+class DovecotUseripLimit(Quirk):
+    """Dovecot: `NO [UNAVAILABLE] Maximum number of connections from user+IP exceeded
+    (mail_max_userip_connections=10)` past ``limit`` connections of one user."""
+
+    name = "dovecot-userip-limit"
+    protocols = frozenset({"imap"})
+
+    class Params(_Params):
+        limit: int = 10
+
+    def imap_connection_limit(self):
+        return self.params.limit, (
+            "NO [UNAVAILABLE] Maximum number of connections from user+IP exceeded "
+            f"(mail_max_userip_connections={self.params.limit})"
+        )
+
+
+# Folders and search -----------------------------------------------------------------------------
+
+
+@register
+class GmailSpecialFolders(Quirk):
+    """Gmail: SELECT of a \\Noselect folder such as `[Gmail]` gets `NO [NONEXISTENT] Unknown
+    Mailbox: [Gmail] (now in authenticated state) (Failure)`."""
+
+    name = "gmail-special-folders"
+    protocols = frozenset({"imap"})
+
+    def imap_select(self, session, folder, read_only):
+        if folder.selectable:
+            return None
+        wire = session.names.to_wire(folder.path).decode("ascii")
+        return f"NO [NONEXISTENT] Unknown Mailbox: {wire} (now in authenticated state) (Failure)"
+
+
+@register
+class FolderNameRestrictions(Quirk):
+    """Gmail: `NO [CANNOT] Folder contains excess whitespace (Failure)` for names with leading,
+    trailing or doubled blanks; names with a character of ``forbidden`` are refused too."""
+
+    name = "folder-name-restrictions"
+    protocols = frozenset({"imap"})
+
+    class Params(_Params):
+        forbidden: str = "^"
+        whitespace_reply: str = "NO [CANNOT] Folder contains excess whitespace (Failure)"
+        forbidden_reply: str = "NO [CANNOT] Folder name contains a forbidden character (Failure)"
+
+    def imap_create(self, session, path):
+        for part in path:
+            if part != part.strip() or "  " in part:
+                return self.params.whitespace_reply
+            if any(c in part for c in self.params.forbidden):
+                return self.params.forbidden_reply
+        return None
+
+
+_DATE_KEYS = frozenset({"SINCE", "BEFORE", "ON", "SENTSINCE", "SENTBEFORE", "SENTON"})
+
+
+@register
+class SearchUnreliable(Quirk):
+    """SmarterMail/Domino/IceWarp: a SEARCH with a date key finds nothing (`* SEARCH` empty)."""
+
+    name = "search-unreliable"
+    protocols = frozenset({"imap"})
+
+    def imap_command(self, session, command):
+        if command.name in ("SEARCH", "UID SEARCH") and _has_date_key(command.args):
+            return ["* SEARCH"], "OK SEARCH completed."
+        return None
+
+
+def _has_date_key(args) -> bool:
+    return any(_has_date_key(a) if isinstance(a, list) else (isinstance(a, str) and a.upper() in _DATE_KEYS)
+               for a in args)

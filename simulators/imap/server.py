@@ -30,7 +30,7 @@ class ImapServerProtocol(protocol.Protocol):
     def connectionMade(self) -> None:
         f = self.factory
         self.session = ImapSession(
-            f.store, f.profile, build_all(f.profile.quirks, "imap"),
+            f.store, f.profile, f.quirks,
             tls_active=f.implicit_tls, tls_available=f.tls_options is not None, login_gate=self._login_gate,
         )
         f.connections.add(self)
@@ -74,12 +74,17 @@ class ImapServerProtocol(protocol.Protocol):
 
     def _login_gate(self, user: str) -> str | None:
         limit = self.factory.profile.imap.max_connections_per_user
+        reply = (
+            "NO [UNAVAILABLE] Maximum number of connections from user+IP exceeded "
+            f"(mail_max_userip_connections={limit})"
+        )
+        for quirk in self.session.quirks:
+            override = quirk.imap_connection_limit()
+            if override is not None:
+                limit, reply = override
         users = self.factory.users
         if limit is not None and users[user] >= limit:
-            return (
-                "NO [UNAVAILABLE] Maximum number of connections from user+IP exceeded "
-                f"(mail_max_userip_connections={limit})"
-            )
+            return reply
         users[user] += 1
         self.user = user
         return None
@@ -110,7 +115,9 @@ class ImapServerFactory(protocol.Factory):
         self.implicit_tls = implicit_tls
         self.connections: set[ImapServerProtocol] = set()
         self.users: Counter[str] = Counter()
-        build_all(profile.quirks, "imap")  # fail at start-up, not at the first connection
+        # One set of quirk objects per server, shared by its connections: counting quirks
+        # (throttling, rate limits) count per server like the provider does, not per connection.
+        self.quirks = build_all(profile.quirks, "imap")
 
     def buildProtocol(self, addr) -> ImapServerProtocol:
         return ImapServerProtocol(self)
