@@ -399,8 +399,13 @@ def _run_all(pool: ThreadPoolExecutor, run: _Run, jobs: list[FolderJob], work: C
             run.fail(job, None, exc)
 
     futures = [pool.submit(guarded, job) for job in jobs]
-    for f in futures:
-        f.result()
+    try:
+        for f in futures:
+            f.result()
+    except KeyboardInterrupt:
+        # Workers stop at their next batch boundary; what they confirmed is checkpointed.
+        run.abort("interrupted")
+        raise
 
 
 def migrate(
@@ -446,13 +451,14 @@ def _plan_and_copy(run: _Run) -> None:
         run.state = State(state_path, run.report.source, run.report.destination)
     jobs = [FolderJob(p, FolderReport(source=p.source, destination=p.destination, notes=list(p.notes))) for p in mapping.plans]
     run.report.folders = [j.report for j in jobs]
-    dest_names = {e.name for e in dst_entries}
+    # \Noselect / \NonExistent names (a parent Dovecot only implies) must still be created.
+    dest_names = {e.name for e in dst_entries if e.selectable}
     if options.target_root and not options.dry_run:
         root = destination_name(tuple(options.target_root), dst_ns)
         if root not in dest_names:  # else Dovecot shows it as \NonExistent, a hole in the tree
             ctl_sink.create(root)
             dest_names.add(root)
-    workers = max(1, options.connections)
+    workers = max(1, min(options.connections, len(jobs)))
     with ThreadPoolExecutor(workers, thread_name_prefix="migrate") as pool, \
             ThreadPoolExecutor(workers, thread_name_prefix="fetch-ahead") as run.fetchers:
         _run_all(pool, run, jobs, lambda j: run.analyse(j, dest_names))

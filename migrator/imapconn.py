@@ -64,7 +64,8 @@ def connect(endpoint: Endpoint, *, role: str) -> tuple[imapclient.IMAPClient, st
     """Open, secure and log in; returns the client and how TLS was done ("implicit", "starttls", "none")."""
     url = endpoint.url
     where = f"{role} {url.display()}"
-    ctx = tls_context(endpoint)
+    # Building a context loads the system CA store (~30 ms): only when TLS is actually used.
+    ctx = tls_context(endpoint) if url.implicit_tls else None
     try:
         client = imapclient.IMAPClient(
             url.host, port=url.port, ssl=url.implicit_tls, ssl_context=ctx, timeout=TIMEOUT
@@ -80,7 +81,7 @@ def connect(endpoint: Endpoint, *, role: str) -> tuple[imapclient.IMAPClient, st
             if not url.implicit_tls and url.starttls != "no":
                 if "STARTTLS" in capability_set(client):
                     try:
-                        client.starttls(ctx)
+                        client.starttls(ctx or tls_context(endpoint))
                     except ssl.SSLError as exc:
                         raise TlsFailure(f"{where}: STARTTLS failed: {exc.reason or exc}") from None
                     except imap_exc.IMAPClientError as exc:

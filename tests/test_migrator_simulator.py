@@ -97,3 +97,25 @@ def test_appendlimit_skips_too_large_and_unadvertised_limit_is_refused(tmp_path)
         assert report.copied == 2
         assert [(s.uid, s.reason) for s in report.skipped] == [(2, reason), (4, reason)]
         assert len(store.account("dst").folder(("INBOX",)).messages) == 2
+
+
+def test_flags_the_destination_refuses_are_dropped_and_reported(tmp_path):
+    store = Store()
+    src = store.add_account("src", PASSWORD)
+    store.add_account("dst", PASSWORD)
+    when = datetime(2022, 2, 2, tzinfo=timezone.utc)
+    src.append(("INBOX",), b"Subject: a\r\n\r\na\r\n", flags={"\\Seen", "$Forwarded"}, internaldate=when)
+    src.append(("INBOX",), b"Subject: b\r\n\r\nb\r\n", flags={"\\Flagged"}, internaldate=when)
+    generic = load_profile("generic")
+    no_keywords = generic.model_copy(
+        update={"imap": generic.imap.model_copy(update={"permanent_flags": ["\\Seen", "\\Flagged", "\\Deleted"]})}
+    )
+    with SimulatorWorld(store, no_keywords) as world:
+        handle = world.start_imap()
+        report = migrate(sim_endpoint(world, handle, "src"), sim_endpoint(world, handle, "dst"),
+                         MigrationOptions(state_path=tmp_path / "s.sqlite"))
+    assert report.copied == 2 and report.exit_code == 0
+    assert [(d.folder, d.uid, d.flags) for d in report.dropped_flags] == [("INBOX", 1, ["$Forwarded"])]
+    copies = store.account("dst").folder(("INBOX",)).messages
+    assert [m.flags - {"\\Recent"} for m in copies] == [{"\\Seen"}, {"\\Flagged"}]
+    assert all(m.internaldate == when for m in copies)
