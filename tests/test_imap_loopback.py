@@ -194,3 +194,26 @@ def _read_until(sock, marker: bytes) -> bytes:
             raise ConnectionError(bytes(buf[-200:]))
         buf += chunk
     return bytes(buf)
+
+
+@pytest.mark.parametrize(
+    "profile,delimiter,sent,created",
+    [("courier", ".", "INBOX.Sent", "INBOX.Projekte.Ärger"), ("exchange", "/", "Sent Items", "Projekte/Ärger")],
+)
+def test_other_profiles_through_imapclient(profile, delimiter, sent, created):
+    store = Store()
+    acc = store.add_account("alice", "secret")
+    p = load_profile(profile)
+    for key, parts in p.special_folders.items():
+        acc.create_folder(tuple(parts))
+    acc.append(("INBOX",), message(1), internaldate=datetime(2024, 1, 1, tzinfo=TZ))
+    with SimulatorWorld(store, p) as w:
+        c = connect(w.start_imap())
+        assert c.namespace().personal[0][1] == delimiter
+        c.create_folder(created)
+        names = {name for _flags, delim, name in c.list_folders()}
+        assert sent in names and created in names and "INBOX" in names
+        assert ("Projekte", "Ärger") in acc.folders
+        c.append(sent, message(2), flags=[b"\\Seen"])
+        assert c.select_folder(sent)[b"EXISTS"] == 1
+        c.logout()

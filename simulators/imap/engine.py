@@ -20,6 +20,7 @@ import base64
 import binascii
 import enum
 import functools
+import logging
 import re
 from collections.abc import Callable, Iterable
 
@@ -44,6 +45,9 @@ from simulators.imap.view import MailboxView
 from simulators.profiles import Profile
 from simulators.quirks import Quirk
 from simulators.store import INBOX, SYSTEM_FLAGS, Account, Folder, FolderExists, NoSuchFolder, Store
+
+
+log = logging.getLogger(__name__)
 
 
 class Signal(enum.Enum):
@@ -264,6 +268,10 @@ class ImapSession:
         except ImapSyntaxError as exc:
             self._tagged(cmd.tag, f"BAD Error in IMAP command {name}: {exc}" + TIMING)
             self._count_bad()
+        except Exception:
+            # A bug here must cost one command, not the connection (and the client's migration).
+            log.exception("IMAP command %s %s failed", cmd.tag, name)
+            self._tagged(cmd.tag, "NO [SERVERBUG] Internal error occurred. Refer to server log for more information.")
         else:
             if reply is not None:  # None: the command answers later (IDLE, AUTHENTICATE)
                 self._updates(cmd.name)
