@@ -361,3 +361,37 @@ def test_sent_date():
 def test_parse_is_cached_per_bytes_value():
     raw = SAMPLES["nested_rfc822"]
     assert m.parse(raw) is m.parse(raw)
+
+
+def test_mangled_messages_never_raise():
+    """Seeded mutations of every sample (cuts, dropped/duplicated lines, stray bytes): the
+    functions answer something well-formed and never raise."""
+    import random
+
+    rng = random.Random(2021)
+    stray = [b"\r", b"\n", b"\x00", b"\xff", b"--", b'"', b"(", b";", b"<", b"=?", b":", b"\t"]
+    for raw in SAMPLES.values():
+        for _ in range(30):
+            data = bytearray(raw)
+            for _ in range(rng.randint(1, 4)):
+                if not data:
+                    break
+                at = rng.randrange(len(data))
+                choice = rng.random()
+                if choice < 0.4:
+                    data[at:at] = rng.choice(stray)
+                elif choice < 0.7:
+                    del data[at : at + rng.randint(1, 20)]
+                else:
+                    del data[at:]
+            mangled = bytes(data)
+            for result in (m.envelope(mangled), m.bodystructure(mangled), m.bodystructure(mangled, extended=False)):
+                assert result.startswith(b"(") and result.endswith(b")")
+            for part in ((), (1,), (2,), (1, 1), (2, 1), (3, 2, 1)):
+                m.body_section(mangled, part, None)
+                m.body_section(mangled, part, "HEADER.FIELDS", ("From",))
+                if part:
+                    m.body_section(mangled, part, "MIME")
+            m.body_text(mangled)
+            m.full_text(mangled)
+            m.sent_date(mangled)

@@ -178,3 +178,30 @@ def test_bad_charset_is_refused_by_both(peer: imaplib.IMAP4):
     with pytest.raises(ValueError) as info:
         parse_search(["SUBJECT", b"x"], charset="X-UNKNOWN")
     assert info.value.badcharset
+
+
+def test_simulator_search_equals_dovecot_search(peer: imaplib.IMAP4, view):
+    """The same programs through the generic simulator's wire (tokenizer + engine + this module)."""
+    from simulators.launcher import SimulatorWorld
+    from simulators.profiles import load_profile
+    from simulators.store import INBOX, Store
+
+    store = Store()
+    account = store.add_account("peer", "peer-pw-1")
+    for it in LOADED:
+        account.append(INBOX, it.raw, flags=it.flags, internaldate=it.internaldate)
+    differences = []
+    with SimulatorWorld(store, load_profile("generic")) as world:
+        handle = world.start_imap()
+        sim = imaplib.IMAP4(handle.host, handle.port)
+        try:
+            sim.login("peer", "peer-pw-1")
+            sim.select("INBOX")
+            for program in PROGRAMS:
+                text = imap_text(program)
+                (_, theirs), (_, ours) = peer.uid("SEARCH", text), sim.uid("SEARCH", text)
+                if uids(ours) != uids(theirs):
+                    differences.append((text, uids(theirs), uids(ours)))
+        finally:
+            sim.logout()
+    assert not differences

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import email.errors
 import email.header
 import email.utils
 import quopri
@@ -857,7 +858,8 @@ def _decode_words(value: bytes) -> str:
     text = value.decode("utf-8", "replace")
     try:
         return str(email.header.make_header(email.header.decode_header(text.replace("\n", ""))))
-    except (ValueError, LookupError, UnicodeError):
+    except (ValueError, LookupError, UnicodeError, email.errors.MessageError):
+        # a broken encoded word (bad charset name, stray bytes): search the text as written
         return text
 
 
