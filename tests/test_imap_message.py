@@ -269,6 +269,7 @@ def test_body_section_header_fields():
         b"From: folded@example.com\r\nSubject: a subject that\r\n is folded\r\n\r\n"
     )
     assert m.body_section(raw, (), "HEADER.FIELDS", ("X-None",)) == b"\r\n"
+    assert m.body_section(raw, (), "HEADER.FIELDS", (b"from",)) == b"From: folded@example.com\r\n\r\n"
     not_fields = m.body_section(raw, (), "header.fields.not", ("date", "to", "subject", "message-id", "content-type"))
     assert not_fields == b"From: folded@example.com\r\n\r\n"
 

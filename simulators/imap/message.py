@@ -810,7 +810,9 @@ def _header_end_eol(raw: bytes, part: Part) -> bytes:
     return b""
 
 
-def body_section(raw: bytes, part: tuple[int, ...], text: str | None, fields: tuple[str, ...] = ()) -> bytes:
+def body_section(
+    raw: bytes, part: tuple[int, ...], text: str | None, fields: tuple[str | bytes, ...] = ()
+) -> bytes:
     """The bytes of ``BODY[<part>.<text>]`` (partial ``<o.n>`` slicing is the caller's job).
 
     ``part`` () is the whole message; ``text`` None means the part's content. A nonexistent part
@@ -840,7 +842,7 @@ def body_section(raw: bytes, part: tuple[int, ...], text: str | None, fields: tu
         return raw[target.body_start : target.end]
     if spec == "HEADER":
         return raw[target.start : target.body_start]
-    wanted = {f.lower().encode("ascii", "replace") for f in fields}
+    wanted = {(f.encode("ascii", "replace") if isinstance(f, str) else bytes(f)).lower() for f in fields}
     keep = spec == "HEADER.FIELDS"
     chosen = [f.raw for f in target.fields if (f.name.lower() in wanted) == keep]
     # Dovecot ends HEADER.FIELDS with an empty line even when the header had none, but
