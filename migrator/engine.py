@@ -30,7 +30,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from migrator import dates
-from migrator.errors import ConnectionFailed, MigratorError
+from migrator.errors import ConnectionFailed, MigratorError, ProtocolError
 from migrator.folders import FolderPlan, destination_name, plan_folders
 from migrator.identity import Identity, IdentityIndex, identity_of, message_id_of
 from migrator.progress import NullProgress, ProgressSink
@@ -195,6 +195,10 @@ class _Run:
                 ItemError(folder=job.plan.source, uid=uid, error=type(exc).__name__, message=str(exc))
             )
 
+    def _failed(self, job: FolderJob, uid: int) -> bool:
+        with self.lock:
+            return any(e.uid == uid and e.folder == job.plan.source for e in self.report.errors)
+
     def tell(self, folder: str, messages: int, nbytes: int) -> None:
         try:
             self.progress.advance(folder, messages, nbytes)
@@ -309,16 +313,38 @@ class _Run:
         if self.stop.is_set():
             return []
         try:
-            return self.conns.source().fetch(job.plan.source, uids)
+            return self._fetch_isolating(job, uids)
         except ConnectionFailed:
             self.conns.renew("source")
-            return self.conns.source().fetch(job.plan.source, uids)
+            return self._fetch_isolating(job, uids)
+
+    def _fetch_isolating(self, job: FolderJob, uids: list[int]) -> list[SourceMessage]:
+        """A batch the server refuses (NO/BAD) is fetched again message by message, so only the
+        message that really fails is reported and the rest of the batch still goes."""
+        source = self.conns.source()
+        try:
+            return source.fetch(job.plan.source, uids)
+        except ProtocolError as exc:
+            if len(uids) == 1:
+                self.fail(job, uids[0], exc)
+                return []
+        out: list[SourceMessage] = []
+        for uid in uids:
+            try:
+                out += source.fetch(job.plan.source, [uid])
+            except ProtocolError as exc:
+                self.fail(job, uid, exc)
+        return out
 
     def _store(self, job: FolderJob, uids: list[int], messages: list[SourceMessage]) -> None:
         got = {m.uid for m in messages}
         for uid in uids:
-            if uid not in got:
+            if uid not in got and not self._failed(job, uid):
                 self.skip(job, uid, "vanished", "deleted from the source during the migration")
+        for m in messages:
+            if m.raw is None:
+                self.skip(job, m.uid, "no-body", "the source answered FETCH BODY[] without a body (a non-mail item?)")
+        messages = [m for m in messages if m.raw is not None]
         try:
             nbytes = self._append(job, messages, rematch=False)
         except ConnectionFailed as first:

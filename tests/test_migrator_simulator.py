@@ -119,3 +119,42 @@ def test_flags_the_destination_refuses_are_dropped_and_reported(tmp_path):
     copies = store.account("dst").folder(("INBOX",)).messages
     assert [m.flags - {"\\Recent"} for m in copies] == [{"\\Seen"}, {"\\Flagged"}]
     assert all(m.internaldate == when for m in copies)
+
+
+def _two_accounts(n: int) -> Store:
+    store = Store()
+    src = store.add_account("src", PASSWORD)
+    store.add_account("dst", PASSWORD)
+    for i in range(n):
+        src.append(("INBOX",), f"Subject: q{i}\r\nMessage-ID: <q{i}@x>\r\n\r\n".encode() + b"z" * 1000,
+                   internaldate=datetime(2022, 3, 3, tzinfo=timezone.utc))
+    return store
+
+
+def _sim_to_sim(store: Store, quirk: QuirkSpec, tmp_path, **options):
+    profile = load_profile("generic").with_quirks([quirk])
+    with SimulatorWorld(store, profile) as world:
+        handle = world.start_imap()
+        return migrate(sim_endpoint(world, handle, "src"), sim_endpoint(world, handle, "dst"),
+                       MigrationOptions(state_path=tmp_path / "s.sqlite", **options))
+
+
+def test_refused_fetch_is_isolated_to_the_failing_message(tmp_path):
+    store = _two_accounts(5)
+    # UID FETCH #1 lists sizes, #2 (the batch) and #3 (UID 1 alone) are refused, the rest pass.
+    report = _sim_to_sim(store, QuirkSpec(name="yahoo-rate-limit", params={"after": 1, "times": 2}), tmp_path)
+    assert report.copied == 4 and report.exit_code == 1
+    [error] = report.errors
+    assert (error.folder, error.uid) == ("INBOX", 1) and "Rate limit" in error.message
+    assert len(store.account("dst").folder(("INBOX",)).messages) == 4
+
+
+def test_over_quota_stops_the_run_and_a_rerun_resumes(tmp_path):
+    store = _two_accounts(6)
+    report = _sim_to_sim(store, QuirkSpec(name="quota-exceeded", params={"bytes": 4500}), tmp_path, batch_size=2)
+    assert report.aborted and "over quota" in report.aborted and report.exit_code == 5
+    stored = len(store.account("dst").folder(("INBOX",)).messages)
+    assert report.copied == stored < 6
+    report = _sim_to_sim(store, QuirkSpec(name="quota-exceeded", params={"bytes": 10**6}), tmp_path)
+    assert (report.copied, report.already_present, report.exit_code) == (6 - stored, stored, 0)
+    assert len(store.account("dst").folder(("INBOX",)).messages) == 6

@@ -26,7 +26,7 @@ class SourceMessage:
     flags: list[str]
     internaldate: datetime | None
     size: int
-    raw: bytes = field(repr=False)
+    raw: bytes | None = field(repr=False)  # None: the server answered without a body
 
 
 def uid_set(uids: Iterable[int]) -> str:
@@ -131,17 +131,15 @@ class ImapSource:
         )
         out = []
         for uid, v in sorted(data.items()):
-            raw = v.get(b"BODY[]")
-            if raw is None:  # exchange-nonmail-folders-over-imap: OK without a body
-                continue
+            raw = v.get(b"BODY[]")  # None: exchange-nonmail-folders-over-imap (OK without a body)
             internaldate = v.get(b"INTERNALDATE")
             out.append(
                 SourceMessage(
                     uid=int(uid),
                     flags=decode_flags(v.get(b"FLAGS", ())),
                     internaldate=internaldate if isinstance(internaldate, datetime) else None,
-                    size=int(v.get(b"RFC822.SIZE", len(raw))),
-                    raw=bytes(raw),
+                    size=int(v.get(b"RFC822.SIZE", len(raw or b""))),
+                    raw=bytes(raw) if raw is not None else None,
                 )
             )
         return out
