@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import shutil
 import socket
@@ -121,6 +122,28 @@ SCRIPT = [
     b"b28 LOGOUT",
 ]
 
+# Authentication, errors and IDLE, in a second session of their own.
+ERRORS_SCRIPT = [
+    b"x01 AUTHENTICATE PLAIN " + base64.b64encode(b"\0alice\0wrong"),
+    b"x02 AUTHENTICATE PLAIN " + base64.b64encode(b"\0alice\0secret"),
+    b"x03 FETCH 1 FLAGS",
+    b"x04 SELECT INBOX",
+    b"x05 FETCH 1 (FLAGS",
+    b"x06 FETCH 1 BODY[HEADER.FIELDS]",
+    b"x07 FETCH 1 (FLAGS BOGUS)",
+    b"x08 STORE 1 +FLAGS (\\Bogus)",
+    b"x09 STORE 1 BOGUS (\\Seen)",
+    b"x10 COPY 1 Nope",
+    b"x11 UID FETCH 9:* (UID)",
+    b"x12 UID FETCH 100:200 (UID)",
+    b"x13 SEARCH 2:* UID 1:2",
+    b"x14 IDLE",
+    b"x15 STATUS Nope (MESSAGES)",
+    b"x16 RENAME Nope Other",
+    b"x17 SELECT",
+    b"x18 LOGOUT",
+]
+
 _CAPS = re.compile(rb"\[CAPABILITY ([^\]]*)\]")
 _TIMING = re.compile(rb" \(\d+\.\d+ \+ \d+\.\d+(?: \+ \d+\.\d+)? secs\)\.")
 _UIDVALIDITY = re.compile(rb"(UIDVALIDITY|APPENDUID|COPYUID) \d+")
@@ -151,12 +174,12 @@ def normalise(reply: list[bytes]) -> list[bytes]:
     return out
 
 
-def run_script(host: str, port: int) -> tuple[bytes, list[list[bytes]]]:
+def run_script(host: str, port: int, script: list[bytes] = SCRIPT) -> tuple[bytes, list[list[bytes]]]:
     sock = socket.create_connection((host, port), timeout=10)
     reader = _Reader(sock)
     greeting = reader.line()
     replies = []
-    for command in SCRIPT:
+    for command in script:
         tag = command.split(b" ", 1)[0]
         lines = []
         sync = re.search(rb"\{\d+\}\r\n", command)  # a synchronising literal waits for "+"
@@ -166,6 +189,10 @@ def run_script(host: str, port: int) -> tuple[bytes, list[list[bytes]]]:
             assert lines[-1].startswith(b"+ "), lines
             command = command[sync.end() :]
         sock.sendall(command + b"\r\n")
+        if command.split(b" ")[1:] == [b"IDLE"]:
+            lines.append(reader.line())
+            assert lines[-1].startswith(b"+ "), lines
+            sock.sendall(b"DONE\r\n")
         while True:
             line = reader.line()
             lines.append(line)
@@ -216,19 +243,22 @@ def test_generic_profile_answers_like_dovecot():
     reason = DovecotServer.availability()
     if reason:
         pytest.skip(reason)
+    scripts = (SCRIPT, ERRORS_SCRIPT)
     with DovecotServer() as dovecot:
         dovecot.load_account(build_store().account("alice"))
-        dv_greeting, dv_replies = run_script(dovecot.host, dovecot.imap_port)
+        dv = [run_script(dovecot.host, dovecot.imap_port, script) for script in scripts]
     with SimulatorWorld(build_store(), load_profile("generic")) as world:
         handle = world.start_imap()
-        sim_greeting, sim_replies = run_script(handle.host, handle.port)
-    assert dv_greeting.startswith(b"* OK [CAPABILITY IMAP4rev1 ") and sim_greeting.startswith(b"* OK [CAPABILITY IMAP4rev1 ")
-    assert _capabilities([sim_greeting]) - {b"STARTTLS"} <= _capabilities([dv_greeting])  # Dovecot runs ssl=no
-    assert len(dv_replies) == len(sim_replies) == len(SCRIPT)
-    for command, dv, sim in zip(SCRIPT, dv_replies, sim_replies):
-        extra = _capabilities(sim) - _capabilities(dv)
-        assert not extra, f"{command!r}: we advertise what Dovecot does not: {extra}"
-        assert normalise(sim) == normalise(dv), command
+        sim = [run_script(handle.host, handle.port, script) for script in scripts]
+    for script, (dv_greeting, dv_replies), (sim_greeting, sim_replies) in zip(scripts, dv, sim):
+        assert dv_greeting.startswith(b"* OK [CAPABILITY IMAP4rev1 ")
+        assert sim_greeting.startswith(b"* OK [CAPABILITY IMAP4rev1 ")
+        assert _capabilities([sim_greeting]) - {b"STARTTLS"} <= _capabilities([dv_greeting])  # Dovecot: ssl=no
+        assert len(dv_replies) == len(sim_replies) == len(script)
+        for command, dv_reply, sim_reply in zip(script, dv_replies, sim_replies):
+            extra = _capabilities(sim_reply) - _capabilities(dv_reply)
+            assert not extra, f"{command!r}: we advertise what Dovecot does not: {extra}"
+            assert normalise(sim_reply) == normalise(dv_reply), command
 
 
 def _capabilities(lines: list[bytes]) -> set[bytes]:

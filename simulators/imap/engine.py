@@ -220,10 +220,16 @@ class ImapSession:
         elif isinstance(event, RefusedCommand):
             self._tagged(event.tag, event.reply)
         elif isinstance(event, BadCommand):
-            self._tagged(event.tag, f"BAD {event.message}")
+            self._tagged(event.tag, self._timed(f"BAD {event.message}"))
             self._count_bad()
         elif isinstance(event, Command):
             self._command(event)
+
+    def _timed(self, reply: str) -> str:
+        """Dovecot's timing suffix on its own BAD replies after login (quirk replies stay verbatim)."""
+        if self.state is State.NOT_AUTHENTICATED or not reply.startswith("BAD Error in IMAP command"):
+            return reply
+        return reply.removesuffix(".") + TIMING
 
     def _count_bad(self) -> None:
         self._bad_count += 1
@@ -262,11 +268,11 @@ class ImapSession:
                 reply = handler(cmd)
         except CommandFailed as exc:
             self._updates(cmd.name)
-            self._tagged(cmd.tag, exc.reply)
+            self._tagged(cmd.tag, self._timed(exc.reply))
             if exc.reply.startswith("BAD"):
                 self._count_bad()
         except ImapSyntaxError as exc:
-            self._tagged(cmd.tag, f"BAD Error in IMAP command {name}: {exc}" + TIMING)
+            self._tagged(cmd.tag, self._timed(f"BAD Error in IMAP command {name}: {exc}"))
             self._count_bad()
         except Exception:
             # A bug here must cost one command, not the connection (and the client's migration).
@@ -346,7 +352,7 @@ class ImapSession:
 
     def cmd_LOGIN(self, cmd: Command) -> str:
         if len(cmd.args) != 2:
-            raise _bad("LOGIN", "Missing arguments")
+            raise _bad("LOGIN", "Invalid arguments")
         user, password = (_text(a) for a in cmd.args)
         return self._login("LOGIN", user, password)
 
@@ -438,20 +444,21 @@ class ImapSession:
             folder = folders.get(mapped) if mapped is not None else None
         return folder
 
-    def _existing(self, arg, *, create_hint: bool = False) -> Folder:
+    def _existing(self, arg, *, create_hint: bool = False, code: str = "") -> Folder:
+        """The folder a mailbox argument names; NO with ``code`` (or TRYCREATE) when missing."""
         folder = self._lookup(self._path(arg))
         if folder is None:
-            code = "[TRYCREATE] " if create_hint else ""
+            code = "[TRYCREATE] " if create_hint else code
             raise _no(f"{code}Mailbox doesn't exist: {_text(arg)}" + TIMING)
         return folder
 
     def _select(self, cmd: Command, read_only: bool) -> str:
-        if len(cmd.args) != 1:
-            raise _bad(cmd.name, "Missing arguments")
         if self.view is not None:
             self.view = None
             self.state = State.AUTHENTICATED
             self._send(b"* OK [CLOSED] Previous mailbox closed.\r\n")
+        if len(cmd.args) != 1:
+            raise _bad(cmd.name, "Invalid arguments")
         folder = self._existing(cmd.args[0])
         refusal = self._quirk("imap_select", self, folder, read_only)
         if refusal is not None:
@@ -488,7 +495,7 @@ class ImapSession:
 
     def cmd_CREATE(self, cmd: Command) -> str:
         if len(cmd.args) != 1:
-            raise _bad("CREATE", "Missing arguments")
+            raise _bad("CREATE", "Invalid arguments")
         path = self._path(cmd.args[0])
         refusal = self._quirk("imap_create", self, path)
         if refusal is not None:
@@ -510,11 +517,11 @@ class ImapSession:
 
     def cmd_DELETE(self, cmd: Command) -> str:
         if len(cmd.args) != 1:
-            raise _bad("DELETE", "Missing arguments")
+            raise _bad("DELETE", "Invalid arguments")
         path = self._path(cmd.args[0])
         if path == INBOX:
             raise _no("INBOX can't be deleted" + TIMING)
-        folder = self._existing(cmd.args[0])
+        folder = self._existing(cmd.args[0], code="[NONEXISTENT] ")
         if self.view is not None and self.view.folder is folder:
             self.view = None
             self.state = State.AUTHENTICATED
@@ -529,8 +536,8 @@ class ImapSession:
 
     def cmd_RENAME(self, cmd: Command) -> str:
         if len(cmd.args) != 2:
-            raise _bad("RENAME", "Missing arguments")
-        folder = self._existing(cmd.args[0])
+            raise _bad("RENAME", "Invalid arguments")
+        folder = self._existing(cmd.args[0], code="[NONEXISTENT] ")
         new = self._path(cmd.args[1])
         refusal = self._quirk("imap_create", self, new)
         if refusal is not None:
@@ -546,7 +553,7 @@ class ImapSession:
 
     def _subscribe(self, cmd: Command, on: bool) -> str:
         if len(cmd.args) != 1:
-            raise _bad(cmd.name, "Missing arguments")
+            raise _bad(cmd.name, "Invalid arguments")
         folder = self._lookup(self._path(cmd.args[0]))
         if folder is not None:
             folder.subscribed = on
@@ -560,7 +567,7 @@ class ImapSession:
 
     def _list(self, cmd: Command, lsub: bool) -> str:
         if len(cmd.args) != 2 or isinstance(cmd.args[0], list):
-            raise _bad(cmd.name, "Missing arguments")  # LIST-EXTENDED is not advertised
+            raise _bad(cmd.name, "Invalid arguments")  # LIST-EXTENDED is not advertised
         reference, pattern = _text(cmd.args[0]), _text(cmd.args[1])
         keyword = "LSUB" if lsub else "LIST"
         delim = self.imap.delimiter
@@ -618,7 +625,7 @@ class ImapSession:
 
     def cmd_APPEND(self, cmd: Command) -> str:
         if len(cmd.args) < 2:
-            raise _bad("APPEND", "Missing arguments")
+            raise _bad("APPEND", "Invalid arguments")
         folder = self._existing(cmd.args[0], create_hint=True)
         messages = _append_messages(cmd.args[1:], self.has_capability("MULTIAPPEND"))
         for flags, _when, raw in messages:
@@ -640,7 +647,7 @@ class ImapSession:
     def _check_flags(self, command: str, flags: Iterable[str]) -> None:
         for f in flags:
             if f.startswith("\\") and f.title() not in SYSTEM_FLAGS:
-                raise _bad(command, f"Invalid system flag {f}")
+                raise _bad(command, f"Invalid system flag {f.upper()}")
 
     def cmd_NAMESPACE(self, cmd: Command) -> str:
         prefix = astring(self.imap.namespace_prefix).decode()
@@ -747,12 +754,12 @@ class ImapSession:
         silent = op.endswith(".SILENT")
         mode = op.removesuffix(".SILENT")
         if mode not in ("FLAGS", "+FLAGS", "-FLAGS"):
-            raise _bad(cmd.name, f"Unknown STORE item {cmd.args[1]}")
+            raise _bad(cmd.name, "Invalid arguments")
         raw_flags = cmd.args[2] if isinstance(cmd.args[2], list) and len(cmd.args) == 3 else cmd.args[2:]
         flags = {_canonical_flag(_text(f)) for f in raw_flags}
         self._check_flags(cmd.name, flags)
         if "\\Recent" in flags:
-            raise _bad(cmd.name, "Invalid system flag \\Recent")
+            raise _bad(cmd.name, "Invalid system flag \\RECENT")
         if view.read_only:
             return "OK Store ignored with read-only mailbox" + TIMING
         known = set(view.keywords())

@@ -200,7 +200,9 @@ def _parse_command(whole: bytes) -> Command | BadCommand:
     try:
         tokens = tokenize(rest)
     except ImapSyntaxError as exc:
-        return BadCommand(tag, f"Error in IMAP command: {exc}")
+        word = rest.split(b" ", 1)[0].upper().decode("ascii", "replace")
+        name = f" {word}" if word.isalpha() else ""
+        return BadCommand(tag, f"Error in IMAP command{name}: {exc}")
     name = tokens[0] if tokens and isinstance(tokens[0], str) else None
     if name is None:
         return BadCommand(tag, "Error in IMAP command: Missing command name")
@@ -358,13 +360,13 @@ def parse_fetch_atts(arg: str | list) -> list[FetchAtt]:
 
 def parse_fetch_att(item) -> FetchAtt:
     if not isinstance(item, str):
-        raise ImapSyntaxError("Invalid fetch attribute")
+        raise ImapSyntaxError("Invalid arguments")
     upper = item.upper()
     if upper in _SIMPLE_ATTS:
         return FetchAtt(upper)
     m = _SECTION.match(item)
     if m is None:
-        raise ImapSyntaxError(f"Unknown FETCH attribute: {item}")
+        raise ImapSyntaxError(f"Unknown parameter: {item}")
     name, spec, origin, length = m.groups()
     part, text, fields = _parse_section(spec)
     partial = None
@@ -385,14 +387,14 @@ def _parse_section(spec: str) -> tuple[tuple[int, ...], str | None, tuple[str, .
     fields: tuple[str, ...] = ()
     if paren:
         if not rest.endswith(")"):
-            raise ImapSyntaxError(f"Invalid section: {spec}")
+            raise ImapSyntaxError("Invalid BODY[..] section")
         try:
             names = tokenize(rest[:-1].encode())
         except ImapSyntaxError:
-            raise ImapSyntaxError(f"Invalid section: {spec}") from None
+            raise ImapSyntaxError("Invalid BODY[..] section") from None
         fields = tuple((n.decode() if isinstance(n, bytes) else n).upper() for n in names)
         if not fields:
-            raise ImapSyntaxError(f"Invalid section: {spec}")
+            raise ImapSyntaxError("Invalid BODY[..] section")
     parts: list[int] = []
     text: str | None = None
     for piece in filter(None, head.split(".")) if head else ():
@@ -403,11 +405,11 @@ def _parse_section(spec: str) -> tuple[tuple[int, ...], str | None, tuple[str, .
         else:
             text = piece.upper()
     if text not in (None, "HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT", "MIME"):
-        raise ImapSyntaxError(f"Invalid section: {spec}")
+        raise ImapSyntaxError("Invalid BODY[..] section")
     if (text in ("HEADER.FIELDS", "HEADER.FIELDS.NOT")) != bool(fields):
-        raise ImapSyntaxError(f"Invalid section: {spec}")
+        raise ImapSyntaxError("Invalid BODY[..] section")
     if text == "MIME" and not parts:
-        raise ImapSyntaxError(f"Invalid section: {spec}")
+        raise ImapSyntaxError("Invalid BODY[..] section")
     return tuple(parts), text, fields
 
 
