@@ -113,6 +113,9 @@ class MigrationSpec(_Block):
     # migrator.engine.MigrationOptions fields; validated by the engine's own model when it runs.
     options: dict[str, Any] = {}
     runs: int = Field(1, ge=1)
+    # Mail that lands at the source before each run after the first (the cut-over delta: MX
+    # records still point at the old server). Generated like a fixture; use a seed of its own.
+    new_mail_between_runs: FixtureSpec | None = None
     timeout: float = Field(300.0, gt=0)  # seconds per run of an external command
 
     @model_validator(mode="after")

@@ -33,6 +33,7 @@ from scenarios.expectations import RunRecord, check
 from scenarios.model import Scenario, ScenarioError, ServerSpec
 from scenarios.snapshot import MailboxSnapshot, snapshot_account, snapshot_imap
 from scenarios.verify import VerifyReport, VerifyScope, compare
+from simulators.fixtures import FixtureSpec, populate
 
 OUTPUT_TAIL = 2000  # characters of an external command's output kept in the result
 LOGIN_WAIT = 5.0  # seconds for a new Dovecot user to become usable (it re-reads the users file)
@@ -75,17 +76,22 @@ def run_scenario(scenario: Scenario, *, after_migration: Callable[[Side, Side], 
         base = scenario.file.parent if scenario.file else Path.cwd()
         source = build_side(scenario.source, "source", base, stack)
         dest = build_side(scenario.destination, "dest", base, stack)
-        before = source.truth()
+        unchanged = VerifyScope(map_special_use=False)
         for n in range(1, scenario.migration.runs + 1):
+            if n > 1 and scenario.migration.new_mail_between_runs is not None:
+                source.deliver(scenario.migration.new_mail_between_runs)
+            before = source.truth()
             if scenario.migration.command is not None:
                 result.runs.append(run_command(scenario, n, source, dest))
             else:
                 result.runs.append(run_engine(n, source, dest, options, Path(tmp) / "state.sqlite3"))
+            changes = compare(before, source.truth(), unchanged)
+            if result.source_check is None or result.source_check.exact:
+                result.source_check = changes  # keep the first run that changed the source
         if after_migration is not None:
             after_migration(source, dest)
         scope = VerifyScope.from_options(options) if options is not None else VerifyScope()
         result.verify = compare(before, snapshot_imap(dest.endpoint), scope)
-        result.source_check = compare(before, source.truth(), VerifyScope(map_special_use=False))
     result.failures = check(scenario, result.runs, result.verify, result.source_check)
     result.passed = not result.failures
     result.seconds = round(time.monotonic() - started, 3)
@@ -122,6 +128,7 @@ class Side:
 
     endpoint: Endpoint
     truth: Callable[[], MailboxSnapshot]
+    deliver: Callable[[FixtureSpec], None]  # new mail arriving (the cut-over delta)
 
     @property
     def password(self) -> str:
@@ -149,6 +156,7 @@ def _new_user(role: str) -> tuple[str, str]:
 
 
 def build_side(spec: ServerSpec, role: str, base_dir: Path, stack: ExitStack) -> Side:
+    from simulators.profiles import load_profile
     from simulators.store import Store
 
     user, password = _new_user(role)
@@ -157,25 +165,34 @@ def build_side(spec: ServerSpec, role: str, base_dir: Path, stack: ExitStack) ->
     store = Store()
     account = store.add_account(user, password)
     if spec.server == "dovecot":
-        if spec.fixture is not None:
-            _populate(account, spec, base_dir)
         dovecot = shared_dovecot()
         add_dovecot_user(dovecot, user, password)
+
+        def deliver(fixture: FixtureSpec) -> None:
+            # Generated into a scratch account of the same name, then APPENDed to the real user.
+            scratch = Store().add_account(user, password)
+            populate(scratch, fixture, load_profile("generic"), base_dir=base_dir)
+            dovecot.load_account(scratch)
+
         if spec.fixture is not None:
-            dovecot.load_account(account)
+            deliver(spec.fixture)
         endpoint = Endpoint(ServerURL.parse(dovecot.url(user)), Secret(password))
-        return Side(endpoint, lambda: snapshot_imap(endpoint))
+        return Side(endpoint, lambda: snapshot_imap(endpoint), deliver)
     from simulators.launcher import SimulatorWorld
 
     profile = _profile(spec, base_dir)
     if spec.fixture is not None:
-        _populate(account, spec, base_dir, profile)
+        populate(account, spec.fixture, profile, base_dir=base_dir)
     else:
         _create_special_folders(account, profile)
     world = stack.enter_context(SimulatorWorld(store, profile))
     handle = world.start_imap()
     endpoint = Endpoint(ServerURL.parse(handle.url(user)), Secret(password), cafile=world.cafile)
-    return Side(endpoint, lambda: snapshot_account(account, label=handle.url(user)))
+    return Side(
+        endpoint,
+        lambda: snapshot_account(account, label=handle.url(user)),
+        lambda fixture: populate(account, fixture, profile, base_dir=base_dir),  # the store is live
+    )
 
 
 def _profile(spec: ServerSpec, base_dir: Path):
@@ -194,13 +211,6 @@ def _create_special_folders(account, profile) -> None:
 
     for key, parts in profile.special_folders.items():
         account.create_folder(parts, special_use=SPECIAL_USE[key], exist_ok=True)
-
-
-def _populate(account, spec: ServerSpec, base_dir: Path, profile=None) -> None:
-    from simulators.fixtures import populate
-    from simulators.profiles import load_profile
-
-    populate(account, spec.fixture, profile or load_profile("generic"), base_dir=base_dir)
 
 
 def add_dovecot_user(dovecot, user: str, password: str) -> None:

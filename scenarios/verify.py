@@ -113,6 +113,11 @@ class VerifyReport(BaseModel):
     def identical(self) -> bool:
         return all(f.identical for f in self.folders)
 
+    @property
+    def exact(self) -> bool:
+        """Identical, and nothing else at the destination either: same folders, same messages."""
+        return self.identical and self.total("unexpected") == 0 and not self.extra_folders
+
     def total(self, problem: str) -> int:
         return sum(len(getattr(f, problem)) for f in self.folders)
 
