@@ -28,11 +28,12 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import quote
 
 from simulators.profiles import SPECIAL_USE
-from simulators.store import Account, MailItem
+from simulators.store import Account, Folder, MailItem
 
 MAIL_USER = "vmail"
 LIBEXEC = Path("/usr/lib/dovecot")
@@ -50,6 +51,8 @@ SPECIAL_FOLDERS = {SPECIAL_USE[key]: key.capitalize() for key in ("sent", "draft
 # Batching of MULTIAPPEND while loading: bounded by count and by bytes so a 20 MB message goes alone.
 APPEND_BATCH_COUNT = 100
 APPEND_BATCH_BYTES = 8_000_000
+# Folders loaded in parallel: Dovecot serves each connection in its own process.
+LOAD_CONNECTIONS = 4
 # Flags a client may not set on APPEND (RFC 3501: \Recent is the server's).
 UNSETTABLE_FLAGS = frozenset({"\\Recent"})
 
@@ -68,6 +71,8 @@ mail_uid = {mail_user}
 mail_gid = {mail_user}
 first_valid_uid = 1
 mail_location = maildir:{dir}/mail/%u/Maildir
+# A throwaway server: durability is worthless, an fsync per saved message is not free.
+mail_fsync = never
 # Test loads are bursty and messages can be tens of MB.
 default_vsz_limit = 1G
 imap_max_line_length = 1M
@@ -264,54 +269,69 @@ class DovecotServer:
     def url(self, user: str) -> str:
         return f"imap://{quote(user, safe='')}@{self.host}:{self.imap_port}"
 
-    def load_account(self, account: Account) -> None:
+    def load_account(self, account: Account, *, connections: int = LOAD_CONNECTIONS) -> None:
         """Copy every folder of ``account`` into the Dovecot user of the same name, over IMAP.
 
         Folders are created with "/" between parts (Sent, Drafts, Trash, Junk and Archive are
-        special-use by configuration); messages are APPENDed (MULTIAPPEND batches) with their
-        bytes, flags and INTERNALDATE, zone included. The user is added with the account's
-        password if it is not there yet. A refused message raises ``DovecotError`` naming it.
+        special-use by configuration); messages are APPENDed (MULTIAPPEND batches, folders in
+        parallel over ``connections``) with their bytes, flags and INTERNALDATE, zone included.
+        The user is added with the account's password if it is not there yet. A refused
+        message raises ``DovecotError`` naming it.
         Dovecot stores a bare LF as CRLF and a NUL as 0x80: such messages come back changed.
         """
-        from imapclient.exceptions import IMAPClientError
-
         if account.username not in self._users:
             self.add_user(account.username, account.password)
-        client = self._login(account.username, account.password)
-        try:
-            for folder in sorted(account.folders.values(), key=lambda f: f.path):
+        folders = sorted(account.folders.values(), key=lambda f: f.path)  # parents first
+        with self._session(account) as client:
+            for folder in folders:
                 name = "/".join(folder.path)
                 if name != "INBOX" and not client.folder_exists(name):
                     client.create_folder(name)
-                for batch in _batches(folder.messages):
-                    try:
-                        client.multiappend(name, [_append_entry(m) for m in batch])
-                    except IMAPClientError:
-                        # With LITERAL+ the rest of a refused batch arrives as garbage commands:
-                        # start afresh, and find the culprit one by one (MULTIAPPEND is all or
-                        # nothing, RFC 3502, so nothing of the batch was stored).
-                        client.shutdown()
-                        client = self._login(account.username, account.password)
-                        for message in batch:
-                            try:
-                                client.multiappend(name, [_append_entry(message)])
-                            except IMAPClientError as exc:
-                                raise DovecotError(
-                                    f"Dovecot refused {account.username}'s message UID {message.uid}"
-                                    f" in {name!r} ({message.size} bytes): {exc}"
-                                ) from None
+        # One folder per connection at a time keeps each folder's UIDs in the store's order.
+        with ThreadPoolExecutor(max_workers=max(1, connections), thread_name_prefix="dovecot-load") as pool:
+            for done in [pool.submit(self._append_folder, account, folder) for folder in folders if folder.messages]:
+                done.result()
+
+    def _append_folder(self, account: Account, folder: Folder) -> None:
+        from imapclient.exceptions import IMAPClientError
+
+        name = "/".join(folder.path)
+        batches = list(_batches(folder.messages))
+        stored = 0
+        try:
+            with self._session(account) as client:
+                for batch in batches:
+                    client.multiappend(name, [_append_entry(m) for m in batch])
+                    stored += 1
+            return
+        except IMAPClientError:
+            pass
+        # With LITERAL+ the rest of the refused batch arrived as garbage commands, so that session
+        # is lost. MULTIAPPEND is all or nothing (RFC 3502): go on from the refused batch, one
+        # message at a time, to name the culprit.
+        with self._session(account) as client:
+            for message in (m for batch in batches[stored:] for m in batch):
+                try:
+                    client.multiappend(name, [_append_entry(message)])
+                except IMAPClientError as exc:
+                    raise DovecotError(
+                        f"Dovecot refused {account.username}'s message UID {message.uid}"
+                        f" in {name!r} ({message.size} bytes): {exc}"
+                    ) from None
+
+    @contextlib.contextmanager
+    def _session(self, account: Account) -> Iterator:
+        from imapclient import IMAPClient  # only load_account needs it: keep importing this module cheap
+
+        client = IMAPClient(self.host, port=self.imap_port, ssl=False, timeout=120)
+        try:
+            client.login(account.username, account.password)
+            yield client
         except BaseException:
             with contextlib.suppress(Exception):
                 client.shutdown()
             raise
         client.logout()
-
-    def _login(self, user: str, password: str):
-        from imapclient import IMAPClient  # only load_account needs it: keep importing this module cheap
-
-        client = IMAPClient(self.host, port=self.imap_port, ssl=False, timeout=120)
-        client.login(user, password)
-        return client
 
     # Internals -------------------------------------------------------------------------------
 
