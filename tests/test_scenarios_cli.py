@@ -138,3 +138,35 @@ def test_verify_exit_code_follows_identity(monkeypatch):
     assert "FAIL Sent → Sent: 1 → 0" in differs.stdout and "missing: 1: uid 1 <m10@example.org>" in differs.stdout
     assert wrong_pw.returncode == 4 and "login refused" in wrong_pw.stderr
     assert source.password.reveal() not in same.stdout + differs.stdout + wrong_pw.stderr
+
+
+def test_serve_prints_url_and_cafile_serves_the_fixture_and_stops_on_ctrl_c(tmp_path):
+    import re
+    import signal
+    import ssl
+
+    import imapclient
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SERVE_PW": "s3cret-for-test"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scenarios", "serve", "--profile", "courier", "--fixture", "seed=3,messages=12,folders=4",
+         "--user", "bob", "--password-env", "SERVE_PW"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env,
+    )
+    try:
+        lines = [proc.stdout.readline() for _ in range(5)]
+        text = "".join(lines)
+        assert "s3cret" not in text
+        port = int(re.search(r"url: imap://bob@127\.0\.0\.1:(\d+)", text).group(1))
+        cafile = re.search(r"cafile: (\S+)", text).group(1)
+        with imapclient.IMAPClient("127.0.0.1", port=port, ssl=False, timeout=10) as c:
+            c.starttls(ssl.create_default_context(cafile=cafile))
+            c.login("bob", "s3cret-for-test")
+            names = [name for _, _, name in c.list_folders()]
+            assert "INBOX" in names and all(n == "INBOX" or n.startswith("INBOX.") for n in names)
+            total = sum(c.folder_status(n, ["MESSAGES"])[b"MESSAGES"] for n in names)
+        assert total == 12
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
