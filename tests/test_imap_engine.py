@@ -350,3 +350,15 @@ def test_an_internal_error_costs_one_command_not_the_session(monkeypatch):
         b"f1 NO [SERVERBUG] Internal error occurred. Refer to server log for more information.\r\n"
         b"f2 OK NOOP completed" + T.encode() + b"\r\n"
     )
+
+
+def test_logindisabled_until_tls():
+    p = load_profile("generic")
+    imap = p.imap.model_copy(update={"capabilities_before_auth": ["IMAP4rev1", "STARTTLS", "LOGINDISABLED"]})
+    s = ImapSession(make_store(), p.model_copy(update={"imap": imap}))
+    s.start()
+    assert run(s, LOGIN) == (
+        b"a NO [PRIVACYREQUIRED] Plaintext authentication disallowed on non-secure (SSL/TLS) connections.\r\n"
+    )
+    assert s.receive_data(b"t STARTTLS\r\n")[-1] is START_TLS
+    assert run(s, LOGIN).endswith(b"] Logged in\r\n")

@@ -217,3 +217,17 @@ def test_other_profiles_through_imapclient(profile, delimiter, sent, created):
         c.append(sent, message(2), flags=[b"\\Seen"])
         assert c.select_folder(sent)[b"EXISTS"] == 1
         c.logout()
+
+
+def test_many_worlds_start_and_stop_in_one_process():
+    ports = set()
+    for _ in range(15):
+        store = Store()
+        store.add_account("alice", "secret")
+        with SimulatorWorld(store, load_profile("generic")) as w:
+            handle = w.start_imap()
+            tls = w.start_imap(implicit_tls=True)
+            ports.update({handle.port, tls.port})
+            c = connect(handle)
+            c.noop()  # left connected: stop() must close it
+    assert len(ports) >= 2

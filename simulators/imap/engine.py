@@ -405,6 +405,8 @@ class ImapSession:
 
     def _login(self, command: str, user: str, password: str) -> str:
         self.auth_command = command
+        if "LOGINDISABLED" in self.capabilities():  # a profile that wants TLS first
+            return "NO [PRIVACYREQUIRED] Plaintext authentication disallowed on non-secure (SSL/TLS) connections."
         refusal = self._quirk("imap_login", self, user, password)
         if refusal is not None:
             return refusal
