@@ -210,6 +210,20 @@ def test_dovecot_maildir_loads_back_with_the_maildir_loader(dovecot):
 
 
 @pytest.mark.peer
+def test_a_20_mb_message_loads(dovecot):
+    account = Store().add_account("hank", PASSWORD)
+    populate(account, FixtureSpec(seed=9, messages=0, folders=1, large=[20_000_000]), load_profile("generic"))
+    (message,) = account.folder(["INBOX"]).messages
+    dovecot.load_account(account)
+    with IMAPClient(dovecot.host, port=dovecot.imap_port, ssl=False, timeout=60) as client:
+        client.login("hank", PASSWORD)
+        client.select_folder("INBOX", readonly=True)
+        (data,) = client.fetch(client.search("ALL"), ["RFC822.SIZE", "BODY.PEEK[]"]).values()
+    assert data[b"RFC822.SIZE"] == 20_000_000
+    assert data[b"BODY[]"] == message.raw
+
+
+@pytest.mark.peer
 def test_a_refused_message_is_named(dovecot):
     account = Store().add_account("dave", PASSWORD)
     account.append(("INBOX",), b"Subject: fine\r\n\r\nok\r\n")
