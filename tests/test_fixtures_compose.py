@@ -36,7 +36,10 @@ def test_render_is_crlf_rfc2047_and_parses_back():
     d = draft(
         html=True,
         attachments=[Attachment("Übersicht.pdf", "application/pdf", b"%PDF-1.4\n\x00\xff")],
-        received=[Hop("mx.example.org", "192.0.2.1", "imap.example.jp", "LMTP", "Q1", "yamada@example.jp", datetime(2021, 3, 2, 5, 7, tzinfo=TOKYO))],
+        received=[
+            Hop("mx.example.org", "192.0.2.1", "imap.example.jp", "LMTP", "Q1", "yamada@example.jp",
+                datetime(2021, 3, 2, 5, 7, tzinfo=TOKYO))
+        ],  # fmt: skip
     )
     raw = render(d)
     assert raw == render(d)

@@ -34,7 +34,10 @@ def build(spec: FixtureSpec = SPEC, profile=GENERIC, user: str = "alice"):
 
 def snapshot(account):
     return {
-        path: (folder.special_use, [(m.raw, frozenset(m.flags), m.internaldate, m.internaldate.utcoffset()) for m in folder.messages])
+        path: (
+            folder.special_use,
+            [(m.raw, frozenset(m.flags), m.internaldate, m.internaldate.utcoffset()) for m in folder.messages],
+        )
         for path, folder in account.folders.items()
     }
 
@@ -226,7 +229,13 @@ def test_awkward_extras_are_recorded_and_keep_a_sane_internaldate():
 
 def test_a_prefixed_profile_with_nested_special_folders():
     profile = GENERIC.model_copy(
-        update={"special_folders": {"sent": ["[Gmail]", "Sent Mail"], "all": ["[Gmail]", "All Mail"], "trash": ["[Gmail]", "Trash"]}}
+        update={
+            "special_folders": {
+                "sent": ["[Gmail]", "Sent Mail"],
+                "all": ["[Gmail]", "All Mail"],
+                "trash": ["[Gmail]", "Trash"],
+            }
+        }
     )
     account = build(FixtureSpec(seed=1, messages=40, folders=7), profile)
     assert list(account.folders)[:4] == [INBOX, ("[Gmail]",), ("[Gmail]", "Sent Mail"), ("[Gmail]", "Trash")]

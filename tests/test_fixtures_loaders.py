@@ -122,7 +122,7 @@ def test_mbox_errors(tmp_path):
     [
         ("From a@b Tue Mar  2 05:06:09 2021", datetime(2021, 3, 2, 5, 6, 9, tzinfo=timezone.utc)),
         ("a@b Tue Mar 12 05:06:09 2021 +0100", datetime(2021, 3, 12, 5, 6, 9, tzinfo=timezone(timedelta(hours=1)))),
-        ("a@b Tue Mar 12 05:06:09 -0330 2021", datetime(2021, 3, 12, 5, 6, 9, tzinfo=timezone(timedelta(hours=-3, minutes=-30)))),
+        ("a@b Tue Mar 12 05:06:09 -0330 2021", datetime(2021, 3, 12, 5, 6, 9, tzinfo=timezone(-timedelta(hours=3.5)))),
         ("a@b Tue Mar 12 05:06 2021", datetime(2021, 3, 12, 5, 6, 0, tzinfo=timezone.utc)),
         ("a@b Tue Foo 12 05:06:09 2021", None),
         ("a@b Tue Feb 31 05:06:09 2021", None),

@@ -173,7 +173,9 @@ def test_two_instances_run_at_once_and_stop_cleanly():
 @pytest.mark.peer
 def test_a_generated_fixture_round_trips_through_dovecot(dovecot):
     account = Store().add_account("carol", PASSWORD)
-    spec = FixtureSpec(seed=3, messages=80, folders=12, large=[3_000_000], no_message_id=1, duplicate_message_id=1, bad_dates=5)
+    spec = FixtureSpec(
+        seed=3, messages=80, folders=12, large=[3_000_000], no_message_id=1, duplicate_message_id=1, bad_dates=5
+    )
     populate(account, spec, load_profile("generic"))
     dovecot.load_account(account)
 
