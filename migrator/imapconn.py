@@ -55,7 +55,7 @@ def translated(where: str) -> Iterator[None]:
     try:
         yield
     except ssl.SSLError as exc:
-        raise TlsFailure(f"{where}: TLS failure: {exc.reason or exc}") from None
+        raise TlsFailure(f"{where}: TLS failure: {tls_text(exc)}") from None
     except (imap_exc.IMAPClientAbortError, socket.timeout, OSError, EOFError) as exc:
         raise ConnectionFailed(f"{where}: connection lost: {exc or type(exc).__name__}") from None
 
@@ -71,7 +71,7 @@ def connect(endpoint: Endpoint, *, role: str) -> tuple[imapclient.IMAPClient, st
             url.host, port=url.port, ssl=url.implicit_tls, ssl_context=ctx, timeout=TIMEOUT
         )
     except ssl.SSLError as exc:
-        raise TlsFailure(f"{where}: TLS handshake failed: {exc.reason or exc}") from None
+        raise TlsFailure(f"{where}: TLS handshake failed: {tls_text(exc)}") from None
     except (OSError, imap_exc.IMAPClientError) as exc:
         raise ConnectionFailed(f"{where}: cannot connect: {exc}") from None
     client.normalise_times = False  # keep INTERNALDATE aware, in the server's zone
@@ -83,7 +83,7 @@ def connect(endpoint: Endpoint, *, role: str) -> tuple[imapclient.IMAPClient, st
                     try:
                         client.starttls(ctx or tls_context(endpoint))
                     except ssl.SSLError as exc:
-                        raise TlsFailure(f"{where}: STARTTLS failed: {exc.reason or exc}") from None
+                        raise TlsFailure(f"{where}: STARTTLS failed: {tls_text(exc)}") from None
                     except imap_exc.IMAPClientError as exc:
                         raise TlsFailure(f"{where}: STARTTLS refused: {exc}") from None
                     tls = "starttls"
@@ -104,6 +104,13 @@ def connect(endpoint: Endpoint, *, role: str) -> tuple[imapclient.IMAPClient, st
         close_quietly(client)
         raise
     return client, tls
+
+
+def tls_text(exc: ssl.SSLError) -> str:
+    verify = getattr(exc, "verify_message", None)
+    if verify:
+        return f"certificate verify failed: {verify} (trust its CA with --cafile, or add ?tls_verify=no)"
+    return str(exc.reason or exc)
 
 
 def server_text(exc: Exception) -> str:

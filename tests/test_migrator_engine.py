@@ -258,3 +258,12 @@ def test_cli_writes_report_and_returns_exit_code(dovecot, tmp_path, monkeypatch,
     assert data["copied"] == 4 and data["folders"][0]["destination"] == "INBOX"
     assert PASSWORD not in out.read_text() and PASSWORD not in capsys.readouterr().out
     assert cli(dovecot.url(src), dovecot.url(dst), tmp_path, "--test-connection") == 0
+
+
+def test_starttls_required_but_not_offered_is_a_tls_failure(dovecot, tmp_path):
+    from migrator.errors import TlsFailure
+
+    src, dst = user(dovecot), user(dovecot)
+    required = Endpoint(ServerURL.parse(dovecot.url(src) + "?starttls=required"), Secret(PASSWORD))
+    with pytest.raises(TlsFailure, match="STARTTLS required but not advertised"):
+        migrate(required, endpoint(dovecot, dst), MigrationOptions(state_path=tmp_path / "s"))

@@ -158,3 +158,23 @@ def test_over_quota_stops_the_run_and_a_rerun_resumes(tmp_path):
     report = _sim_to_sim(store, QuirkSpec(name="quota-exceeded", params={"bytes": 10**6}), tmp_path)
     assert (report.copied, report.already_present, report.exit_code) == (6 - stored, stored, 0)
     assert len(store.account("dst").folder(("INBOX",)).messages) == 6
+
+
+def test_tls_starttls_verification_and_connection_test(tmp_path):
+    from migrator.engine import test_connection as probe
+    from migrator.errors import ExitCode, TlsFailure
+
+    store = _two_accounts(1)
+    with SimulatorWorld(store, load_profile("generic")) as world:
+        handle = world.start_imap()
+        report = probe(sim_endpoint(world, handle, "src"), role="source")  # STARTTLS advertised → used
+        assert (report.tls, report.inbox_messages, report.delimiter) == ("starttls", 1, "/")
+        assert "IMAP4REV1" in report.capabilities
+        untrusted = Endpoint(ServerURL.parse(handle.url("src")), Secret(PASSWORD))  # no cafile
+        with pytest.raises(TlsFailure, match="certificate") as info:
+            probe(untrusted, role="source")
+        assert info.value.exit_code == ExitCode.CONNECTION and str(handle.port) in str(info.value)
+        unverified = Endpoint(ServerURL.parse(handle.url("src") + "?tls_verify=no"), Secret(PASSWORD))
+        assert probe(unverified, role="source").tls == "starttls"
+        plain = Endpoint(ServerURL.parse(handle.url("src") + "?starttls=no"), Secret(PASSWORD))
+        assert probe(plain, role="source").tls == "none"

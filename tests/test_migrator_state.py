@@ -58,3 +58,21 @@ def test_tagged_reply_parsing():
 def test_uid_sets_are_compact():
     assert uid_set([7, 1, 2, 3, 9, 10]) == "1:3,7,9:10"
     assert uid_set([5]) == "5" and uid_set([]) == ""
+
+
+def test_rich_progress_shows_folders_and_counts():
+    import io
+
+    from rich.console import Console
+
+    from migrator.progress import RichProgress
+
+    out = io.StringIO()
+    progress = RichProgress(Console(file=out, width=120, force_terminal=False))
+    progress.start([("INBOX", 3), ("Work/2024", 2), ("Empty", 0)])
+    progress.advance("INBOX", 3, 300)
+    progress.advance("Work/2024", 1, 100)
+    progress.finish()
+    text = out.getvalue()
+    assert "INBOX" in text and "3/3" in text and "1/2" in text and "4/5" in text
+    assert "Empty" not in text
