@@ -108,6 +108,14 @@ class Quirk:
         again before storing: answer from state, do not count calls)."""
         return None
 
+    def imap_reply(self, session: Any, reply: str) -> str | None:
+        """A rewritten tagged reply (text without the tag), e.g. with a suffix appended."""
+        return None
+
+    def imap_error_limit(self) -> tuple[int, str, bool] | None:
+        """(errors before ``* BYE``, the BYE text, whether NO replies count as errors too)."""
+        return None
+
     def imap_connection_limit(self) -> tuple[int, str] | None:
         """(connections per user, refusal reply) instead of the profile's limit and Dovecot's words."""
         return None

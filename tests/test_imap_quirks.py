@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from simulators.imap.engine import ImapSession
+from simulators.imap.engine import CLOSE, ImapSession
 from simulators.profiles import load_profile
 from simulators.quirks import QuirkError, QuirkSpec, build_all
 from simulators.store import Store
@@ -86,6 +86,24 @@ def test_profile_append_limit_refuses_a_literal_plus_and_skips_its_bytes():
     out = run(s, LOGIN + b"p1 APPEND INBOX {11+}\r\nhello world\r\np2 NOOP\r\n")
     assert b"p1 NO [TOOBIG] " in out and b"p2 OK NOOP" in out
     assert store.account("alice").folder(("INBOX",)).messages == []
+
+
+def test_gmail_throttled_suffix_is_appended_to_the_reply_text():
+    s = session("gmail-throttled-suffix:after=1,times=2")
+    out = run(s, LOGIN + b"n1 NOOP\r\nn2 NOOP\r\nn3 SELECT Nope\r\nn4 NOOP\r\n")
+    lines = out.split(b"\r\n")
+    assert lines[1:5] == [
+        b"n1 OK NOOP completed" + T,
+        b"n2 OK NOOP completed" + T + b" [THROTTLED]",
+        b"n3 NO Mailbox doesn't exist: Nope" + T + b" [THROTTLED]",
+        b"n4 OK NOOP completed" + T,
+    ]
+
+
+def test_exchange_bye_after_errors_counts_no_and_bad():
+    s = session("exchange-bye-after-errors:errors=3")
+    out = s.receive_data(LOGIN + b"e1 SELECT Nope\r\ne2 FOO\r\nn NOOP\r\ne3 SELECT Nope\r\nz NOOP\r\n")
+    assert out[-3:] == [b"e3 NO Mailbox doesn't exist: Nope" + T + b"\r\n", b"* BYE Connection closed.\r\n", CLOSE]
 
 
 def test_app_password_required_instead_of_authentication_failed():

@@ -140,7 +140,9 @@ class ImapSession:
         self.view: MailboxView | None = None
         self.idling: str | None = None  # tag of the running IDLE
         self._auth: SaslExchange | None = None
-        self._bad_count = 0
+        self._errors = 0
+        # Dovecot disconnects after 20 BAD replies; a quirk may say otherwise (Exchange: 10 errors).
+        self._error_limit = self._quirk("imap_error_limit") or (MAX_BAD_COMMANDS, "Too many invalid IMAP commands.", False)
         self._asked_capability = False
         self.id_sent = False  # for quirks (NetEase refuses SELECT before ID)
         self.auth_command = ""  # "LOGIN" or "AUTHENTICATE" while credentials are checked
@@ -203,7 +205,18 @@ class ImapSession:
         self._out.append(line.encode() if isinstance(line, str) else line)
 
     def _tagged(self, tag: str, reply: str) -> None:
+        """Every tagged reply goes out here: quirks may rewrite it, and errors are counted."""
+        changed = self._quirk("imap_reply", self, reply)
+        if changed is not None:
+            reply = changed
         self._send(f"{tag} {reply}\r\n")
+        limit, bye, count_no = self._error_limit
+        if reply.startswith("BAD") or (count_no and reply.startswith("NO")):
+            self._errors += 1
+            if self._errors >= limit and self.state is not State.LOGOUT:
+                self._send(f"* BYE {bye}\r\n")
+                self._out.append(CLOSE)
+                self.state = State.LOGOUT
 
     def _quirk(self, hook: str, *args):
         for q in self.quirks:
@@ -221,7 +234,6 @@ class ImapSession:
             self._tagged(event.tag, event.reply)
         elif isinstance(event, BadCommand):
             self._tagged(event.tag, self._timed(f"BAD {event.message}"))
-            self._count_bad()
         elif isinstance(event, Command):
             self._command(event)
 
@@ -230,13 +242,6 @@ class ImapSession:
         if self.state is State.NOT_AUTHENTICATED or not reply.startswith("BAD Error in IMAP command"):
             return reply
         return reply.removesuffix(".") + TIMING
-
-    def _count_bad(self) -> None:
-        self._bad_count += 1
-        if self._bad_count >= MAX_BAD_COMMANDS:
-            self._send(b"* BYE Too many invalid IMAP commands.\r\n")
-            self._out.append(CLOSE)
-            self.state = State.LOGOUT
 
     def _command(self, cmd: Command) -> None:
         name = cmd.name
@@ -254,7 +259,6 @@ class ImapSession:
                 self._tagged(cmd.tag, "BAD No mailbox selected" + TIMING)
             else:
                 self._tagged(cmd.tag, f"BAD Error in IMAP command {name}: Unknown command" + TIMING)
-            self._count_bad()
             return
         override = self._quirk("imap_command", self, cmd)
         if override is not None:
@@ -269,11 +273,8 @@ class ImapSession:
         except CommandFailed as exc:
             self._updates(cmd.name)
             self._tagged(cmd.tag, self._timed(exc.reply))
-            if exc.reply.startswith("BAD"):
-                self._count_bad()
         except ImapSyntaxError as exc:
             self._tagged(cmd.tag, self._timed(f"BAD Error in IMAP command {name}: {exc}"))
-            self._count_bad()
         except Exception:
             # A bug here must cost one command, not the connection (and the client's migration).
             log.exception("IMAP command %s %s failed", cmd.tag, name)

@@ -6,6 +6,8 @@ Replies are reproduced byte for byte as users reported them.
 
 from __future__ import annotations
 
+import weakref
+
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from simulators.quirks import Quirk, register
@@ -241,6 +243,46 @@ class YahooRateLimit(_Counting):
 
     def imap_command(self, session, command):
         return "NO [LIMIT] UID FETCH Rate limit hit." if self.refused(session, command) else None
+
+
+@register
+class GmailThrottledSuffix(_Counting):
+    """Gmail: once throttled, `[THROTTLED]` is appended to the end of the reply text (it is not a
+    response code) of ``times`` tagged replies after ``after`` commands; the commands still run."""
+
+    name = "gmail-throttled-suffix"
+    protocols = frozenset({"imap"})
+
+    def __init__(self, params):
+        super().__init__(params)
+        self._due: weakref.WeakSet = weakref.WeakSet()  # sessions whose next tagged reply gets it
+
+    def imap_command(self, session, command):
+        if self.refused(session, command):
+            self._due.add(session)
+        return None
+
+    def imap_reply(self, session, reply):
+        if session in self._due:
+            self._due.discard(session)
+            return reply + " [THROTTLED]"
+        return None
+
+
+@register
+class ExchangeByeAfterErrors(Quirk):
+    """Exchange: after ``errors`` failed commands (NO or BAD) in one connection, `* BYE Connection
+    closed.` and the connection is closed."""
+
+    name = "exchange-bye-after-errors"
+    protocols = frozenset({"imap"})
+
+    class Params(_Params):
+        errors: int = 10
+        text: str = "Connection closed."
+
+    def imap_error_limit(self):
+        return self.params.errors, self.params.text, True
 
 
 @register
