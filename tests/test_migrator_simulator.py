@@ -178,3 +178,16 @@ def test_tls_starttls_verification_and_connection_test(tmp_path):
         assert probe(unverified, role="source").tls == "starttls"
         plain = Endpoint(ServerURL.parse(handle.url("src") + "?starttls=no"), Secret(PASSWORD))
         assert probe(plain, role="source").tls == "none"
+
+
+def test_implicit_tls_copy(tmp_path):
+    store = _two_accounts(3)
+    with SimulatorWorld(store, load_profile("generic")) as world:
+        handle = world.start_imap(implicit_tls=True)
+        assert handle.url("src").startswith("imaps://")
+        report = migrate(sim_endpoint(world, handle, "src"), sim_endpoint(world, handle, "dst"),
+                         MigrationOptions(state_path=tmp_path / "s.sqlite"))
+    assert report.copied == 3 and report.exit_code == 0
+    assert [m.raw for m in store.account("dst").folder(("INBOX",)).messages] == [
+        m.raw for m in store.account("src").folder(("INBOX",)).messages
+    ]
