@@ -2,17 +2,17 @@
 
 Flow: a control connection pair lists both sides and maps folders (``folders.plan_folders``).
 Each folder is then analysed by a worker (UIDVALIDITY, sizes, checkpoint, replace deletions,
-merge matching by identity, APPENDLIMIT) and copied in UID-ordered batches: UID FETCH of a batch
-from the source, one pipelined APPEND round trip to the destination, checkpoint rows for what
-the destination confirmed. Folders run in parallel (``options.connections`` workers, each with
-its own source and destination connection); one folder's batches run in order so destination
-UIDs follow source order. Memory is bounded by one batch per worker.
+merge matching by identity, APPENDLIMIT) and copied in UID-ordered batches: a fetch-ahead thread
+reads batch n+1 (one UID FETCH) while the worker writes batch n (one MULTIAPPEND or pipelined
+APPEND round trip, ``sinks.imap``) and checkpoints what the destination confirmed. Folders run in
+parallel (``options.connections`` workers); one folder's batches run in order, so destination UIDs
+follow source order. Memory is bounded by two batches per worker.
 
-Failures are isolated per item (a refused or broken message is reported, the run continues).
-A lost connection is retried once on a fresh connection after re-matching the batch by identity
-(an APPEND confirmed just before the loss is not copied twice); a second loss, an over-quota
-destination, a progress-sink error or Ctrl-C stops the run: the report says ``aborted`` and a
-re-run resumes from the checkpoint.
+Failures are isolated per item: a refused APPEND or FETCH is reported with its folder and UID and
+the run continues. A lost connection is retried once on a fresh connection (after re-matching the
+batch by identity, so an APPEND confirmed just before the loss is not copied twice); a second
+loss, an over-quota destination, a progress-sink error or Ctrl-C stops the run: the report says
+``aborted`` (exit code 5) and a re-run resumes from the checkpoint.
 """
 
 from __future__ import annotations

@@ -105,8 +105,9 @@ class ImapSource:
         return self.uidvalidity
 
     def sizes(self, folder: str) -> dict[int, int]:
-        """UID → RFC822.SIZE of every message in the folder (one cheap FETCH)."""
-        self.examine(folder, fresh=True)
+        """UID → RFC822.SIZE of every message in the folder (one cheap FETCH); call ``examine``
+        with ``fresh=True`` first when the folder may have changed since it was selected."""
+        self.examine(folder)
         if not self.exists:
             return {}
         data = expect_ok(self.where(folder), uid_fetch, self.client, "1:*", ["RFC822.SIZE"])
