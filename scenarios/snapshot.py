@@ -9,6 +9,7 @@ same records: the raw bytes are hashed and dropped at once, so a 20 MB message c
 from __future__ import annotations
 
 import hashlib
+import re
 import ssl
 from collections.abc import Iterable, Iterator
 from datetime import datetime
@@ -41,6 +42,9 @@ class MessageRecord(BaseModel):
     uid: int
     identity: str  # Message-ID, else a hash of From/Date/Subject/To (see message_identity)
     sha256: str
+    # Of the bytes with bare LF turned into CRLF: IMAP requires CRLF, so servers (Dovecot among
+    # them) hand a bare-LF message back with CRLF. Pairing uses this; ``sha256`` tells them apart.
+    sha256_crlf: str
     size: int
     flags: frozenset[str]
     internaldate: datetime  # aware; compared as an instant
@@ -68,6 +72,9 @@ class MailboxSnapshot(BaseModel):
 
 
 # Pure pieces ------------------------------------------------------------------------------------
+
+
+_BARE_LF = re.compile(rb"(?<!\r)\n")
 
 
 def _header_block(raw: bytes) -> bytes:
@@ -99,6 +106,7 @@ def record_of(uid: int, raw: bytes, flags: Iterable[str], internaldate: datetime
         uid=uid,
         identity=message_identity(raw),
         sha256=hashlib.sha256(raw).hexdigest(),
+        sha256_crlf=hashlib.sha256(_BARE_LF.sub(b"\r\n", raw)).hexdigest(),
         size=len(raw),
         flags=frozenset(f for f in flags if f not in SESSION_FLAGS),
         internaldate=internaldate,

@@ -84,6 +84,8 @@ class FolderDiff(BaseModel):
     date_mismatches: list[MessageRef] = []
     flag_mismatches: list[MessageRef] = []
     byte_mismatches: list[MessageRef] = []
+    # Not a failure: IMAP requires CRLF, and servers convert a bare-LF message (noted, not judged).
+    crlf_normalised: list[MessageRef] = []
 
     @computed_field
     @property
@@ -99,6 +101,7 @@ class FolderDiff(BaseModel):
 
 
 PROBLEMS = ("missing", "duplicated", "unexpected", "date_mismatches", "flag_mismatches", "byte_mismatches")
+NOTES = ("crlf_normalised",)
 
 
 class VerifyReport(BaseModel):
@@ -124,10 +127,10 @@ class VerifyReport(BaseModel):
     def summary(self) -> str:
         lines = [f"verify {self.source} → {self.destination}"]
         for f in self.folders:
-            mark = "ok  " if f.identical and not f.unexpected else "FAIL" if not f.identical else "note"
+            mark = "FAIL" if not f.identical else "note" if f.unexpected or f.crlf_normalised else "ok  "
             where = f.destination if f.destination_exists else f"{f.destination} (does not exist)"
             lines.append(f"  {mark} {f.source} → {where}: {f.source_count} → {f.dest_count}")
-            for problem in PROBLEMS:
+            for problem in PROBLEMS + NOTES:
                 refs = getattr(f, problem)
                 if refs:
                     shown = ", ".join(_ref_text(r) for r in refs[:5])
@@ -135,7 +138,8 @@ class VerifyReport(BaseModel):
                     lines.append(f"       {problem.replace('_', ' ')}: {len(refs)}: {shown}{more}")
         if self.extra_folders:
             lines.append(f"  note destination-only folders: {', '.join(self.extra_folders)}")
-        totals = ", ".join(f"{p.replace('_', ' ')} {self.total(p)}" for p in PROBLEMS)
+        shown = PROBLEMS + tuple(n for n in NOTES if self.total(n))
+        totals = ", ".join(f"{p.replace('_', ' ')} {self.total(p)}" for p in shown)
         verdict = "IDENTICAL" if self.identical else "NOT IDENTICAL"
         lines.append(f"{verdict}: {len(self.folders)} folders; {totals}")
         return "\n".join(lines)
@@ -178,15 +182,15 @@ def _compare_folder(src: FolderSnapshot, dest_key: str, dest: FolderSnapshot | N
     )
     by_hash: dict[str, list[MessageRecord]] = defaultdict(list)
     for m in dest_messages:
-        by_hash[m.sha256].append(m)
+        by_hash[m.sha256_crlf].append(m)
     leftover_src: list[MessageRecord] = []
     for m in src.messages:
-        copies = by_hash.get(m.sha256)
+        copies = by_hash.get(m.sha256_crlf)
         if copies:
             _check_pair(m, copies.pop(0), diff)
         else:
             leftover_src.append(m)
-    source_hashes = {m.sha256 for m in src.messages}
+    source_hashes = {m.sha256_crlf for m in src.messages}
     leftover_dest: list[MessageRecord] = []
     for sha, copies in by_hash.items():
         if sha in source_hashes:
@@ -217,6 +221,8 @@ def _pair_by_identity(src: list[MessageRecord], dest: list[MessageRecord], diff:
 
 
 def _check_pair(src: MessageRecord, dest: MessageRecord, diff: FolderDiff) -> None:
+    if src.sha256 != dest.sha256 and src.sha256_crlf == dest.sha256_crlf:
+        diff.crlf_normalised.append(_ref(src, "bare LF came back as CRLF"))
     if src.internaldate != dest.internaldate:  # aware datetimes: compares the instants
         diff.date_mismatches.append(
             _ref(src, f"INTERNALDATE {src.internaldate.isoformat()} became {dest.internaldate.isoformat()}")

@@ -87,6 +87,18 @@ def test_unexpected_mail_alone_keeps_the_copy_identical():
     assert report.total("unexpected") == 1
 
 
+def test_bare_lf_returned_as_crlf_is_noted_not_failed():
+    bare = b"Message-ID: <lf@x>\nSubject: unix\n\nline\n"
+    crlf = bare.replace(b"\n", b"\r\n")
+    report = compare(snap("src", {"INBOX": [(bare, set(), T0)]}), snap("dst", {"INBOX": [(crlf, set(), T0)]}))
+    assert report.identical
+    assert [r.detail for r in report.folders[0].crlf_normalised] == ["bare LF came back as CRLF"]
+    assert "note INBOX → INBOX" in report.summary() and "crlf normalised 1" in report.summary()
+    # Any other change of bytes is still a mismatch.
+    other = compare(snap("src", {"INBOX": [(bare, set(), T0)]}), snap("dst", {"INBOX": [(crlf + b"x", set(), T0)]}))
+    assert len(other.folders[0].byte_mismatches) == 1 and not other.identical
+
+
 def test_missing_destination_folder_counts_every_message_missing():
     report = compare(snap("src", {"INBOX": [], "Work": base(2)}), snap("dst", {"INBOX": []}))
     work = next(f for f in report.folders if f.source == "Work")
