@@ -227,3 +227,26 @@ def snapshot_imap_of(endpoint):
     from scenarios.snapshot import snapshot_imap
 
     return snapshot_imap(endpoint)
+
+
+def test_snapshot_over_imap_of_a_courier_simulator_matches_its_store():
+    """INBOX. prefix, "." delimiter and modified UTF-7 names come back as the store's paths."""
+    from migrator.urls import Endpoint, Secret, ServerURL
+    from scenarios.snapshot import snapshot_imap
+    from simulators.fixtures import FixtureSpec, populate
+    from simulators.launcher import SimulatorWorld
+    from simulators.profiles import load_profile
+    from simulators.store import Store
+
+    profile = load_profile("courier")
+    store = Store()
+    account = store.add_account("carol", "pw")
+    populate(account, FixtureSpec(seed=9, messages=20, folders=8), profile)
+    with SimulatorWorld(store, profile) as world:
+        handle = world.start_imap()
+        over_imap = snapshot_imap(Endpoint(ServerURL.parse(handle.url("carol")), Secret("pw"), cafile=world.cafile))
+    truth = snapshot_account(account)
+    assert set(over_imap.folders) == set(truth.folders)
+    assert any(not k.isascii() for k in truth.folders)
+    report = compare(truth, over_imap)
+    assert report.exact, report.summary()
