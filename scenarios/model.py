@@ -75,6 +75,7 @@ class ServerSpec(_Block):
     """One side of the migration: a simulator with a provider profile, or a real Dovecot."""
 
     server: Literal["simulator", "dovecot"]
+    protocol: Literal["imap"] = "imap"  # pop3 and ews join here as their fronts land
     profile: str = "generic"  # simulator only: a built-in profile name or a profile file path
     # Simulator only: the account name (generated mail is addressed to it). A Dovecot side always
     # gets a fresh user of the shared server.
