@@ -88,3 +88,29 @@ def test_logout_closes_and_unsubscribes_from_the_store():
     proto.connectionLost(None)
     assert factory.store._listeners == [] and factory.connections == set()
     assert clock.getDelayedCalls() == []
+
+
+def test_bulk_fetch_streams_as_the_transport_pulls_and_later_commands_wait():
+    from datetime import datetime, timezone
+
+    factory, _clock = _factory()
+    acc = factory.store.account("alice")
+    for i in range(40):
+        acc.append(("INBOX",), b"Subject: %d\r\n\r\n" % i + b"x" * 20000, internaldate=datetime(2024, 1, 1, tzinfo=timezone.utc))
+    proto, transport = _connect(factory)
+    proto.dataReceived(b"a LOGIN alice pw\r\nb SELECT INBOX\r\n")
+    transport.clear()
+    proto.dataReceived(b"f UID FETCH 1:* (UID FLAGS BODY.PEEK[])\r\ns STORE 1 +FLAGS (\\Flagged)\r\n")
+    assert transport.value() == b"" and transport.producer is not None  # nothing until pulled
+    assert "\\Flagged" not in acc.folder(("INBOX",)).messages[0].flags  # STORE waits for the stream
+    pulls = 0
+    while transport.producer is not None:
+        transport.producer.resumeProducing()
+        pulls += 1
+    out = transport.value()
+    assert pulls > 1  # written in pieces, not all at once
+    assert out.count(b" FETCH (UID ") == 40
+    fetch_end = out.index(b"f OK Fetch completed")
+    assert out.index(b"* 40 FETCH (UID 40 FLAGS (\\Recent) BODY[] {20015}\r\n") < fetch_end
+    assert out.index(b"* 1 FETCH (FLAGS (\\Flagged \\Recent))\r\ns OK Store completed") > fetch_end
+    assert "\\Flagged" in acc.folder(("INBOX",)).messages[0].flags

@@ -22,7 +22,8 @@ import enum
 import functools
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
 from simulators.imap import fetch
 from simulators.imap.names import MailboxNameError, Names, mailbox_atom
@@ -56,7 +57,17 @@ class Signal(enum.Enum):
 
 
 START_TLS, CLOSE = Signal.START_TLS, Signal.CLOSE
-Output = bytes | Signal
+
+
+@dataclass
+class Stream:
+    """Responses to write as the socket drains (a bulk FETCH). The session is paused meanwhile:
+    the adapter calls ``resume()`` when the stream is exhausted."""
+
+    chunks: Iterator[bytes]
+
+
+Output = bytes | Signal | Stream
 
 
 class State(enum.Enum):
@@ -126,6 +137,7 @@ class ImapSession:
         tls_active: bool = False,
         tls_available: bool = True,
         login_gate: LoginGate | None = None,
+        streaming: bool = False,
     ):
         self.store = store
         self.profile = profile
@@ -135,6 +147,8 @@ class ImapSession:
         self.tls_active = tls_active
         self.tls_available = tls_available
         self.login_gate = login_gate
+        self.streaming = streaming  # the adapter can write Stream outputs (tests read plain bytes)
+        self._paused = False
         self.state = State.NOT_AUTHENTICATED
         self.account: Account | None = None
         self.view: MailboxView | None = None
@@ -159,11 +173,16 @@ class ImapSession:
 
     def receive_data(self, data: bytes) -> list[Output]:
         self.reader.receive_data(data)
-        while self.state is not State.LOGOUT and (event := self.reader.next_event()) is not None:
+        while not self._paused and self.state is not State.LOGOUT and (event := self.reader.next_event()):
             self._handle(event)
             if self._out and self._out[-1] is START_TLS:
                 break  # the rest of the bytes (if any) belong to the TLS layer
         return self._flush()
+
+    def resume(self) -> list[Output]:
+        """The last Stream was written: go on with the commands that arrived meanwhile."""
+        self._paused = False
+        return self.receive_data(b"")
 
     def pending(self) -> list[Output]:
         """Untagged updates for an idling client after the store changed."""
@@ -728,21 +747,30 @@ class ImapSession:
         view = self.view
         idx = view.resolve(cmd.args[0], uid=uid)
         atts = fetch.reply_order(parse_fetch_atts(cmd.args[1]))
+        responses = self._fetch_responses(cmd.name, [(i + 1, view.items[i]) for i in idx], atts, uid)
+        if self.streaming and len(idx) > 1 and fetch.streamable(atts):
+            # Bulk pulls are written as the socket drains; later commands wait until it is done.
+            self._out.append(Stream(responses))
+            self._paused = True
+        else:
+            self._out.extend(responses)
+        return "OK Fetch completed" + TIMING
+
+    def _fetch_responses(self, name: str, picked: list, atts: list, uid: bool) -> Iterator[bytes]:
+        view = self.view
         mark_seen = fetch.sets_seen(atts) and not view.read_only
-        recent = view.recent
-        out = self._out
-        for i in idx:
-            item = view.items[i]
-            added = mark_seen and "\\Seen" not in item.flags
-            if added:
-                item.flags.add("\\Seen")
-            try:
-                out.append(fetch.render(i + 1, item, atts, uid_first=uid, recent=item.uid in recent, add_flags=added))
-            except ValueError as exc:  # message.SectionError and friends: the item, not the session
-                raise _bad(cmd.name, str(exc)) from None
+        for seq, item in picked:
+            with self.store.lock:  # taken per message: a stream must not block other threads
+                added = mark_seen and "\\Seen" not in item.flags
+                if added:
+                    item.flags.add("\\Seen")
+                try:
+                    data = fetch.render(seq, item, atts, uid_first=uid, recent=item.uid in view.recent, add_flags=added)
+                except ValueError as exc:  # message.SectionError and friends: the item, not the session
+                    raise _bad(name, str(exc)) from None
+            yield data
         if mark_seen:
             self.store.notify(self.account, view.folder)
-        return "OK Fetch completed" + TIMING
 
     def cmd_FETCH(self, cmd: Command, uid: bool = False) -> str:
         return self._fetch(cmd, uid)

@@ -60,6 +60,14 @@ def parse_date_time(value: bytes | str) -> datetime:
         raise ImapSyntaxError(f"Invalid date-time: {text}") from None
 
 
+def streamable(atts: list[FetchAtt]) -> bool:
+    """Items that cannot fail halfway (no MIME parsing), so the reply may be streamed."""
+    return all(
+        a.name in _FIRST or a.name == "RFC822" or (a.section and not a.part and a.text is None)
+        for a in atts
+    )
+
+
 def sets_seen(atts: list[FetchAtt]) -> bool:
     """Does fetching these items mark the message \\Seen (RFC 3501 §6.4.5)?"""
     return any(

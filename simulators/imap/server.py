@@ -7,12 +7,13 @@ store changes, and enforces ``profile.imap.max_connections_per_user`` at login.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 
 from twisted.internet import defer, protocol
-from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.interfaces import IDelayedCall, IPullProducer
+from zope.interface import implementer
 
-from simulators.imap.engine import CLOSE, START_TLS, ImapSession, Output
+from simulators.imap.engine import CLOSE, START_TLS, ImapSession, Output, Stream
 from simulators.profiles import Profile
 from simulators.quirks import build_all
 from simulators.reactor import reactor
@@ -26,12 +27,16 @@ class ImapServerProtocol(protocol.Protocol):
         self.user: str | None = None  # counted against the per-user limit once logged in
         self._timer: IDelayedCall | None = None
         self._waiters: list[defer.Deferred] = []
+        self._queue: deque[Output] = deque()  # outputs waiting behind a stream
+        self._stream: _StreamProducer | None = None
+        self._closing = False
 
     def connectionMade(self) -> None:
         f = self.factory
         self.session = ImapSession(
             f.store, f.profile, f.quirks,
             tls_active=f.implicit_tls, tls_available=f.tls_options is not None, login_gate=self._login_gate,
+            streaming=True,
         )
         f.connections.add(self)
         f.store.subscribe(self._store_changed)
@@ -45,6 +50,8 @@ class ImapServerProtocol(protocol.Protocol):
 
     def connectionLost(self, reason=None) -> None:
         f = self.factory
+        self._stream = None
+        self._queue.clear()
         f.store.unsubscribe(self._store_changed)
         f.connections.discard(self)
         if self._timer is not None and self._timer.active():
@@ -62,15 +69,27 @@ class ImapServerProtocol(protocol.Protocol):
         return d
 
     def _emit(self, outputs: list[Output]) -> None:
-        for out in outputs:
-            if out is START_TLS:
+        self._queue.extend(outputs)
+        while self._queue and self._stream is None and not self._closing:
+            out = self._queue.popleft()
+            if isinstance(out, Stream):
+                self._stream = _StreamProducer(self, out.chunks)
+                self.transport.registerProducer(self._stream, False)
+            elif out is START_TLS:
                 self.transport.startTLS(self.factory.tls_options)
                 self.session.tls_started()
             elif out is CLOSE:
+                self._closing = True
                 self.transport.loseConnection()
-                return
             else:
                 self.transport.write(out)
+
+    def _stream_done(self) -> None:
+        self._stream = None
+        self.transport.unregisterProducer()
+        self._emit([])  # what queued up behind the stream (its tagged reply first)
+        if self._stream is None and not self._queue and not self._closing:
+            self._emit(self.session.resume())  # commands that arrived while streaming
 
     def _login_gate(self, user: str) -> str | None:
         limit = self.factory.profile.imap.max_connections_per_user
@@ -100,6 +119,36 @@ class ImapServerProtocol(protocol.Protocol):
 
     def _autologout(self) -> None:
         self._emit(self.session.timeout())
+
+
+@implementer(IPullProducer)
+class _StreamProducer:
+    """Writes a Stream's chunks whenever the transport wants more, about 256 KB at a time."""
+
+    CHUNK = 256 * 1024
+
+    def __init__(self, proto: ImapServerProtocol, chunks):
+        self.proto = proto
+        self.chunks = chunks
+        self.stopped = False
+
+    def resumeProducing(self) -> None:
+        if self.stopped:
+            return
+        batch, size = [], 0
+        for data in self.chunks:
+            batch.append(data)
+            size += len(data)
+            if size >= self.CHUNK:
+                break
+        else:
+            self.stopped = True
+        self.proto.transport.write(b"".join(batch))
+        if self.stopped:
+            self.proto._stream_done()
+
+    def stopProducing(self) -> None:
+        self.stopped = True
 
 
 class ImapServerFactory(protocol.Factory):
