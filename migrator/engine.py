@@ -44,7 +44,7 @@ from migrator.report import (
     SkippedFolder,
     SkippedItem,
 )
-from migrator.sinks.imap import AppendItem, ImapSink, filter_flags
+from migrator.sinks.imap import AppendItem, ImapSink, filter_flags, refusal_reason
 from migrator.sources.imap import ImapSource, SourceMessage
 from migrator.state import Confirmed, State, default_state_path
 from migrator.urls import Endpoint
@@ -382,8 +382,9 @@ class _Run:
                 confirmed.append(Confirmed(m.uid, str(ident), plan.destination, res.uid))
                 nbytes += m.size
             else:
-                self.skip(job, m.uid, "refused", res.text, message_id_of(m.raw))
-                if "OVERQUOTA" in res.text.upper():
+                reason = refusal_reason(res.text)
+                self.skip(job, m.uid, reason, res.text, message_id_of(m.raw))
+                if reason == "over-quota":
                     self.abort(f"destination over quota in {plan.destination!r}: {res.text}")
         if self.state:
             self.state.record(plan.source, job.uidvalidity, confirmed)

@@ -78,14 +78,14 @@ def test_refused_message_is_reported_and_the_rest_copied(dovecot, tmp_path):
     assert len(snapshot(dovecot, dst)["INBOX"]) == 5
 
 
-def test_appendlimit_skips_too_large_and_unadvertised_limit_is_refused(tmp_path):
+def test_appendlimit_skips_too_large_up_front_or_when_refused(tmp_path):
     store = Store()
     src = store.add_account("src", PASSWORD)
     store.add_account("dst", PASSWORD)
     when = datetime(2022, 2, 2, tzinfo=timezone.utc)
     for n, size in enumerate((100, 9000, 200, 20000)):
         src.append(("INBOX",), f"Subject: s{n}\r\n\r\n".encode() + b"x" * size, internaldate=when)
-    for advertise, reason in ((True, "too-large"), (False, "refused")):
+    for advertise in (True, False):  # advertised: never sent; unadvertised: NO [TOOBIG] when sent
         profile = load_profile("generic").with_quirks(
             [QuirkSpec(name="appendlimit", params={"bytes": 5000, "advertise": advertise})]
         )
@@ -95,7 +95,8 @@ def test_appendlimit_skips_too_large_and_unadvertised_limit_is_refused(tmp_path)
             report = migrate(sim_endpoint(world, handle, "src"), sim_endpoint(world, handle, "dst"),
                              MigrationOptions(state_path=tmp_path / f"{advertise}.sqlite"))
         assert report.copied == 2
-        assert [(s.uid, s.reason) for s in report.skipped] == [(2, reason), (4, reason)]
+        assert [(s.uid, s.reason) for s in report.skipped] == [(2, "too-large"), (4, "too-large")]
+        assert all(("TOOBIG" in s.detail) != advertise for s in report.skipped)
         assert len(store.account("dst").folder(("INBOX",)).messages) == 2
 
 

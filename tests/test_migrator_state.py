@@ -3,7 +3,7 @@
 import sqlite3
 import threading
 
-from migrator.sinks.imap import filter_flags, parse_tagged
+from migrator.sinks.imap import filter_flags, parse_tagged, refusal_reason
 from migrator.sources.imap import uid_set
 from migrator.state import Confirmed, State
 
@@ -76,3 +76,10 @@ def test_rich_progress_shows_folders_and_counts():
     text = out.getvalue()
     assert "INBOX" in text and "3/3" in text and "1/2" in text and "4/5" in text
     assert "Empty" not in text
+
+
+def test_refusal_reasons():
+    assert refusal_reason("[TOOBIG] Mail size is larger than the maximum") == "too-large"
+    assert refusal_reason("Maximum size of appendable message has been exceeded") == "too-large"
+    assert refusal_reason("[OVERQUOTA] Quota exceeded (mailbox for user is full)") == "over-quota"
+    assert refusal_reason("Can't save a zero byte message") == "refused"

@@ -71,6 +71,19 @@ def filter_flags(flags: list[str], permanent: list[str]) -> tuple[list[str], lis
 TIMING = re.compile(rb"\s*\(\d+\.\d+( \+ \d+\.\d+)* secs\)")
 
 
+# How destinations say "too big" without APPENDLIMIT: RFC 7889's [TOOBIG], Exchange's wording.
+_TOO_LARGE = re.compile(r"\[TOOBIG\]|maximum size|too large|message size exceeds", re.IGNORECASE)
+
+
+def refusal_reason(text: str) -> str:
+    """A stable reason code for a refused APPEND: "too-large", "over-quota" or "refused"."""
+    if _TOO_LARGE.search(text):
+        return "too-large"
+    if "[OVERQUOTA]" in text.upper():
+        return "over-quota"
+    return "refused"
+
+
 def parse_tagged(typ: str, data: list) -> AppendResult:
     text = TIMING.sub(b"", b" ".join(d for d in data if isinstance(d, bytes)))
     m = APPENDUID.search(text)
