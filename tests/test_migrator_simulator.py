@@ -132,8 +132,8 @@ def _two_accounts(n: int) -> Store:
     return store
 
 
-def _sim_to_sim(store: Store, quirk: QuirkSpec, tmp_path, **options):
-    profile = load_profile("generic").with_quirks([quirk])
+def _sim_to_sim(store: Store, quirk: QuirkSpec | None, tmp_path, **options):
+    profile = load_profile("generic").with_quirks([quirk] if quirk else [])
     with SimulatorWorld(store, profile) as world:
         handle = world.start_imap()
         return migrate(sim_endpoint(world, handle, "src"), sim_endpoint(world, handle, "dst"),
@@ -192,3 +192,17 @@ def test_implicit_tls_copy(tmp_path):
     assert [m.raw for m in store.account("dst").folder(("INBOX",)).messages] == [
         m.raw for m in store.account("src").folder(("INBOX",)).messages
     ]
+
+
+def test_untrustworthy_internaldate_falls_back_and_is_reported(tmp_path):
+    store = _two_accounts(0)
+    raw = (b"Received: from mx by example.org; Tue, 4 Jan 2022 10:00:00 +0100\r\n"
+           b"Date: Mon, 3 Jan 2022 10:00:00 +0000\r\nSubject: from the future\r\n\r\nx\r\n")
+    store.account("src").append(("INBOX",), raw, internaldate=datetime(2099, 1, 1, tzinfo=timezone.utc))
+    report = _sim_to_sim(store, None, tmp_path)
+    assert report.copied == 1
+    [fallback] = report.date_fallbacks
+    assert (fallback.folder, fallback.uid, fallback.used) == ("INBOX", 1, "received")
+    assert "INTERNALDATE in the future" in fallback.detail
+    [copy] = store.account("dst").folder(("INBOX",)).messages
+    assert copy.internaldate == datetime(2022, 1, 4, 9, 0, tzinfo=timezone.utc)
