@@ -7,6 +7,13 @@
 
 The adapter (``simulators.imap.server``) writes the bytes, starts TLS or closes when told, and
 calls ``pending()`` when the store changed (IDLE pushes) and ``timeout()`` for autologout.
+Created with ``streaming=True`` (the adapter does), a bulk FETCH comes out as a ``Stream`` of
+responses to write as the socket drains; the session then reads no further command until the
+adapter calls ``resume()``, so pipelined commands keep their order.
+
+Quirks (``simulators.quirks.Quirk``'s ``imap_*`` hooks) are asked at fixed points: greeting,
+capabilities, before each command, login, folder lookup/creation, SELECT, APPEND size, every
+tagged reply, connection and error limits.
 
 Legal commands per state are the table ``ALLOWED``; capability-gated commands (MOVE, UNSELECT,
 UID EXPUNGE ...) are refused as unknown when the profile does not advertise them. Reply wording
