@@ -225,13 +225,7 @@ class _Run:
         else:
             job.permanent, exists = sink.select(plan.destination)
         done = self._checkpoint(job)
-        if opts.mode == "replace":
-            if exists:
-                rep.notes.append(f"{'would delete' if opts.dry_run else 'deleted'} {exists} destination message(s)")
-            if not opts.dry_run:
-                sink.delete_all(plan.destination, exists)
-                if self.state:
-                    self.state.forget(plan.source)
+        if opts.mode == "replace":  # emptied by _empty_destinations (or would be, in a dry run)
             exists, done = 0, {}
         pending = [u for u in sorted(job.sizes) if u not in done]
         rep.already_present += len(job.sizes) - len(pending)
@@ -276,6 +270,15 @@ class _Run:
             self.state.record(job.plan.source, job.uidvalidity, found)
         matched = {c.uid for c in found}
         return [u for u in pending if u not in matched]
+
+    def migrate_folder(self, job: FolderJob, dest_names: set[str]) -> None:
+        self.analyse(job, dest_names)
+        if self.options.dry_run:
+            return
+        settled = job.report.source_count - len(job.pending)  # present or skipped already
+        if settled:
+            self.tell(job.plan.display_path, settled, 0)
+        self.copy_folder(job)
 
     def copy_folder(self, job: FolderJob) -> None:
         """Copy the folder's pending UIDs in order, fetching the next batch while storing this one."""
@@ -485,15 +488,37 @@ def _plan_and_copy(run: _Run) -> None:
         if root not in dest_names:  # else Dovecot shows it as \NonExistent, a hole in the tree
             ctl_sink.create(root)
             dest_names.add(root)
+    if options.mode == "replace":
+        _empty_destinations(run, jobs, ctl_sink, dest_names)
+    # Largest folders first (STATUS MESSAGES), each analysed and copied by one worker as soon as
+    # one is free: no barrier between planning and copying.
+    counts = ctl_src.message_counts([j.plan.source for j in jobs])
+    jobs.sort(key=lambda j: -counts.get(j.plan.source, 0))
     workers = max(1, min(options.connections, len(jobs)))
-    with ThreadPoolExecutor(workers, thread_name_prefix="migrate") as pool, \
-            ThreadPoolExecutor(workers, thread_name_prefix="fetch-ahead") as run.fetchers:
-        _run_all(pool, run, jobs, lambda j: run.analyse(j, dest_names))
-        if options.dry_run:
-            return
-        run.progress.start([(j.plan.display_path, len(j.pending)) for j in jobs])
-        biggest_first = sorted(jobs, key=lambda j: -sum(j.sizes[u] for u in j.pending))
-        try:
-            _run_all(pool, run, biggest_first, run.copy_folder)
-        finally:
+    if not options.dry_run:
+        run.progress.start([(j.plan.display_path, counts.get(j.plan.source, 0)) for j in jobs])
+    try:
+        with ThreadPoolExecutor(workers, thread_name_prefix="migrate") as pool, \
+                ThreadPoolExecutor(workers, thread_name_prefix="fetch-ahead") as run.fetchers:
+            _run_all(pool, run, jobs, lambda j: run.migrate_folder(j, dest_names))
+    finally:
+        if not options.dry_run:
             run.progress.finish()
+
+
+def _empty_destinations(run: _Run, jobs: list[FolderJob], sink: ImapSink, dest_names: set[str]) -> None:
+    """Replace mode, before any copying: delete what the mapped destination folders hold and
+    forget their checkpoints (several source folders may share one destination folder)."""
+    emptied: set[str] = set()
+    for job in jobs:
+        dest = job.plan.destination
+        if run.state and not run.options.dry_run:
+            run.state.forget(job.plan.source)
+        if dest in emptied or dest not in dest_names:
+            continue
+        emptied.add(dest)
+        _, exists = sink.select(dest)
+        if exists:
+            job.report.notes.append(f"{'would delete' if run.options.dry_run else 'deleted'} {exists} destination message(s)")
+            if not run.options.dry_run:
+                sink.delete_all(dest, exists)

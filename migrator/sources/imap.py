@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import imapclient
+from imapclient import exceptions as imap_exc
 
 from migrator.folders import ListEntry, Namespace
 from migrator.identity import IDENTITY_FIELDS
-from migrator.imapconn import close_quietly, connect, expect_ok, uid_fetch
+from migrator.imapconn import close_quietly, connect, expect_ok, translated, uid_fetch
 from migrator.urls import Endpoint
 
 HEADER_ITEM = "BODY.PEEK[HEADER.FIELDS (" + " ".join(IDENTITY_FIELDS) + ")]"
@@ -94,6 +95,18 @@ class ImapSource:
     def folders(self) -> tuple[list[ListEntry], Namespace]:
         entries = list_entries(self.client, self.where())
         return entries, personal_namespace(self.client, self.where(), entries)
+
+    def message_counts(self, folders: list[str]) -> dict[str, int]:
+        """STATUS (MESSAGES) per folder, for ordering work and progress totals (0 when refused)."""
+        out = {}
+        for folder in folders:
+            try:
+                with translated(self.where(folder)):
+                    status = self.client.folder_status(folder, ["MESSAGES"])
+                out[folder] = int(status.get(b"MESSAGES", 0))
+            except imap_exc.IMAPClientError:
+                out[folder] = 0
+        return out
 
     def examine(self, folder: str, *, fresh: bool = False) -> int:
         """Select read-only (again only when ``fresh``); returns UIDVALIDITY."""
