@@ -26,10 +26,11 @@ from rich.text import Text
 
 class ProgressSink(Protocol):
     def start(self, plan: list[tuple[str, int]]) -> None:
-        """The folders (source path, messages to copy) about to be copied."""
+        """The folders about to be migrated: (source path, messages in it per STATUS)."""
 
     def advance(self, folder: str, messages: int, nbytes: int) -> None:
-        """``messages`` more items of ``folder`` were confirmed (or skipped) by the destination."""
+        """``messages`` more of ``folder`` are settled: copied (``nbytes`` of them), found present,
+        or skipped."""
 
     def finish(self) -> None: ...
 
