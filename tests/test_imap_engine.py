@@ -316,13 +316,13 @@ def test_courier_names_live_under_the_inbox_prefix():
 def test_exchange_quirks_case_reserved_names_appendlimit_no_move():
     s = session("exchange")
     assert s.start() == [b"* OK The Microsoft Exchange IMAP4 service is ready.\r\n"]
-    out = run(s, LOGIN)
-    assert b" APPENDLIMIT=10485760" in out
+    assert run(s, LOGIN) == b"a OK LOGIN completed.\r\n"  # no capabilities with it, as Exchange
+    assert b" APPENDLIMIT=10485760" in run(s, b"c CAPABILITY\r\n")
     out = run(s, b"c1 CREATE sent\r\nc2 CREATE Files\r\nc3 SELECT sent\r\nc4 MOVE 1 Sent\r\n"
                  b"c5 APPEND INBOX {10485761}\r\nc6 NOOP\r\n")
     assert b"c1 NO Mailbox already exists\r\n" in out
     assert b"c2 NO Folder name is reserved\r\n" in out
-    assert b"c3 OK [READ-WRITE] Select completed" in out
+    assert b"c3 OK [READ-WRITE] SELECT completed.\r\n" in out
     assert b"c4 BAD Error in IMAP command MOVE: Unknown command" in out
     assert b"c5 NO Maximum size of appendable message has been exceeded\r\nc6 OK" in out
 

@@ -106,6 +106,15 @@ def test_exchange_bye_after_errors_counts_no_and_bad():
     assert out[-3:] == [b"e3 NO Mailbox doesn't exist: Nope" + T + b"\r\n", b"* BYE Connection closed.\r\n", CLOSE]
 
 
+def test_exchange_reply_text():
+    s = session("exchange-reply-text")
+    out = run(s, LOGIN + b"s SELECT INBOX\r\nf FETCH 1 UID\r\nx SELECT Nope\r\n")
+    assert out.startswith(b"a OK LOGIN completed.\r\n")
+    assert b"\r\ns OK [READ-WRITE] SELECT completed.\r\n" in out
+    assert b"\r\nf OK FETCH completed.\r\n" in out
+    assert out.endswith(b"x NO Mailbox doesn't exist: Nope" + T + b"\r\n")
+
+
 def test_app_password_required_instead_of_authentication_failed():
     s = session("app-password-required")
     out = run(s, b"a LOGIN alice normal-password\r\nb LOGIN alice pw\r\n")

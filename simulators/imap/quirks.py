@@ -6,6 +6,7 @@ Replies are reproduced byte for byte as users reported them.
 
 from __future__ import annotations
 
+import re
 import weakref
 
 from pydantic import BaseModel, ConfigDict, field_validator
@@ -113,6 +114,26 @@ class QuotaExceeded(Quirk):
     def imap_append_size(self, session, size):
         used = sum(m.size for _folder, m in session.account.iter_messages())
         return self.params.reply if used + size > self.params.bytes else None
+
+
+_DOVECOT_DONE = re.compile(r"^OK (\[[^\]]*\] )?([A-Za-z]+) completed(?: \([^)]*secs\))?\.?$")
+
+
+@register
+class ExchangeReplyText(Quirk):
+    """Exchange wording for successful commands: `OK [READ-WRITE] SELECT completed.`,
+    `OK LOGIN completed.` instead of Dovecot's `Select completed (0.001 + 0.000 secs).`."""
+
+    name = "exchange-reply-text"
+    protocols = frozenset({"imap"})
+
+    def imap_reply(self, session, reply):
+        if reply.startswith("OK ") and reply.endswith("Logged in"):
+            return "OK LOGIN completed." if session.auth_command == "LOGIN" else "OK AUTHENTICATE completed."
+        m = _DOVECOT_DONE.match(reply)
+        if m is None:
+            return None
+        return f"OK {m.group(1) or ''}{m.group(2).upper()} completed."
 
 
 # Authentication and session ---------------------------------------------------------------------
