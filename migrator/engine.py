@@ -17,11 +17,12 @@ loss, an over-quota destination, a progress-sink error or Ctrl-C stops the run: 
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,7 +31,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from migrator import dates
-from migrator.errors import ConnectionFailed, MigratorError, ProtocolError
+from migrator.errors import ConnectionFailed, MigratorError, ProtocolError, TooManyConnections
 from migrator.folders import FolderPlan, destination_name, plan_folders
 from migrator.identity import Identity, IdentityIndex, identity_of, message_id_of
 from migrator.progress import NullProgress, ProgressSink
@@ -181,6 +182,11 @@ class _Run:
                 self.report.aborted = reason
         self.stop.set()
 
+    def note(self, text: str) -> None:
+        with self.lock:
+            if text not in self.report.notes:
+                self.report.notes.append(text)
+
     def skip(self, job: FolderJob, uid: int | None, reason: str, detail: str = "", message_id: str | None = None):
         with self.lock:
             job.report.skipped += 1
@@ -286,17 +292,24 @@ class _Run:
         if not batches:
             return
         assert self.fetchers is not None
-        ahead = self.fetchers.submit(self._fetch, job, batches[0])
+        fetchers: ThreadPoolExecutor | None = self.fetchers
+        ahead = fetchers.submit(self._fetch, job, batches[0])
         for i, uids in enumerate(batches):
             try:
                 messages = ahead.result()
+            except TooManyConnections as exc:
+                # No connection for the fetch-ahead thread: read on this worker's own connection.
+                self.note(f"fetching without read-ahead: {exc}")
+                fetchers = None
+                messages = self._fetch(job, uids)
             except ConnectionFailed as exc:
                 self.abort(f"source connection lost twice in folder {job.plan.source!r}: {exc}")
                 return
             if self.stop.is_set():
                 return
             if i + 1 < len(batches):
-                ahead = self.fetchers.submit(self._fetch, job, batches[i + 1])
+                nxt = batches[i + 1]
+                ahead = fetchers.submit(self._fetch, job, nxt) if fetchers else _done(self._fetch, job, nxt)
             self._store(job, uids, messages)
 
     def _batches(self, job: FolderJob) -> list[list[int]]:
@@ -409,32 +422,74 @@ class _Run:
         return AppendItem(m.raw, kept, resolved.instant)
 
 
+def _done(fn, *args) -> Future:
+    """Run ``fn`` now and wrap its outcome as a finished Future (read-ahead switched off)."""
+    future: Future = Future()
+    try:
+        future.set_result(fn(*args))
+    except Exception as exc:
+        future.set_exception(exc)
+    return future
+
+
 def _parse_identity(text: str) -> Identity:
     key, _, size = text.rpartition("#")
     return Identity(key, int(size or 0))
 
 
-def _run_all(pool: ThreadPoolExecutor, run: _Run, jobs: list[FolderJob], work: Callable[[FolderJob], None]) -> None:
-    """Run ``work`` per job in the pool; a job's failure is recorded against its folder."""
+def _run_workers(run: _Run, jobs: list[FolderJob], workers: int, work: Callable[[FolderJob], None]) -> None:
+    """Run ``work`` per job on ``workers`` threads pulling from one queue, in the given order.
 
-    def guarded(job: FolderJob) -> None:
-        if run.stop.is_set():
-            return
-        try:
-            work(job)
-        except MigratorError as exc:
-            run.fail(job, None, exc)
-        except Exception as exc:  # a bug must not hide the other folders' results
-            log.exception("folder %r failed", job.plan.source)
-            run.fail(job, None, exc)
+    A job's failure is recorded against its folder. A worker that cannot open its connections
+    because the server's per-account limit is reached puts its job back and retires, so the run
+    goes on with fewer connections (gmail-too-many-connections, dovecot-userip-limit).
+    """
+    queue = collections.deque(jobs)
+    lock = threading.Lock()
+    active = [workers]
 
-    futures = [pool.submit(guarded, job) for job in jobs]
+    def worker() -> None:
+        while not run.stop.is_set():
+            with lock:
+                if not queue:
+                    return
+                job = queue.popleft()
+            try:
+                run.conns.source(), run.conns.sink()
+            except TooManyConnections as exc:
+                run.conns.renew("source"), run.conns.renew("sink")
+                with lock:
+                    queue.appendleft(job)
+                    active[0] -= 1
+                    last = active[0] == 0
+                if last:
+                    run.abort(f"no connection could be opened for the folder workers: {exc}")
+                else:
+                    run.note(f"continuing with fewer connections: {exc}")
+                return
+            except MigratorError as exc:
+                run.fail(job, None, exc)
+                continue
+            try:
+                work(job)
+            except MigratorError as exc:
+                run.fail(job, None, exc)
+            except Exception as exc:  # a bug must not hide the other folders' results
+                log.exception("folder %r failed", job.plan.source)
+                run.fail(job, None, exc)
+
+    threads = [threading.Thread(target=worker, name=f"migrate-{i}", daemon=True) for i in range(workers)]
+    for t in threads:
+        t.start()
     try:
-        for f in futures:
-            f.result()
+        for t in threads:
+            while t.is_alive():
+                t.join(0.2)  # a timed join keeps Ctrl-C deliverable to the main thread
     except KeyboardInterrupt:
         # Workers stop at their next batch boundary; what they confirmed is checkpointed.
         run.abort("interrupted")
+        for t in threads:
+            t.join()
         raise
 
 
@@ -498,9 +553,8 @@ def _plan_and_copy(run: _Run) -> None:
     if not options.dry_run:
         run.progress.start([(j.plan.display_path, counts.get(j.plan.source, 0)) for j in jobs])
     try:
-        with ThreadPoolExecutor(workers, thread_name_prefix="migrate") as pool, \
-                ThreadPoolExecutor(workers, thread_name_prefix="fetch-ahead") as run.fetchers:
-            _run_all(pool, run, jobs, lambda j: run.migrate_folder(j, dest_names))
+        with ThreadPoolExecutor(workers, thread_name_prefix="fetch-ahead") as run.fetchers:
+            _run_workers(run, jobs, workers, lambda j: run.migrate_folder(j, dest_names))
     finally:
         if not options.dry_run:
             run.progress.finish()

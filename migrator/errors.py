@@ -3,7 +3,8 @@
     MigratorError                 base; ``exit_code`` says how the CLI ends
     ├── UsageError                bad URL, option or input file                   → 2
     ├── ConnectionFailed          TCP connect / socket failure, names the endpoint → 3
-    │   └── TlsFailure            handshake, certificate, STARTTLS refused         → 3
+    │   ├── TlsFailure            handshake, certificate, STARTTLS refused         → 3
+    │   └── TooManyConnections    LOGIN refused for the account's connection limit → 3
     ├── AuthenticationFailed      the server refused the credentials               → 4
     ├── ProtocolError             the server broke the protocol or refused a
     │                             command the migration cannot do without          → 3
@@ -42,6 +43,10 @@ class ConnectionFailed(MigratorError):
 
 class TlsFailure(ConnectionFailed):
     pass
+
+
+class TooManyConnections(ConnectionFailed):
+    """The server refused one more connection (Gmail: 15, Dovecot: mail_max_userip_connections)."""
 
 
 class AuthenticationFailed(MigratorError):

@@ -19,7 +19,14 @@ from imapclient.imapclient import seq_to_parenstr_upper
 from imapclient.response_parser import parse_fetch_response
 
 from migrator.fetch_parser import parse_fetch
-from migrator.errors import AuthenticationFailed, ConnectionFailed, ProtocolError, TlsFailure
+from migrator.errors import (
+    AuthenticationFailed,
+    ConnectionFailed,
+    MigratorError,
+    ProtocolError,
+    TlsFailure,
+    TooManyConnections,
+)
 from migrator.urls import Endpoint
 
 TIMEOUT = 120.0  # seconds per socket operation; large folders answer slowly (slow-large-folder)
@@ -91,10 +98,8 @@ def connect(endpoint: Endpoint, *, role: str) -> tuple[imapclient.IMAPClient, st
                     raise TlsFailure(f"{where}: STARTTLS required but not advertised")
             try:
                 client.login(url.user, endpoint.password.reveal())
-            except imap_exc.LoginError as exc:
-                raise AuthenticationFailed(f"{where}: login refused: {server_text(exc)}") from None
             except imap_exc.IMAPClientError as exc:
-                raise AuthenticationFailed(f"{where}: login failed: {server_text(exc)}") from None
+                raise login_error(where, server_text(exc), capability_set(client)) from None
             if "ID" in capability_set(client):
                 try:
                     client.id_({"name": "quirkmail"})
@@ -104,6 +109,23 @@ def connect(endpoint: Endpoint, *, role: str) -> tuple[imapclient.IMAPClient, st
         close_quietly(client)
         raise
     return client, tls
+
+
+_CONNECTION_LIMIT = re.compile(r"too many simultaneous connections|maximum number of connections", re.IGNORECASE)
+_APP_PASSWORD = re.compile(r"application-specific password|app password", re.IGNORECASE)
+
+
+def login_error(where: str, text: str, caps: set[str]) -> MigratorError:
+    """Classify a refused LOGIN: a connection limit is not a wrong password, and a provider that
+    wants an app password or OAuth should say so (app-password-required, oauth-only)."""
+    if _CONNECTION_LIMIT.search(text):
+        return TooManyConnections(f"{where}: connection limit reached: {text}")
+    hint = ""
+    if _APP_PASSWORD.search(text):
+        hint = " (the provider wants an application-specific password, not the account password)"
+    elif "AUTH=XOAUTH2" in caps or "AUTH=OAUTHBEARER" in caps:
+        hint = " (the server offers OAuth: password logins may be disabled for this account or tenant)"
+    return AuthenticationFailed(f"{where}: login refused: {text}{hint}")
 
 
 def tls_text(exc: ssl.SSLError) -> str:
@@ -135,7 +157,11 @@ def expect_ok(where: str, call, *args, **kwargs):
         with translated(where):
             return call(*args, **kwargs)
     except imap_exc.IMAPClientError as exc:
-        raise ProtocolError(f"{where}: {exc}") from None
+        text = server_text(exc)
+        if "authenticated but not connected" in text.lower():
+            # Exchange/M365: LOGIN said OK but the mailbox is not reachable for this user.
+            raise AuthenticationFailed(f"{where}: logged in but refused: {text}") from None
+        raise ProtocolError(f"{where}: {text}") from None
 
 
 def uid_fetch(client: imapclient.IMAPClient, uids: str, items: list[str]) -> dict[int, dict]:

@@ -84,6 +84,7 @@ class MigrationReport(BaseModel):
     skipped_count: int = 0
     failed: int = 0
     bytes: int = 0
+    notes: list[str] = []  # run-wide remarks (fewer connections than asked, read-ahead off ...)
     aborted: str | None = None  # why the run stopped early; the state is saved, a re-run resumes
 
     @property

@@ -206,3 +206,39 @@ def test_untrustworthy_internaldate_falls_back_and_is_reported(tmp_path):
     assert "INTERNALDATE in the future" in fallback.detail
     [copy] = store.account("dst").folder(("INBOX",)).messages
     assert copy.internaldate == datetime(2022, 1, 4, 9, 0, tzinfo=timezone.utc)
+
+
+def test_connection_limit_means_fewer_workers_not_failure(tmp_path):
+    store = _two_accounts(0)
+    for n in range(4):  # four folders, so four workers are wanted
+        store.account("src").create_folder((f"F{n}",))
+        for i in range(5):
+            store.account("src").append((f"F{n}",), f"Subject: {n}-{i}\r\n\r\nx\r\n".encode(),
+                                        internaldate=datetime(2022, 3, 3, tzinfo=timezone.utc))
+    # Per account: the control connection + 2 workers' connections fit, the rest are refused.
+    quirk = QuirkSpec(name="gmail-too-many-connections", params={"limit": 3})
+    report = _sim_to_sim(store, quirk, tmp_path, connections=4, batch_size=2)
+    assert (report.copied, report.failed, report.exit_code) == (20, 0, 0)
+    assert any("Too many simultaneous connections" in n for n in report.notes)
+
+
+@pytest.mark.parametrize(
+    "quirk, text",
+    [
+        ("app-password-required", "application-specific password, not the account password"),
+        ("oauth-only", "the server offers OAuth"),
+        ("authenticated-but-not-connected", "authenticated but not connected"),
+    ],
+)
+def test_login_refusals_are_authentication_failures_with_a_hint(tmp_path, quirk, text):
+    from migrator.errors import AuthenticationFailed
+
+    store = _two_accounts(1)
+    profile = load_profile("generic").with_quirks([QuirkSpec(name=quirk)])
+    with SimulatorWorld(store, profile) as world:
+        handle = world.start_imap()
+        wrong = Endpoint(ServerURL.parse(handle.url("src")), Secret("not-the-app-password"), cafile=world.cafile)
+        source = wrong if quirk == "app-password-required" else sim_endpoint(world, handle, "src")
+        with pytest.raises(AuthenticationFailed, match=text) as info:
+            migrate(source, sim_endpoint(world, handle, "dst"), MigrationOptions(state_path=tmp_path / "s"))
+    assert "not-the-app-password" not in str(info.value) and PASSWORD not in str(info.value)
