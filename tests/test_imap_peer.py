@@ -141,7 +141,17 @@ ERRORS_SCRIPT = [
     b"x15 STATUS Nope (MESSAGES)",
     b"x16 RENAME Nope Other",
     b"x17 SELECT",
-    b"x18 LOGOUT",
+    b"x18 SELECT Trash",
+    b"x19 FETCH 1:* FLAGS",
+    b"x20 UID FETCH 1:* FLAGS",
+    b"x21 SEARCH ALL",
+    b"x22 STORE 1:* +FLAGS (\\Seen)",
+    b"x23 EXAMINE INBOX",
+    b"x24 FETCH *:2 UID",
+    b"x25 UID FETCH 3:1 UID",
+    b"x26 EXPUNGE",
+    b"x27 DELETE Nope",
+    b"x28 LOGOUT",
 ]
 
 _CAPS = re.compile(rb"\[CAPABILITY ([^\]]*)\]")

@@ -716,9 +716,8 @@ class ImapSession:
 
     def _expunge(self, uids: list[int] | None) -> str:
         view = self.view
-        if view.read_only:
-            raise _no("Mailbox is read-only" + TIMING)
-        self.account.expunge(view.folder.path, uids)
+        if not view.read_only:  # Dovecot answers OK on a read-only mailbox and removes nothing
+            self.account.expunge(view.folder.path, uids)
         return "OK Expunge completed" + TIMING
 
     def cmd_EXPUNGE(self, cmd: Command, uid: bool = False) -> str:
@@ -845,8 +844,7 @@ class ImapSession:
         view = self.view
         idx = view.resolve(cmd.args[0], uid=uid)
         dest = self._existing(cmd.args[1], create_hint=True)
-        if move and view.read_only:
-            raise _no("Mailbox is read-only" + TIMING)
+        # MOVE out of an EXAMINEd mailbox still removes the originals: Dovecot 2.3 does so.
         src_uids, dst_uids = [], []
         for i in idx:
             item = view.items[i]
