@@ -18,6 +18,7 @@ loss, an over-quota destination, a progress-sink error or Ctrl-C stops the run: 
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
 import threading
 import time
@@ -31,6 +32,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from migrator import dates
+from migrator.backoff import retry_delay
 from migrator.errors import ConnectionFailed, MigratorError, ProtocolError, TooManyConnections
 from migrator.folders import FolderPlan, destination_name, plan_folders
 from migrator.identity import Identity, IdentityIndex, identity_of, message_id_of
@@ -391,22 +393,34 @@ class _Run:
                 sources.append((m, ident))
             except Exception as exc:  # one broken message never stops the folder
                 self.fail(job, m.uid, exc)
-        results = sink.append_batch(plan.destination, items)
-        confirmed, nbytes = [], 0
-        for (m, ident), res in zip(sources, results):
-            if res.ok:
-                confirmed.append(Confirmed(m.uid, str(ident), plan.destination, res.uid))
-                nbytes += m.size
-            else:
-                reason = refusal_reason(res.text)
-                self.skip(job, m.uid, reason, res.text, message_id_of(m.raw))
-                if reason == "over-quota":
-                    self.abort(f"destination over quota in {plan.destination!r}: {res.text}")
-        if self.state:
-            self.state.record(plan.source, job.uidvalidity, confirmed)
-        with self.lock:
-            job.report.copied += len(confirmed)
-            job.report.bytes += nbytes
+        todo = list(zip(sources, items))
+        nbytes = 0
+        for attempt in itertools.count():
+            results = sink.append_batch(plan.destination, [item for _, item in todo])
+            confirmed, retry, delay, added = [], [], 0.0, 0
+            for ((m, ident), item), res in zip(todo, results):
+                wait = None if res.ok else retry_delay(res.text, attempt)
+                if res.ok:
+                    confirmed.append(Confirmed(m.uid, str(ident), plan.destination, res.uid))
+                    added += m.size
+                elif wait is not None:  # throttled: the same message again after the wait
+                    retry.append(((m, ident), item))
+                    delay = max(delay, wait)
+                else:
+                    reason = refusal_reason(res.text)
+                    self.skip(job, m.uid, reason, res.text, message_id_of(m.raw))
+                    if reason == "over-quota":
+                        self.abort(f"destination over quota in {plan.destination!r}: {res.text}")
+            if self.state:
+                self.state.record(plan.source, job.uidvalidity, confirmed)
+            nbytes += added
+            with self.lock:
+                job.report.copied += len(confirmed)
+                job.report.bytes += added
+            if not retry or self.stop.is_set():
+                return nbytes
+            time.sleep(delay)
+            todo = retry
         return nbytes
 
     def _prepare(self, job: FolderJob, m: SourceMessage) -> AppendItem:

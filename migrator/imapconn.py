@@ -7,9 +7,11 @@ socket / ssl / imaplib errors into ``migrator.errors`` naming the endpoint.
 
 from __future__ import annotations
 
+import itertools
 import re
 import socket
 import ssl
+import time
 from contextlib import contextmanager
 from collections.abc import Iterator
 
@@ -18,6 +20,7 @@ from imapclient import exceptions as imap_exc
 from imapclient.imapclient import seq_to_parenstr_upper
 from imapclient.response_parser import parse_fetch_response
 
+from migrator.backoff import retry_delay
 from migrator.fetch_parser import parse_fetch
 from migrator.errors import (
     AuthenticationFailed,
@@ -152,16 +155,21 @@ def close_quietly(client: imapclient.IMAPClient) -> None:
 
 
 def expect_ok(where: str, call, *args, **kwargs):
-    """Call an imapclient method; a NO/BAD becomes ProtocolError naming ``where``."""
-    try:
-        with translated(where):
-            return call(*args, **kwargs)
-    except imap_exc.IMAPClientError as exc:
-        text = server_text(exc)
-        if "authenticated but not connected" in text.lower():
-            # Exchange/M365: LOGIN said OK but the mailbox is not reachable for this user.
-            raise AuthenticationFailed(f"{where}: logged in but refused: {text}") from None
-        raise ProtocolError(f"{where}: {text}") from None
+    """Call an imapclient method; a NO/BAD becomes ProtocolError naming ``where``. Throttling
+    replies (``backoff.retry_delay``) are waited out and the command is sent again."""
+    for attempt in itertools.count():
+        try:
+            with translated(where):
+                return call(*args, **kwargs)
+        except imap_exc.IMAPClientError as exc:
+            text = server_text(exc)
+            if "authenticated but not connected" in text.lower():
+                # Exchange/M365: LOGIN said OK but the mailbox is not reachable for this user.
+                raise AuthenticationFailed(f"{where}: logged in but refused: {text}") from None
+            delay = retry_delay(text, attempt)
+            if delay is None:
+                raise ProtocolError(f"{where}: {text}") from None
+            time.sleep(delay)
 
 
 def uid_fetch(client: imapclient.IMAPClient, uids: str, items: list[str]) -> dict[int, dict]:

@@ -140,13 +140,37 @@ def _sim_to_sim(store: Store, quirk: QuirkSpec | None, tmp_path, **options):
                        MigrationOptions(state_path=tmp_path / "s.sqlite", **options))
 
 
-def test_refused_fetch_is_isolated_to_the_failing_message(tmp_path):
+@pytest.mark.parametrize(
+    "quirk",
+    [
+        QuirkSpec(name="yahoo-rate-limit", params={"after": 1, "times": 2}),  # NO [LIMIT] on UID FETCH
+        QuirkSpec(name="m365-throttled-backoff", params={"after": 6, "times": 3, "backoff_ms": 20}),
+    ],
+)
+def test_throttling_is_waited_out(tmp_path, quirk):
     store = _two_accounts(5)
-    # UID FETCH #1 lists sizes, #2 (the batch) and #3 (UID 1 alone) are refused, the rest pass.
-    report = _sim_to_sim(store, QuirkSpec(name="yahoo-rate-limit", params={"after": 1, "times": 2}), tmp_path)
+    report = _sim_to_sim(store, quirk, tmp_path, batch_size=2)
+    assert (report.copied, report.failed, report.skipped_count, report.exit_code) == (5, 0, 0, 0)
+    assert len(store.account("dst").folder(("INBOX",)).messages) == 5
+
+
+def test_refused_fetch_is_isolated_to_the_failing_message(tmp_path, monkeypatch):
+    from migrator.errors import ProtocolError
+    from migrator.sources.imap import ImapSource
+
+    real_fetch = ImapSource.fetch
+
+    def fetch(self, folder, uids):  # the server cannot produce UID 3 (a broken message)
+        if 3 in uids:
+            raise ProtocolError(f"{self.where(folder)}: NO [SERVERBUG]-less failure for UID 3")
+        return real_fetch(self, folder, uids)
+
+    monkeypatch.setattr(ImapSource, "fetch", fetch)
+    store = _two_accounts(5)
+    report = _sim_to_sim(store, None, tmp_path, batch_size=5)
     assert report.copied == 4 and report.exit_code == 1
     [error] = report.errors
-    assert (error.folder, error.uid) == ("INBOX", 1) and "Rate limit" in error.message
+    assert (error.folder, error.uid, error.error) == ("INBOX", 3, "ProtocolError")
     assert len(store.account("dst").folder(("INBOX",)).messages) == 4
 
 

@@ -1,0 +1,33 @@
+"""Is a refusal temporary, and how long to wait before trying again? Pure: reply text in, delay out.
+
+Providers throttle in their own words: M365 `NO Request is throttled. Suggested Backoff Time:
+299609 milliseconds`, Gmail's `[THROTTLED]` at the end of the text, Yahoo `NO [LIMIT] UID FETCH
+Rate limit hit.`, `[UNAVAILABLE]` / `[SERVERBUG]` (RFC 5530). A suggested time is honoured (up to
+``MAX_SUGGESTED``); otherwise the wait doubles from 50 ms like Dovecot's imapc (up to 16 s).
+"""
+
+from __future__ import annotations
+
+import re
+
+MAX_ATTEMPTS = 5
+MAX_SUGGESTED = 300.0  # seconds; a longer suggestion is still honoured up to this
+FIRST_DELAY, MAX_DELAY = 0.05, 16.0
+
+_SUGGESTED = re.compile(r"Suggested Backoff Time: (\d+) milliseconds", re.IGNORECASE)
+_TEMPORARY = re.compile(
+    r"\[THROTTLED\]|throttl|\[LIMIT\]|\[UNAVAILABLE\]|\[SERVERBUG\]|rate limit|try again later", re.IGNORECASE
+)
+
+
+def retry_delay(text: str, attempt: int) -> float | None:
+    """Seconds to wait before attempt ``attempt + 1`` (attempts count from 0), or None when the
+    refusal is not temporary or the attempts are used up."""
+    if attempt + 1 >= MAX_ATTEMPTS:
+        return None
+    m = _SUGGESTED.search(text)
+    if m:
+        return min(int(m.group(1)) / 1000.0, MAX_SUGGESTED)
+    if _TEMPORARY.search(text):
+        return min(FIRST_DELAY * 2**attempt, MAX_DELAY)
+    return None
