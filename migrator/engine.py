@@ -264,7 +264,7 @@ class _Run:
         """Merge: source messages the destination already has (any tool's copy) are not copied."""
         index = sink.identities(job.plan.destination, exists)
         for ident in done.values():  # the checkpointed copies are not candidates for others
-            index.take(_parse_identity(ident))
+            index.take(Identity.parse(ident))
         if not len(index):
             return pending
         headers = src.headers(job.plan.source, pending)
@@ -444,11 +444,6 @@ def _done(fn, *args) -> Future:
     except Exception as exc:
         future.set_exception(exc)
     return future
-
-
-def _parse_identity(text: str) -> Identity:
-    key, _, size = text.rpartition("#")
-    return Identity(key, int(size or 0))
 
 
 def _run_workers(run: _Run, jobs: list[FolderJob], workers: int, work: Callable[[FolderJob], None]) -> None:

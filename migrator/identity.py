@@ -51,7 +51,12 @@ class Identity:
         return self.key == other.key and abs(self.size - other.size) <= size_tolerance(max(self.size, other.size))
 
     def __str__(self) -> str:
-        return f"{self.key}#{self.size}"
+        return f"{self.key}#{self.size}"  # as kept in the checkpoint
+
+    @classmethod
+    def parse(cls, text: str) -> Identity:
+        key, _, size = text.rpartition("#")
+        return cls(key, int(size or 0))
 
 
 def normalise_message_id(value: str) -> str:

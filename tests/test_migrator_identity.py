@@ -58,3 +58,8 @@ def test_index_is_a_multiset():
     index.add(Identity("other", 400))
     assert not index.take(Identity("other", 9000))
     assert len(index) == 1
+
+
+def test_identity_round_trips_through_its_text():
+    ident = identity_of(BASE, 1234)
+    assert Identity.parse(str(ident)) == ident

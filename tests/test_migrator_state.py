@@ -95,3 +95,10 @@ def test_backoff_policy():
     assert retry_delay("Success [THROTTLED]", 1) == 0.1
     assert retry_delay("[LIMIT] Rate limit hit.", MAX_ATTEMPTS - 1) is None
     assert retry_delay("Can't save a zero byte message", 0) is None
+
+
+def test_multiappend_uid_sets_expand_in_order():
+    from migrator.sinks.imap import expand_uid_set
+
+    assert expand_uid_set("5:7,9") == [5, 6, 7, 9]
+    assert expand_uid_set("12") == [12]
