@@ -226,8 +226,7 @@ class _Run:
         with self.lock:  # two source folders may share a destination: create it once
             missing = plan.destination not in dest_names
             if missing and not opts.dry_run:
-                sink.create(plan.destination)
-                dest_names.add(plan.destination)
+                self._create(job, sink, dest_names)
         if missing and opts.dry_run:
             rep.notes.append(f"would create {plan.destination!r}")
         else:
@@ -245,6 +244,30 @@ class _Run:
         job.pending = [u for u in pending if limit is None or job.sizes[u] <= limit]
         if opts.dry_run:
             rep.copied = len(job.pending)
+
+    def _create(self, job: FolderJob, sink: ImapSink, dest_names: set[str]) -> None:
+        """Create the destination folder; never merge silently into a folder whose name differs
+        only by case (case-insensitive-folders), and rename around reserved names."""
+        plan = job.plan
+        base = plan.destination
+        for attempt in range(2, 11):
+            name = plan.destination
+            try:
+                created = sink.create(name)
+            except ProtocolError as exc:
+                if "reserved" not in str(exc).lower():
+                    raise
+                created = False  # m365-reserved-folders: "NO Folder name is reserved"
+                why = f"{name!r} is reserved at the destination"
+            else:
+                twin = next((n for n in dest_names if n != name and n.casefold() == name.casefold()), None)
+                if created or twin is None:
+                    dest_names.add(name)
+                    return
+                why = f"{name!r} collides with {twin!r} (the destination ignores case)"
+            plan.destination = job.report.destination = f"{base} ({attempt})"
+            job.report.notes.append(f"{why}: renamed {plan.destination!r}")
+        raise ProtocolError(f"{sink.where(plan.destination)}: no free name for {plan.source!r}")
 
     def _checkpoint(self, job: FolderJob) -> dict[int, str]:
         if self.state is None:

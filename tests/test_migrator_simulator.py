@@ -266,3 +266,26 @@ def test_login_refusals_are_authentication_failures_with_a_hint(tmp_path, quirk,
         with pytest.raises(AuthenticationFailed, match=text) as info:
             migrate(source, sim_endpoint(world, handle, "dst"), MigrationOptions(state_path=tmp_path / "s"))
     assert "not-the-app-password" not in str(info.value) and PASSWORD not in str(info.value)
+
+
+def test_exchange_destination_case_collisions_and_reserved_names_are_renamed(tmp_path):
+    store = Store()
+    src = store.add_account("src", PASSWORD)
+    dst = store.add_account("dst", PASSWORD)
+    when = datetime(2022, 3, 3, tzinfo=timezone.utc)
+    for path in (("Projects",), ("projects",), ("Files",)):  # distinct folders on the source
+        src.create_folder(path)
+        src.append(path, f"Subject: in {path[0]}\r\n\r\nx\r\n".encode(), internaldate=when)
+    with SimulatorWorld(store, load_profile("exchange")) as world:
+        handle = world.start_imap()
+        report = migrate(sim_endpoint(world, handle, "src"), sim_endpoint(world, handle, "dst"),
+                         MigrationOptions(state_path=tmp_path / "s.sqlite", connections=1))
+    assert report.copied == 3 and report.exit_code == 0
+    where = {f.source: f.destination for f in report.folders}
+    assert where["Files"] == "Files (2)"
+    assert {where["Projects"], where["projects"]} == {"Projects", "projects (2)"} or \
+        {where["Projects"], where["projects"]} == {"Projects (2)", "projects"}
+    for source, destination in where.items():
+        if source != "INBOX":  # every folder kept apart: one message each
+            assert len(dst.folder((destination,)).messages) == 1
+    assert any("ignores case" in n for f in report.folders for n in f.notes)

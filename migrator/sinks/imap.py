@@ -130,18 +130,22 @@ class ImapSink:
         entries = list_entries(self.client, self.where())
         return entries, personal_namespace(self.client, self.where(), entries)
 
-    def create(self, folder: str) -> None:
+    def create(self, folder: str) -> bool:
+        """CREATE (and SUBSCRIBE); False when the server says it already exists."""
         try:
             expect_ok(self.where(folder), self.client.create_folder, folder)
         except ProtocolError as exc:
             # LIST may not show a folder the server still has (Dovecot's configured special-use
-            # mailboxes, another client racing us): existing is what we wanted.
+            # mailboxes, another client racing us), or the name may collide by case: the caller
+            # decides which.
             if "ALREADYEXISTS" not in str(exc).upper() and "ALREADY EXISTS" not in str(exc).upper():
                 raise
+            return False
         try:
             self.client.subscribe_folder(folder)
         except imap_exc.IMAPClientError:
             pass  # subscription is cosmetic
+        return True
 
     def select(self, folder: str) -> tuple[list[str], int]:
         """Read-write SELECT: (PERMANENTFLAGS, EXISTS)."""
