@@ -103,6 +103,15 @@ class Quirk:
         """A reply that refuses SELECT / EXAMINE of ``folder``."""
         return None
 
+    def imap_folder_messages(self, session: Any, folder: Any) -> list | None:
+        """The MailItems a folder shows over IMAP instead of its mail (e.g. made-up ones for
+        non-mail folders); must give the same UIDs for the same state."""
+        return None
+
+    def imap_fetch_message(self, session: Any, folder: Any, item: Any, atts: list) -> bytes | None:
+        """The FETCH response bytes for one message instead of the normal ones (b"" for none)."""
+        return None
+
     def imap_append_size(self, session: Any, size: int) -> str | None:
         """A reply that refuses an APPEND of ``size`` bytes (asked when the literal is announced and
         again before storing: answer from state, do not count calls)."""

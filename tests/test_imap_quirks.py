@@ -115,6 +115,23 @@ def test_exchange_reply_text():
     assert out.endswith(b"x NO Mailbox doesn't exist: Nope" + T + b"\r\n")
 
 
+def test_exchange_nonmail_folders_over_imap():
+    from simulators.store import ItemKind, PimItem
+
+    store = Store()
+    acc = store.add_account("alice", "pw")
+    acc.create_folder(("Calendar",), folder_class="IPF.Appointment")
+    for n in range(2):
+        acc.add_item(("Calendar",), PimItem(ItemKind.EVENT, f"ev{n}", "BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n"))
+    s = session("exchange-nonmail-folders-over-imap", store=store)
+    out = run(s, LOGIN + b"st STATUS Calendar (MESSAGES)\r\ns SELECT Calendar\r\n"
+                 b"p UID FETCH 1:* (UID BODY.PEEK[])\r\nf UID FETCH 2 (BODY[])\r\n")
+    assert b"* STATUS Calendar (MESSAGES 2)\r\n" in out and b"* 2 EXISTS\r\n" in out
+    assert b"\r\np OK Fetch completed" in out and b"* 1 FETCH (UID 1 BODY[]" not in out
+    assert b"* 2 FETCH (UID 2 FLAGS (\\Seen \\Recent) BODY[] {" in out
+    assert b"Subject: Retrieval using the IMAP4 protocol failed for the following message: 2\r\n" in out
+
+
 def test_app_password_required_instead_of_authentication_failed():
     s = session("app-password-required")
     out = run(s, b"a LOGIN alice normal-password\r\nb LOGIN alice pw\r\n")

@@ -473,6 +473,10 @@ class ImapSession:
             folder = folders.get(mapped) if mapped is not None else None
         return folder
 
+    def _messages_of(self, folder: Folder) -> list:
+        shown = self._quirk("imap_folder_messages", self, folder)
+        return folder.messages if shown is None else shown
+
     def _existing(self, arg, *, create_hint: bool = False, code: str = "") -> Folder:
         """The folder a mailbox argument names; NO with ``code`` (or TRYCREATE) when missing."""
         folder = self._lookup(self._path(arg))
@@ -494,7 +498,7 @@ class ImapSession:
             raise CommandFailed(refusal)
         if not folder.selectable:
             raise _no(f"Mailbox isn't selectable: {_text(cmd.args[0])}" + TIMING)
-        view = MailboxView(self.account, folder, read_only=read_only)
+        view = MailboxView(self.account, folder, read_only=read_only, messages_of=self._messages_of)
         flags = ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"] + view.keywords()
         self._send("* FLAGS (" + " ".join(flags) + ")\r\n")
         if read_only:
@@ -631,19 +635,20 @@ class ImapSession:
         if len(cmd.args) != 2 or not isinstance(cmd.args[1], list) or not cmd.args[1]:
             raise _bad("STATUS", "Invalid status items")
         folder = self._existing(cmd.args[0])
+        messages = self._messages_of(folder)
         values = []
         for item in cmd.args[1]:
             key = _text(item).upper()
             if key == "MESSAGES":
-                value = len(folder.messages)
+                value = len(messages)
             elif key == "RECENT":
-                value = MailboxView.unclaimed_recent(self.account, folder)
+                value = MailboxView.unclaimed_recent(self.account, folder, messages)
             elif key == "UIDNEXT":
                 value = folder.uidnext
             elif key == "UIDVALIDITY":
                 value = folder.uidvalidity
             elif key == "UNSEEN":
-                value = sum(1 for m in folder.messages if "\\Seen" not in m.flags)
+                value = sum(1 for m in messages if "\\Seen" not in m.flags)
             else:
                 raise _bad("STATUS", f"Invalid status item {key}")
             values.append(f"{key} {value}")
@@ -766,21 +771,25 @@ class ImapSession:
         view = self.view
         mark_seen = fetch.sets_seen(atts) and not view.read_only
         for seq, item in picked:
-            with self.store.lock:  # taken per message: a stream must not block other threads
-                added = mark_seen and "\\Seen" not in item.flags
-                if added:
-                    item.flags.add("\\Seen")
-                try:
-                    data = fetch.render(seq, item, atts, uid_first=uid, recent=item.uid in view.recent, add_flags=added)
-                except ValueError as exc:  # message.SectionError and friends: the item, not the session
-                    raise _bad(name, str(exc)) from None
-            yield data
+            with self.store.lock:  # taken per message, and never across a yield: a stream must not block
+                data = self._quirk("imap_fetch_message", self, view.folder, item, atts)
+                if data is None:
+                    added = mark_seen and "\\Seen" not in item.flags
+                    if added:
+                        item.flags.add("\\Seen")
+                    try:
+                        data = fetch.render(
+                            seq, item, atts, uid_first=uid, recent=item.uid in view.recent, add_flags=added
+                        )
+                    except ValueError as exc:  # message.SectionError and friends: the item, not the session
+                        raise _bad(name, str(exc)) from None
+            if data:
+                yield data
         if mark_seen:
             self.store.notify(self.account, view.folder)
 
     def cmd_FETCH(self, cmd: Command, uid: bool = False) -> str:
         return self._fetch(cmd, uid)
-
 
     def _store(self, cmd: Command, uid: bool) -> str:
         if len(cmd.args) < 3 or not isinstance(cmd.args[0], str) or not isinstance(cmd.args[1], str):

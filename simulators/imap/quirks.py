@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import re
 import weakref
+from datetime import datetime, timezone
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from simulators.quirks import Quirk, register
+from simulators.store import MailItem
 
 
 class _Params(BaseModel):
@@ -134,6 +136,42 @@ class ExchangeReplyText(Quirk):
         if m is None:
             return None
         return f"OK {m.group(1) or ''}{m.group(2).upper()} completed."
+
+
+@register
+class ExchangeNonmailFoldersOverImap(Quirk):
+    """Exchange/M365: Calendar, Contacts, Tasks, Notes ... are listed over IMAP and show their
+    items as messages, but `UID FETCH n (BODY.PEEK[])` returns nothing (only `OK FETCH
+    completed.`) and `BODY[]` returns a made-up message "Retrieval using the IMAP4 protocol
+    failed for the following message: n"."""
+
+    name = "exchange-nonmail-folders-over-imap"
+    protocols = frozenset({"imap"})
+
+    def imap_folder_messages(self, session, folder):
+        if folder.folder_class == "IPF.Note":
+            return None
+        return [_made_up(uid, item) for uid, item in enumerate(folder.items, start=1)]
+
+    def imap_fetch_message(self, session, folder, item, atts):
+        if folder.folder_class != "IPF.Note" and any(a.section and a.peek for a in atts):
+            return b""
+        return None
+
+
+_MADE_UP_DATE = datetime(2000, 1, 1, tzinfo=timezone.utc)
+
+
+def _made_up(uid: int, item) -> MailItem:
+    subject = f"Retrieval using the IMAP4 protocol failed for the following message: {uid}"
+    raw = (
+        f"From: Microsoft Exchange Server\r\nSubject: {subject}\r\nMIME-Version: 1.0\r\n"
+        f'Content-Type: text/plain; charset="us-ascii"\r\n\r\n'
+        f"The server couldn't retrieve the following message:\r\n\r\nItem: {item.item_id}\r\n\r\n"
+        "The message hasn't been deleted. You might be able to view it using either Outlook or "
+        "Outlook Web App.\r\n"
+    ).encode()
+    return MailItem(raw=raw, internaldate=_MADE_UP_DATE, uid=uid)
 
 
 # Authentication and session ---------------------------------------------------------------------

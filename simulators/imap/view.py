@@ -9,6 +9,7 @@ UIDs are kept sorted, so UID sets resolve by bisection, never by scanning the fo
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
 
 from simulators.imap.syntax import ImapSyntaxError, parse_sequence_set
 from simulators.store import Account, Folder, MailItem
@@ -16,13 +17,23 @@ from simulators.store import Account, Folder, MailItem
 _RECENT_KEY = "imap.recent"  # Account.extra: (path, uidvalidity) → highest UID claimed as \Recent
 
 
+# What a folder shows as messages: its mail, or what a quirk makes of it (Exchange shows a
+# calendar's items as messages it cannot retrieve).
+MessagesOf = Callable[[Folder], list[MailItem]]
+
+
+def _mail(folder: Folder) -> list[MailItem]:
+    return folder.messages
+
+
 class MailboxView:
-    def __init__(self, account: Account, folder: Folder, *, read_only: bool):
+    def __init__(self, account: Account, folder: Folder, *, read_only: bool, messages_of: MessagesOf = _mail):
         self.account = account
         self.folder = folder
         self.read_only = read_only
+        self.messages_of = messages_of
         self.uidvalidity = folder.uidvalidity
-        self.items: list[MailItem] = list(folder.messages)
+        self.items: list[MailItem] = list(messages_of(folder))
         self.uids: list[int] = [m.uid for m in self.items]
         self.recent: set[int] = set()
         self._claim_recent(self.uids)
@@ -39,9 +50,9 @@ class MailboxView:
                 claims[key] = fresh[-1]
 
     @staticmethod
-    def unclaimed_recent(account: Account, folder: Folder) -> int:
+    def unclaimed_recent(account: Account, folder: Folder, messages: list[MailItem]) -> int:
         claimed = account.extra.get(_RECENT_KEY, {}).get((folder.path, folder.uidvalidity), 0)
-        return len(folder.messages) - bisect.bisect_right([m.uid for m in folder.messages], claimed)
+        return len(messages) - bisect.bisect_right([m.uid for m in messages], claimed)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -73,7 +84,7 @@ class MailboxView:
         return sorted({i for lo, hi in ranges for i in range(lo - 1, hi)})
 
     def keywords(self) -> list[str]:
-        found = {f for m in self.folder.messages for f in m.flags if not f.startswith("\\")}
+        found = {f for m in self.messages_of(self.folder) for f in m.flags if not f.startswith("\\")}
         return sorted(found)
 
     def sync(self, *, allow_expunge: bool = True) -> list[bytes]:
@@ -82,7 +93,7 @@ class MailboxView:
         Call with the store lock held. EXPUNGE may not be sent during FETCH, STORE or SEARCH
         (RFC 3501 §7.4.1); then only new messages are reported and expunges wait.
         """
-        current = self.folder.messages
+        current = self.messages_of(self.folder)
         if len(current) == len(self.items) and (not current or current[-1].uid == self.uids[-1]):
             return []  # same length and same last UID: nothing appended, nothing removed
         out: list[bytes] = []
