@@ -123,8 +123,11 @@ _DOVECOT_DONE = re.compile(r"^OK (\[[^\]]*\] )?([A-Za-z]+) completed(?: \([^)]*s
 
 @register
 class ExchangeReplyText(Quirk):
-    """Exchange wording for successful commands: `OK [READ-WRITE] SELECT completed.`,
-    `OK LOGIN completed.` instead of Dovecot's `Select completed (0.001 + 0.000 secs).`."""
+    """Exchange wording for successful commands: `OK [READ-WRITE] SELECT completed.`
+
+    Exchange wording for successful commands: `OK [READ-WRITE] SELECT completed.`,
+    `OK LOGIN completed.` instead of Dovecot's `Select completed (0.001 + 0.000 secs).`.
+    """
 
     name = "exchange-reply-text"
     protocols = frozenset({"imap"})
@@ -140,10 +143,13 @@ class ExchangeReplyText(Quirk):
 
 @register
 class ExchangeNonmailFoldersOverImap(Quirk):
-    """Exchange/M365: Calendar, Contacts, Tasks, Notes ... are listed over IMAP and show their
+    """Exchange/M365: non-mail folders list items whose BODY.PEEK[] is empty and BODY[] made up.
+
+    Exchange/M365: Calendar, Contacts, Tasks, Notes ... are listed over IMAP and show their
     items as messages, but `UID FETCH n (BODY.PEEK[])` returns nothing (only `OK FETCH
     completed.`) and `BODY[]` returns a made-up message "Retrieval using the IMAP4 protocol
-    failed for the following message: n"."""
+    failed for the following message: n".
+    """
 
     name = "exchange-nonmail-folders-over-imap"
     protocols = frozenset({"imap"})
@@ -179,9 +185,12 @@ def _made_up(uid: int, item) -> MailItem:
 
 @register
 class AppPasswordRequired(Quirk):
-    """Gmail/Yahoo/iCloud/AOL: a wrong (normal) password gets `NO [ALERT] Application-specific
+    """Gmail/Yahoo/iCloud/AOL: a normal password gets `NO [ALERT] Application-specific password required`.
+
+    Gmail/Yahoo/iCloud/AOL: a wrong (normal) password gets `NO [ALERT] Application-specific
     password required: … (Failure)`, not AUTHENTICATIONFAILED. The account's password is the app
-    password."""
+    password.
+    """
 
     name = "app-password-required"
     protocols = frozenset({"imap"})
@@ -201,9 +210,12 @@ class AppPasswordRequired(Quirk):
 
 @register
 class OAuthOnly(Quirk):
-    """M365/Outlook.com with basic auth disabled: `NO LOGIN failed.` / `NO AUTHENTICATE failed.`
+    """M365/Outlook.com, basic auth disabled: `NO LOGIN failed.` / `NO AUTHENTICATE failed.`
+
+    M365/Outlook.com with basic auth disabled: `NO LOGIN failed.` / `NO AUTHENTICATE failed.`
     even for the right password, while `AUTH=XOAUTH2 SASL-IR` is advertised. (XOAUTH2 itself is
-    not implemented: AUTHENTICATE XOAUTH2 is refused as an unsupported mechanism.)"""
+    not implemented: AUTHENTICATE XOAUTH2 is refused as an unsupported mechanism.)
+    """
 
     name = "oauth-only"
     protocols = frozenset({"imap"})
@@ -218,8 +230,11 @@ class OAuthOnly(Quirk):
 
 @register
 class AuthenticatedButNotConnected(Quirk):
-    """Exchange/M365: LOGIN answers OK, then every command but LOGOUT gets
-    `BAD User is authenticated but not connected.`"""
+    """Exchange/M365: LOGIN succeeds, then `BAD User is authenticated but not connected.`
+
+    Exchange/M365: LOGIN answers OK, then every command but LOGOUT gets
+    `BAD User is authenticated but not connected.`
+    """
 
     name = "authenticated-but-not-connected"
     protocols = frozenset({"imap"})
@@ -232,8 +247,11 @@ class AuthenticatedButNotConnected(Quirk):
 
 @register
 class IdRequired(Quirk):
-    """NetEase 163/126: SELECT before the client sent ID gets `NO SELECT Unsafe Login. Please
-    contact kefu@188.com for help`."""
+    """NetEase 163/126: SELECT before ID gets `NO SELECT Unsafe Login. Please contact kefu@188.com for help`.
+
+    NetEase 163/126: SELECT before the client sent ID gets `NO SELECT Unsafe Login. Please
+    contact kefu@188.com for help`.
+    """
 
     name = "id-required"
     protocols = frozenset({"imap"})
@@ -272,8 +290,11 @@ class _Counting(Quirk):
 
 @register
 class M365ThrottledBackoff(_Counting):
-    """M365: `NO Request is throttled. Suggested Backoff Time: 299609 milliseconds` after ``after``
-    commands, for ``times`` commands."""
+    """M365: `NO Request is throttled. Suggested Backoff Time: 299609 milliseconds` after N commands.
+
+    M365: `NO Request is throttled. Suggested Backoff Time: 299609 milliseconds` after ``after``
+    commands, for ``times`` commands.
+    """
 
     name = "m365-throttled-backoff"
     protocols = frozenset({"imap"})
@@ -306,8 +327,11 @@ class YahooRateLimit(_Counting):
 
 @register
 class GmailThrottledSuffix(_Counting):
-    """Gmail: once throttled, `[THROTTLED]` is appended to the end of the reply text (it is not a
-    response code) of ``times`` tagged replies after ``after`` commands; the commands still run."""
+    """Gmail: `[THROTTLED]` appended to the reply text (not a response code) once throttled.
+
+    Gmail: once throttled, `[THROTTLED]` is appended to the end of the reply text (it is not a
+    response code) of ``times`` tagged replies after ``after`` commands; the commands still run.
+    """
 
     name = "gmail-throttled-suffix"
     protocols = frozenset({"imap"})
@@ -330,8 +354,11 @@ class GmailThrottledSuffix(_Counting):
 
 @register
 class ExchangeByeAfterErrors(Quirk):
-    """Exchange: after ``errors`` failed commands (NO or BAD) in one connection, `* BYE Connection
-    closed.` and the connection is closed."""
+    """Exchange: `* BYE Connection closed.` after ~10 failed commands in one connection.
+
+    Exchange: after ``errors`` failed commands (NO or BAD) in one connection, `* BYE Connection
+    closed.` and the connection is closed.
+    """
 
     name = "exchange-bye-after-errors"
     protocols = frozenset({"imap"})
@@ -346,8 +373,11 @@ class ExchangeByeAfterErrors(Quirk):
 
 @register
 class GmailTooManyConnections(Quirk):
-    """Gmail: past 15 connections of one account, LOGIN gets
-    `NO [ALERT] Too many simultaneous connections. (Failure)`."""
+    """Gmail: `NO [ALERT] Too many simultaneous connections. (Failure)` past 15 connections.
+
+    Gmail: past 15 connections of one account, LOGIN gets
+    `NO [ALERT] Too many simultaneous connections. (Failure)`.
+    """
 
     name = "gmail-too-many-connections"
     protocols = frozenset({"imap"})
@@ -362,8 +392,11 @@ class GmailTooManyConnections(Quirk):
 
 @register
 class DovecotUseripLimit(Quirk):
-    """Dovecot: `NO [UNAVAILABLE] Maximum number of connections from user+IP exceeded
-    (mail_max_userip_connections=10)` past ``limit`` connections of one user."""
+    """Dovecot: `NO [UNAVAILABLE] Maximum number of connections from user+IP exceeded` past a limit.
+
+    Dovecot: `NO [UNAVAILABLE] Maximum number of connections from user+IP exceeded
+    (mail_max_userip_connections=10)` past ``limit`` connections of one user.
+    """
 
     name = "dovecot-userip-limit"
     protocols = frozenset({"imap"})
@@ -383,8 +416,11 @@ class DovecotUseripLimit(Quirk):
 
 @register
 class GmailSpecialFolders(Quirk):
-    """Gmail: SELECT of a \\Noselect folder such as `[Gmail]` gets `NO [NONEXISTENT] Unknown
-    Mailbox: [Gmail] (now in authenticated state) (Failure)`."""
+    """Gmail: SELECT of \\Noselect `[Gmail]` gets `NO [NONEXISTENT] Unknown Mailbox: ... (Failure)`.
+
+    Gmail: SELECT of a \\Noselect folder such as `[Gmail]` gets `NO [NONEXISTENT] Unknown
+    Mailbox: [Gmail] (now in authenticated state) (Failure)`.
+    """
 
     name = "gmail-special-folders"
     protocols = frozenset({"imap"})
@@ -398,8 +434,11 @@ class GmailSpecialFolders(Quirk):
 
 @register
 class FolderNameRestrictions(Quirk):
-    """Gmail: `NO [CANNOT] Folder contains excess whitespace (Failure)` for names with leading,
-    trailing or doubled blanks; names with a character of ``forbidden`` are refused too."""
+    """Gmail: `NO [CANNOT] Folder contains excess whitespace (Failure)`; `^` refused.
+
+    Gmail: `NO [CANNOT] Folder contains excess whitespace (Failure)` for names with leading,
+    trailing or doubled blanks; names with a character of ``forbidden`` are refused too.
+    """
 
     name = "folder-name-restrictions"
     protocols = frozenset({"imap"})
