@@ -20,6 +20,7 @@ from __future__ import annotations
 import collections
 import itertools
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -34,7 +35,7 @@ from pydantic import BaseModel
 from migrator import dates
 from migrator.backoff import retry_delay
 from migrator.errors import ConnectionFailed, MigratorError, ProtocolError, TooManyConnections
-from migrator.folders import FolderPlan, destination_name, plan_folders
+from migrator.folders import FolderPlan, alternative_names, destination_name, plan_folders
 from migrator.identity import Identity, IdentityIndex, identity_of, message_id_of
 from migrator.progress import NullProgress, ProgressSink
 from migrator.report import (
@@ -53,6 +54,8 @@ from migrator.state import Confirmed, State, default_state_path
 from migrator.urls import Endpoint
 
 log = logging.getLogger(__name__)
+# CREATE refusals that are about the name itself, so another name will do.
+_NAME_REFUSED = re.compile(r"reserved|\[CANNOT\]|whitespace|forbidden|invalid (mailbox|folder) name", re.IGNORECASE)
 MAX_BATCH_BYTES = 8 * 1024 * 1024  # a batch's bodies are held in memory and sent in one write
 
 __all__ = [
@@ -175,6 +178,7 @@ class _Run:
         self.fetchers: ThreadPoolExecutor | None = None  # fetch-ahead threads, set by migrate()
         self.state: State | None = None
         self.append_limit: int | None = None
+        self.dest_delimiter: str | None = "/"
 
     # Recording (thread-safe) --------------------------------------------------------------------
 
@@ -246,28 +250,28 @@ class _Run:
             rep.copied = len(job.pending)
 
     def _create(self, job: FolderJob, sink: ImapSink, dest_names: set[str]) -> None:
-        """Create the destination folder; never merge silently into a folder whose name differs
-        only by case (case-insensitive-folders), and rename around reserved names."""
+        """Create the destination folder under another name when the destination refuses it
+        (m365-reserved-folders, folder-name-restrictions) or has a twin differing only by case
+        (case-insensitive-folders): never merge two folders silently, never drop one."""
         plan = job.plan
-        base = plan.destination
-        for attempt in range(2, 11):
+        alternatives = alternative_names(plan.destination, self.dest_delimiter)
+        for _ in range(20):
             name = plan.destination
             try:
                 created = sink.create(name)
             except ProtocolError as exc:
-                if "reserved" not in str(exc).lower():
+                if not _NAME_REFUSED.search(str(exc)):
                     raise
-                created = False  # m365-reserved-folders: "NO Folder name is reserved"
-                why = f"{name!r} is reserved at the destination"
+                why = f"{name!r} refused ({str(exc).rpartition(': ')[2]})"
             else:
                 twin = next((n for n in dest_names if n != name and n.casefold() == name.casefold()), None)
                 if created or twin is None:
                     dest_names.add(name)
                     return
                 why = f"{name!r} collides with {twin!r} (the destination ignores case)"
-            plan.destination = job.report.destination = f"{base} ({attempt})"
+            plan.destination = job.report.destination = next(alternatives)
             job.report.notes.append(f"{why}: renamed {plan.destination!r}")
-        raise ProtocolError(f"{sink.where(plan.destination)}: no free name for {plan.source!r}")
+        raise ProtocolError(f"{sink.where(plan.destination)}: no acceptable name for {plan.source!r}")
 
     def _checkpoint(self, job: FolderJob) -> dict[int, str]:
         if self.state is None:
@@ -379,9 +383,14 @@ class _Run:
 
     def _store(self, job: FolderJob, uids: list[int], messages: list[SourceMessage]) -> None:
         got = {m.uid for m in messages}
-        for uid in uids:
-            if uid not in got and not self._failed(job, uid):
-                self.skip(job, uid, "vanished", "deleted from the source during the migration")
+        missing = [u for u in uids if u not in got and not self._failed(job, u)]
+        if missing:  # deleted meanwhile, or a listed item the server cannot give as a message
+            still = self.conns.source().existing(job.plan.source, missing)
+            for uid in missing:
+                if uid in still:
+                    self.skip(job, uid, "no-body", "listed, but FETCH BODY[] returned nothing (a non-mail item?)")
+                else:
+                    self.skip(job, uid, "vanished", "deleted from the source during the migration")
         for m in messages:
             if m.raw is None:
                 self.skip(job, m.uid, "no-body", "the source answered FETCH BODY[] without a body (a non-mail item?)")
@@ -552,6 +561,7 @@ def _plan_and_copy(run: _Run) -> None:
     src_entries, src_ns = ctl_src.folders()
     dst_entries, dst_ns = ctl_sink.folders()
     run.append_limit = ctl_sink.append_limit
+    run.dest_delimiter = dst_ns.delimiter
     mapping = plan_folders(
         src_entries,
         src_ns,

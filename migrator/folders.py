@@ -10,6 +10,8 @@ Names here are Unicode; imapclient does the modified UTF-7 on the wire.
 from __future__ import annotations
 
 import fnmatch
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 SPECIAL_USES = ("\\Sent", "\\Trash", "\\Drafts", "\\Junk", "\\Archive", "\\All", "\\Flagged")
@@ -108,6 +110,21 @@ def safe_parts(parts: tuple[str, ...], delimiter: str | None) -> tuple[tuple[str
             p = fixed
         out.append(p)
     return tuple(out), notes
+
+
+_UNSAFE = re.compile(r"[^\w \-.,&()'+]")
+
+
+def alternative_names(name: str, delimiter: str | None) -> Iterator[str]:
+    """Names to try when the destination refuses ``name`` (reserved, whitespace, forbidden
+    characters, a case-only twin): first a cleaned spelling, then numbered variants."""
+    parts = name.split(delimiter) if delimiter else [name]
+    cleaned = [_UNSAFE.sub("_", " ".join(p.split())) or "_" for p in parts]
+    clean = (delimiter or "").join(cleaned)
+    if clean != name:
+        yield clean
+    for n in range(2, 100):
+        yield f"{clean} ({n})"
 
 
 def well_known_use(parts: tuple[str, ...]) -> str | None:

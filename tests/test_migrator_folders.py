@@ -81,3 +81,13 @@ def test_include_exclude_and_noselect():
 def test_source_path_edge_cases():
     assert source_path("inbox", COURIER) == ("INBOX",)
     assert source_path("Flat", Namespace("", None)) == ("Flat",)
+
+
+def test_alternative_names_clean_then_number():
+    from itertools import islice
+
+    from migrator.folders import alternative_names
+
+    assert list(islice(alternative_names("Work/ Bad  ^Name ", "/"), 2)) == ["Work/Bad _Name", "Work/Bad _Name (2)"]
+    assert list(islice(alternative_names("Files", "/"), 2)) == ["Files (2)", "Files (3)"]
+    assert next(alternative_names("Réunions  2024", ".")) == "Réunions 2024"  # letters are kept

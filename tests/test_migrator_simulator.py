@@ -289,3 +289,30 @@ def test_exchange_destination_case_collisions_and_reserved_names_are_renamed(tmp
         if source != "INBOX":  # every folder kept apart: one message each
             assert len(dst.folder((destination,)).messages) == 1
     assert any("ignores case" in n for f in report.folders for n in f.notes)
+
+
+def test_gmail_folder_name_restrictions_are_renamed(tmp_path):
+    store = _two_accounts(0)
+    src = store.account("src")
+    for path in (("Work", " spaced  out "), ("a^b",)):
+        src.create_folder(path)
+        src.append(path, b"Subject: x\r\n\r\nx\r\n", internaldate=datetime(2022, 3, 3, tzinfo=timezone.utc))
+    report = _sim_to_sim(store, QuirkSpec(name="folder-name-restrictions"), tmp_path)
+    assert report.copied == 2 and report.exit_code == 0
+    where = {f.source: f.destination for f in report.folders}
+    assert where["Work/ spaced  out "] == "Work/spaced out" and where["a^b"] == "a_b"
+    assert store.account("dst").folder(("Work", "spaced out")).messages
+
+
+def test_exchange_nonmail_folders_copy_no_made_up_messages(tmp_path):
+    from simulators.store import ItemKind, PimItem
+
+    store = _two_accounts(2)
+    calendar = store.account("src").create_folder(("Calendar",), folder_class="IPF.Appointment")
+    store.account("src").add_item(("Calendar",), PimItem(ItemKind.EVENT, "ev1", "BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n"))
+    assert calendar.items
+    report = _sim_to_sim(store, QuirkSpec(name="exchange-nonmail-folders-over-imap"), tmp_path)
+    assert report.copied == 2
+    assert [(s.folder, s.reason) for s in report.skipped] == [("Calendar", "no-body")]
+    dst = store.account("dst")
+    assert not dst.has_folder(("Calendar",)) or not dst.folder(("Calendar",)).messages

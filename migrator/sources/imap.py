@@ -134,6 +134,12 @@ class ImapSource:
         data = expect_ok(self.where(folder), uid_fetch, self.client, uid_set(uids), [HEADER_ITEM])
         return {int(uid): _header_value(v) for uid, v in data.items()}
 
+    def existing(self, folder: str, uids: list[int]) -> set[int]:
+        """Which of ``uids`` the folder still holds (UID SEARCH, after a fresh EXAMINE)."""
+        self.examine(folder, fresh=True)
+        found = expect_ok(self.where(folder), self.client.search, ["UID", uid_set(uids)])
+        return {int(u) for u in found}
+
     def fetch(self, folder: str, uids: list[int]) -> list[SourceMessage]:
         self.examine(folder)
         data = expect_ok(
