@@ -362,3 +362,19 @@ def test_logindisabled_until_tls():
     )
     assert s.receive_data(b"t STARTTLS\r\n")[-1] is START_TLS
     assert run(s, LOGIN).endswith(b"] Logged in\r\n")
+
+
+def test_flag_changes_by_another_session_arrive_as_untagged_fetch():
+    store = make_store()
+    one, two = session(store=store), session(store=store)
+    run(one, SELECT)
+    run(two, SELECT)
+    assert b"* 2 FETCH (FLAGS (\\Flagged \\Recent))\r\n" in run(one, b"s STORE 2 +FLAGS (\\Flagged)\r\n")
+    run(one, b"f FETCH 3 BODY[]\r\n")
+    assert run(one, b"n NOOP\r\n") == b"n OK NOOP completed" + T.encode() + b"\r\n"  # its own changes: told already
+    assert run(two, b"n NOOP\r\n") == (
+        b"* 2 FETCH (FLAGS (\\Flagged))\r\n* 3 FETCH (FLAGS (\\Seen))\r\nn OK NOOP completed" + T.encode() + b"\r\n"
+    )
+    run(two, b"i IDLE\r\n")
+    run(one, b"s STORE 1 -FLAGS (\\Seen)\r\n")
+    assert two.pending() == [b"* 1 FETCH (FLAGS ())\r\n"]

@@ -777,6 +777,7 @@ class ImapSession:
                     added = mark_seen and "\\Seen" not in item.flags
                     if added:
                         item.flags.add("\\Seen")
+                        view.note_flag_changes((item.uid,))
                     try:
                         data = fetch.render(
                             seq, item, atts, uid_first=uid, recent=item.uid in view.recent, add_flags=added
@@ -834,6 +835,7 @@ class ImapSession:
                     + b")\r\n"
                 )
         if changed:
+            view.note_flag_changes(view.uids[i] for i in changed)
             self.store.notify(self.account, view.folder)
         return "OK Store completed" + TIMING
 

@@ -9,12 +9,14 @@ UIDs are kept sorted, so UID sets resolve by bisection, never by scanning the fo
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
+from simulators.imap.fetch import format_flags
 from simulators.imap.syntax import ImapSyntaxError, parse_sequence_set
 from simulators.store import Account, Folder, MailItem
 
 _RECENT_KEY = "imap.recent"  # Account.extra: (path, uidvalidity) → highest UID claimed as \Recent
+_FLAGS_KEY = "imap.flag-changes"  # Account.extra: (path, uidvalidity) → [(uid, origin view token)]
 
 
 # What a folder shows as messages: its mail, or what a quirk makes of it (Exchange shows a
@@ -37,6 +39,8 @@ class MailboxView:
         self.uids: list[int] = [m.uid for m in self.items]
         self.recent: set[int] = set()
         self._claim_recent(self.uids)
+        self._token = object()  # marks this view's own entries in the flag-change log
+        self._flag_pos = len(self._flag_log())
 
     # \Recent: the first session to see a message gets it (Dovecot gives it to the first SELECT).
     def _claim_recent(self, uids: list[int]) -> None:
@@ -83,6 +87,30 @@ class MailboxView:
             return list(range(lo - 1, hi))
         return sorted({i for lo, hi in ranges for i in range(lo - 1, hi)})
 
+    # Flag changes by other sessions: every session of a folder appends (uid, origin) to one log
+    # kept with the account; each view reads what was added since it last looked.
+    def _flag_log(self) -> list:
+        return self.account.extra.setdefault(_FLAGS_KEY, {}).setdefault((self.folder.path, self.uidvalidity), [])
+
+    def note_flag_changes(self, uids: Iterable[int]) -> None:
+        """This session changed these messages' flags (and told its client itself)."""
+        log = self._flag_log()
+        log.extend((uid, self._token) for uid in uids)
+        self._flag_pos = len(log)
+
+    def _flag_updates(self) -> list[bytes]:
+        log = self._flag_log()
+        if len(log) == self._flag_pos:
+            return []
+        changed = {uid for uid, origin in log[self._flag_pos :] if origin is not self._token}
+        self._flag_pos = len(log)
+        seqs = sorted(filter(None, (self.seq_of(uid) for uid in changed)))
+        return [
+            b"* %d FETCH (FLAGS %s)\r\n"
+            % (seq, format_flags(self.items[seq - 1].flags, self.uids[seq - 1] in self.recent))
+            for seq in seqs
+        ]
+
     def keywords(self) -> list[str]:
         found = {f for m in self.messages_of(self.folder) for f in m.flags if not f.startswith("\\")}
         return sorted(found)
@@ -93,10 +121,10 @@ class MailboxView:
         Call with the store lock held. EXPUNGE may not be sent during FETCH, STORE or SEARCH
         (RFC 3501 §7.4.1); then only new messages are reported and expunges wait.
         """
+        out = self._flag_updates()
         current = self.messages_of(self.folder)
         if len(current) == len(self.items) and (not current or current[-1].uid == self.uids[-1]):
-            return []  # same length and same last UID: nothing appended, nothing removed
-        out: list[bytes] = []
+            return out  # same length and same last UID: nothing appended, nothing removed
         recent_before = len(self.recent)
         live = {m.uid for m in current}
         if allow_expunge and any(u not in live for u in self.uids):
