@@ -17,14 +17,11 @@ loss, an over-quota destination, a progress-sink error or Ctrl-C stops the run: 
 
 from __future__ import annotations
 
-import collections
 import itertools
-import logging
 import re
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,9 +31,10 @@ from pydantic import BaseModel
 
 from migrator import dates
 from migrator.backoff import retry_delay
-from migrator.errors import ConnectionFailed, MigratorError, ProtocolError, TooManyConnections
+from migrator.errors import ConnectionFailed, ProtocolError, TooManyConnections
 from migrator.folders import FolderPlan, alternative_names, destination_name, plan_folders
 from migrator.identity import Identity, IdentityIndex, identity_of, message_id_of
+from migrator.pool import ConnectionPool, run_now, run_workers
 from migrator.progress import NullProgress, ProgressSink
 from migrator.report import (
     ConnectionReport,
@@ -53,7 +51,6 @@ from migrator.sources.imap import ImapSource, SourceMessage
 from migrator.state import Confirmed, State, default_state_path
 from migrator.urls import Endpoint
 
-log = logging.getLogger(__name__)
 # CREATE refusals that are about the name itself, so another name will do.
 _NAME_REFUSED = re.compile(r"reserved|\[CANNOT\]|whitespace|forbidden|invalid (mailbox|folder) name", re.IGNORECASE)
 MAX_BATCH_BYTES = 8 * 1024 * 1024  # a batch's bodies are held in memory and sent in one write
@@ -118,48 +115,6 @@ class FolderJob:
     pending: list[int] = field(default_factory=list)
 
 
-class _Connections:
-    """Thread-local source and destination connections, opened on first use, reopened after a loss.
-
-    Worker threads use both (analysis) or the destination only (copying); fetch-ahead threads use
-    a source connection only, so reading batch n+1 overlaps writing batch n.
-    """
-
-    def __init__(self, source: Endpoint, dest: Endpoint):
-        self._endpoints = {"source": (source, ImapSource), "sink": (dest, ImapSink)}
-        self._local = threading.local()
-        self._all: list[ImapSource | ImapSink] = []
-        self._lock = threading.Lock()
-
-    def _get(self, role: str):
-        conn = getattr(self._local, role, None)
-        if conn is None:
-            endpoint, cls = self._endpoints[role]
-            conn = cls(endpoint)
-            setattr(self._local, role, conn)
-            with self._lock:
-                self._all.append(conn)
-        return conn
-
-    def source(self) -> ImapSource:
-        return self._get("source")
-
-    def sink(self) -> ImapSink:
-        return self._get("sink")
-
-    def renew(self, role: str) -> None:
-        conn = getattr(self._local, role, None)
-        if conn is not None:
-            conn.close()
-            setattr(self._local, role, None)
-
-    def close_all(self) -> None:
-        with self._lock:
-            for conn in self._all:
-                conn.close()
-            self._all.clear()
-
-
 class _Run:
     """The mutable state of one migrate() call, shared by its workers."""
 
@@ -174,7 +129,7 @@ class _Run:
         )
         self.lock = threading.Lock()
         self.stop = threading.Event()
-        self.conns = _Connections(source, dest)
+        self.conns = ConnectionPool(source, dest)
         self.fetchers: ThreadPoolExecutor | None = None  # fetch-ahead threads, set by migrate()
         self.state: State | None = None
         self.append_limit: int | None = None
@@ -187,6 +142,13 @@ class _Run:
             if not self.report.aborted:
                 self.report.aborted = reason
         self.stop.set()
+
+    def retire(self, exc: Exception, last: bool) -> None:
+        """A worker could not get connections (a per-account limit): go on with fewer."""
+        if last:
+            self.abort(f"no connection could be opened for the folder workers: {exc}")
+        else:
+            self.note(f"continuing with fewer connections: {exc}")
 
     def note(self, text: str) -> None:
         with self.lock:
@@ -338,7 +300,7 @@ class _Run:
                 return
             if i + 1 < len(batches):
                 nxt = batches[i + 1]
-                ahead = fetchers.submit(self._fetch, job, nxt) if fetchers else _done(self._fetch, job, nxt)
+                ahead = fetchers.submit(self._fetch, job, nxt) if fetchers else run_now(self._fetch, job, nxt)
             self._store(job, uids, messages)
 
     def _batches(self, job: FolderJob) -> list[list[int]]:
@@ -468,72 +430,6 @@ class _Run:
         return AppendItem(m.raw, kept, resolved.instant)
 
 
-def _done(fn, *args) -> Future:
-    """Run ``fn`` now and wrap its outcome as a finished Future (read-ahead switched off)."""
-    future: Future = Future()
-    try:
-        future.set_result(fn(*args))
-    except Exception as exc:
-        future.set_exception(exc)
-    return future
-
-
-def _run_workers(run: _Run, jobs: list[FolderJob], workers: int, work: Callable[[FolderJob], None]) -> None:
-    """Run ``work`` per job on ``workers`` threads pulling from one queue, in the given order.
-
-    A job's failure is recorded against its folder. A worker that cannot open its connections
-    because the server's per-account limit is reached puts its job back and retires, so the run
-    goes on with fewer connections (gmail-too-many-connections, dovecot-userip-limit).
-    """
-    queue = collections.deque(jobs)
-    lock = threading.Lock()
-    active = [workers]
-
-    def worker() -> None:
-        while not run.stop.is_set():
-            with lock:
-                if not queue:
-                    return
-                job = queue.popleft()
-            try:
-                run.conns.source(), run.conns.sink()
-            except TooManyConnections as exc:
-                run.conns.renew("source"), run.conns.renew("sink")
-                with lock:
-                    queue.appendleft(job)
-                    active[0] -= 1
-                    last = active[0] == 0
-                if last:
-                    run.abort(f"no connection could be opened for the folder workers: {exc}")
-                else:
-                    run.note(f"continuing with fewer connections: {exc}")
-                return
-            except MigratorError as exc:
-                run.fail(job, None, exc)
-                continue
-            try:
-                work(job)
-            except MigratorError as exc:
-                run.fail(job, None, exc)
-            except Exception as exc:  # a bug must not hide the other folders' results
-                log.exception("folder %r failed", job.plan.source)
-                run.fail(job, None, exc)
-
-    threads = [threading.Thread(target=worker, name=f"migrate-{i}", daemon=True) for i in range(workers)]
-    for t in threads:
-        t.start()
-    try:
-        for t in threads:
-            while t.is_alive():
-                t.join(0.2)  # a timed join keeps Ctrl-C deliverable to the main thread
-    except KeyboardInterrupt:
-        # Workers stop at their next batch boundary; what they confirmed is checkpointed.
-        run.abort("interrupted")
-        for t in threads:
-            t.join()
-        raise
-
-
 def migrate(
     source: Endpoint, dest: Endpoint, options: MigrationOptions, progress: ProgressSink | None = None
 ) -> MigrationReport:
@@ -596,7 +492,16 @@ def _plan_and_copy(run: _Run) -> None:
         run.progress.start([(j.plan.display_path, counts.get(j.plan.source, 0)) for j in jobs])
     try:
         with ThreadPoolExecutor(workers, thread_name_prefix="fetch-ahead") as run.fetchers:
-            _run_workers(run, jobs, workers, lambda j: run.migrate_folder(j, dest_names))
+            run_workers(
+                jobs,
+                workers,
+                lambda j: run.migrate_folder(j, dest_names),
+                connections=run.conns,
+                stop=run.stop,
+                fail=lambda j, exc: run.fail(j, None, exc),
+                retire=run.retire,
+                interrupted=lambda: run.abort("interrupted"),
+            )
     finally:
         if not options.dry_run:
             run.progress.finish()
