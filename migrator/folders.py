@@ -4,7 +4,9 @@ A source name is split by the source's delimiter after stripping its personal-na
 (``INBOX.`` on Courier), giving a path of parts; the destination name is made from the parts with
 the destination's delimiter and prefix. Special folders follow their role (RFC 6154 attributes,
 else well-known names), so a source ``Sent Items`` lands in whatever the destination calls \\Sent.
-Names here are Unicode; imapclient does the modified UTF-7 on the wire.
+Names here are Unicode; imapclient does the modified UTF-7 on the wire. When the destination
+refuses a name (reserved, whitespace, forbidden characters, a twin differing only by case),
+``alternative_names`` gives the spellings the engine tries next.
 """
 
 from __future__ import annotations
