@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Install the real peers the tests and the scenario library use (Debian packages): Dovecot
-# (IMAP/POP3/LMTP, the real destination and reference server) and isync (mbsync, a real client).
+# (IMAP/POP3/LMTP, the real destination and reference server) and the real clients isync (mbsync),
+# fetchmail, getmail6 (POP3) and swaks (SMTP).
 # Needs root (or sudo). Safe to run again: apt-get skips what is installed.
 set -euo pipefail
-packages=(dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd isync)
+packages=(dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd isync fetchmail getmail6 swaks)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
