@@ -46,7 +46,7 @@ from migrator.report import (
     SkippedFolder,
     SkippedItem,
 )
-from migrator.sinks.imap import AppendItem, ImapSink, filter_flags, refusal_reason
+from migrator.sinks.imap import AppendInterrupted, AppendItem, ImapSink, filter_flags, refusal_reason
 from migrator.sources.imap import ImapSource, SourceMessage
 from migrator.state import Confirmed, State, default_state_path
 from migrator.urls import Endpoint
@@ -113,6 +113,14 @@ class FolderJob:
     permanent: list[str] = field(default_factory=list)
     sizes: dict[int, int] = field(default_factory=dict)
     pending: list[int] = field(default_factory=list)
+
+
+class _Unfinished(ConnectionFailed):
+    """A batch cut short by a lost connection: the messages still to do and the bytes done."""
+
+    def __init__(self, message: str, left: list[SourceMessage], nbytes: int):
+        super().__init__(message)
+        self.left, self.nbytes = left, nbytes
 
 
 class _Run:
@@ -360,9 +368,11 @@ class _Run:
         try:
             nbytes = self._append(job, messages, rematch=False)
         except ConnectionFailed as first:
+            # Only the messages whose fate is unknown go again, after matching what landed.
+            left, nbytes = (first.left, first.nbytes) if isinstance(first, _Unfinished) else (messages, 0)
             try:
                 self.conns.renew("sink")
-                nbytes = self._append(job, messages, rematch=True)
+                nbytes += self._append(job, left, rematch=True)
             except ConnectionFailed as second:
                 self.abort(f"destination connection lost twice in folder {job.plan.source!r}: {first}; then: {second}")
                 return
@@ -390,7 +400,11 @@ class _Run:
         todo = list(zip(sources, items))
         nbytes = 0
         for attempt in itertools.count():
-            results = sink.append_batch(plan.destination, [item for _, item in todo])
+            lost: AppendInterrupted | None = None
+            try:
+                results = sink.append_batch(plan.destination, [item for _, item in todo])
+            except AppendInterrupted as exc:
+                results, lost = exc.results, exc
             confirmed, retry, delay, added = [], [], 0.0, 0
             for ((m, ident), item), res in zip(todo, results):
                 wait = None if res.ok else retry_delay(res.text, attempt)
@@ -411,6 +425,9 @@ class _Run:
             with self.lock:
                 job.report.copied += len(confirmed)
                 job.report.bytes += added
+            if lost is not None:
+                unknown = [m for (m, _), _ in todo[len(results):]] + [m for (m, _), _ in retry]
+                raise _Unfinished(str(lost), unknown, nbytes)
             if not retry or self.stop.is_set():
                 return nbytes
             time.sleep(delay)

@@ -316,3 +316,25 @@ def test_exchange_nonmail_folders_copy_no_made_up_messages(tmp_path):
     assert [(s.folder, s.reason) for s in report.skipped] == [("Calendar", "no-body")]
     dst = store.account("dst")
     assert not dst.has_folder(("Calendar",)) or not dst.folder(("Calendar",)).messages
+
+
+def test_bye_after_errors_reconnects_and_blames_only_the_refused(tmp_path):
+    store = _two_accounts(0)
+    when = datetime(2022, 3, 3, tzinfo=timezone.utc)
+    sizes = [100, 9000, 100, 9000, 100, 9000, 100]  # the 9000-byte ones are refused
+    for n, size in enumerate(sizes):
+        store.account("src").append(("INBOX",), f"Subject: b{n}\r\nMessage-ID: <b{n}@x>\r\n\r\n".encode() + b"y" * size,
+                                    internaldate=when)
+    profile = load_profile("generic").with_quirks([
+        QuirkSpec(name="appendlimit", params={"bytes": 5000, "advertise": False}),
+        QuirkSpec(name="exchange-bye-after-errors", params={"errors": 3}),
+    ])
+    with SimulatorWorld(store, profile) as world:
+        handle = world.start_imap()
+        report = migrate(sim_endpoint(world, handle, "src"), sim_endpoint(world, handle, "dst"),
+                         MigrationOptions(state_path=tmp_path / "s.sqlite", batch_size=10))
+    assert report.aborted is None
+    assert (report.copied, report.exit_code) == (4, 1)
+    assert sorted((s.uid, s.reason) for s in report.skipped) == [(2, "too-large"), (4, "too-large"), (6, "too-large")]
+    copies = store.account("dst").folder(("INBOX",)).messages
+    assert sorted(m.raw[:12] for m in copies) == [b"Subject: b0\r", b"Subject: b2\r", b"Subject: b4\r", b"Subject: b6\r"]

@@ -52,6 +52,15 @@ class AppendResult:
     text: str = ""  # the server's text (the reason on NO/BAD)
 
 
+class AppendInterrupted(ConnectionFailed):
+    """The connection died in the middle of a pipelined batch: ``results`` holds the replies of
+    the first ``len(results)`` messages; the fate of the others is unknown."""
+
+    def __init__(self, message: str, results: list[AppendResult]):
+        super().__init__(message)
+        self.results = results
+
+
 def filter_flags(flags: list[str], permanent: list[str]) -> tuple[list[str], list[str]]:
     """(kept, dropped) — keywords pass when PERMANENTFLAGS has \\*; \\Recent never is settable."""
     allowed = {f.lower() for f in permanent}
@@ -215,17 +224,21 @@ class ImapSink:
             tag = imap._new_tag()
             tags.append(tag)
             chunks.append(b" ".join([tag, b"APPEND", mailbox, _append_arguments(item)]) + b"\r\n")
-        results = []
+        results: list[AppendResult] = []
         with translated(self.where(folder)):
             imap.send(b"".join(chunks))
-            for tag in tags:
-                try:
-                    typ, data = imap._command_complete("APPEND", tag)
-                    results.append(parse_tagged(typ, data))
-                except imap_exc.IMAPClientAbortError:
-                    raise
-                except imap_exc.IMAPClientError as exc:  # BAD for this one message
-                    results.append(AppendResult(False, None, server_text(exc)))
+        for tag in tags:
+            try:
+                with translated(self.where(folder)):
+                    try:
+                        typ, data = imap._command_complete("APPEND", tag)
+                        results.append(parse_tagged(typ, data))
+                    except imap_exc.IMAPClientAbortError:
+                        raise
+                    except imap_exc.IMAPClientError as exc:  # BAD for this one message
+                        results.append(AppendResult(False, None, server_text(exc)))
+            except ConnectionFailed as exc:  # e.g. exchange-bye-after-errors: keep what we know
+                raise AppendInterrupted(str(exc), results) from None
         return results
 
     def _append_one(self, folder: str, item: AppendItem) -> AppendResult:
