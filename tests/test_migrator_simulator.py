@@ -338,3 +338,14 @@ def test_bye_after_errors_reconnects_and_blames_only_the_refused(tmp_path):
     assert sorted((s.uid, s.reason) for s in report.skipped) == [(2, "too-large"), (4, "too-large"), (6, "too-large")]
     copies = store.account("dst").folder(("INBOX",)).messages
     assert sorted(m.raw[:12] for m in copies) == [b"Subject: b0\r", b"Subject: b2\r", b"Subject: b4\r", b"Subject: b6\r"]
+
+
+@pytest.mark.parametrize(
+    "quirk",
+    ["id-required", "gmail-throttled-suffix:after=3,times=5", "search-unreliable", "exchange-reply-text"],
+)
+def test_quirks_that_must_not_disturb_a_migration(tmp_path, quirk):
+    store = _two_accounts(6)
+    report = _sim_to_sim(store, QuirkSpec.parse(quirk), tmp_path, batch_size=4)
+    assert (report.copied, report.failed, report.skipped_count, report.exit_code) == (6, 0, 0, 0)
+    assert len(store.account("dst").folder(("INBOX",)).messages) == 6
