@@ -52,6 +52,24 @@ class ImapSettings(BaseModel):
     autologout_seconds: int = 1800
 
 
+class SmtpSettings(BaseModel):
+    """The SMTP front (``simulators.smtp``); every field has a default so profiles without an
+    ``smtp:`` block keep loading."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    hostname: str = "mx.quirkmail.test"
+    # Greeting text after "220 <hostname> ".
+    banner: str = "ESMTP quirkmail"
+    # Advertised as SIZE and enforced; Postfix's default message_size_limit.
+    max_message_size: int = 10240000
+    auth_mechanisms: list[str] = ["PLAIN", "LOGIN", "XOAUTH2"]
+    # Refuse MAIL/RCPT/DATA before AUTH (a submission server) instead of accepting (an MX).
+    require_auth: bool = False
+    # Offer AUTH only after STARTTLS (most providers); off by default for plain loopback tests.
+    auth_require_tls: bool = False
+
+
 class Profile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -60,6 +78,7 @@ class Profile(BaseModel):
     # Special folders by key (see SPECIAL_USE) → folder path as a list of parts.
     special_folders: dict[str, list[str]] = Field(default_factory=dict)
     imap: ImapSettings
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     quirks: list[QuirkSpec] = []
 
     def special_use_of(self, path: tuple[str, ...]) -> str | None:
