@@ -210,7 +210,8 @@ def _create_special_folders(account, profile) -> None:
     from simulators.profiles import SPECIAL_USE
 
     for key, parts in profile.special_folders.items():
-        account.create_folder(parts, special_use=SPECIAL_USE[key], exist_ok=True)
+        if key in SPECIAL_USE:  # not the non-mail keys (calendar, contacts ...: PIM_FOLDERS)
+            account.create_folder(parts, special_use=SPECIAL_USE[key], exist_ok=True)
 
 
 def add_dovecot_user(dovecot, user: str, password: str) -> None:

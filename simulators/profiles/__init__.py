@@ -28,6 +28,17 @@ SPECIAL_USE = {
     "flagged": "\\Flagged",
 }
 
+# Profile keys for the non-mail (and Deleted Items) folders → (EWS distinguished folder id, folder
+# class). Not RFC 6154 special-use: IMAP shows them as plain folders; EWS and the fixtures use them.
+PIM_FOLDERS = {
+    "calendar": ("calendar", "IPF.Appointment"),
+    "contacts": ("contacts", "IPF.Contact"),
+    "tasks": ("tasks", "IPF.Task"),
+    "notes": ("notes", "IPF.StickyNote"),
+    # Exchange's Deleted Items is a mail folder that may also hold contacts, events and tasks.
+    "deleted": ("deleteditems", "IPF.Note"),
+}
+
 
 class ProfileError(ValueError):
     """A profile that cannot be found or does not validate; the message names the file."""
@@ -75,7 +86,7 @@ class Profile(BaseModel):
 
     name: str
     description: str
-    # Special folders by key (see SPECIAL_USE) → folder path as a list of parts.
+    # Special folders by key (see SPECIAL_USE and PIM_FOLDERS) → folder path as a list of parts.
     special_folders: dict[str, list[str]] = Field(default_factory=dict)
     imap: ImapSettings
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
@@ -83,7 +94,7 @@ class Profile(BaseModel):
 
     def special_use_of(self, path: tuple[str, ...]) -> str | None:
         for key, parts in self.special_folders.items():
-            if tuple(parts) == tuple(path):
+            if tuple(parts) == tuple(path) and key in SPECIAL_USE:
                 return SPECIAL_USE[key]
         return None
 
