@@ -32,6 +32,7 @@ from zope.interface import implementer
 from simulators import reactor as bg
 from simulators.imap.server import ImapServerFactory
 from simulators.profiles import Profile
+from simulators.smtp.server import SmtpServer, SmtpServerError, server_tls_context
 from simulators.store import Store
 
 
@@ -61,6 +62,8 @@ class SimulatorWorld:
         key, cert = self_signed_certificate(host)
         self.cafile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         self._tls_options = ServerTLS(key, cert)
+        self._tls_pair = (key, cert)  # for servers outside the reactor (SMTP runs on asyncio)
+        self._smtp_servers: list[SmtpServer] = []
         self._ports: list = []
         self._factories: list[ImapServerFactory] = []
         self.handles: list[ServerHandle] = []
@@ -94,7 +97,24 @@ class SimulatorWorld:
         self.handles.append(handle)
         return handle
 
+    def start_smtp(self, port: int = 0) -> ServerHandle:
+        """SMTP into the store (its own asyncio thread); STARTTLS with the world's certificate."""
+        try:
+            server = SmtpServer(
+                self.store, self.profile, host=self.host, port=port, tls_context=server_tls_context(*self._tls_pair)
+            )
+            server.start()
+        except (ValueError, SmtpServerError) as exc:  # QuirkError: the profile's; else the port's
+            raise LauncherError(f"SMTP server for profile {self.profile.name!r}: {exc}") from None
+        self._smtp_servers.append(server)
+        handle = ServerHandle("smtp", self.host, server.port, False)
+        self.handles.append(handle)
+        return handle
+
     def stop(self) -> None:
+        smtp_servers, self._smtp_servers = self._smtp_servers, []
+        for server in smtp_servers:
+            server.stop()
         if not self._ports and not self._factories:
             return
         ports, self._ports = self._ports, []

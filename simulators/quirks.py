@@ -129,6 +129,32 @@ class Quirk:
         """(connections per user, refusal reply) instead of the profile's limit and Dovecot's words."""
         return None
 
+    # SMTP hooks (simulators.smtp.handler). Each returns None for the normal behaviour. A "reply"
+    # is the full reply text without CRLF, e.g. "451 4.7.1 Greylisting in action, please come back
+    # later"; lines of a multi-line reply are joined by CRLF. A 421 reply closes the connection.
+    # ``conn`` is the connection's simulators.smtp.handler.Connection (user, messages, clock).
+
+    def smtp_ehlo(self, conn: Any, keywords: list[str]) -> list[str] | None:
+        """Changed EHLO keywords (the lines after the greeting, without "250-": "SIZE 10240000" ...)."""
+        return None
+
+    def smtp_auth(self, conn: Any, mechanism: str, user: str, ok: bool) -> str | tuple[str, str] | None:
+        """A reply that replaces AUTH's outcome (``ok``: the credentials were right); or
+        (base64 challenge, final reply): a ``334`` continuation, the reply after the client's answer."""
+        return None
+
+    def smtp_mail(self, conn: Any, sender: str, size: int | None) -> str | None:
+        """A reply that refuses MAIL FROM (``size`` from the SIZE= parameter, if given)."""
+        return None
+
+    def smtp_rcpt(self, conn: Any, sender: str, recipient: str, account: Any) -> str | None:
+        """A reply that refuses RCPT TO of a known recipient (``account``, a store Account)."""
+        return None
+
+    def smtp_data(self, conn: Any, accounts: list, size: int) -> str | None:
+        """A reply that refuses the message after DATA (``size`` bytes, for ``accounts``)."""
+        return None
+
     @classmethod
     def summary(cls) -> str:
         doc = (cls.__doc__ or "").strip()
@@ -172,7 +198,7 @@ def _load_builtin_quirks() -> None:
     # Each front registers its quirks in its own module; importing them fills REGISTRY.
     import importlib
 
-    for module in ("simulators.imap.quirks",):
+    for module in ("simulators.imap.quirks", "simulators.smtp.quirks"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -1,0 +1,43 @@
+"""SASL XOAUTH2 for SMTP AUTH, server side: the client's initial response, and Gmail's error.
+
+The initial client response (Google's "OAuth 2.0 Mechanism" page,
+https://developers.google.com/gmail/imap/xoauth2-protocol) is
+``base64("user=" {User} "^Aauth=Bearer " {Access Token} "^A^A")``; on a bad token Gmail sends a
+``334`` challenge holding base64 JSON and the final ``535`` only after the client's empty line.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+
+
+class XOAuth2Error(ValueError):
+    """An XOAUTH2 initial response that does not have the documented shape; says what is wrong."""
+
+
+def parse_xoauth2(blob: bytes) -> tuple[str, str]:
+    """``b"user=u\\x01auth=Bearer t\\x01\\x01"`` → ("u", "t")."""
+    fields: dict[str, str] = {}
+    for part in blob.decode("utf-8", "replace").split("\x01"):
+        if part:
+            key, eq, value = part.partition("=")
+            if not eq:
+                raise XOAuth2Error(f"XOAUTH2 field {key!r} has no '='")
+            fields[key] = value
+    scheme, _, token = fields.get("auth", "").partition(" ")
+    if "user" not in fields or scheme.lower() != "bearer" or not token:
+        raise XOAuth2Error("XOAUTH2 response needs user=... and auth=Bearer <token>")
+    return fields["user"], token
+
+
+def xoauth2_response(user: str, token: str) -> bytes:
+    """The client's initial response, not yet base64 (for tests and clients)."""
+    return f"user={user}\x01auth=Bearer {token}\x01\x01".encode()
+
+
+def error_challenge(status: str = "401", schemes: str = "bearer mac", scope: str = "https://mail.google.com/") -> str:
+    """The base64 JSON of Gmail's error challenge, byte for byte as Google documents it
+    (compact JSON and a trailing newline: ``eyJzdGF0dXMiOiI0MDEi...In0K``)."""
+    body = json.dumps({"status": status, "schemes": schemes, "scope": scope}, separators=(",", ":")) + "\n"
+    return base64.b64encode(body.encode()).decode("ascii")
