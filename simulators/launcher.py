@@ -31,6 +31,7 @@ from zope.interface import implementer
 
 from simulators import reactor as bg
 from simulators.imap.server import ImapServerFactory
+from simulators.pop3.server import Pop3ServerFactory
 from simulators.profiles import Profile
 from simulators.smtp.server import SmtpServer, SmtpServerError, server_tls_context
 from simulators.store import Store
@@ -65,7 +66,7 @@ class SimulatorWorld:
         self._tls_pair = (key, cert)  # for servers outside the reactor (SMTP runs on asyncio)
         self._smtp_servers: list[SmtpServer] = []
         self._ports: list = []
-        self._factories: list[ImapServerFactory] = []
+        self._factories: list[ImapServerFactory | Pop3ServerFactory] = []
         self.handles: list[ServerHandle] = []
 
     def __enter__(self) -> SimulatorWorld:
@@ -81,6 +82,20 @@ class SimulatorWorld:
             )
         except ValueError as exc:  # QuirkError, bad parameters: the profile's fault
             raise LauncherError(f"IMAP server for profile {self.profile.name!r}: {exc}") from None
+        return self._listen("imap", factory, port, implicit_tls)
+
+    def start_pop3(self, port: int = 0, *, implicit_tls: bool = False) -> ServerHandle:
+        """POP3 on the INBOX of each account; STLS (or implicit TLS) with the world's certificate."""
+        try:
+            factory = Pop3ServerFactory(
+                self.store, self.profile, tls_options=self._tls_options, implicit_tls=implicit_tls
+            )
+        except ValueError as exc:  # QuirkError, bad parameters: the profile's fault
+            raise LauncherError(f"POP3 server for profile {self.profile.name!r}: {exc}") from None
+        return self._listen("pop3", factory, port, implicit_tls)
+
+    def _listen(self, protocol: str, factory, port: int, implicit_tls: bool) -> ServerHandle:
+        """Serve a Twisted factory on the reactor thread (TLS from the first byte if implicit)."""
 
         def listen():
             if implicit_tls:
@@ -90,10 +105,10 @@ class SimulatorWorld:
         try:
             listening = bg.call(listen)
         except Exception as exc:
-            raise LauncherError(f"cannot listen for IMAP on {self.host}:{port}: {exc}") from exc
+            raise LauncherError(f"cannot listen for {protocol.upper()} on {self.host}:{port}: {exc}") from exc
         self._ports.append(listening)
         self._factories.append(factory)
-        handle = ServerHandle("imap", self.host, listening.getHost().port, implicit_tls)
+        handle = ServerHandle(protocol, self.host, listening.getHost().port, implicit_tls)
         self.handles.append(handle)
         return handle
 

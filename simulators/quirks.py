@@ -129,6 +129,42 @@ class Quirk:
         """(connections per user, refusal reply) instead of the profile's limit and Dovecot's words."""
         return None
 
+    # POP3 hooks (simulators.pop3.engine). Each returns None for the normal behaviour. A "reply"
+    # is the whole status line without CRLF, e.g. "-ERR [IN-USE] Mailbox is locked".
+
+    def pop3_greeting(self, session: Any) -> str | None:
+        """The greeting text after ``+OK `` instead of the profile's (an APOP challenge is appended)."""
+        return None
+
+    def pop3_capabilities(self, caps: list[str], authenticated: bool) -> list[str] | None:
+        """Changed CAPA lines (before or after login)."""
+        return None
+
+    def pop3_command(self, session: Any, name: str, args: str) -> str | None:
+        """A reply that replaces a command before it runs (``name`` upper-cased)."""
+        return None
+
+    def pop3_login(self, session: Any, user: str, password: str, mechanism: str, valid: bool) -> str | None:
+        """A reply that refuses a login (``mechanism``: USER, APOP, PLAIN, LOGIN or XOAUTH2;
+        ``valid``: whether the credentials were right)."""
+        return None
+
+    def pop3_logged_in(self, session: Any) -> None:
+        """Told after a login succeeded (for quirks that remember logins)."""
+        return None
+
+    def pop3_uidl(self, session: Any, number: int, item: Any, uidl: str) -> str | None:
+        """The UIDL of message ``number`` instead of ``uidl``."""
+        return None
+
+    def pop3_retr_cut(self, session: Any, number: int) -> int | None:
+        """Bytes of the RETR reply of message ``number`` to write before closing the connection."""
+        return None
+
+    def pop3_retrieved(self, session: Any, number: int) -> None:
+        """Told after message ``number`` was sent whole by RETR (may call ``session.mark_deleted``)."""
+        return None
+
     # SMTP hooks (simulators.smtp.handler). Each returns None for the normal behaviour. A "reply"
     # is the full reply text without CRLF, e.g. "451 4.7.1 Greylisting in action, please come back
     # later"; lines of a multi-line reply are joined by CRLF. A 421 reply closes the connection.
@@ -198,7 +234,7 @@ def _load_builtin_quirks() -> None:
     # Each front registers its quirks in its own module; importing them fills REGISTRY.
     import importlib
 
-    for module in ("simulators.imap.quirks", "simulators.smtp.quirks"):
+    for module in ("simulators.imap.quirks", "simulators.smtp.quirks", "simulators.pop3.quirks"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

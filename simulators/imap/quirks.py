@@ -193,19 +193,24 @@ class AppPasswordRequired(Quirk):
     """
 
     name = "app-password-required"
-    protocols = frozenset({"imap"})
+    protocols = frozenset({"imap", "pop3"})
 
     class Params(_Params):
         reply: str = (
             "NO [ALERT] Application-specific password required: "
             "https://support.google.com/accounts/answer/185833 (Failure)"
         )
+        # Gmail's POP3 words (as users quote them from pop.gmail.com, e.g. mailman/mailman#50).
+        pop3_reply: str = "-ERR [AUTH] Application-specific password required: https://support.google.com/accounts/answer/185833"
 
     def imap_login(self, session, user, password):
         account = session.store.accounts.get(user)
         if account is not None and account.password != password:
             return self.params.reply
         return None
+
+    def pop3_login(self, session, user, password, mechanism, valid):
+        return self.params.pop3_reply if not valid and user in session.store.accounts else None
 
 
 @register
@@ -218,7 +223,7 @@ class OAuthOnly(Quirk):
     """
 
     name = "oauth-only"
-    protocols = frozenset({"imap"})
+    protocols = frozenset({"imap", "pop3"})
 
     def imap_capabilities(self, caps, authenticated):
         extra = [c for c in ("AUTH=XOAUTH2", "SASL-IR") if c not in caps]
@@ -226,6 +231,23 @@ class OAuthOnly(Quirk):
 
     def imap_login(self, session, user, password):
         return f"NO {session.auth_command} failed."
+
+    # POP3 (outlook.office365.com, as quoted in fdm#123 and email-oauth2-proxy#244): XOAUTH2 is
+    # offered and works (the account's password is the bearer token); USER/PASS and the other
+    # SASL mechanisms are refused with Microsoft's words even for the right password.
+    def pop3_capabilities(self, caps, authenticated):
+        sasl = next((c for c in caps if c.upper().startswith("SASL")), None)
+        if authenticated or (sasl is not None and "XOAUTH2" in sasl.upper().split()):
+            return None
+        rest = [c for c in caps if c is not sasl]
+        return rest + [(sasl or "SASL") + " XOAUTH2"]
+
+    def pop3_login(self, session, user, password, mechanism, valid):
+        if mechanism == "XOAUTH2":
+            return None
+        if mechanism in ("USER", "APOP"):
+            return "-ERR Logon failure: unknown user name or bad password."
+        return "-ERR Authentication failure: unknown user name or bad password."
 
 
 @register

@@ -81,6 +81,25 @@ class SmtpSettings(BaseModel):
     auth_require_tls: bool = False
 
 
+class Pop3Settings(BaseModel):
+    """What the POP3 front advertises. The defaults answer like Dovecot 2.3's POP3 server."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    greeting: str = "Dovecot ready."
+    # CAPA lines. "STLS" is dropped once TLS is active (or when the server has no TLS); the
+    # "SASL ..." line also says which mechanisms AUTH accepts (PLAIN, LOGIN, XOAUTH2).
+    capabilities_before_auth: list[str] = [
+        "CAPA", "TOP", "UIDL", "RESP-CODES", "PIPELINING", "AUTH-RESP-CODE", "STLS", "USER", "SASL PLAIN LOGIN",
+    ]
+    capabilities_after_auth: list[str] = ["CAPA", "TOP", "UIDL", "RESP-CODES", "PIPELINING", "AUTH-RESP-CODE"]
+    # APOP (RFC 1939 §7): the greeting then ends with a <timestamp> challenge. Dovecot has it off.
+    apop: bool = False
+    login_reply: str = "Logged in."
+    # RFC 1939 §3: an autologout timer, if any, is at least 10 minutes (Dovecot: 10 minutes).
+    autologout_seconds: int = 600
+
+
 class Profile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -90,6 +109,8 @@ class Profile(BaseModel):
     special_folders: dict[str, list[str]] = Field(default_factory=dict)
     imap: ImapSettings
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    # Optional so profiles written before the POP3 front still load (they get Dovecot's answers).
+    pop3: Pop3Settings = Field(default_factory=Pop3Settings)
     quirks: list[QuirkSpec] = []
 
     def special_use_of(self, path: tuple[str, ...]) -> str | None:
