@@ -75,6 +75,12 @@ class MigrationOptions(BaseModel):
     connections: int = 4  # parallel folder workers
     batch_size: int = 200  # messages per FETCH / pipelined APPEND batch
     state_path: Path | None = None  # None = per (source, dest) under ~/.local/state/quirkmail
+    # POP3 sources (migrator.pop3_flow): the inbox goes into one folder, or is delivered (lmtp://, smtp://)
+    pop3_folder: str = "INBOX"  # destination folder path, "/"-separated
+    pop3_delete: bool = False  # delete from the source what the destination confirmed (default: leave on server)
+    uidl_map_path: Path | None = None  # write the source-UIDL map here (JSON, or CSV for *.csv)
+    source_total_messages: int | None = None  # the whole source mailbox, when known: the report says
+    source_total_folders: int | None = None  # how much a POP3 (inbox-only) run leaves behind
 
 
 def test_connection(endpoint: Endpoint, *, role: str) -> ConnectionReport:
@@ -453,6 +459,10 @@ def migrate(
     """Copy the source mailbox into the destination. Connection/TLS/auth failures before the run
     starts raise (``ConnectionFailed``, ``TlsFailure``, ``AuthenticationFailed``); everything after
     is in the returned report."""
+    if source.url.scheme in ("pop3", "pop3s"):
+        from migrator.pop3_flow import migrate_pop3
+
+        return migrate_pop3(source, dest, options, progress)
     t0 = time.monotonic()
     run = _Run(source, dest, options, progress or NullProgress())
     try:

@@ -66,6 +66,27 @@ class ConnectionReport(BaseModel):
     seconds: float
 
 
+class Pop3Report(BaseModel):
+    """What a POP3 source run did beyond the per-folder rows, and what POP3 cannot carry."""
+
+    delivery: str  # "imap" (APPEND into a folder) | "lmtp" | "smtp" (delivered like fetchmail)
+    folder: str  # destination folder (imap), or the recipient (lmtp/smtp)
+    login: str = ""  # "user" | "apop" | "plain" | "xoauth2"
+    tls: str = "none"  # "implicit" | "starttls" | "none"
+    uidl: str = "unique"  # "unique" | "missing" | "duplicated" (identity then rests on the content hash)
+    top: bool = True  # False: every message's headers came from a full RETR
+    capabilities_before: list[str] = []
+    capabilities_after: list[str] = []
+    reconnects: int = 0
+    deleted: int = 0  # removed from the source (only after the destination confirmed them)
+    kept: int = 0  # left on the server
+    delete_failed: str | None = None  # why deletion did not happen (QUIT refused, connection lost ...)
+    uidl_map: str | None = None  # path of the source-UIDL map written
+    losses: list[str] = []  # what this path cannot carry (folders, flags, INTERNALDATE ...)
+    left_behind_messages: int | None = None  # in other folders of the source mailbox, when known
+    left_behind_folders: int | None = None
+
+
 class MigrationReport(BaseModel):
     source: str
     destination: str
@@ -86,6 +107,7 @@ class MigrationReport(BaseModel):
     bytes: int = 0
     notes: list[str] = []  # run-wide remarks (fewer connections than asked, read-ahead off ...)
     aborted: str | None = None  # why the run stopped early; the state is saved, a re-run resumes
+    pop3: Pop3Report | None = None  # set when the source was POP3
 
     @property
     def exit_code(self) -> int:

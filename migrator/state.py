@@ -32,6 +32,19 @@ CREATE TABLE IF NOT EXISTS copied (
     confirmed_at   TEXT NOT NULL,
     PRIMARY KEY (source_account, dest_account, source_folder, uidvalidity, uid)
 );
+-- POP3 sources: message numbers last one session, so a row is named by UIDL ('' when the server
+-- has none) plus identity; identical messages are separate rows (a multiset, no primary key).
+CREATE TABLE IF NOT EXISTS pop3_copied (
+    source_account TEXT NOT NULL,
+    dest_account   TEXT NOT NULL,
+    uidl           TEXT NOT NULL,
+    identity       TEXT NOT NULL,
+    dest_folder    TEXT NOT NULL,
+    dest_uid       INTEGER,
+    via            TEXT NOT NULL,
+    confirmed_at   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pop3_copied_accounts ON pop3_copied (source_account, dest_account);
 """
 
 
@@ -46,6 +59,15 @@ class Confirmed:
     identity: str
     dest_folder: str
     dest_uid: int | None
+
+
+@dataclass(frozen=True)
+class Pop3Confirmed:
+    uidl: str  # "" when the server has no UIDL
+    identity: str
+    dest_folder: str  # destination folder, or the LMTP/SMTP recipient
+    dest_uid: int | None
+    via: str  # "appended" | "delivered" (we copied it) | "matched" (found at the destination)
 
 
 class State:
@@ -110,3 +132,25 @@ class State:
             args += (uidvalidity,)
         with self._lock:
             self._db.execute(sql, args)
+
+    # POP3 sources ---------------------------------------------------------------------------
+
+    def pop3_done(self) -> list[Pop3Confirmed]:
+        """Every POP3 message the destination confirmed, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT uidl, identity, dest_folder, dest_uid, via FROM pop3_copied "
+                "WHERE source_account=? AND dest_account=? ORDER BY rowid",
+                (self._src, self._dst),
+            ).fetchall()
+        return [Pop3Confirmed(*r) for r in rows]
+
+    def pop3_record(self, items: Iterable[Pop3Confirmed]) -> None:
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        rows = [(self._src, self._dst, c.uidl, c.identity, c.dest_folder, c.dest_uid, c.via, now) for c in items]
+        if not rows:
+            return
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT INTO pop3_copied VALUES (?,?,?,?,?,?,?,?)", rows)
+            self._db.execute("COMMIT")

@@ -14,7 +14,12 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from migrator.errors import UsageError
 
-DEFAULT_PORTS = {"imap": 143, "imaps": 993}
+DEFAULT_PORTS = {"imap": 143, "imaps": 993, "pop3": 110, "pop3s": 995, "lmtp": 24, "smtp": 25, "smtps": 465}
+# EWS (SOAP endpoint /EWS/Exchange.asmx) and CardDAV/CalDAV; the +http forms are plain, for simulators.
+DEFAULT_PORTS |= {"ews": 443, "ews+http": 80, "dav": 443, "dav+http": 80}
+IMPLICIT_TLS_SCHEMES = ("imaps", "pop3s", "smtps", "ews", "dav")
+AUTH_VALUES = ("auto", "user", "apop", "plain", "xoauth2")  # POP3 login method; xoauth2: the secret is the token
+AUTH_VALUES += ("basic", "bearer")  # EWS: bearer = the secret is an OAuth access token
 STARTTLS_VALUES = ("auto", "required", "no")
 
 
@@ -49,6 +54,8 @@ class ServerURL:
     user: str
     starttls: str = "auto"  # auto: use STARTTLS when advertised (imap:// only)
     tls_verify: bool = True
+    auth: str = "auto"  # POP3: auto = APOP when offered, else SASL PLAIN, else USER/PASS
+    path: str = ""  # dav://: the home collection (default /<user>/)
 
     @classmethod
     def parse(cls, text: str) -> ServerURL:
@@ -59,7 +66,7 @@ class ServerURL:
             raise UsageError(f"bad server URL {text!r}: {exc}") from None
         scheme = parts.scheme.lower()
         if scheme not in DEFAULT_PORTS:
-            raise UsageError(f"bad server URL {_safe(text)!r}: scheme must be imap or imaps, not {scheme!r}")
+            raise UsageError(f"bad server URL {_safe(text)!r}: scheme must be one of {'/'.join(DEFAULT_PORTS)}, not {scheme!r}")
         if parts.password is not None:
             raise UsageError(
                 f"bad server URL {_safe(text)!r}: a password in the URL is refused; "
@@ -70,14 +77,17 @@ class ServerURL:
         if not parts.username:
             raise UsageError(f"bad server URL {_safe(text)!r}: no user (imap://user@host)")
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-        unknown = set(query) - {"starttls", "tls_verify"}
+        unknown = set(query) - {"starttls", "tls_verify", "auth"}
         if unknown:
             raise UsageError(f"bad server URL {_safe(text)!r}: unknown parameter(s) {sorted(unknown)}")
         starttls = query.get("starttls", "auto").lower()
         if starttls not in STARTTLS_VALUES:
             raise UsageError(f"bad server URL {_safe(text)!r}: starttls must be required or no, not {starttls!r}")
-        if scheme == "imaps" and starttls == "required":
-            raise UsageError(f"bad server URL {_safe(text)!r}: starttls=required makes no sense with imaps://")
+        if scheme in IMPLICIT_TLS_SCHEMES and starttls == "required":
+            raise UsageError(f"bad server URL {_safe(text)!r}: starttls=required makes no sense with {scheme}://")
+        auth = query.get("auth", "auto").lower()
+        if auth not in AUTH_VALUES:
+            raise UsageError(f"bad server URL {_safe(text)!r}: auth must be one of {', '.join(AUTH_VALUES)}, not {auth!r}")
         verify = query.get("tls_verify", "yes").lower()
         if verify not in ("yes", "no", "true", "false", "1", "0"):
             raise UsageError(f"bad server URL {_safe(text)!r}: tls_verify must be yes or no")
@@ -88,17 +98,19 @@ class ServerURL:
             user=unquote(parts.username),
             starttls=starttls,
             tls_verify=verify in ("yes", "true", "1"),
+            auth=auth,
+            path=parts.path if scheme.startswith("dav") else "",
         )
 
     @property
     def implicit_tls(self) -> bool:
-        return self.scheme == "imaps"
+        return self.scheme in IMPLICIT_TLS_SCHEMES
 
     def display(self) -> str:
         """The URL as shown in reports and errors (it never held a secret)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         user = self.user.replace("%", "%25").replace("@", "%40")
-        return f"{self.scheme}://{user}@{host}:{self.port}"
+        return f"{self.scheme}://{user}@{host}:{self.port}" + (self.path if self.path not in ("", "/") else "")
 
     def __str__(self) -> str:
         return self.display()

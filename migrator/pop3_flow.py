@@ -1,0 +1,380 @@
+"""migrate() for a POP3 source: the inbox into one IMAP folder, or delivered over LMTP/SMTP.
+
+A pass (one POP3 session): LIST + UIDL, headers by ``TOP n 0`` (pipelined), then every message is
+*settled* — already confirmed by the checkpoint (same UIDL and identity), found in the destination
+folder by identity (merge), or pending. Pending messages are RETRieved in pipelined batches, dated
+(``migrator.dates``: POP3 has no INTERNALDATE), stored, and checkpointed as the destination
+confirms each one. Without TOP, a message's identity is learnt from its RETR and settled then.
+
+Identity across runs is UIDL plus identity (``migrator.identity``: Message-ID, header hash, size),
+kept as a multiset: a server without UIDL (pop3-uidl-missing) or with one UIDL for several
+messages (pop3-uidl-duplicated) still gets each message copied exactly once.
+
+A lost source connection (e.g. dropped mid-RETR) ends the pass; a fresh session starts a new pass,
+which finds everything confirmed so far in the checkpoint: no duplicates, nothing lost. Messages
+are deleted from the source only when asked (``pop3_delete``), only those the destination
+confirmed, only in a pass that completed, and only by a QUIT the server answered +OK: POP3 removes
+DELE-marked messages in its UPDATE state, so a session that dies before QUIT deletes nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from migrator import dates
+from migrator.errors import ConnectionFailed, MigratorError
+from migrator.identity import Identity, IdentityIndex, identity_of, message_id_of
+from migrator.pop3_targets import DeliveryTarget, ImapTarget, open_target
+from migrator.progress import NullProgress, ProgressSink
+from migrator.report import DateFallback, FolderReport, ItemError, MigrationReport, Pop3Report, SkippedItem
+from migrator.sinks.imap import AppendInterrupted, refusal_reason
+from migrator.sources.pop3 import Pop3Listing, Pop3Source
+from migrator.state import Pop3Confirmed, State, default_state_path
+from migrator.urls import Endpoint
+
+MAX_RECONNECTS = 3  # fresh POP3 sessions after lost connections before the run is aborted
+MAX_BATCH_BYTES = 8 * 1024 * 1024
+UIDL_MAP_FORMAT = "quirkmail-pop3-uidl-map/1"
+SOURCE_FOLDER = "INBOX"
+
+
+@dataclass
+class Pop3Message:
+    number: int  # valid in this session only
+    uidl: str  # "" when the server has no UIDL
+    size: int  # LIST octets
+    identity: Identity | None = None
+
+
+def state_key(uidl: str, identity: Identity) -> Identity:
+    """The checkpoint's name for a message: UIDL and identity together."""
+    return Identity(f"{uidl}|{identity.key}", identity.size)
+
+
+def uidl_kind(listing: Pop3Listing) -> str:
+    if listing.uidls is None:
+        return "missing"
+    values = list(listing.uidls.values())
+    return "duplicated" if len(set(values)) != len(values) else "unique"
+
+
+def batches(messages: list[Pop3Message], count: int) -> list[list[Pop3Message]]:
+    out: list[list[Pop3Message]] = []
+    nbytes = 0
+    for m in messages:
+        if not out or len(out[-1]) >= count or nbytes + m.size > MAX_BATCH_BYTES:
+            out.append([])
+            nbytes = 0
+        out[-1].append(m)
+        nbytes += m.size
+    return out
+
+
+class _Checkpoint:
+    """Which messages the destination already has: rows from earlier runs, rows of this run
+    (copied here, so neither "already present" nor copied again), and the destination folder's
+    own identities (merge matching), each consumed once per match."""
+
+    def __init__(self, old: list[Pop3Confirmed], new: list[Pop3Confirmed], dest: IdentityIndex | None):
+        self.old, self.new = IdentityIndex(), IdentityIndex()
+        self.old_via: dict[str, list[str]] = {}
+        for row in old:
+            ident = Identity.parse(row.identity)
+            self.old.add(state_key(row.uidl, ident))
+            self.old_via.setdefault(state_key(row.uidl, ident).key, []).append(row.via)
+        for row in new:
+            self.new.add(state_key(row.uidl, Identity.parse(row.identity)))
+        self.dest = dest
+        if dest is not None:  # our copies are not candidates for other source messages
+            for row in old + new:
+                if row.via != "delivered":
+                    dest.take(Identity.parse(row.identity))
+
+    def settle(self, m: Pop3Message) -> str | None:
+        """"new" (copied earlier in this run), "copied" (by an earlier run), "matched" (found
+        at the destination), or None (still to copy)."""
+        assert m.identity is not None
+        key = state_key(m.uidl, m.identity)
+        if self.new.take(key):
+            return "new"
+        if self.old.take(key):
+            vias = self.old_via.get(key.key) or ["matched"]
+            return "copied" if vias.pop(0) != "matched" else "matched"
+        if self.dest is not None and self.dest.take(m.identity):
+            return "found"
+        return None
+
+
+class Pop3Run:
+    def __init__(self, source: Endpoint, dest: Endpoint, options, progress: ProgressSink):
+        self.source, self.dest, self.options, self.progress = source, dest, options, progress
+        self.report = MigrationReport(
+            source=source.url.display(),
+            destination=dest.url.display(),
+            started=datetime.now(timezone.utc),
+            mode=options.mode,
+            dry_run=options.dry_run,
+        )
+        self.state: State | None = None
+        self.target: ImapTarget | DeliveryTarget | None = None
+        self.session: Pop3Source | None = None
+        self.started_rows = 0
+        self.deletable: set[int] = set()  # message numbers of this session the destination confirmed
+        self.folder = FolderReport(source=SOURCE_FOLDER, destination="")
+
+    # Recording ------------------------------------------------------------------------------
+
+    def skip(self, m: Pop3Message, reason: str, detail: str, raw: bytes | None = None) -> None:
+        self.folder.skipped += 1
+        self.report.skipped.append(
+            SkippedItem(folder=SOURCE_FOLDER, uid=m.number, message_id=message_id_of(raw) if raw else None,
+                        reason=reason, detail=f"{detail} (UIDL {m.uidl or 'none'})")
+        )
+
+    def fail(self, m: Pop3Message, exc: BaseException) -> None:
+        self.folder.failed += 1
+        self.report.errors.append(ItemError(folder=SOURCE_FOLDER, uid=m.number, error=type(exc).__name__,
+                                            message=f"UIDL {m.uidl or 'none'}: {exc}"))
+
+    def note(self, text: str) -> None:
+        if text not in self.report.notes:
+            self.report.notes.append(text)
+
+    # The run --------------------------------------------------------------------------------
+
+    def execute(self) -> None:
+        opts = self.options
+        self.session = Pop3Source(self.source)  # log in first: typed failures before anything is written
+        self.target = open_target(self.dest, opts.pop3_folder, dry_run=opts.dry_run)
+        self.folder.destination = self.target.folder
+        self.report.folders = [self.folder]
+        self.report.pop3 = Pop3Report(delivery=self.target.kind, folder=self.target.folder,
+                                      losses=list(self.target.losses))
+        state_path = opts.state_path or default_state_path(self.report.source, self.report.destination)
+        if not opts.dry_run or Path(state_path).exists():
+            self.state = State(state_path, self.report.source, self.report.destination)
+            self.started_rows = len(self.state.pop3_done())
+        self.note("POP3 shows the inbox only: only the source INBOX is migrated (no other folders, no flags)")
+        while True:
+            try:
+                self.one_pass()
+                break
+            except ConnectionFailed as exc:
+                if self.report.aborted:
+                    return
+                self.session.abandon()  # no QUIT: nothing this session marked is deleted
+                self.report.pop3.reconnects += 1
+                if self.report.pop3.reconnects > MAX_RECONNECTS:
+                    self.report.aborted = f"source connection lost {MAX_RECONNECTS + 1} times: {exc}"
+                    return
+                self.note(f"source connection lost, resumed in a new session: {exc}")
+                try:
+                    self.session = Pop3Source(self.source)
+                except MigratorError as again:
+                    self.report.aborted = f"source connection lost and could not be reopened: {again}"
+                    return
+        self.finish_session()
+
+    def one_pass(self) -> None:
+        session, rep, opts = self.session, self.report.pop3, self.options
+        assert session is not None and rep is not None and self.target is not None
+        rep.login, rep.tls, rep.top = session.auth_method, session.tls, session.has_top
+        rep.capabilities_before = sorted(session.caps_before)
+        rep.capabilities_after = sorted(session.caps)
+        listing = session.listing()
+        rep.uidl = uidl_kind(listing)
+        uidls = listing.uidls or {}
+        messages = [Pop3Message(n, uidls.get(n, ""), size) for n, size in sorted(listing.sizes.items())]
+        self.folder.source_count = len(messages)
+        self.folder.already_present = 0
+        self.deletable = set()
+        checkpoint = self._checkpoint()
+        if session.has_top:  # a message whose TOP fails is settled after its RETR
+            by_number = {m.number: m for m in messages}
+            for chunk in batches(messages, opts.batch_size):
+                for n, head in session.headers([m.number for m in chunk]).items():
+                    by_number[n].identity = identity_of(head, by_number[n].size)
+        pending = [m for m in messages if m.identity is None or not self._present(checkpoint, m)]
+        if opts.dry_run:
+            self.folder.copied = len(pending)
+            return
+        self.progress.start([(SOURCE_FOLDER, len(messages))])
+        try:
+            settled = len(messages) - len(pending)
+            if settled:
+                self.progress.advance(SOURCE_FOLDER, settled, 0)
+            for chunk in batches(pending, opts.batch_size):
+                self._copy(chunk, checkpoint)
+                if self.report.aborted:
+                    return
+        finally:
+            self.progress.finish()
+
+    def _checkpoint(self) -> _Checkpoint:
+        rows = self.state.pop3_done() if self.state else []
+        dest = self.target.identities() if self.options.mode == "merge" else None
+        return _Checkpoint(rows[: self.started_rows], rows[self.started_rows :], dest)
+
+    def _present(self, checkpoint: _Checkpoint, m: Pop3Message) -> bool:
+        how = checkpoint.settle(m)
+        if how is None:
+            return False
+        if how in ("new", "copied"):
+            self.deletable.add(m.number)
+        if how != "new":
+            self.folder.already_present += 1
+        if how == "found" and self.state and not self.options.dry_run:
+            self.state.pop3_record([Pop3Confirmed(m.uidl, str(m.identity), self.target.folder, None, "matched")])
+        return True
+
+    def _copy(self, chunk: list[Pop3Message], checkpoint: _Checkpoint) -> None:
+        assert self.session is not None and self.target is not None
+        bodies = self.session.retrieve([m.number for m in chunk])  # ConnectionFailed → new pass
+        todo: list[tuple[Pop3Message, bytes]] = []
+        for m in chunk:
+            raw = bodies.get(m.number)
+            if raw is None:
+                self.skip(m, "source-refused", "the server answered RETR with -ERR")
+                continue
+            if m.identity is None:  # no TOP: settle now that the headers are known
+                m.identity = identity_of(raw, m.size)
+                if self._present(checkpoint, m):
+                    continue
+            todo.append((m, raw))
+        items = []
+        for m, raw in todo:
+            resolved = dates.resolve(None, raw)
+            self.report.date_fallbacks.append(
+                DateFallback(folder=SOURCE_FOLDER, uid=m.number, used=resolved.used,
+                             detail=f"POP3 (UIDL {m.uidl or 'none'}): {resolved.detail}")
+            )
+            items.append((raw, resolved.instant))
+        lost: AppendInterrupted | None = None
+        try:
+            results = self.target.store(items)
+        except AppendInterrupted as exc:
+            results, lost = exc.results, exc
+        confirmed, nbytes = [], 0
+        for (m, raw), res in zip(todo, results):
+            if res.ok:
+                confirmed.append(Pop3Confirmed(m.uidl, str(m.identity), self.target.folder, res.uid, self.target.via))
+                self.deletable.add(m.number)
+                nbytes += m.size
+            else:
+                reason = refusal_reason(res.text)
+                self.skip(m, reason, res.text, raw)
+                if reason == "over-quota":
+                    self.report.aborted = f"destination over quota: {res.text}"
+        if self.state:
+            self.state.pop3_record(confirmed)
+        self.folder.copied += len(confirmed)
+        self.folder.bytes += nbytes
+        self.progress.advance(SOURCE_FOLDER, len(chunk), nbytes)
+        if lost is not None:
+            # The fate of the rest is unknown: stop; a re-run matches what landed (IMAP) by identity.
+            self.report.aborted = f"destination connection lost: {lost}"
+
+    def finish_session(self) -> None:
+        """Delete what was asked and confirmed, then QUIT (which is what makes DELE take effect)."""
+        session, rep = self.session, self.report.pop3
+        assert session is not None and rep is not None
+        if self.report.aborted:
+            session.abandon()
+            rep.kept = self.folder.source_count
+            if self.options.pop3_delete:
+                rep.delete_failed = "run aborted: nothing deleted from the source"
+            return
+        marked: list[int] = []
+        if self.options.pop3_delete and not self.options.dry_run:
+            marked = session.delete(sorted(self.deletable))
+        try:
+            session.quit()
+        except MigratorError as exc:
+            if marked:
+                rep.delete_failed = f"QUIT not confirmed, the server deleted nothing: {exc}"
+            marked = []
+        rep.deleted = len(marked)
+        rep.kept = self.folder.source_count - rep.deleted
+        if self.options.pop3_delete and len(marked) < self.folder.source_count and not rep.delete_failed:
+            self.note(f"{self.folder.source_count - len(marked)} message(s) kept on the source: not confirmed by the destination")
+
+    def close(self) -> None:
+        if self.session is not None:
+            self.session.abandon()
+        if self.target is not None:
+            self.target.close()
+        if self.state is not None:
+            self.state.close()
+
+
+def left_behind(report: MigrationReport, options) -> None:
+    """Say what POP3 could not see, when the caller knows the whole source mailbox."""
+    rep = report.pop3
+    if rep is None:
+        return
+    inbox = report.folders[0].source_count if report.folders else 0
+    if options.source_total_messages is not None:
+        rep.left_behind_messages = max(0, options.source_total_messages - inbox)
+    if options.source_total_folders is not None:
+        rep.left_behind_folders = max(0, options.source_total_folders - 1)
+    if rep.left_behind_messages is not None or rep.left_behind_folders is not None:
+        report.notes.append(
+            f"left behind by POP3: {rep.left_behind_messages if rep.left_behind_messages is not None else '?'} message(s) "
+            f"in {rep.left_behind_folders if rep.left_behind_folders is not None else '?'} other folder(s) of the source mailbox"
+        )
+
+
+def write_uidl_map(path: Path, state: State | None, report: MigrationReport, uidvalidity: int | None) -> None:
+    """The source-UIDL map (format in docs: ``UIDL_MAP_FORMAT``): every message the destination
+    holds for this source, with its source UIDL, so the destination can present the old UIDLs to
+    POP3 clients (Dovecot's pop3_migration idea) and they do not download everything again.
+
+    JSON: {"format", "source", "destination", "destination_uidvalidity", "messages": [
+             {"uidl", "destination_folder", "destination_uid", "identity", "via"} ...]}
+    CSV (a path ending .csv): the same message fields, one row each, with a header row.
+    """
+    rows = state.pop3_done() if state else []
+    messages = [
+        {"uidl": r.uidl or None, "destination_folder": r.dest_folder, "destination_uid": r.dest_uid,
+         "identity": r.identity, "via": r.via}
+        for r in rows
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".csv":
+        with path.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=["uidl", "destination_folder", "destination_uid", "identity", "via"])
+            writer.writeheader()
+            writer.writerows(messages)
+    else:
+        doc = {"format": UIDL_MAP_FORMAT, "source": report.source, "destination": report.destination,
+               "destination_uidvalidity": uidvalidity, "messages": messages}
+        path.write_text(json.dumps(doc, indent=1), encoding="utf-8")
+    if report.pop3 is not None:
+        report.pop3.uidl_map = str(path)
+
+
+def migrate_pop3(source: Endpoint, dest: Endpoint, options, progress: ProgressSink | None = None) -> MigrationReport:
+    """Copy a POP3 inbox (see the module docstring). Login failures raise before anything is
+    written (``AuthenticationFailed``, ``ConnectionFailed``, ``TlsFailure``); the rest is reported."""
+    t0 = time.monotonic()
+    run = Pop3Run(source, dest, options, progress or NullProgress())
+    try:
+        run.execute()
+    except KeyboardInterrupt:
+        run.report.aborted = "interrupted"
+    finally:
+        try:
+            if options.uidl_map_path and not options.dry_run and run.report.pop3 is not None:
+                uidvalidity = run.target.uidvalidity if run.target else None
+                write_uidl_map(Path(options.uidl_map_path), run.state, run.report, uidvalidity)
+        finally:
+            run.close()
+    left_behind(run.report, options)
+    run.report.total()
+    run.report.seconds = round(time.monotonic() - t0, 3)
+    return run.report

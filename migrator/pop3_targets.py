@@ -1,0 +1,98 @@
+"""Where a POP3 source's messages go: one IMAP folder (APPEND) or a mailbox reached by delivery
+(LMTP/SMTP). Both answer ``store(batch) -> [AppendResult]`` so the POP3 flow does not care which.
+
+An IMAP target can also say what the folder already holds (identities, for merge matching); a
+delivery target cannot read its mailbox, so there only the checkpoint prevents duplicates.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from migrator.errors import ConnectionFailed
+from migrator.folders import destination_name
+from migrator.identity import IdentityIndex
+from migrator.imapconn import expect_ok
+from migrator.sinks.imap import AppendInterrupted, AppendItem, AppendResult, ImapSink
+from migrator.sinks.lmtp import LOSSES as DELIVERY_LOSSES
+from migrator.sinks.lmtp import DeliverySink
+from migrator.urls import Endpoint
+
+DELIVERY_SCHEMES = ("lmtp", "smtp", "smtps")
+IMAP_LOSSES = [
+    "folders: POP3 shows the inbox only, so everything lands in one destination folder",
+    "flags: POP3 has none (read/answered state is not available to copy)",
+    "INTERNALDATE: POP3 has none; each copy carries its newest trustworthy Received date, else its Date",
+]
+
+
+class ImapTarget:
+    via = "appended"
+
+    def __init__(self, endpoint: Endpoint, folder_path: str, *, create: bool = True):
+        self.sink = ImapSink(endpoint)
+        self.kind = "imap"
+        entries, ns = self.sink.folders()
+        parts = tuple(p for p in folder_path.split("/") if p) or ("INBOX",)
+        if parts[0].upper() == "INBOX" and len(parts) == 1:
+            parts = ("INBOX",)
+        self.folder = destination_name(parts, ns)
+        self.uidvalidity: int | None = None
+        if self.folder not in {e.name for e in entries if e.selectable}:
+            if not create:  # a dry run: nothing to look at yet
+                self.exists = 0
+                return
+            self.sink.create(self.folder)
+        _, self.exists = self.sink.select(self.folder)
+        status = expect_ok(self.sink.where(self.folder), self.sink.client.folder_status, self.folder, [b"UIDVALIDITY"])
+        self.uidvalidity = int(status.get(b"UIDVALIDITY", 0)) or None
+
+    @property
+    def losses(self) -> list[str]:
+        return IMAP_LOSSES
+
+    def identities(self) -> IdentityIndex | None:
+        return self.sink.identities(self.folder, self.exists) if self.exists else IdentityIndex()
+
+    def store(self, batch: list[tuple[bytes, datetime | None]]) -> list[AppendResult]:
+        """APPEND without flags, with the resolved date. A lost connection raises
+        ``AppendInterrupted`` carrying the replies read before the loss."""
+        return self.sink.append_batch(self.folder, [AppendItem(raw, [], when) for raw, when in batch])
+
+    def close(self) -> None:
+        self.sink.close()
+
+
+class DeliveryTarget:
+    via = "delivered"
+    uidvalidity = None
+
+    def __init__(self, endpoint: Endpoint):
+        self.sink = DeliverySink(endpoint)
+        self.kind = "lmtp" if endpoint.url.scheme == "lmtp" else "smtp"
+        self.folder = endpoint.url.user
+
+    @property
+    def losses(self) -> list[str]:
+        return DELIVERY_LOSSES
+
+    def identities(self) -> IdentityIndex | None:
+        return None  # a delivery protocol cannot look into the mailbox
+
+    def store(self, batch: list[tuple[bytes, datetime | None]]) -> list[AppendResult]:
+        results: list[AppendResult] = []
+        for raw, _ in batch:  # the destination stamps delivery time: the date cannot be passed
+            try:
+                results.append(self.sink.deliver(raw))
+            except ConnectionFailed as exc:
+                raise AppendInterrupted(str(exc), results) from None
+        return results
+
+    def close(self) -> None:
+        self.sink.close()
+
+
+def open_target(endpoint: Endpoint, folder_path: str, *, dry_run: bool) -> ImapTarget | DeliveryTarget:
+    if endpoint.url.scheme in DELIVERY_SCHEMES:
+        return DeliveryTarget(endpoint)
+    return ImapTarget(endpoint, folder_path, create=not dry_run)
