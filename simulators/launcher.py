@@ -30,6 +30,7 @@ from twisted.internet.interfaces import IOpenSSLContextFactory
 from zope.interface import implementer
 
 from simulators import reactor as bg
+from simulators.ews.server import EwsSite
 from simulators.imap.server import ImapServerFactory
 from simulators.pop3.server import Pop3ServerFactory
 from simulators.profiles import Profile
@@ -49,7 +50,10 @@ class ServerHandle:
     implicit_tls: bool
 
     def url(self, user: str) -> str:
-        scheme = self.protocol + ("s" if self.implicit_tls else "")
+        if self.protocol == "ews":  # EWS is HTTPS unless said otherwise (migrator.urls)
+            scheme = "ews" if self.implicit_tls else "ews+http"
+        else:
+            scheme = self.protocol + ("s" if self.implicit_tls else "")
         return f"{scheme}://{user}@{self.host}:{self.port}"
 
 
@@ -93,6 +97,14 @@ class SimulatorWorld:
         except ValueError as exc:  # QuirkError, bad parameters: the profile's fault
             raise LauncherError(f"POP3 server for profile {self.profile.name!r}: {exc}") from None
         return self._listen("pop3", factory, port, implicit_tls)
+
+    def start_ews(self, port: int = 0, *, tls: bool = False) -> ServerHandle:
+        """EWS (SOAP over HTTP, HTTPS with ``tls``) at ``/EWS/Exchange.asmx`` (simulators.ews)."""
+        try:
+            site = EwsSite(self.store, self.profile)
+        except ValueError as exc:  # QuirkError, bad parameters: the profile's fault
+            raise LauncherError(f"EWS server for profile {self.profile.name!r}: {exc}") from None
+        return self._listen("ews", site, port, tls)
 
     def _listen(self, protocol: str, factory, port: int, implicit_tls: bool) -> ServerHandle:
         """Serve a Twisted factory on the reactor thread (TLS from the first byte if implicit)."""

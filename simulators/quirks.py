@@ -191,6 +191,27 @@ class Quirk:
         """A reply that refuses the message after DATA (``size`` bytes, for ``accounts``)."""
         return None
 
+    # EWS hooks (simulators.ews.engine / operations). Each returns None for the normal behaviour.
+    # ``ctx`` is the request's simulators.ews.engine.EwsContext (account, profile, store).
+
+    def ews_request(self, ctx: Any, operation: str) -> Any:
+        """A response that replaces the whole request (throttling): an ews.engine.HttpResponse, or
+        an ews.soap.SoapFault sent as a SOAP Fault."""
+        return None
+
+    def ews_folder_items(self, ctx: Any, folder: Any, items: list) -> list | None:
+        """The items (MailItem / PimItem) a folder shows instead of those of its own kind."""
+        return None
+
+    def ews_page(self, ctx: Any, folder: Any, page: Any) -> Any:
+        """A changed ews.paging.Page (slice and IndexedPagingOffset / TotalItemsInView /
+        IncludesLastItemInRange) for one FindItem page."""
+        return None
+
+    def ews_item_error(self, ctx: Any, operation: str, folder: Any, item: Any, shape: Any) -> tuple[str, str] | None:
+        """(ResponseCode, MessageText) that replaces one item of a GetItem response."""
+        return None
+
     @classmethod
     def summary(cls) -> str:
         doc = (cls.__doc__ or "").strip()
@@ -234,7 +255,9 @@ def _load_builtin_quirks() -> None:
     # Each front registers its quirks in its own module; importing them fills REGISTRY.
     import importlib
 
-    for module in ("simulators.imap.quirks", "simulators.smtp.quirks", "simulators.pop3.quirks"):
+    for module in (
+        "simulators.imap.quirks", "simulators.smtp.quirks", "simulators.pop3.quirks", "simulators.ews.quirks",
+    ):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

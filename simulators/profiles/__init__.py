@@ -100,6 +100,18 @@ class Pop3Settings(BaseModel):
     autologout_seconds: int = 600
 
 
+class EwsSettings(BaseModel):
+    """The EWS front (``simulators.ews``); defaults answer like Exchange 2016 on premises."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # RequestServerVersion schema name the server reports in ServerVersionInfo.
+    server_version: str = "Exchange2016"
+    # Most items one FindItem page returns whatever MaxEntriesReturned asks (EWSFindCountLimit;
+    # 1000 on Exchange Online). None = no cap.
+    max_page_size: int | None = None
+
+
 class Profile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -111,6 +123,8 @@ class Profile(BaseModel):
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     # Optional so profiles written before the POP3 front still load (they get Dovecot's answers).
     pop3: Pop3Settings = Field(default_factory=Pop3Settings)
+    # Optional: profiles without an ``ews:`` block get Exchange 2016's answers.
+    ews: EwsSettings = Field(default_factory=EwsSettings)
     quirks: list[QuirkSpec] = []
 
     def special_use_of(self, path: tuple[str, ...]) -> str | None:
