@@ -1,0 +1,351 @@
+"""Reading a mailbox over EWS with exchangelib: the folder tree with classes, item ids, items.
+
+Connection: a direct service endpoint (``/EWS/Exchange.asmx``, no autodiscover), Basic or an
+OAuth bearer token, exchangelib's ``FailFast`` policy (waiting is done here, where it is
+bounded, recorded and shrinks the parallelism: ``Throttle``).
+
+TLS: exchangelib builds its HTTP adapter from the class attribute
+``BaseProtocol.HTTP_ADAPTER_CLS`` — process-wide. Replacing it per endpoint would leak one run's
+CA into another's connections, so ``_TrustAdapter`` is installed once and looks the trust up per
+(host, port) in a registry that ``EwsSource`` fills: endpoints without an entry get requests'
+default verification, unchanged.
+
+Paging (ews-paging-anomalies): IndexedPageItemView pages of ``page_size`` are asked one at a time
+at the offset *we* count (items received so far), never the server's IndexedPagingOffset;
+IncludesLastItemInRange is not trusted — only an empty page ends the listing. Ids are deduped and
+the total is cross-checked with the folder's TotalCount; when short (M365 stops at 1000), the ids
+are listed again with SyncFolderItems, which has no such limit.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import requests
+from exchangelib import (
+    BASIC,
+    DELEGATE,
+    OAUTH2,
+    Account,
+    Build,
+    Configuration,
+    Credentials,
+    OAuth2AuthorizationCodeCredentials,
+    Version,
+)
+from exchangelib import errors as ews_errors
+from exchangelib.folders import Calendar, Contacts, DeletedItems, Drafts, Inbox, JunkEmail, Notes, SentItems, Tasks
+from exchangelib.items import CalendarItem, Contact, DistributionList, Message, Task
+from exchangelib.protocol import BaseProtocol, FailFast
+
+from migrator.collab.throttle import retry_delay
+from migrator.errors import AuthenticationFailed, ConnectionFailed, ProtocolError, TlsFailure
+from migrator.urls import Endpoint
+
+# EWS distinguished folders → the key used for them (profiles' special_folders / PIM_FOLDERS).
+DISTINGUISHED = {
+    "inbox": Inbox, "sentitems": SentItems, "drafts": Drafts, "deleteditems": DeletedItems,
+    "junkemail": JunkEmail, "calendar": Calendar, "contacts": Contacts, "tasks": Tasks, "notes": Notes,
+}
+# Fields read per kind: enough for the conversion, not exchangelib's "all fields" list.
+FIELDS = {
+    # exchangelib has no field for FlagStatus (an extended property): \Flagged is not carried.
+    "mail": ["mime_content", "is_read", "datetime_received", "is_draft", "size"],
+    "contact": ["display_name", "given_name", "middle_name", "surname", "generation", "nickname", "company_name",
+                "department", "job_title", "email_addresses", "phone_numbers", "physical_addresses", "birthday",
+                "body", "last_modified_time"],
+    "event": ["subject", "start", "end", "is_all_day", "location", "body", "uid", "organizer", "required_attendees",
+              "optional_attendees", "recurrence", "modified_occurrences", "deleted_occurrences", "reminder_is_set",
+              "reminder_minutes_before_start", "_start_timezone", "_end_timezone", "last_modified_time"],
+    "occurrence": ["subject", "start", "end", "is_all_day", "location", "body", "original_start",
+                   "last_modified_time"],
+    "task": ["subject", "start_date", "due_date", "complete_date", "status", "percent_complete", "body",
+             "last_modified_time"],
+    "note": ["subject", "body", "datetime_created", "last_modified_time"],
+}
+KINDS = ("mail", "contact", "event", "task", "note")
+LARGE_MAIL = 2 * 1024 * 1024  # fetched alone: big MIME breaks first (ews-mime-conversion-failed)
+
+
+def item_kind(item) -> str:
+    """mail | contact | event | task | note | distribution-list — from the item's type and class."""
+    if isinstance(item, DistributionList):
+        return "distribution-list"
+    if isinstance(item, Contact):
+        return "contact"
+    if isinstance(item, CalendarItem):
+        return "event"
+    if isinstance(item, Task):
+        return "task"
+    if (getattr(item, "item_class", None) or "").startswith("IPM.StickyNote"):
+        return "note"
+    return "mail"
+
+
+# TLS trust per endpoint --------------------------------------------------------------------------
+
+
+class _TrustAdapter(requests.adapters.HTTPAdapter):
+    """requests adapter that applies the trust registered for the request's (host, port)."""
+
+    trust: dict[tuple[str, int], str | bool] = {}
+    lock = threading.Lock()
+
+    def send(self, request, **kwargs):
+        parts = requests.utils.urlparse(request.url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        with self.lock:
+            verify = self.trust.get((parts.hostname or "", port))
+        if verify is not None:
+            kwargs["verify"] = verify
+        return super().send(request, **kwargs)
+
+
+def _register_trust(endpoint: Endpoint) -> None:
+    url = endpoint.url
+    if not url.tls_verify:
+        verify: str | bool = False
+    elif endpoint.cafile:
+        verify = str(endpoint.cafile)
+    else:
+        return
+    with _TrustAdapter.lock:
+        _TrustAdapter.trust[(url.host, url.port)] = verify
+        BaseProtocol.HTTP_ADAPTER_CLS = _TrustAdapter  # see the module docstring
+
+
+# Throttling --------------------------------------------------------------------------------------
+
+
+class Throttle:
+    """How many EWS calls may run at once; shrinks by one on every throttling reply (never below
+    one). Records each wait (seconds) so tests can assert the backoff without sleeping."""
+
+    def __init__(self, limit: int, sleep: Callable[[float], None] = time.sleep):
+        self.limit = max(1, limit)
+        self.sleep = sleep
+        self.waits: list[float] = []
+        self._active = 0
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        with self._cond:
+            while self._active >= self.limit:
+                self._cond.wait()
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._active -= 1
+                self._cond.notify_all()
+
+    def back_off(self, seconds: float) -> None:
+        with self._cond:
+            self.limit = max(1, self.limit - 1)
+            self.waits.append(seconds)
+        self.sleep(seconds)
+
+
+# The source --------------------------------------------------------------------------------------
+
+
+@dataclass
+class EwsFolder:
+    id: str
+    path: tuple[str, ...]  # below the message folder root, e.g. ("Inbox", "Projects")
+    folder_class: str
+    distinguished: str | None  # "inbox", "deleteditems", "calendar" ... (DISTINGUISHED keys)
+    total: int
+    folder: object = field(repr=False, default=None)  # the exchangelib folder
+
+
+@dataclass
+class ListedItem:
+    id: str
+    changekey: str
+    kind: str
+    size: int = 0
+
+
+@dataclass
+class Listing:
+    items: list[ListedItem]
+    notes: list[str]
+
+
+class EwsSource:
+    """One EWS mailbox; thread-safe (exchangelib pools its HTTP sessions)."""
+
+    def __init__(self, endpoint: Endpoint, *, connections: int = 2, page_size: int = 100,
+                 throttle: Throttle | None = None):
+        self.endpoint = endpoint
+        self.page_size = page_size
+        self.throttle = throttle or Throttle(connections)
+        self._authenticated = False  # a 401 after a success is throttling (ews-throttle-disguised)
+        url = endpoint.url
+        _register_trust(endpoint)
+        scheme = "http" if url.scheme == "ews+http" else "https"
+        secret = endpoint.password.reveal()
+        if url.auth == "bearer":
+            creds, auth_type = OAuth2AuthorizationCodeCredentials(
+                access_token={"access_token": secret, "token_type": "Bearer"}), OAUTH2
+        else:
+            creds, auth_type = Credentials(url.user, secret), BASIC
+        config = Configuration(
+            service_endpoint=f"{scheme}://{url.host}:{url.port}/EWS/Exchange.asmx",
+            credentials=creds, auth_type=auth_type, version=Version(build=Build(15, 1)),
+            retry_policy=FailFast(), max_connections=max(1, connections),
+        )
+        address = url.user if "@" in url.user else f"{url.user}@{url.host}"
+        self.account = Account(address, config=config, autodiscover=False, access_type=DELEGATE)
+
+    def where(self, what: str = "") -> str:
+        return f"source {self.endpoint.url.display()}" + (f" {what}" if what else "")
+
+    def close(self) -> None:
+        try:
+            self.account.protocol.close()
+        except Exception:  # closing is best effort
+            pass
+
+    def call(self, what: str, fn: Callable, *args, **kwargs):
+        """``fn(*args)`` under the throttle: temporary refusals are waited out (BackOffMilliseconds
+        when given), other EWS errors become typed migrator errors naming ``what``."""
+        for attempt in range(1000):
+            try:
+                with self.throttle.slot():
+                    result = fn(*args, **kwargs)
+                self._authenticated = True
+                return result
+            except Exception as exc:
+                delay = retry_delay(exc, attempt, authenticated_before=self._authenticated)
+                if delay is None:
+                    raise self._typed(what, exc) from exc
+                self.throttle.back_off(delay)
+        raise AssertionError("unreachable")
+
+    def _typed(self, what: str, exc: Exception) -> Exception:
+        text = f"{self.where(what)}: {type(exc).__name__}: {exc}"
+        if isinstance(exc, ews_errors.UnauthorizedError):
+            return AuthenticationFailed(text)
+        if isinstance(exc, requests.exceptions.SSLError) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            return TlsFailure(text)
+        if isinstance(exc, (requests.exceptions.ConnectionError, ews_errors.TransportError)) and not isinstance(
+            exc, ews_errors.ResponseMessageError
+        ):
+            return ConnectionFailed(text)
+        if isinstance(exc, ews_errors.EWSError):
+            return ProtocolError(text)
+        return exc
+
+    # Folders ---------------------------------------------------------------------------------
+
+    def folders(self) -> list[EwsFolder]:
+        """Every folder below the message folder root with its class, path and distinguished id."""
+        root = self.call("GetFolder msgfolderroot", lambda: self.account.msg_folder_root)
+        known: dict[str, str] = {}
+        for key, cls in DISTINGUISHED.items():
+            try:
+                f = self.call(f"GetFolder {key}", self.account.root.get_default_folder, cls)
+                known[f.id] = key
+            except ProtocolError:
+                continue  # the server has no such folder
+        found = self.call("FindFolder", lambda: list(root.walk()))
+        by_id = {f.id: f for f in found}
+        out = []
+        for f in found:
+            path: list[str] = [f.name]
+            parent = by_id.get(getattr(f.parent_folder_id, "id", None))
+            while parent is not None:
+                path.insert(0, parent.name)
+                parent = by_id.get(getattr(parent.parent_folder_id, "id", None))
+            out.append(EwsFolder(f.id, tuple(path), f.folder_class or "IPF.Note", known.get(f.id),
+                                 int(f.total_count or 0), f))
+        return out
+
+    # Listing ---------------------------------------------------------------------------------
+
+    def list_items(self, folder: EwsFolder) -> Listing:
+        """Every item id of the folder with its kind and size (deduped, cross-checked)."""
+        seen: dict[str, ListedItem] = {}
+        notes: list[str] = []
+        offset = 0
+        qs = folder.folder.all().only("item_class", "size")
+        while True:
+            page = self.call(f"FindItem {'/'.join(folder.path)} offset {offset}",
+                             lambda o=offset: list(qs[o:o + self.page_size]))
+            if not page:
+                break
+            fresh = 0
+            for item in page:
+                if isinstance(item, Exception):
+                    continue
+                if item.id not in seen:
+                    fresh += 1
+                    seen[item.id] = ListedItem(item.id, item.changekey, item_kind(item), int(item.size or 0))
+            offset += len(page)
+            if not fresh and len(seen) >= folder.total:
+                break  # repeats only: the server's offsets drift past the end
+        total = self._total(folder)
+        if len(seen) < total:
+            notes.append(f"FindItem listed {len(seen)} of {total} items: listed again with SyncFolderItems")
+            for item in self._sync_ids(folder):
+                seen.setdefault(item.id, item)
+        if len(seen) != total:
+            notes.append(f"folder says {total} items, {len(seen)} distinct ids found")
+        return Listing(list(seen.values()), notes)
+
+    def _total(self, folder: EwsFolder) -> int:
+        try:
+            fresh = self.call("GetFolder", lambda: folder.folder.refresh() or folder.folder)
+            return int(fresh.total_count or 0)
+        except ProtocolError:
+            return folder.total
+
+    def _sync_ids(self, folder: EwsFolder) -> list[ListedItem]:
+        def run():
+            out = []
+            for change, item in folder.folder.sync_items(only_fields=["item_class", "size"]):
+                if change == "create" and not isinstance(item, Exception):
+                    out.append(ListedItem(item.id, item.changekey, item_kind(item), int(item.size or 0)))
+            return out
+
+        return self.call(f"SyncFolderItems {'/'.join(folder.path)}", run)
+
+    # Items -----------------------------------------------------------------------------------
+
+    def fetch(self, kind: str, items: list[ListedItem]) -> list[object]:
+        """GetItem for items of one kind: the items, or per item the exception EWS answered with
+        (ErrorMimeContentConversionFailed ...); a temporary per-item refusal is retried."""
+        fields = FIELDS["note" if kind == "note" else kind]
+        results: dict[str, object] = {}
+        todo = list(items)
+        for attempt in range(1000):
+            got = self.call(f"GetItem {len(todo)} {kind}", lambda t=todo: list(
+                self.account.fetch([(i.id, i.changekey) for i in t], only_fields=fields)))
+            retry, delay = [], 0.0
+            for li, res in zip(todo, got):
+                wait = retry_delay(res, attempt, authenticated_before=True) if isinstance(res, Exception) else None
+                if wait is not None:
+                    retry.append(li)
+                    delay = max(delay, wait)
+                else:
+                    results[li.id] = res
+            if not retry:
+                break
+            self.throttle.back_off(delay)
+            todo = retry
+        return [results[i.id] for i in items]
+
+    def fetch_occurrences(self, ids: list[tuple[str, str]]) -> list[object]:
+        """The modified occurrences of a series, by their ItemIds."""
+        if not ids:
+            return []
+        return self.call(f"GetItem {len(ids)} occurrences",
+                         lambda: list(self.account.fetch(ids, only_fields=FIELDS["occurrence"])))
