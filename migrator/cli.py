@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from migrator.errors import ExitCode, MigratorError, UsageError
-from migrator.urls import Endpoint, ServerURL, resolve_secret
+from migrator.urls import Endpoint, Secret, ServerURL, resolve_secret
 
 
 def add_endpoint_arguments(parser: argparse.ArgumentParser, role: str, flag: str, *, label: str | None = None) -> None:
@@ -38,13 +38,15 @@ def endpoint_from_args(args: argparse.Namespace, role: str, *, interactive: bool
     """The Endpoint for ``role``; prompts for the password only when stdin is a terminal."""
     url = ServerURL.parse(getattr(args, f"{role}_url"))
     env, file = getattr(args, f"{role}_password_env", None), getattr(args, f"{role}_password_file", None)
+    cafile = getattr(args, f"{role}_cafile", None) or getattr(args, "cafile", None)
+    if url.scheme == "lmtp" and not env and not file:
+        return Endpoint(url, Secret(""), cafile=cafile)  # LMTP delivers without a login
     if interactive is None:
         interactive = sys.stdin.isatty()
     if not env and not file and not interactive:
         raise UsageError(f"no password for {role} {url.display()}: give --…-password-env or --…-password-file")
     prompt = f"{role} password for {url.display()}: " if interactive else None
     password = resolve_secret(env=env, file=file, prompt=prompt)
-    cafile = getattr(args, f"{role}_cafile", None) or getattr(args, "cafile", None)
     return Endpoint(url, password, cafile=cafile)
 
 
@@ -65,6 +67,13 @@ def add_migrate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=200, metavar="N", help="messages per FETCH/APPEND batch")
     parser.add_argument("--state", type=Path, metavar="PATH", help="checkpoint file (default: under ~/.local/state/quirkmail)")
     parser.add_argument("--report", type=Path, metavar="FILE.json", help="write the migration report as JSON")
+    parser.add_argument("--pop3-folder", default="INBOX", metavar="A/B",
+                        help="POP3 source (pop3://, pop3s://): destination folder for the inbox (default INBOX); "
+                        "with --to lmtp://user@host:port or smtp://… the messages are delivered instead")
+    parser.add_argument("--pop3-delete", action="store_true",
+                        help="POP3 source: delete from the server what the destination confirmed (default: leave on server)")
+    parser.add_argument("--uidl-map", type=Path, metavar="FILE", dest="uidl_map",
+                        help="POP3 source: write the source-UIDL map (JSON, or CSV when FILE ends .csv)")
     parser.add_argument("--test-connection", action="store_true", help="only log in to both servers and show what they offer")
 
 
@@ -93,6 +102,9 @@ def run_migrate(args: argparse.Namespace, *, console: Console | None = None) -> 
             connections=args.connections,
             batch_size=args.batch_size,
             state_path=args.state,
+            pop3_folder=getattr(args, "pop3_folder", "INBOX"),
+            pop3_delete=getattr(args, "pop3_delete", False),
+            uidl_map_path=getattr(args, "uidl_map", None),
         )
         progress = RichProgress(err) if err.is_terminal else NullProgress()
         report = migrate(source, dest, options, progress)

@@ -31,7 +31,7 @@ from pydantic import BaseModel
 
 from migrator import dates
 from migrator.backoff import retry_delay
-from migrator.errors import ConnectionFailed, ProtocolError, TooManyConnections
+from migrator.errors import ConnectionFailed, ProtocolError, TooManyConnections, UsageError
 from migrator.folders import FolderPlan, alternative_names, destination_name, plan_folders
 from migrator.identity import Identity, IdentityIndex, identity_of, message_id_of
 from migrator.pool import ConnectionPool, run_now, run_workers
@@ -81,6 +81,9 @@ class MigrationOptions(BaseModel):
     uidl_map_path: Path | None = None  # write the source-UIDL map here (JSON, or CSV for *.csv)
     source_total_messages: int | None = None  # the whole source mailbox, when known: the report says
     source_total_folders: int | None = None  # how much a POP3 (inbox-only) run leaves behind
+    # Collaboration data (EWS sources, migrator.collab.flow); [] = every kind the source offers
+    items: list[Literal["mail", "contacts", "calendars", "tasks", "notes"]] = []
+    deleted_items: Literal["by-kind", "mail-only"] = "by-kind"  # mail-only: the destination's Trash takes mail only
 
 
 def test_connection(endpoint: Endpoint, *, role: str) -> ConnectionReport:
@@ -454,7 +457,12 @@ class _Run:
 
 
 def migrate(
-    source: Endpoint, dest: Endpoint, options: MigrationOptions, progress: ProgressSink | None = None
+    source: Endpoint,
+    dest: Endpoint,
+    options: MigrationOptions,
+    progress: ProgressSink | None = None,
+    *,
+    pim_dest: Endpoint | None = None,
 ) -> MigrationReport:
     """Copy the source mailbox into the destination. Connection/TLS/auth failures before the run
     starts raise (``ConnectionFailed``, ``TlsFailure``, ``AuthenticationFailed``); everything after
@@ -463,6 +471,13 @@ def migrate(
         from migrator.pop3_flow import migrate_pop3
 
         return migrate_pop3(source, dest, options, progress)
+    if source.url.scheme in ("ews", "ews+http"):
+        from migrator.collab.flow import migrate_ews
+
+        return migrate_ews(source, dest, options, progress, pim_dest=pim_dest)
+    if source.url.scheme not in ("imap", "imaps") or dest.url.scheme not in ("imap", "imaps"):
+        raise UsageError(f"cannot migrate {source.url.scheme}:// to {dest.url.scheme}://: mail goes IMAP → IMAP, "
+                         "or POP3 → IMAP/LMTP/SMTP")
     t0 = time.monotonic()
     run = _Run(source, dest, options, progress or NullProgress())
     try:

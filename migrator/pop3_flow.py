@@ -166,18 +166,18 @@ class Pop3Run:
                 break
             except ConnectionFailed as exc:
                 if self.report.aborted:
-                    return
+                    break
                 self.session.abandon()  # no QUIT: nothing this session marked is deleted
                 self.report.pop3.reconnects += 1
                 if self.report.pop3.reconnects > MAX_RECONNECTS:
                     self.report.aborted = f"source connection lost {MAX_RECONNECTS + 1} times: {exc}"
-                    return
+                    break
                 self.note(f"source connection lost, resumed in a new session: {exc}")
                 try:
                     self.session = Pop3Source(self.source)
                 except MigratorError as again:
                     self.report.aborted = f"source connection lost and could not be reopened: {again}"
-                    return
+                    break
         self.finish_session()
 
     def one_pass(self) -> None:
@@ -290,13 +290,15 @@ class Pop3Run:
                 rep.delete_failed = "run aborted: nothing deleted from the source"
             return
         marked: list[int] = []
-        if self.options.pop3_delete and not self.options.dry_run:
-            marked = session.delete(sorted(self.deletable))
         try:
+            session.reset()  # a server that deletes on RETR by itself must not get its way at QUIT
+            if self.options.pop3_delete and not self.options.dry_run:
+                marked = session.delete(sorted(self.deletable))
             session.quit()
         except MigratorError as exc:
-            if marked:
-                rep.delete_failed = f"QUIT not confirmed, the server deleted nothing: {exc}"
+            session.abandon()
+            if self.options.pop3_delete:
+                rep.delete_failed = f"session not ended by a confirmed QUIT, the server deleted nothing: {exc}"
             marked = []
         rep.deleted = len(marked)
         rep.kept = self.folder.source_count - rep.deleted

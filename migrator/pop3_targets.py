@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from migrator.errors import ConnectionFailed
+from migrator.errors import ConnectionFailed, UsageError
 from migrator.folders import destination_name
 from migrator.identity import IdentityIndex
 from migrator.imapconn import expect_ok
@@ -93,6 +93,8 @@ class DeliveryTarget:
 
 
 def open_target(endpoint: Endpoint, folder_path: str, *, dry_run: bool) -> ImapTarget | DeliveryTarget:
+    if endpoint.url.scheme not in DELIVERY_SCHEMES + ("imap", "imaps"):
+        raise UsageError(f"a POP3 source goes to imap://, imaps://, lmtp:// or smtp://, not {endpoint.url.scheme}://")
     if endpoint.url.scheme in DELIVERY_SCHEMES:
         return DeliveryTarget(endpoint)
     return ImapTarget(endpoint, folder_path, create=not dry_run)

@@ -81,13 +81,15 @@ def join_lines(lines: list[bytes]) -> bytes:
     return b"".join(line + b"\r\n" for line in lines)
 
 
-def auth_error(where: str, text: str) -> AuthenticationFailed:
+def auth_error(where: str, text: str, *, oauth_offered: bool = False) -> AuthenticationFailed:
     """A refused login with the provider's reason spelled out (app-password-required,
-    basic-auth-disabled): the fix is on the account, not in the password."""
+    basic-auth-disabled): the fix is on the account, not in the password. ``oauth_offered``: the
+    refused login used a password while the server offers XOAUTH2 (Microsoft's POP3 says only
+    "Logon failure: unknown user name or bad password." when basic auth is off)."""
     hint = ""
     if _APP_PASSWORD.search(text):
         hint = " (the provider wants an application-specific password, not the account password)"
-    elif _BASIC_DISABLED.search(text):
+    elif _BASIC_DISABLED.search(text) or oauth_offered:
         hint = " (basic authentication is disabled for this account or tenant: use OAuth (?auth=xoauth2) or ask the admin)"
     return AuthenticationFailed(f"{where}: login refused: {text}{hint}")
 
@@ -214,7 +216,7 @@ class Pop3Source:
             return "user"
         except ProtocolError as exc:
             text = str(exc).removeprefix(f"{self.where}: ")
-            raise auth_error(self.where, text) from None
+            raise auth_error(self.where, text, oauth_offered=want != "xoauth2" and "XOAUTH2" in sasl) from None
 
     def _sasl(self, mechanism: str, response: str) -> None:
         """``AUTH MECH initial-response`` (RFC 5034); a "+ " reply means the server wants the
@@ -284,6 +286,11 @@ class Pop3Source:
             except ProtocolError:
                 continue
         return done
+
+    def reset(self) -> None:
+        """RSET: unmark everything this session marked, including what a server marks by itself
+        on RETR (pop3-delete-on-retrieve), so QUIT deletes only what we DELE afterwards."""
+        self._call(self.client.rset)
 
     def quit(self) -> str:
         """QUIT: enters the UPDATE state, where marked messages are really removed. Raises when
