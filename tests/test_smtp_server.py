@@ -105,6 +105,8 @@ def test_ehlo_follows_the_profile(store):
         code, text = client.ehlo("client.test")
         assert (code, text) == (250, b"smtp.example.com\nSIZE 35882577\n8BITMIME\nSMTPUTF8\nAUTH PLAIN")
         assert client.docmd("AUTH", "LOGIN") == (504, b"5.5.4 Unrecognized authentication type")
+    with serving(store, profile_with(auth_mechanisms=[])) as server, smtplib.SMTP(server.host, server.port) as client:
+        assert client.ehlo("client.test") == (250, b"mx.quirkmail.test\nSIZE 10240000\n8BITMIME\nSMTPUTF8")
 
 
 # Delivery --------------------------------------------------------------------------------------------

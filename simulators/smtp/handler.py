@@ -78,7 +78,9 @@ class SmtpHandler:
 
     async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]):
         session.host_name = hostname  # aiosmtpd leaves this to a 5-argument EHLO hook
-        keywords = [line[4:] for line in responses[1:] if line[4:] != "HELP"]
+        # aiosmtpd ends with "HELP" (no provider says that) and writes a bare "AUTH" when the
+        # profile offers no mechanism.
+        keywords = [line[4:] for line in responses[1:] if line[4:].strip() not in ("HELP", "AUTH")]
         keywords.insert(0, f"SIZE {self.settings.max_message_size}")
         keywords = self._quirk_reply("smtp_ehlo", self.connection(server), keywords) or keywords
         lines = [responses[0][4:], *keywords]

@@ -9,6 +9,7 @@ caller, and on ``stop()`` closes every live connection, not just the listener.
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 import tempfile
 import threading
@@ -23,6 +24,16 @@ from cryptography.hazmat.primitives import serialization
 from simulators.profiles import Profile
 from simulators.smtp.handler import SmtpHandler
 from simulators.store import Store, utcnow
+
+
+class _NoLoginDataWarning(logging.Filter):
+    """aiosmtpd logs a deprecation warning of its own on every successful AUTH; drop just that."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "login_data is deprecated" not in record.getMessage()
+
+
+logging.getLogger("mail.log").addFilter(_NoLoginDataWarning())
 
 
 class SmtpServerError(RuntimeError):
