@@ -15,7 +15,7 @@ from email.utils import getaddresses, parsedate_to_datetime
 from lxml import etree
 
 from simulators.ews import ids, pim
-from simulators.ews.soap import sub, t
+from simulators.ews.soap import sub, t, xs_bool
 from simulators.store import Folder, ItemKind, MailItem, PimItem
 
 _HEADERS = BytesHeaderParser(policy=email.policy.compat32)
@@ -46,7 +46,7 @@ def shape_from(el: etree._Element | None) -> Shape:
         name = {"EmailAddress": "EmailAddresses", "PhoneNumber": "PhoneNumbers", "ImAddress": "ImAddresses",
                 "PhysicalAddress": "PhysicalAddresses"}.get(name, name)
         names.add(name)
-    mime = el.findtext(t("IncludeMimeContent")) == "true" or "MimeContent" in names
+    mime = xs_bool(el.findtext(t("IncludeMimeContent"))) or "MimeContent" in names
     return Shape(base, frozenset(names), mime)
 
 
@@ -95,13 +95,13 @@ def render(account: str, folder: Folder, item: MailItem | PimItem, shape: Shape)
     if isinstance(item, MailItem):
         el = render_mail(account, folder, item, shape)
     else:
-        if item.kind is ItemKind.EVENT and shape.base != "IdOnly":
-            el = pim.render_event(item, head(account, folder, item),
-                                  occurrence_ids=lambda key: occurrence_id(account, folder, item, key))
-        elif shape.base == "IdOnly" and not shape.additional:
+        if shape.base == "IdOnly" and not shape.additional:
             # No need to read the payload for ids only (and a bad payload must not break FindItem).
             el = etree.Element(t(pim.ELEMENT[item.kind]))
             el.extend(head(account, folder, item))
+        elif item.kind is ItemKind.EVENT:
+            el = pim.render_event(item, head(account, folder, item),
+                                  occurrence_ids=lambda key: occurrence_id(account, folder, item, key))
         else:
             el = pim.RENDER[item.kind](item, head(account, folder, item))
     return trim(el, shape)

@@ -14,7 +14,7 @@ from lxml import etree
 
 from simulators.ews import folders, ids, items, paging, pim, sync
 from simulators.ews.folders import FolderView
-from simulators.ews.soap import MNS, NSMAP, SoapFault, m, sub, t
+from simulators.ews.soap import MNS, NSMAP, SoapFault, m, sub, t, xs_bool
 from simulators.store import ItemKind, MailItem, NoSuchFolder, PimItem, FolderExists
 
 # Exchange's wording for the per-message errors used here.
@@ -406,7 +406,7 @@ def _create_mail(ctx, el, target: FolderView) -> MailItem:
     flags = set()
     if flags_value is None or int(flags_value) & MSGFLAG_UNSENT:
         flags.add("\\Draft")
-    if (flags_value is not None and int(flags_value) & MSGFLAG_READ) or el.findtext(t("IsRead")) == "true":
+    if (flags_value is not None and int(flags_value) & MSGFLAG_READ) or xs_bool(el.findtext(t("IsRead"))):
         flags.add("\\Seen")
     when = None
     if PR_MESSAGE_DELIVERY_TIME in props:

@@ -16,7 +16,7 @@ import vobject
 from lxml import etree
 
 from simulators.ews import recurrence, timezones
-from simulators.ews.soap import sub, t
+from simulators.ews.soap import sub, t, xs_bool
 from simulators.store import ItemKind, PimItem
 
 ITEM_CLASS = {ItemKind.CONTACT: "IPM.Contact", ItemKind.EVENT: "IPM.Appointment", ItemKind.TASK: "IPM.Task",
@@ -311,7 +311,7 @@ def parse_event(el: etree._Element) -> PimItem:
         tz = ZoneInfo(timezones.iana_id(tz_el.get("Id")))
     start = _parse_dt(el.findtext(t("Start")), "Start")
     end = _parse_dt(el.findtext(t("End")), "End")
-    all_day = el.findtext(t("IsAllDayEvent")) == "true"
+    all_day = xs_bool(el.findtext(t("IsAllDayEvent")))
     if all_day:
         ev.add("DTSTART", (start.astimezone(tz) if tz else start).date())
         ev.add("DTEND", (end.astimezone(tz) if tz else end).date())
@@ -339,7 +339,7 @@ def parse_event(el: etree._Element) -> PimItem:
         except recurrence.UnsupportedRecurrence as exc:
             raise PayloadError(f"CreateItem CalendarItem {uid}: {exc}") from None
         ev.add("RRULE", rule)
-    if el.findtext(t("ReminderIsSet")) == "true":
+    if xs_bool(el.findtext(t("ReminderIsSet"))):
         alarm = icalendar.Alarm()
         alarm.add("ACTION", "DISPLAY")
         alarm.add("DESCRIPTION", "Reminder")

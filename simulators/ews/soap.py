@@ -166,3 +166,8 @@ def text_of(el: etree._Element | None, tag: str, default: str | None = None) -> 
         return default
     child = el.find(tag)
     return child.text if child is not None and child.text is not None else default
+
+
+def xs_bool(text: str | None) -> bool:
+    """xs:boolean: "true"/"1" (exchangelib sends 1 and 0)."""
+    return (text or "").strip() in ("true", "1")

@@ -1,0 +1,281 @@
+"""exchangelib (a real EWS client) against the EWS simulator over loopback HTTP.
+
+No autodiscover: a direct service endpoint with Basic auth and Exchange 2016, as a migrator
+would configure it. Helpers here (world, PIM samples) are shared with test_ews_quirks.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import date, datetime, timezone
+
+import pytest
+from exchangelib import BASIC, DELEGATE, Account, Configuration, Credentials, FailFast, Version
+from exchangelib.folders import Calendar, Contacts, Notes, Tasks
+from exchangelib.items import CalendarItem, Contact, Message, Task
+from exchangelib.version import EXCHANGE_2016
+
+from simulators.launcher import SimulatorWorld
+from simulators.profiles import load_profile
+from simulators.quirks import QuirkSpec
+from simulators.store import ItemKind, PimItem, Store
+
+CONTACT = """BEGIN:VCARD
+VERSION:3.0
+UID:contact-1
+N:Lovelace;Ada;King;;
+FN:Ada Lovelace
+ORG:Analytical Engines Ltd
+TITLE:Programmer
+EMAIL;TYPE=INTERNET,WORK:ada@engines.test
+EMAIL;TYPE=INTERNET,HOME:ada@home.test
+TEL;TYPE=WORK,VOICE:+44 20 7946 0001
+TEL;TYPE=CELL:+44 7700 900001
+ADR;TYPE=WORK:;;12 St James's Square;London;;SW1Y 4JH;United Kingdom
+BDAY:1815-12-10
+NOTE:Met at the Babbage soirée
+END:VCARD
+"""
+
+EVENT = """BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//quirkmail tests//EN
+BEGIN:VTIMEZONE
+TZID:Europe/Berlin
+BEGIN:STANDARD
+DTSTART:19701025T030000
+RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU
+TZOFFSETFROM:+0200
+TZOFFSETTO:+0100
+END:STANDARD
+BEGIN:DAYLIGHT
+DTSTART:19700329T020000
+RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU
+TZOFFSETFROM:+0100
+TZOFFSETTO:+0200
+END:DAYLIGHT
+END:VTIMEZONE
+BEGIN:VEVENT
+UID:event-weekly
+DTSTAMP:20240101T000000Z
+DTSTART;TZID=Europe/Berlin:20240108T090000
+DTEND;TZID=Europe/Berlin:20240108T093000
+RRULE:FREQ=WEEKLY;BYDAY=MO,WE;COUNT=10
+EXDATE;TZID=Europe/Berlin:20240117T090000
+SUMMARY:Stand-up
+LOCATION:Room 1
+DESCRIPTION:Daily-ish sync
+ORGANIZER;CN=Ada:mailto:ada@engines.test
+ATTENDEE;CN=Bob;ROLE=REQ-PARTICIPANT;PARTSTAT=ACCEPTED:mailto:bob@engines.test
+ATTENDEE;CN=Eve;ROLE=OPT-PARTICIPANT;PARTSTAT=TENTATIVE:mailto:eve@engines.test
+BEGIN:VALARM
+ACTION:DISPLAY
+DESCRIPTION:Reminder
+TRIGGER:-PT10M
+END:VALARM
+END:VEVENT
+BEGIN:VEVENT
+UID:event-weekly
+DTSTAMP:20240101T000000Z
+RECURRENCE-ID;TZID=Europe/Berlin:20240110T090000
+DTSTART;TZID=Europe/Berlin:20240110T110000
+DTEND;TZID=Europe/Berlin:20240110T113000
+SUMMARY:Stand-up (moved)
+END:VEVENT
+END:VCALENDAR
+"""
+
+ALLDAY = """BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//quirkmail tests//EN
+BEGIN:VEVENT
+UID:event-allday
+DTSTAMP:20240101T000000Z
+DTSTART;VALUE=DATE:20240301
+DTEND;VALUE=DATE:20240302
+SUMMARY:Holiday
+END:VEVENT
+END:VCALENDAR
+"""
+
+TASK = """BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//quirkmail tests//EN
+BEGIN:VTODO
+UID:task-1
+DTSTAMP:20240101T000000Z
+DTSTART:20240105T080000Z
+DUE:20240110T170000Z
+SUMMARY:File the report
+STATUS:IN-PROCESS
+PERCENT-COMPLETE:40
+END:VTODO
+END:VCALENDAR
+"""
+
+NOTE = """BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//quirkmail tests//EN
+BEGIN:VJOURNAL
+UID:note-1
+DTSTAMP:20240101T000000Z
+DTSTART:20240102T100000Z
+SUMMARY:Door code
+DESCRIPTION:4711 then #
+END:VJOURNAL
+END:VCALENDAR
+"""
+
+
+def mail(i: int, subject: str | None = None) -> bytes:
+    return (
+        f"From: Bob <bob@engines.test>\r\nTo: alice@engines.test\r\nSubject: {subject or f'message {i}'}\r\n"
+        f"Date: Mon, 1 Jan 2024 10:00:00 +0100\r\nMessage-ID: <m{i}@engines.test>\r\n\r\nbody {i}\r\n"
+    ).encode()
+
+
+def make_store(messages: int = 3) -> Store:
+    store = Store()
+    account = store.add_account("alice", "secret")
+    for i in range(messages):
+        account.append(("INBOX",), mail(i), flags={"\\Seen"} if i % 2 else set())
+    for path, cls in ((("Calendar",), "IPF.Appointment"), (("Contacts",), "IPF.Contact"),
+                      (("Tasks",), "IPF.Task"), (("Notes",), "IPF.StickyNote")):
+        account.create_folder(path, folder_class=cls)
+    account.add_item(("Contacts",), PimItem(ItemKind.CONTACT, "contact-1", CONTACT))
+    account.add_item(("Calendar",), PimItem(ItemKind.EVENT, "event-weekly", EVENT))
+    account.add_item(("Calendar",), PimItem(ItemKind.EVENT, "event-allday", ALLDAY))
+    account.add_item(("Tasks",), PimItem(ItemKind.TASK, "task-1", TASK))
+    account.add_item(("Notes",), PimItem(ItemKind.NOTE, "note-1", NOTE))
+    return store
+
+
+@contextlib.contextmanager
+def ews_account(store: Store, quirks: list[str] = (), retry_policy=None, profile: str = "exchange"):
+    prof = load_profile(profile).with_quirks([QuirkSpec.parse(q) for q in quirks])
+    with SimulatorWorld(store, prof) as world:
+        handle = world.start_ews()
+        config = Configuration(
+            service_endpoint=f"http://{handle.host}:{handle.port}/EWS/Exchange.asmx",
+            credentials=Credentials("alice", "secret"),
+            auth_type=BASIC,
+            version=Version(build=EXCHANGE_2016),
+            retry_policy=retry_policy or FailFast(),
+            max_connections=2,
+        )
+        account = Account("alice@engines.test", config=config, autodiscover=False, access_type=DELEGATE)
+        try:
+            yield account
+        finally:
+            account.protocol.close()
+
+
+def test_folder_tree_lists_store_and_distinguished_folders():
+    store = make_store()
+    store.account("alice").create_folder(("Projects", "2024"))
+    with ews_account(store) as account:
+        names = {f.name: f for f in account.msg_folder_root.walk()}
+        assert {"Inbox", "Sent Items", "Drafts", "Deleted Items", "Junk Email", "Calendar", "Contacts",
+                "Tasks", "Notes", "Projects", "2024"} <= set(names)
+        assert names["2024"].parent.name == "Projects"
+        assert isinstance(names["Calendar"], Calendar) and isinstance(names["Contacts"], Contacts)
+        assert isinstance(names["Tasks"], Tasks) and isinstance(names["Notes"], Notes)
+        assert account.inbox.total_count == 3 and account.inbox.unread_count == 2
+        assert account.calendar.folder_class == "IPF.Appointment"
+
+
+def test_pages_through_2000_messages():
+    store = make_store(0)
+    inbox = store.account("alice").folder(("INBOX",))
+    for i in range(2000):
+        store.account("alice").append(("INBOX",), mail(i))
+    assert len(inbox.messages) == 2000
+    with ews_account(store) as account:
+        qs = account.inbox.all().only("subject")
+        qs.page_size = 300
+        subjects = [m.subject for m in qs]
+    assert subjects == [f"message {i}" for i in range(2000)]
+
+
+def test_mime_content_byte_for_byte():
+    store = make_store(0)
+    raw = b"From: x@y.test\nSubject: bare LF and 8-bit \xe9\n\nline\x00with NUL\r\n\xff\n"
+    store.account("alice").append(("INBOX",), raw)
+    with ews_account(store) as account:
+        (msg,) = list(account.inbox.all().only("mime_content"))
+        assert msg.mime_content == raw
+
+
+def test_reads_contact():
+    with ews_account(make_store()) as account:
+        (c,) = list(account.contacts.all())
+    assert isinstance(c, Contact)
+    assert (c.given_name, c.surname, c.display_name) == ("Ada", "Lovelace", "Ada Lovelace")
+    assert [e.email for e in c.email_addresses] == ["ada@engines.test", "ada@home.test"]
+    assert {p.label: p.phone_number for p in c.phone_numbers} == {
+        "BusinessPhone": "+44 20 7946 0001", "MobilePhone": "+44 7700 900001"}
+    (addr,) = c.physical_addresses
+    assert (addr.label, addr.street, addr.city, addr.zipcode) == ("Business", "12 St James's Square", "London", "SW1Y 4JH")
+    assert c.birthday == date(1815, 12, 10)
+    assert c.company_name == "Analytical Engines Ltd" and c.job_title == "Programmer"
+
+
+def test_reads_recurring_event_with_modified_and_deleted_occurrences():
+    with ews_account(make_store()) as account:
+        items = {i.uid: i for i in account.calendar.all()}
+        ev = items["event-weekly"]
+        assert isinstance(ev, CalendarItem) and ev.type == "RecurringMaster"
+        assert ev.subject == "Stand-up" and ev.location == "Room 1"
+        assert ev.start == datetime(2024, 1, 8, 8, 0, tzinfo=timezone.utc)
+        assert ev.end == datetime(2024, 1, 8, 8, 30, tzinfo=timezone.utc)
+        assert ev._start_timezone.ms_id == "W. Europe Standard Time"
+        pattern = ev.recurrence.pattern
+        assert type(pattern).__name__ == "WeeklyPattern" and [d for d in pattern.weekdays] == [1, 3]
+        assert ev.recurrence.boundary.number == 10
+        assert ev.reminder_is_set and ev.reminder_minutes_before_start == 10
+        assert [a.mailbox.email_address for a in ev.required_attendees] == ["bob@engines.test"]
+        assert [a.response_type for a in ev.optional_attendees] == ["Tentative"]
+        assert [d.start for d in ev.deleted_occurrences] == [datetime(2024, 1, 17, 8, 0, tzinfo=timezone.utc)]
+        (occ,) = ev.modified_occurrences
+        assert occ.original_start == datetime(2024, 1, 10, 8, 0, tzinfo=timezone.utc)
+        assert occ.start == datetime(2024, 1, 10, 10, 0, tzinfo=timezone.utc)
+        (exception,) = account.fetch(ids=[(occ.id, occ.changekey)])
+        assert exception.subject == "Stand-up (moved)" and exception.type == "Exception"
+        allday = items["event-allday"]
+        assert allday.is_all_day and allday.type == "Single"
+
+
+def test_reads_task_and_note():
+    with ews_account(make_store()) as account:
+        (task,) = list(account.tasks.all())
+        (note,) = list(account.root.get_default_folder(Notes).all())
+    assert isinstance(task, Task)
+    assert (task.subject, task.status, task.percent_complete) == ("File the report", "InProgress", 40)
+    assert task.due_date == date(2024, 1, 10) or task.due_date == datetime(2024, 1, 10, 17, tzinfo=timezone.utc)
+    assert isinstance(note, Message) and note.item_class == "IPM.StickyNote"
+    assert (note.subject, note.body) == ("Door code", "4711 then #")
+
+
+def test_creates_mail_contact_event_task():
+    store = make_store(0)
+    raw = b"From: a@b.test\r\nSubject: imported\r\n\r\nhello\r\n"
+    with ews_account(store) as account:
+        m = Message(account=account, folder=account.inbox, mime_content=raw, is_read=True)
+        m.save()
+        Contact(account=account, folder=account.contacts, given_name="Grace", surname="Hopper", display_name="Grace Hopper",
+                email_addresses=[]).save()
+        CalendarItem(account=account, folder=account.calendar, subject="Launch",
+                     start=datetime(2024, 5, 1, 12, tzinfo=timezone.utc),
+                     end=datetime(2024, 5, 1, 13, tzinfo=timezone.utc)).save()
+        Task(account=account, folder=account.tasks, subject="Ship it").save()
+        (back,) = list(account.inbox.all().only("mime_content", "is_read"))
+        assert back.mime_content == raw and back.is_read
+        assert {c.display_name for c in account.contacts.all()} == {"Grace Hopper", "Ada Lovelace"}
+        launch = next(i for i in account.calendar.all() if i.subject == "Launch")
+        assert launch.start == datetime(2024, 5, 1, 12, tzinfo=timezone.utc)
+        assert {t.subject for t in account.tasks.all()} == {"Ship it", "File the report"}
+        m.delete()
+        assert account.inbox.all().count() == 0
+    folder = store.account("alice").folder(("Contacts",))
+    card = next(i for i in folder.items if "Hopper" in i.payload)
+    assert "N:Hopper;Grace" in card.payload and card.payload.startswith("BEGIN:VCARD")
