@@ -3,6 +3,7 @@
     with SimulatorWorld(store, load_profile("generic")) as world:
         handle = world.start_imap()                     # STARTTLS offered
         tls = world.start_imap(implicit_tls=True)       # imaps
+        pop = world.start_pop3()                        # STLS offered; implicit_tls=True for pop3s
         imapclient.IMAPClient(handle.host, handle.port, ssl=False)
         # world.cafile trusts the self-signed certificate of both
 

@@ -134,8 +134,8 @@ class DropMidRetr(Quirk):
     """The connection closes after ``after_bytes`` bytes of a RETR reply (status line included).
 
     Deterministic by count: it happens to the first ``times`` RETRs of the server (0 = every
-    one), of message ``message`` only when given. Nothing is deleted: the session never reaches
-    the UPDATE state.
+    one), of message ``message`` only when given; a reply shorter than ``after_bytes`` goes out
+    whole but still counts. Nothing is deleted: the session never reaches the UPDATE state.
     """
 
     name = "pop3-drop-mid-retr"
