@@ -21,7 +21,7 @@ import ssl
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -45,6 +45,10 @@ class TrafficSpec(BaseModel):
     interval: float = Field(0.0, ge=0.0)  # seconds between two messages (the pace)
     attachments: float = Field(0.2, ge=0.0, le=1.0)  # share of messages with attachments
     starttls: bool = False
+    # A temporary refusal (4xx: greylisting, throttling) or a dropped connection is retried this
+    # many times, ``retry_delay`` seconds apart, as a sending MTA would; 5xx is final.
+    retries: int = Field(0, ge=0)
+    retry_delay: float = Field(0.0, ge=0.0)
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,7 @@ class SentRecord:
     accepted: bool
     reply: str
     sent_at: datetime  # wall clock, for relating a message to a cutover moment
+    attempts: int = 1
 
 
 @dataclass
@@ -194,9 +199,19 @@ class LiveTraffic:
                 break
             if self._stopping.is_set():
                 break
-            record = self._send(message)
+            record = self._send_with_retries(message)
             with self._lock:
                 self._records.append(record)
+
+    def _send_with_retries(self, message: LiveMessage) -> SentRecord:
+        record = self._send(message)
+        attempts = 1
+        while not record.accepted and attempts <= self.spec.retries and _temporary(record.reply):
+            if self._stopping.wait(self.spec.retry_delay):
+                break
+            record = self._send(message)
+            attempts += 1
+        return replace(record, attempts=attempts)
 
     def _send(self, message: LiveMessage) -> SentRecord:
         def record(accepted: bool, reply: str) -> SentRecord:
@@ -222,6 +237,11 @@ class LiveTraffic:
                 return record(True, reply)
         except (OSError, smtplib.SMTPException) as exc:
             return record(False, f"{type(exc).__name__}: {exc}")
+
+
+def _temporary(reply: str) -> bool:
+    """A 4xx reply, or a client-side error (no reply code): worth another attempt."""
+    return reply.startswith("4") or not reply[:1].isdigit()
 
 
 def message_id_of(raw: bytes) -> str | None:

@@ -7,9 +7,11 @@ import time
 import pytest
 from imapclient import IMAPClient
 
-from simulators.launcher import SimulatorWorld
+from simulators.launcher import ServerHandle, SimulatorWorld
+from simulators.quirks import QuirkSpec
+from simulators.smtp import SmtpServer
 from simulators.traffic import LiveTraffic, TrafficSpec, compose_live, message_id_of
-from tests.test_smtp_server import inbox, profile_with, store  # noqa: F401
+from tests.test_smtp_server import FakeClock, inbox, profile_with, store  # noqa: F401
 
 
 def test_compose_live_is_deterministic_and_realistic():
@@ -100,3 +102,32 @@ def test_start_twice_is_refused(store):
         with pytest.raises(RuntimeError, match="already started"):
             traffic.start()
         traffic.join()
+
+
+def test_temporary_refusals_are_retried_as_an_mta_would(store):
+    # Greylisting for 60 s on a clock that moves 61 s each time it is read: a pair's first RCPT is
+    # deferred, its retry accepted; a pair seen before passes at once. Nobody sleeps.
+    clock = FakeClock()
+
+    def ticking():
+        clock.advance(61)
+        return clock.now
+
+    profile = profile_with([QuirkSpec(name="smtp-greylist-451", params={"delay_seconds": 60})])
+    with SmtpServer(store, profile, clock=ticking) as server:
+        handle = ServerHandle("smtp", server.host, server.port, False)
+        traffic = LiveTraffic(handle, "alice", TrafficSpec(messages=6, retries=2))
+        traffic.start().join(timeout=10)
+        deferred = server.handler.quirks[0].deferred
+    senders = [m.sender.lower() for m in traffic.messages]
+    assert [r.accepted for r in traffic.records] == [True] * 6
+    assert [r.attempts for r in traffic.records] == [1 + (s not in senders[:i]) for i, s in enumerate(senders)]
+    assert deferred == len(set(senders))
+    assert traffic.check(m.raw for m in inbox(store)).ok
+
+
+def test_permanent_refusals_are_not_retried(store):
+    with SimulatorWorld(store, profile_with()) as world:
+        traffic = LiveTraffic(world.start_smtp(), "nobody", TrafficSpec(messages=1, retries=3))
+        traffic.start().join(timeout=10)
+    assert [(r.accepted, r.attempts) for r in traffic.records] == [(False, 1)]
