@@ -142,7 +142,9 @@ class Pop3Source:
                 self.client = _Client(url.host, url.port, timeout=TIMEOUT)
         except ssl.SSLError as exc:
             raise TlsFailure(f"{self.where}: TLS handshake failed: {tls_text(exc)}") from None
-        except (OSError, poplib.error_proto) as exc:
+        except OSError as exc:
+            raise ConnectionFailed(f"{self.where}: cannot connect: {exc}") from None
+        except poplib.error_proto as exc:
             raise ConnectionFailed(f"{self.where}: cannot connect: {_text(exc)}") from None
         self.tls = "implicit" if url.implicit_tls else "none"
         self.banner: bytes = self.client.getwelcome()
