@@ -303,3 +303,12 @@ def test_start_error_is_raised_in_the_caller(store):
 def test_parallel_servers_get_their_own_ports(store):
     with serving(store) as one, serving(store) as two:
         assert one.port != two.port and 0 not in (one.port, two.port)
+
+
+def test_world_names_the_profile_when_a_quirk_does_not_fit(store):
+    from simulators.launcher import LauncherError
+    from simulators.quirks import QuirkSpec
+
+    with SimulatorWorld(store, profile_with([QuirkSpec(name="smtp-throttle-421", params={"aftr": 1})])) as world:
+        with pytest.raises(LauncherError, match="SMTP server for profile 'generic': quirk 'smtp-throttle-421'"):
+            world.start_smtp()
