@@ -236,8 +236,12 @@ def test_no_pim_folders_unless_asked():
 
 
 def test_exchange_profile_names_its_pim_folders():
-    assert {k: EXCHANGE.special_folders[k] for k in PIM_FOLDERS} == {
+    assert {k: v for k, v in EXCHANGE.special_folders.items() if k in PIM_FOLDERS} == {
         "calendar": ["Calendar"], "contacts": ["Contacts"], "tasks": ["Tasks"], "notes": ["Notes"],
-        "deleted": ["Deleted Items"],
     }
+    # Deleted Items is the trash; no profile names one folder under two keys.
+    assert EXCHANGE.special_folders["trash"] == ["Deleted Items"]
+    for profile in (EXCHANGE, GENERIC, load_profile("courier")):
+        paths = [tuple(p) for p in profile.special_folders.values()]
+        assert len(paths) == len(set(paths)), profile.name
     assert not set(PIM_FOLDERS) & set(GENERIC.special_folders)
