@@ -92,3 +92,13 @@ def test_error_challenge_is_googles_documented_json():
     assert json.loads(base64.b64decode(error_challenge("400"))) == {
         "status": "400", "schemes": "bearer mac", "scope": "https://mail.google.com/"
     }
+
+
+def test_strip_received_finds_ours_below_a_later_hops_lines():
+    trace = Trace("c", "127.0.0.1", "mx", "ESMTP", "1", "a@b", datetime(2024, 1, 1, tzinfo=timezone.utc))
+    original = b"Subject: x\r\n\r\nbody\r\n"
+    later = b"Return-Path: <b@x>\r\nDelivered-To: a@b\r\n"
+    assert strip_received(later + trace.header() + original) == later + original
+    assert strip_received(original + trace.header()) == original + trace.header()  # not in the body
+    foreign = b"Received: from a\r\n\tby b with ESMTP id 1\r\n\tfor <c>; Mon, 1 Jan 2024 00:00:00 +0000\r\n"
+    assert strip_received(foreign + original) == foreign + original  # not ours

@@ -13,9 +13,11 @@ from email.utils import format_datetime
 
 from simulators.store import Account, Store
 
-# A Received header as deliver() writes it: "Received: " then continuation lines starting with a
-# tab, ending at the first CRLF not followed by a tab.
-_OUR_RECEIVED = re.compile(rb"\AReceived: [^\r\n]*(?:\r\n\t[^\r\n]*)*\r\n")
+# A Received header as Trace.header() writes it (three lines, "(quirkmail)" in the by-clause), at
+# the start of the message or of a header line: a later hop may have put its own lines above it.
+_OUR_RECEIVED = re.compile(
+    rb"(?:\A|(?<=\r\n))Received: from [^\r\n]*\r\n\tby [^\r\n]* \(quirkmail\) with [^\r\n]*\r\n\tfor [^\r\n]*\r\n"
+)
 
 
 def resolve_recipient(store: Store, address: str) -> Account | None:
@@ -59,6 +61,8 @@ def with_protocol(*, extended: bool, tls: bool, authenticated: bool, utf8: bool)
 
 
 def strip_received(raw: bytes) -> bytes:
-    """The message as the client sent it: ``raw`` without the first Received header (the one
-    delivery prepended); other bytes untouched."""
-    return _OUR_RECEIVED.sub(b"", raw, count=1)
+    """``raw`` without the Received header our delivery prepended (the first one in the header
+    block); every other byte untouched. For the message as the client sent it."""
+    head_end = raw.find(b"\r\n\r\n")
+    head = raw if head_end < 0 else raw[: head_end + 2]
+    return _OUR_RECEIVED.sub(b"", head, count=1) + raw[len(head):]
