@@ -123,7 +123,9 @@ class EwsThrottleDisguised(_Counting):
         @field_validator("kinds", mode="before")
         @classmethod
         def _split(cls, value):
-            return value.split("|") if isinstance(value, str) else value
+            # On the command line a list is written "401|503"; a lone "401" arrives as an int.
+            value = str(value).split("|") if isinstance(value, (str, int)) else value
+            return [str(v) for v in value]
 
         @field_validator("kinds")
         @classmethod
