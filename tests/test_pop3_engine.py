@@ -147,10 +147,15 @@ def test_three_unknown_commands_before_login_disconnect(talk):
     )
 
 
-def test_twenty_errors_after_login_are_tolerated_not_twenty_one(talk):
-    _, out = talk(LOGIN + b"RETR 99\r\n" * 21)
-    assert out.count(b"-ERR There's no message 99.\r\n") == 21
-    assert out.endswith(b"-ERR Too many bad commands.\r\n<close>")
+def test_twenty_errors_in_a_row_after_login_are_tolerated_not_twenty_one(talk):
+    _, out = talk(LOGIN + b"RETR 99\r\n" * 20 + b"NOOP\r\n" + b"RETR 99\r\n" * 21)
+    assert out.count(b"-ERR There's no message 99.\r\n") == 41
+    assert out.endswith(b"+OK\r\n" + b"-ERR There's no message 99.\r\n" * 21 + b"-ERR Too many bad commands.\r\n<close>")
+
+
+def test_known_commands_reset_the_unknown_count_before_login(talk):
+    _, out = talk(b"FOO\r\nBAR\r\nUSER x\r\nBAZ\r\nQUX\r\nCAPA\r\n")
+    assert out.endswith(b"+OK\r\n-ERR Unknown command.\r\n-ERR Unknown command.\r\n+OK\r\nCAPA\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nPIPELINING\r\nAUTH-RESP-CODE\r\nSTLS\r\nUSER\r\nSASL PLAIN LOGIN\r\n.\r\n")
 
 
 def test_auth_plain_initial_response_and_continuation(talk):

@@ -35,17 +35,26 @@ SCRIPT = [
     "CAPA", "APOP alice 0123456789abcdef", "AUTH", "AUTH PLAIN", "*", "AUTH XOAUTH2", "STAT",
     "PASS secret", "USER alice", "PASS wrong", "USER alice", "PASS secret",
     "CAPA", "STAT", "LIST", "LIST 2", "LIST 99", "LIST x", "LIST 1 2", "UIDL", "UIDL 1", "UIDL 0",
-    *[f"RETR {n}" for n in range(1, 9)], "TOP 1 0", "TOP 2 1", "TOP 3 100", "TOP 1", "TOP 1 x", "TOP 1 -1",
+    *[f"RETR {n}" for n in range(1, 12)], "TOP 1 0", "TOP 2 1", "TOP 3 100", "TOP 1", "TOP 1 x", "TOP 1 -1",
     "DELE 1", "DELE 1", "RETR 1", "LIST 1", "STAT", "RSET", "STAT", "NOOP", "FOO", "", "RSET x",
     "DELE 2", "DELE 5", "QUIT",
 ]
 AFTER = ["USER alice", "PASS secret", "STAT", "LIST", "QUIT"]
+# Scripts that end with the server closing the connection.
+LIMITS = [
+    ["QUIT"],
+    ["FOO", "CAPA", "BAR", "USER x", "BAZ", "QUX", "QUUX"],
+    ["USER alice", "PASS secret", *["RETR 99"] * 15, "NOOP", *["TOP 1"] * 20, "LIST x"],
+]
+
+
+SAMPLES = Path(__file__).parent.parent / "scenarios/library/imap/messages/odd-content"
 
 
 def mailbox() -> Store:
     store = Store()
     account = store.add_account("alice", "secret")
-    for raw in ODD:
+    for raw in ODD + [p.read_bytes() for p in sorted(SAMPLES.glob("*.eml"))]:
         account.append(INBOX, raw, internaldate=WHEN)
     populate(account, FixtureSpec(seed=7, messages=12, folders=1, attachments=0.3), load_profile("generic"))
     return store
@@ -64,8 +73,7 @@ def transcript(port: int, script: list[str]) -> str:
                 while (line := reader.readline()) not in (b".\r\n", b""):
                     out.append(line)
                 out.append(line)
-            if command == "QUIT":
-                out.append(reader.read())  # EOF: the server closed
+        out.append(reader.read())  # up to EOF: every script ends with the server closing
     return b"".join(out).decode("utf-8", "replace")
 
 
@@ -88,10 +96,11 @@ def test_generic_profile_answers_like_dovecot(dovecot):
     store = mailbox()
     dovecot.add_user("alice", "secret")
     dovecot.load_account(store.account("alice"))
-    theirs = normalise(transcript(dovecot.pop3_port, SCRIPT)) + normalise(transcript(dovecot.pop3_port, AFTER))
+    scripts = [SCRIPT, AFTER, *LIMITS]
+    theirs = "".join(normalise(transcript(dovecot.pop3_port, script)) for script in scripts)
     with SimulatorWorld(store, load_profile("generic")) as world:
         port = world.start_pop3().port
-        ours = normalise(transcript(port, SCRIPT)) + normalise(transcript(port, AFTER))
+        ours = "".join(normalise(transcript(port, script)) for script in scripts)
     assert "Logging out, messages deleted." in ours and "<uidl>" in ours
     assert ours.splitlines() == theirs.splitlines()
 
@@ -146,7 +155,7 @@ def test_fetchmail_retrieves_everything(tmp_path: Path):
         rc.chmod(0o600)
         env = dict(os.environ, HOME=str(tmp_path), FETCHMAILHOME=str(tmp_path))
         run = subprocess.run(
-            ["fetchmail", "-f", str(rc), "--nodetach", "--nosyslog"], env=env, capture_output=True, text=True, timeout=60
+            ["fetchmail", "-f", str(rc), "--nodetach", "--nosyslog", "--pidfile", str(tmp_path / "fetchmail.pid")], env=env, capture_output=True, text=True, timeout=60
         )
     assert run.returncode == 0, run.stderr
     got = sorted(FETCHMAIL_RECEIVED.sub(b"", p.read_bytes(), count=1) for p in out.iterdir())

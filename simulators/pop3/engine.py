@@ -18,7 +18,7 @@ profile's ``SASL`` capability lists; TOP and UIDL exist only while advertised af
 
 Replies word for word as Dovecot 2.3's POP3 (the ``generic`` profile is compared with a real one),
 including its argument errors ("-ERR Noise after message number: ..."), its limit of 3 unknown
-commands before login and 20 errors after, and no maildrop locking (Dovecot's default
+commands in a row before login and 20 errors in a row after, and no maildrop locking (Dovecot's default
 ``pop3_lock_session = no``: two sessions may hold the same INBOX). What the maildrop shows and how
 messages go on the wire: ``simulators.pop3.maildrop``.
 
@@ -59,8 +59,8 @@ class State(enum.Enum):
     CLOSED = "closed"  # after QUIT, a fatal error, a timeout or a quirk's cut
 
 
-MAX_UNKNOWN_BEFORE_LOGIN = 3  # Dovecot's pop3-login disconnects at the third unknown command
-MAX_ERRORS_AFTER_LOGIN = 20  # Dovecot's pop3 disconnects after the twenty-first -ERR
+MAX_UNKNOWN_BEFORE_LOGIN = 3  # Dovecot's pop3-login disconnects at the third unknown command in a row
+MAX_ERRORS_AFTER_LOGIN = 20  # Dovecot's pop3 disconnects at the twenty-first -ERR in a row
 AUTH_FAILED = "-ERR [AUTH] Authentication failed."
 _APOP_SERIAL = itertools.count(1)  # only makes challenges unique within a process
 _TRANSACTION_COMMANDS = ("CAPA", "DELE", "LIST", "NOOP", "QUIT", "RETR", "RSET", "STAT", "TOP", "UIDL")
@@ -190,8 +190,7 @@ class Pop3Session:
             reply = exc.reply
         if reply is not None:
             self._send(reply + "\r\n")
-            if reply.startswith("-ERR"):
-                self._count_error(name)
+        self._count_error(name, failed=reply is not None and reply.startswith("-ERR"))
 
     def _dispatch(self, name: str, args: str) -> str | None:
         if self.state is State.AUTHORIZATION:
@@ -203,17 +202,19 @@ class Pop3Session:
             raise CommandError(f"-ERR Unknown command: {name}" if name else "-ERR Unknown command.")
         return getattr(self, f"cmd_{name}")(args)
 
-    def _count_error(self, name: str) -> None:
+    def _count_error(self, name: str, failed: bool) -> None:
+        """Dovecot's bad-command counters: consecutive failures only, any success resets."""
         if self.state is State.AUTHORIZATION:
-            # Only unknown commands count before login (failed logins have their own delays).
+            # Before login only unknown commands count (failed logins have their own delays).
             if name in _AUTHORIZATION_COMMANDS:
+                self._errors = 0
                 return
             self._errors += 1
             if self._errors >= MAX_UNKNOWN_BEFORE_LOGIN:
                 self._send(b"-ERR Too many invalid bad commands.\r\n")
                 self._close()
         elif self.state is State.TRANSACTION:
-            self._errors += 1
+            self._errors = self._errors + 1 if failed else 0
             if self._errors > MAX_ERRORS_AFTER_LOGIN:
                 self._send(b"-ERR Too many bad commands.\r\n")
                 self._close()
