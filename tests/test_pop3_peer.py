@@ -28,6 +28,8 @@ ODD = [
     b"Subject: dots\r\nMessage-ID: <dots@x>\r\n\r\n.starts with a dot\r\n..two\r\n.\r\nend\r\n",
     b"Subject: bare lf\nMessage-ID: <lf@x>\n\nbody\nline 2\n",
     b"Subject: no final newline\r\n\r\nlast line",
+    b"Subject: nul\r\n\r\na \x00 b\r\n",
+    b"Subject: odd bytes\r\n\r\nlone\rCR\r\n\xe9t\xe9 8-bit\r\n.\rdot then CR\r\n",
 ]
 # Multi-line replies: what follows "+OK" up to ".\r\n" belongs to the reply.
 MULTILINE = re.compile(r"^(CAPA|AUTH|LIST|UIDL|RETR \S+|TOP \S+ \S+)$", re.IGNORECASE)
@@ -35,7 +37,7 @@ SCRIPT = [
     "CAPA", "APOP alice 0123456789abcdef", "AUTH", "AUTH PLAIN", "*", "AUTH XOAUTH2", "STAT",
     "PASS secret", "USER alice", "PASS wrong", "USER alice", "PASS secret",
     "CAPA", "STAT", "LIST", "LIST 2", "LIST 99", "LIST x", "LIST 1 2", "UIDL", "UIDL 1", "UIDL 0",
-    *[f"RETR {n}" for n in range(1, 12)], "TOP 1 0", "TOP 2 1", "TOP 3 100", "TOP 1", "TOP 1 x", "TOP 1 -1",
+    *[f"RETR {n}" for n in range(1, 14)], "TOP 1 0", "TOP 2 1", "TOP 3 100", "TOP 1", "TOP 1 x", "TOP 1 -1",
     "DELE 1", "DELE 1", "RETR 1", "LIST 1", "STAT", "RSET", "STAT", "NOOP", "FOO", "", "RSET x",
     "DELE 2", "DELE 5", "QUIT",
 ]
