@@ -89,6 +89,10 @@ class MigrationOptions(BaseModel):
 def test_connection(endpoint: Endpoint, *, role: str) -> ConnectionReport:
     """Log in, read capabilities and namespace, SELECT INBOX (a login alone proves little:
     authenticated-but-not-connected)."""
+    if endpoint.url.scheme not in ("imap", "imaps"):
+        from migrator.pop3_flow import test_pop3_or_delivery
+
+        return test_pop3_or_delivery(endpoint, role=role)
     t0 = time.monotonic()
     conn = ImapSource(endpoint) if role == "source" else ImapSink(endpoint)
     try:

@@ -31,7 +31,7 @@ from migrator.errors import ConnectionFailed, MigratorError
 from migrator.identity import Identity, IdentityIndex, identity_of, message_id_of
 from migrator.pop3_targets import DeliveryTarget, ImapTarget, open_target
 from migrator.progress import NullProgress, ProgressSink
-from migrator.report import DateFallback, FolderReport, ItemError, MigrationReport, Pop3Report, SkippedItem
+from migrator.report import ConnectionReport, DateFallback, FolderReport, ItemError, MigrationReport, Pop3Report, SkippedItem
 from migrator.sinks.imap import AppendInterrupted, refusal_reason
 from migrator.sources.pop3 import Pop3Listing, Pop3Source
 from migrator.state import Pop3Confirmed, State, default_state_path
@@ -312,6 +312,26 @@ class Pop3Run:
             self.target.close()
         if self.state is not None:
             self.state.close()
+
+
+def test_pop3_or_delivery(endpoint: Endpoint, *, role: str) -> ConnectionReport:
+    """``--test-connection`` for a POP3 source (log in, CAPA, LIST) or an LMTP/SMTP destination
+    (greeting, LHLO/EHLO, login when a password is given): no message is read or sent."""
+    t0 = time.monotonic()
+    if endpoint.url.scheme in ("pop3", "pop3s"):
+        session = Pop3Source(endpoint)
+        try:
+            count, caps, tls = len(session.listing().sizes), sorted(session.caps), session.tls
+        finally:
+            session.abandon()  # no QUIT: nothing can be deleted by a connection test
+    else:
+        target = open_target(endpoint, "INBOX", dry_run=True)
+        caps = sorted(k.upper() for k in target.sink.client.esmtp_features)
+        count, tls = 0, target.sink.tls
+        target.close()
+    return ConnectionReport(role=role, endpoint=endpoint.url.display(), tls=tls, capabilities=caps,
+                            namespace_prefix="", delimiter=None, folders=1, inbox_messages=count,
+                            seconds=round(time.monotonic() - t0, 3))
 
 
 def left_behind(report: MigrationReport, options) -> None:

@@ -216,3 +216,22 @@ def test_refused_login_is_classified(tmp_path, quirk, password, hint):
         run(store, tmp_path, quirks=[QuirkSpec(name=quirk)] if quirk else [], password=password)
     assert info.value.exit_code == 4 and password not in str(info.value)
     assert store.accounts["dst"].folders[INBOX].messages == []
+
+
+def test_dry_run_writes_nothing(tmp_path):
+    store = make_store([message(n) for n in range(3)])
+    report = run(store, tmp_path, dry_run=True, pop3_delete=True, pop3_folder="New", uidl_map_path=tmp_path / "m.json")
+    assert (report.copied, report.pop3.deleted, report.dry_run) == (3, 0, True)
+    assert ("New",) not in store.accounts["dst"].folders and not (tmp_path / "m.json").exists()
+    assert not (tmp_path / "state.sqlite").exists() and len(store.accounts["src"].folders[INBOX].messages) == 3
+
+
+def test_connection_test_reads_nothing(tmp_path):
+    from migrator.engine import test_connection
+
+    store = make_store([message(n) for n in range(3)], other_folders={("X",): 1})
+    with SimulatorWorld(store, load_profile("generic").with_quirks([QuirkSpec(name="pop3-delete-on-retrieve")])) as world:
+        url = world.start_pop3().url("src")
+        rep = test_connection(Endpoint(ServerURL.parse(url), Secret(PASSWORD), cafile=world.cafile), role="source")
+    assert (rep.inbox_messages, rep.tls, rep.folders) == (3, "starttls", 1) and "UIDL" in rep.capabilities
+    assert len(store.accounts["src"].folders[INBOX].messages) == 3
