@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any
@@ -270,10 +270,18 @@ class PimReport:
 
 
 def compare(
-    source: Iterable[PimRecord], dest: Iterable[PimRecord], *, folder_map: Mapping[str, str] | None = None
+    source: Iterable[PimRecord],
+    dest: Iterable[PimRecord],
+    *,
+    folder_map: Mapping[str, str] | None = None,
+    ignore: Collection[str] = (),
 ) -> PimReport:
     """Differences between two item sets. A source folder is expected under
-    ``folder_map.get(folder, folder)`` in the destination; items are matched by kind and UID."""
+    ``folder_map.get(folder, folder)`` in the destination; items are matched by kind and UID.
+
+    ``ignore`` names fields a destination cannot keep, as "field" (every kind) or "kind.field"
+    ("contact.photo", "event.alarms"); they are left out of the comparison.
+    """
     folder_map = folder_map or {}
     source, dest = list(source), list(dest)
     src_counts = Counter((r.kind, folder_map.get(r.folder, r.folder)) for r in source)
@@ -291,7 +299,7 @@ def compare(
             present = (a or b).folder
             diffs.append(Difference(kind, uid, present, "presence", a and "present", b and "present"))
             continue
-        diffs.extend(_field_differences(a, b))
+        diffs.extend(_field_differences(a, b, frozenset(ignore)))
     return report
 
 
@@ -304,8 +312,10 @@ def _by_uid(records: list[PimRecord], diffs: list[Difference], side: str) -> dic
     return out
 
 
-def _field_differences(a: PimRecord, b: PimRecord) -> Iterable[Difference]:
+def _field_differences(a: PimRecord, b: PimRecord, ignore: frozenset[str]) -> Iterable[Difference]:
     for name in sorted(set(a.fields) | set(b.fields)):
+        if name in ignore or f"{a.kind}.{name}" in ignore:
+            continue
         x, y = a.fields.get(name), b.fields.get(name)
         if name == "overrides" and x != y:
             yield from _override_differences(a, x or {}, y or {})

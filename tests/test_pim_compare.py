@@ -129,6 +129,16 @@ def test_changed_email_is_reported():
     assert "someone.else@example.org" not in {address for address, _ in diff.source}
 
 
+def test_ignored_fields_are_left_out():
+    contact = next(g for g in GENERATED if g.item.kind.value == "contact")
+    card = vobject.readOne(contact.item.payload)
+    card.contents["email"][0].value = "someone.else@example.org"
+    changed = with_payload(contact, card.serialize())
+    assert compare(records(), changed, ignore={"contact.emails"}).ok
+    assert compare(records(), changed, ignore={"emails"}).ok
+    assert not compare(records(), changed, ignore={"event.emails", "phones"}).ok
+
+
 def test_changed_task_status_and_rrule_normalisation():
     task = next(g for g in GENERATED if g.item.kind.value == "task")
     cal = icalendar.Calendar.from_ical(task.item.payload)
