@@ -279,3 +279,20 @@ def test_creates_mail_contact_event_task():
     folder = store.account("alice").folder(("Contacts",))
     card = next(i for i in folder.items if "Hopper" in i.payload)
     assert "N:Hopper;Grace" in card.payload and card.payload.startswith("BEGIN:VCARD")
+
+
+def test_start_ews_urls_and_https_with_the_world_certificate():
+    import requests
+
+    with SimulatorWorld(make_store(1), load_profile("exchange")) as world:
+        plain, tls = world.start_ews(), world.start_ews(tls=True)
+        assert plain.url("alice") == f"ews+http://alice@127.0.0.1:{plain.port}"
+        assert tls.url("alice") == f"ews://alice@127.0.0.1:{tls.port}"
+        body = (b'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>'
+                b'<m:GetFolder xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" '
+                b'xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><m:FolderShape>'
+                b'<t:BaseShape>Default</t:BaseShape></m:FolderShape><m:FolderIds><t:DistinguishedFolderId Id="inbox"/>'
+                b'</m:FolderIds></m:GetFolder></s:Body></s:Envelope>')
+        r = requests.post(f"https://127.0.0.1:{tls.port}/EWS/Exchange.asmx", data=body, auth=("alice", "secret"),
+                          verify=str(world.cafile), timeout=10)
+        assert r.status_code == 200 and b"<t:TotalCount>1</t:TotalCount>" in r.content

@@ -138,7 +138,9 @@ def render_mail(account: str, folder: Folder, item: MailItem, shape: Shape) -> e
         sub(el, t("DateTimeSent"), pim.utc(sent))
     sub(el, t("DateTimeCreated"), pim.utc(item.internaldate))
     sub(el, t("HasAttachments"), "true" if b"content-disposition: attachment" in item.raw.lower() else "false")
-    for tag, header in (("Sender", "Sender"), ("ToRecipients", "To"), ("CcRecipients", "Cc"), ("From", "From")):
+    # Exchange fills Sender from From when the message has no Sender header.
+    sender = "Sender" if _header(msg, "Sender") else "From"
+    for tag, header in (("Sender", sender), ("ToRecipients", "To"), ("CcRecipients", "Cc"), ("From", "From")):
         people = [(n, a) for n, a in getaddresses([_header(msg, header)]) if a] if _header(msg, header) else []
         if not people:
             continue

@@ -204,6 +204,13 @@ def _tzid(prop) -> str:
     return "UTC"
 
 
+def _as_list(value) -> list:
+    """icalendar gives one property as itself and several as a list."""
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
 def _mailbox(parent: etree._Element, address, name: str | None = None) -> None:
     box = sub(parent, t("Mailbox"))
     email = str(address)
@@ -248,8 +255,7 @@ def render_event(item: PimItem, head: list[etree._Element], *, occurrence: str |
     sub(el, t("LegacyFreeBusyStatus"), "Free" if str(ev.get("TRANSP", "")) == "TRANSPARENT" else "Busy")
     if "LOCATION" in ev:
         sub(el, t("Location"), str(ev["LOCATION"]))
-    attendees = ev.get("ATTENDEE", [])
-    attendees = attendees if isinstance(attendees, list) else [attendees]
+    attendees = _as_list(ev.get("ATTENDEE"))
     recurring = "RRULE" in master
     sub(el, t("IsMeeting"), "true" if attendees else "false")
     sub(el, t("IsCancelled"), "true" if str(ev.get("STATUS", "")) == "CANCELLED" else "false")
@@ -285,9 +291,7 @@ def render_event(item: PimItem, head: list[etree._Element], *, occurrence: str |
                 sub(occ, t("Start"), utc(o_start))
                 sub(occ, t("End"), utc(o_end))
                 sub(occ, t("OriginalStart"), key)
-        exdates = []
-        for ex in master.get("EXDATE", []) if isinstance(master.get("EXDATE"), list) else [master["EXDATE"]] if "EXDATE" in master else []:
-            exdates.extend(d.dt for d in ex.dts)
+        exdates = [d.dt for ex in _as_list(master.get("EXDATE")) for d in ex.dts]
         if exdates:
             box = sub(el, t("DeletedOccurrences"))
             for d in sorted(_as_datetime(x) for x in exdates):
