@@ -165,6 +165,10 @@ class Quirk:
         """Told after message ``number`` was sent whole by RETR (may call ``session.mark_deleted``)."""
         return None
 
+    def pop3_session_end(self, session: Any) -> None:
+        """Told once when a session ends (QUIT, a dropped connection, a timeout, a cut)."""
+        return None
+
     # SMTP hooks (simulators.smtp.handler). Each returns None for the normal behaviour. A "reply"
     # is the full reply text without CRLF, e.g. "451 4.7.1 Greylisting in action, please come back
     # later"; lines of a multi-line reply are joined by CRLF. A 421 reply closes the connection.

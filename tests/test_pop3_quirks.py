@@ -119,3 +119,17 @@ def test_drop_mid_retr_by_count(store):
     assert len(store.account("alice").folder(INBOX).messages) == 3  # no QUIT, no UPDATE
     again = after_login(talk(store, LOGIN + b"RETR 2\r\n", qs))
     assert again == b"+OK 22 octets\r\nSubject: 2\r\n\r\nbody 2\r\n.\r\n"  # times=1 is spent
+
+
+def test_session_lock_in_use_until_the_holder_ends(store):
+    qs = quirks("pop3-session-lock")
+    profile = load_profile("generic")
+    first = Pop3Session(store, profile, qs)
+    assert first.receive_data(LOGIN)[-1] == b"+OK Logged in.\r\n"
+    second = Pop3Session(store, profile, qs)
+    assert second.receive_data(LOGIN)[-1] == b"-ERR [IN-USE] Mailbox is locked by another POP3 session.\r\n"
+    first.connection_lost()
+    assert second.receive_data(LOGIN)[-1] == b"+OK Logged in.\r\n"
+    assert Pop3Session(store, profile, qs).receive_data(b"USER alice\r\nPASS bad\r\n")[-1] == (
+        b"-ERR [AUTH] Authentication failed.\r\n"
+    )

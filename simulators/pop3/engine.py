@@ -126,12 +126,12 @@ class Pop3Session:
         return self._flush()
 
     def timeout(self) -> list[Output]:
-        self.state = State.CLOSED
+        self._end()
         return [b"-ERR Disconnected for inactivity.\r\n", CLOSE]
 
     def connection_lost(self) -> None:
         """The peer went away: no UPDATE state, so nothing marked by DELE is deleted."""
-        self.state = State.CLOSED
+        self._end()
 
     def tls_started(self) -> None:
         self.tls_active = True
@@ -168,8 +168,14 @@ class Pop3Session:
         self._out.append(line.encode() if isinstance(line, str) else line)
 
     def _close(self) -> None:
-        self.state = State.CLOSED
+        self._end()
         self._out.append(CLOSE)
+
+    def _end(self) -> None:
+        if self.state is not State.CLOSED:
+            self.state = State.CLOSED
+            for q in self.quirks:
+                q.pop3_session_end(self)
 
     def _quirk(self, hook: str, *args):
         for q in self.quirks:

@@ -157,3 +157,34 @@ class DropMidRetr(Quirk):
             return None
         self._cuts += 1
         return self.params.after_bytes
+
+
+@register
+class SessionLock(Quirk):
+    """One POP3 session per mailbox: a second login gets Dovecot's
+    `-ERR [IN-USE] Mailbox is locked by another POP3 session.` (its ``pop3_lock_session = yes``;
+    the default, like the generic profile, is no lock). Dovecot first waits for the lock (up to
+    2 minutes with Maildir); this answers at once. The lock is per server and is released when
+    the holding session ends in any way.
+    """
+
+    name = "pop3-session-lock"
+    protocols = frozenset({"pop3"})
+
+    class Params(_Params):
+        reply: str = "-ERR [IN-USE] Mailbox is locked by another POP3 session."
+
+    def __init__(self, params):
+        super().__init__(params)
+        self._holders: dict[str, object] = {}
+
+    def pop3_login(self, session, user, password, mechanism, valid):
+        holder = self._holders.get(user)
+        return self.params.reply if valid and holder is not None and holder is not session else None
+
+    def pop3_logged_in(self, session):
+        self._holders[session.user] = session
+
+    def pop3_session_end(self, session):
+        if session.user is not None and self._holders.get(session.user) is session:
+            del self._holders[session.user]
