@@ -10,7 +10,8 @@ import pytest
 from imapclient import IMAPClient
 
 from migrator.cli import add_migrate_arguments, run_migrate
-from migrator.engine import MigrationOptions, migrate, test_connection
+from migrator.engine import MigrationOptions, migrate
+from migrator.engine import test_connection as probe_connection
 from migrator.errors import AuthenticationFailed
 from migrator.urls import Endpoint, Secret, ServerURL
 from simulators.store import Store
@@ -67,7 +68,7 @@ def test_pop3_to_lmtp_delivery(dovecot, tmp_path):
     for raw in msgs:  # Dovecot adds Return-Path/Delivered-To/Received above the original message
         assert sum(b.endswith(raw) for b in bodies) == 1
     assert migrate(pop3_endpoint(dovecot, src), lmtp, opts).copied == 0  # the checkpoint alone prevents duplicates
-    probe = test_connection(lmtp, role="destination")
+    probe = probe_connection(lmtp, role="destination")
     assert (probe.endpoint, probe.inbox_messages) == (lmtp.url.display(), 0) and "PIPELINING" in probe.capabilities
 
 
