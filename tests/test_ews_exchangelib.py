@@ -296,3 +296,33 @@ def test_start_ews_urls_and_https_with_the_world_certificate():
         r = requests.post(f"https://127.0.0.1:{tls.port}/EWS/Exchange.asmx", data=body, auth=("alice", "secret"),
                           verify=str(world.cafile), timeout=10)
         assert r.status_code == 200 and b"<t:TotalCount>1</t:TotalCount>" in r.content
+
+
+def test_reads_every_generated_pim_item():
+    """The fixtures' generated contacts, events (with overrides), tasks and notes all convert."""
+    import icalendar
+    import vobject
+    from exchangelib.folders import Notes as NotesFolder
+
+    from simulators.fixtures.generator import populate
+    from simulators.fixtures.spec import FixtureSpec
+
+    store = Store()
+    account = store.add_account("alice", "secret")
+    populate(account, FixtureSpec(messages=5, contacts=25, events=30, tasks=10, notes=8), load_profile("exchange"))
+    by_kind = {k: [i for f in account.folders.values() for i in f.items if i.kind is k] for k in ItemKind}
+    overrides = sum(len([e for e in icalendar.Calendar.from_ical(i.payload).walk("VEVENT") if "RECURRENCE-ID" in e])
+                    for i in by_kind[ItemKind.EVENT])
+    with ews_account(store) as ews:
+        contacts = list(ews.contacts.all())
+        events = list(ews.calendar.all())
+        tasks = list(ews.tasks.all())
+        notes = list(ews.root.get_default_folder(NotesFolder).all())
+        occurrences = [o for e in events for o in (e.modified_occurrences or [])]
+        exceptions = list(ews.fetch(ids=[(o.id, o.changekey) for o in occurrences]))
+    assert sorted(c.display_name for c in contacts) == sorted(
+        vobject.readOne(i.payload).fn.value for i in by_kind[ItemKind.CONTACT])
+    assert sorted(e.uid for e in events) == sorted(i.item_id for i in by_kind[ItemKind.EVENT])
+    assert (len(tasks), len(notes)) == (10, 8)
+    assert overrides > 0 and len(occurrences) == overrides
+    assert all(isinstance(x, CalendarItem) and x.type == "Exception" for x in exceptions)
