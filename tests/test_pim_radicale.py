@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import requests
 import vobject
@@ -101,3 +103,25 @@ def test_stop_removes_process_and_storage():
         server.directory
     with pytest.raises(requests.ConnectionError):
         requests.get(f"http://127.0.0.1:{server.port}/", timeout=2)
+
+
+def test_items_lists_what_a_collection_holds(radicale, loaded):
+    held = radicale.items("alice", "tasks")
+    expected = {t.item_id + ".ics" for t in loaded.folder(["Tasks"]).items}
+    assert set(held) == expected and all("BEGIN:VTODO" in text for text in held.values())
+
+
+def test_load_account_splits_mixed_folders_by_kind(radicale):
+    account = Store().add_account("carol", "pw")
+    populate(account, FixtureSpec(seed=2, messages=3, folders=4, contacts=2, deleted_items_mixed=1), load_profile("exchange"))
+    radicale.add_user("carol", "pw2")
+    names = radicale.load_account("carol", account)
+    assert names == {("Contacts", "contact"): "contacts", ("Deleted Items", "contact"): "deleted-items-contact",
+                     ("Deleted Items", "event"): "deleted-items-event", ("Deleted Items", "task"): "deleted-items-task",
+                     ("Deleted Items", "note"): "deleted-items-note"}
+    # compare() maps folders, not (folder, kind): put the store's folder names back on the records.
+    back = {collection: folder for (folder, _), collection in names.items()}
+    dest = [dataclasses.replace(r, folder=back[r.folder]) for r in read_dav(radicale.url("carol"), "pw2")]
+    report = compare(read_store(account), dest)
+    assert report.ok, report.summary()
+    assert report.dest_counts[("note", "Deleted Items")] == 1

@@ -24,15 +24,17 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import requests
 
 from scenarios.peers.process import PeerProcess, free_ports, start_on_free_ports
-from scenarios.pim_compare import DavCollection, dav_collections
+from scenarios.pim_compare import COMPONENT_KIND, DavCollection, dav_collections, dav_members
+from simulators.store import Account, PimItem
 
 START_TIMEOUT = 15.0
 HTTP_TIMEOUT = 10.0
+COMPONENT_OF_KIND = {kind: component for component, kind in COMPONENT_KIND.items()}
 CONTENT_TYPES = {".vcf": "text/vcard; charset=utf-8", ".ics": "text/calendar; charset=utf-8"}
 
 CONFIG_TEMPLATE = """\
@@ -186,6 +188,45 @@ class RadicaleServer(PeerProcess):
             raise RadicaleError(f"GET {url}: {response.status_code} {response.reason}")
         return response.text
 
+    def items(self, user: str, collection: str) -> dict[str, str]:
+        """What a collection holds: resource name → its text as Radicale serves it."""
+        with self.session(user) as session:
+            out = {}
+            for url in dav_members(session, self.collection_url(user, collection)):
+                response = session.get(url, timeout=HTTP_TIMEOUT)
+                if response.status_code != 200:
+                    raise RadicaleError(f"GET {url}: {response.status_code} {response.reason}")
+                out[unquote(url.rstrip("/").rsplit("/", 1)[-1])] = response.content.decode("utf-8")
+            return out
+
+    def load_account(self, user: str, account: Account) -> dict[tuple[str, str], str]:
+        """PUT every non-mail item of a store account; one collection per folder and kind.
+
+        Returns (folder path joined with "/", kind) → collection name: the folder's name in lower
+        case ("calendar"), with the kind appended where a folder holds several ("deleted-items-event").
+        """
+        groups: dict[tuple[str, str], list[PimItem]] = {}
+        for path, folder in account.folders.items():
+            for item in folder.items:
+                groups.setdefault(("/".join(path), item.kind.value), []).append(item)
+        names = {}
+        for (folder, kind), items in groups.items():
+            name = _slug(folder)
+            if sum(1 for f, _ in groups if f == folder) > 1:
+                name = f"{name}-{kind}"
+            if kind == "contact":
+                self.create_addressbook(user, name)
+            else:
+                self.create_calendar(user, name, (COMPONENT_OF_KIND[kind],))
+            for item in items:
+                response = self.put(user, name, item.item_id + (".vcf" if kind == "contact" else ".ics"), item.payload)
+                if response.status_code != 201:
+                    raise RadicaleError(
+                        f"PUT {folder}/{item.item_id} into {name}: {response.status_code} {response.text[:200]}"
+                    )
+            names[folder, kind] = name
+        return names
+
     def _make_collection(self, user: str, name: str, method: str, body: str) -> str:
         url = self.collection_url(user, name)
         with self.session(user) as session:
@@ -236,3 +277,8 @@ class RadicaleServer(PeerProcess):
             if time.monotonic() > deadline:
                 raise RadicaleError(f"Radicale not ready after {START_TIMEOUT:.0f} s:\n{self._log_tail()}")
             time.sleep(0.05)
+
+
+def _slug(folder: str) -> str:
+    """A collection name from a folder path: "Deleted Items" → "deleted-items"."""
+    return "-".join(folder.lower().replace("/", " ").split()) or "collection"
