@@ -235,3 +235,24 @@ def test_connection_test_reads_nothing(tmp_path):
         rep = test_connection(Endpoint(ServerURL.parse(url), Secret(PASSWORD), cafile=world.cafile), role="source")
     assert (rep.inbox_messages, rep.tls, rep.folders) == (3, "starttls", 1) and "UIDL" in rep.capabilities
     assert len(store.accounts["src"].folders[INBOX].messages) == 3
+
+
+def test_delivery_over_smtp_reports_losses_and_keeps_refused_mail(tmp_path):
+    big = message(98, body="y" * 8000)
+    msgs = [message(1), big, message(2)]
+    store = make_store(msgs)
+    profile = load_profile("generic").with_quirks([QuirkSpec(name="smtp-size-552", params={"bytes": 5000})])
+    with SimulatorWorld(store, profile) as world:
+        pop3, smtp = world.start_pop3(), world.start_smtp()
+        src = Endpoint(ServerURL.parse(pop3.url("src")), Secret(PASSWORD), cafile=world.cafile)
+        dst = Endpoint(ServerURL.parse(f"smtp://dst@{smtp.host}:{smtp.port}"), Secret(""), cafile=world.cafile)
+        opts = MigrationOptions(state_path=tmp_path / "s.sqlite", pop3_delete=True)
+        report = migrate(src, dst, opts)
+        assert (report.copied, report.skipped_count, report.pop3.delivery, report.pop3.deleted) == (2, 1, "smtp", 2)
+        assert report.skipped[0].uid == 2 and "552" in report.skipped[0].detail
+        assert any("INTERNALDATE" in loss for loss in report.pop3.losses)
+        assert [m.raw for m in store.accounts["src"].folders[INBOX].messages] == [big]  # refused: kept
+        delivered = [m.raw for m in store.accounts["dst"].folders[INBOX].messages]
+        assert len(delivered) == 2 and all(any(d.endswith(raw) for d in delivered) for raw in (msgs[0], msgs[2]))
+        again = migrate(src, dst, opts)  # the refused one is tried again, and refused again
+        assert (again.copied, again.skipped_count, len(store.accounts["dst"].folders[INBOX].messages)) == (0, 1, 2)
