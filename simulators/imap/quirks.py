@@ -189,7 +189,7 @@ class AppPasswordRequired(Quirk):
 
     Gmail/Yahoo/iCloud/AOL: a wrong (normal) password gets `NO [ALERT] Application-specific
     password required: … (Failure)`, not AUTHENTICATIONFAILED. The account's password is the app
-    password.
+    password. POP3 gets Gmail's `-ERR [AUTH] Application-specific password required: …`.
     """
 
     name = "app-password-required"
@@ -219,7 +219,9 @@ class OAuthOnly(Quirk):
 
     M365/Outlook.com with basic auth disabled: `NO LOGIN failed.` / `NO AUTHENTICATE failed.`
     even for the right password, while `AUTH=XOAUTH2 SASL-IR` is advertised. (XOAUTH2 itself is
-    not implemented: AUTHENTICATE XOAUTH2 is refused as an unsupported mechanism.)
+    not implemented over IMAP: AUTHENTICATE XOAUTH2 is refused as an unsupported mechanism.)
+    POP3: `-ERR Logon failure: unknown user name or bad password.` for USER/PASS, `-ERR
+    Authentication failure: ...` for AUTH; AUTH XOAUTH2 works there (password = bearer token).
     """
 
     name = "oauth-only"

@@ -66,8 +66,10 @@ class UidlDuplicated(Quirk):
 
 @register
 class TopUnsupported(Quirk):
-    """TOP is not implemented: not in CAPA, and `-ERR Unknown command: TOP` (Dovecot's words for
-    an unknown command; give the provider's as ``reply``)."""
+    """TOP is not implemented: not in CAPA, and `-ERR Unknown command: TOP`.
+
+    The reply is Dovecot's for an unknown command; give the provider's own as ``reply``.
+    """
 
     name = "pop3-top-unsupported"
     protocols = frozenset({"pop3"})
@@ -84,9 +86,11 @@ class TopUnsupported(Quirk):
 
 @register
 class DeleteOnRetrieve(Quirk):
-    """A message sent whole by RETR is deleted at QUIT even without DELE (a provider's "delete
-    after download" setting, e.g. Gmail's "delete Gmail's copy" for POP). A dropped connection
-    still deletes nothing: there is no UPDATE state without QUIT."""
+    """A message sent whole by RETR is deleted at QUIT even without DELE.
+
+    A provider's "delete after download" setting (e.g. Gmail's "delete Gmail's copy" for POP). A
+    dropped connection still deletes nothing: there is no UPDATE state without QUIT.
+    """
 
     name = "pop3-delete-on-retrieve"
     protocols = frozenset({"pop3"})
@@ -97,10 +101,10 @@ class DeleteOnRetrieve(Quirk):
 
 @register
 class LoginDelay(Quirk):
-    """`LOGIN-DELAY n` in CAPA (RFC 2449 §6.8); a login within n seconds of the user's last one
-    gets `-ERR [LOGIN-DELAY] Attempt to log in within the minimum login delay interval`.
+    """`LOGIN-DELAY n` in CAPA; a re-login within n seconds gets `-ERR [LOGIN-DELAY] ...`.
 
-    Wording from GNU Mailutils pop3d (its manual, "Login delay"); like it, the refusal comes only
+    RFC 2449 §6.8. The full reply is `-ERR [LOGIN-DELAY] Attempt to log in within the minimum
+    login delay interval`, wording from GNU Mailutils pop3d (its manual, "Login delay"); like it, the refusal comes only
     after a valid password, so it cannot be used to probe accounts. Time comes from the
     session's clock (injectable), never from sleeping.
     """
@@ -161,9 +165,10 @@ class DropMidRetr(Quirk):
 
 @register
 class SessionLock(Quirk):
-    """One POP3 session per mailbox: a second login gets Dovecot's
-    `-ERR [IN-USE] Mailbox is locked by another POP3 session.` (its ``pop3_lock_session = yes``;
-    the default, like the generic profile, is no lock). Dovecot first waits for the lock (up to
+    """One POP3 session per mailbox: a second login gets `-ERR [IN-USE] Mailbox is locked ...`.
+
+    Dovecot's words with ``pop3_lock_session = yes`` (its default, like the generic profile's,
+    is no lock). Dovecot first waits for the lock (up to
     2 minutes with Maildir); this answers at once. The lock is per server and is released when
     the holding session ends in any way.
     """
