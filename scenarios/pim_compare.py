@@ -330,7 +330,8 @@ def _override_differences(a: PimRecord, x: dict, y: dict) -> Iterable[Difference
             continue
         for name in sorted(set(x[rid]) | set(y[rid])):
             if x[rid].get(name) != y[rid].get(name):
-                yield Difference(a.kind, a.uid, a.folder, f"overrides[{rid}].{name}", x[rid].get(name), y[rid].get(name))
+                field_name = f"overrides[{rid}].{name}"
+                yield Difference(a.kind, a.uid, a.folder, field_name, x[rid].get(name), y[rid].get(name))
 
 
 def _show(value: Any) -> str:
@@ -452,7 +453,11 @@ def dav_home(url: str) -> tuple[str, str]:
 
 def _propfind(session: requests.Session, url: str) -> list[tuple[str, ET.Element]]:
     response = session.request(
-        "PROPFIND", url, data=PROPFIND_BODY, headers={"Depth": "1", "Content-Type": "application/xml"}, timeout=HTTP_TIMEOUT
+        "PROPFIND",
+        url,
+        data=PROPFIND_BODY,
+        headers={"Depth": "1", "Content-Type": "application/xml"},
+        timeout=HTTP_TIMEOUT,
     )
     if response.status_code != 207:
         raise requests.HTTPError(f"PROPFIND {url}: {response.status_code} {response.reason}", response=response)

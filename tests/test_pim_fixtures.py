@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 from collections import Counter
 from datetime import datetime, time, timedelta, timezone
+from pathlib import Path
 
 import icalendar
 import pytest
@@ -18,6 +22,7 @@ from simulators.profiles import PIM_FOLDERS, load_profile
 from simulators.store import ItemKind, Store
 
 GENERIC = load_profile("generic")
+REPO = Path(__file__).resolve().parents[1]
 EXCHANGE = load_profile("exchange")
 SPEC = FixtureSpec(seed=3, messages=12, folders=6, contacts=8, events=12, tasks=6, notes=4, deleted_items_mixed=2)
 
@@ -78,6 +83,27 @@ def test_mail_folders_ignore_the_pim_keys():
 def test_same_seed_same_items():
     first, again = items(), items()
     assert [(i.kind, i.item_id, i.payload) for i in first] == [(i.kind, i.item_id, i.payload) for i in again]
+
+
+DIGEST_SPEC = {"seed": 9, "contacts": 6, "events": 12, "tasks": 3, "notes": 2, "deleted_items_mixed": 1}
+
+
+def pim_digest(spec: FixtureSpec) -> str:
+    h = hashlib.sha256()
+    for g in generate_pim(spec, EXCHANGE):
+        h.update(repr(g.folder).encode() + g.item.payload.encode())
+    return h.hexdigest()
+
+
+def test_same_bytes_in_another_process_with_other_hash_seed_and_zone():
+    script = (
+        "from simulators.fixtures import FixtureSpec\n"
+        "from tests.test_pim_fixtures import pim_digest\n"
+        f"print(pim_digest(FixtureSpec(**{DIGEST_SPEC!r})))\n"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "12345", "TZ": "Pacific/Chatham"}
+    run = subprocess.run([sys.executable, "-c", script], env=env, cwd=REPO, capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == pim_digest(FixtureSpec(**DIGEST_SPEC))
 
 
 def test_other_seed_other_items():
@@ -222,7 +248,8 @@ def test_populate_creates_pim_folders_with_their_class(profile):
         assert [i.kind for i in folder.items] == [kind] * count and not folder.messages
     deleted = account.folder(["Deleted Items" if profile is EXCHANGE else "Trash"])
     assert deleted.folder_class == "IPF.Note" and deleted.special_use == "\\Trash"
-    assert Counter(i.kind for i in deleted.items) == {k: 2 for k in (ItemKind.CONTACT, ItemKind.EVENT, ItemKind.TASK, ItemKind.NOTE)}
+    kinds = (ItemKind.CONTACT, ItemKind.EVENT, ItemKind.TASK, ItemKind.NOTE)
+    assert Counter(i.kind for i in deleted.items) == {k: 2 for k in kinds}
     assert all(i.extra["fixture"]["case"] == "nonmail-in-deleted-items" for i in deleted.items)
     assert deleted.messages  # mail beside them
 

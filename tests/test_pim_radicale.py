@@ -113,7 +113,8 @@ def test_items_lists_what_a_collection_holds(radicale, loaded):
 
 def test_load_account_splits_mixed_folders_by_kind(radicale):
     account = Store().add_account("carol", "pw")
-    populate(account, FixtureSpec(seed=2, messages=3, folders=4, contacts=2, deleted_items_mixed=1), load_profile("exchange"))
+    spec = FixtureSpec(seed=2, messages=3, folders=4, contacts=2, deleted_items_mixed=1)
+    populate(account, spec, load_profile("exchange"))
     radicale.add_user("carol", "pw2")
     names = radicale.load_account("carol", account)
     assert names == {("Contacts", "contact"): "contacts", ("Deleted Items", "contact"): "deleted-items-contact",

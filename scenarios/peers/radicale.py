@@ -235,7 +235,11 @@ class RadicaleServer(PeerProcess):
                 "PROPFIND", f"{self.base_url()}/{quote(user, safe='')}/", headers={"Depth": "0"}, timeout=HTTP_TIMEOUT
             )
             response = session.request(
-                method, url, data=body.encode("utf-8"), headers={"Content-Type": "application/xml"}, timeout=HTTP_TIMEOUT
+                method,
+                url,
+                data=body.encode("utf-8"),
+                headers={"Content-Type": "application/xml"},
+                timeout=HTTP_TIMEOUT,
             )
         if response.status_code != 201:
             raise RadicaleError(f"{method} {url}: {response.status_code} {response.reason} {response.text[:200]}")
