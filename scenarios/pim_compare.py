@@ -139,11 +139,16 @@ def note_fields(journal: icalendar.Component) -> dict[str, Any]:
 def contact_fields(card: Any) -> dict[str, Any]:
     n = card.n.value if hasattr(card, "n") else None
     photo = getattr(card, "photo", None)
+    emails, phones = card.contents.get("email", []), card.contents.get("tel", [])
     return {
         "name": (n.family, n.given, n.additional, n.prefix, n.suffix) if n else None,
         "formatted_name": _text(card, "fn"),
-        "emails": frozenset((e.value.strip().lower(), _types(e)) for e in card.contents.get("email", [])),
-        "phones": frozenset((t.value.strip(), _types(t)) for t in card.contents.get("tel", [])),
+        # Addresses and numbers apart from their TYPEs, so a destination without types (EWS keeps
+        # EmailAddress1..3) can ignore just "email_types" / "phone_types".
+        "emails": frozenset(e.value.strip().lower() for e in emails),
+        "email_types": frozenset((e.value.strip().lower(), _types(e)) for e in emails),
+        "phones": frozenset(t.value.strip() for t in phones),
+        "phone_types": frozenset((t.value.strip(), _types(t)) for t in phones),
         "addresses": frozenset(_address(a) for a in card.contents.get("adr", [])),
         "organisation": tuple(card.org.value) if hasattr(card, "org") else None,
         "title": _text(card, "title"),
