@@ -65,15 +65,20 @@ class PimRecord:
 def parse_record(kind: str, text: str, folder: str, *, where: str = "") -> PimRecord:
     """One store item / DAV resource as a record; ``where`` names it in errors."""
     try:
-        if kind == "contact":
-            card = vobject.readOne(text)
-            return PimRecord(kind, _text(card, "uid"), folder, contact_fields(card))
-        cal = icalendar.Calendar.from_ical(text)
+        return _parse_record(kind, text, folder)
+    except PimParseError as exc:
+        raise PimParseError(f"{where or folder}: {exc}") from None
     except Exception as exc:  # both parsers raise assorted errors on bad input
         raise PimParseError(f"{where or folder}: not a readable {kind}: {exc}") from None
-    components = [c for c in cal.walk() if c.name in COMPONENT_KIND]
+
+
+def _parse_record(kind: str, text: str, folder: str) -> PimRecord:
+    if kind == "contact":
+        card = vobject.readOne(text)
+        return PimRecord(kind, _text(card, "uid"), folder, contact_fields(card))
+    components = [c for c in icalendar.Calendar.from_ical(text).walk() if c.name in COMPONENT_KIND]
     if not components:
-        raise PimParseError(f"{where or folder}: no VEVENT/VTODO/VJOURNAL in the calendar object")
+        raise PimParseError("no VEVENT/VTODO/VJOURNAL in the calendar object")
     uid = str(components[0].get("uid", ""))
     if kind == "event":
         return PimRecord(kind, uid, folder, event_fields(components))
@@ -105,7 +110,7 @@ def event_fields(components: list[icalendar.Component]) -> dict[str, Any]:
 def _event_core(event: icalendar.Component) -> dict[str, Any]:
     return {
         "start": when(event, "dtstart"),
-        "end": when(event, "dtend"),
+        "end": _end(event),
         "summary": _ical_text(event, "summary"),
         "organizer": _ical_text(event, "organizer").lower().removeprefix("mailto:"),
         "location": _ical_text(event, "location"),
@@ -174,6 +179,14 @@ def _when(value: datetime | date, tzid: str | None) -> When:
     return When(value, None)
 
 
+def _end(event: icalendar.Component) -> When | None:
+    """DTEND, or DTSTART + DURATION: the same end written either way compares equal."""
+    if "dtend" in event or "duration" not in event or "dtstart" not in event:
+        return when(event, "dtend")
+    start = event["dtstart"]
+    return _when(start.dt + event.decoded("duration"), start.params.get("TZID"))
+
+
 def normalise_rrule(rrule: Any) -> str | None:
     """An RRULE as "KEY=V1,V2;..." with keys sorted and UNTIL as a UTC instant (or a date)."""
     if rrule is None:
@@ -232,11 +245,15 @@ def _address(prop: Any) -> tuple[str, ...]:
     return tuple(str(x) for x in (a.box, a.extended, a.street, a.city, a.region, a.code, a.country))
 
 
-def _birthday(text: str | None) -> date | None:
+def _birthday(text: str | None) -> date | str | None:
+    """1980-05-17 and 19800517 alike; forms without a year ("--0517") stay text."""
     if not text:
         return None
     digits = text.replace("-", "")[:8]
-    return date(int(digits[:4]), int(digits[4:6]), int(digits[6:8]))
+    try:
+        return date(int(digits[:4]), int(digits[4:6]), int(digits[6:8]))
+    except ValueError:
+        return text.strip()
 
 
 def _photo_bytes(value: Any) -> bytes:

@@ -190,6 +190,17 @@ def test_when_values():
     assert str(seven) == "2024-10-07T07:00:00+00:00 [Europe/Berlin]"
 
 
+def test_duration_and_dtend_spell_the_same_end():
+    event = shaped("single")
+
+    def as_duration(master):
+        length = master.decoded("dtend") - master.decoded("dtstart")
+        del master["dtend"]
+        master.add("duration", length)
+
+    assert compare(records(), with_payload(event, edit_master(event, as_duration))).ok
+
+
 def test_bad_payload_names_the_item():
     with pytest.raises(PimParseError, match="Calendar/xyz"):
         parse_record("event", "BEGIN:VCALENDAR\nnonsense", "Calendar", where="Calendar/xyz")
@@ -227,3 +238,12 @@ def test_dav_home():
     assert dav_home("dav://bob%40x.org@dav.example.org/dav/bob") == ("https://dav.example.org/dav/bob/", "bob@x.org")
     with pytest.raises(ValueError, match="not a dav://"):
         dav_home("imap://alice@host")
+
+
+def test_birthday_forms():
+    def birthday(value: str):
+        card = f"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:b1\r\nFN:X\r\nN:X;;;;\r\nBDAY:{value}\r\nEND:VCARD\r\n"
+        return parse_record("contact", card, "Contacts").fields["birthday"]
+
+    assert birthday("1980-05-17") == birthday("19800517") == date(1980, 5, 17)
+    assert birthday("--0517") == "--0517"
