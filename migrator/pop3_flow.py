@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from migrator import dates
-from migrator.errors import ConnectionFailed, MigratorError
+from migrator.errors import ConnectionFailed, MigratorError, UsageError
 from migrator.identity import Identity, IdentityIndex, identity_of, message_id_of
 from migrator.pop3_targets import DeliveryTarget, ImapTarget, open_target
 from migrator.progress import NullProgress, ProgressSink
@@ -158,6 +158,9 @@ class Pop3Run:
         state_path = opts.state_path or default_state_path(self.report.source, self.report.destination)
         if not opts.dry_run or Path(state_path).exists():
             self.state = State(state_path, self.report.source, self.report.destination)
+        if opts.mode == "replace":
+            self._replace()
+        if self.state is not None:
             self.started_rows = len(self.state.pop3_done())
         self.note("POP3 shows the inbox only: only the source INBOX is migrated (no other folders, no flags)")
         while True:
@@ -179,6 +182,20 @@ class Pop3Run:
                     self.report.aborted = f"source connection lost and could not be reopened: {again}"
                     break
         self.finish_session()
+
+    def _replace(self) -> None:
+        """Replace mode: empty the destination folder and forget the checkpoint first."""
+        if not isinstance(self.target, ImapTarget):
+            raise UsageError("replace mode needs an IMAP destination: delivery cannot delete what is there")
+        deleted = self.target.exists
+        self.folder.notes.append(f"{'would delete' if self.options.dry_run else 'deleted'} {deleted} destination message(s)")
+        if self.options.dry_run:
+            return
+        if deleted:
+            self.target.sink.delete_all(self.target.folder, deleted)
+            self.target.exists = 0
+        if self.state is not None:
+            self.state.pop3_forget()
 
     def one_pass(self) -> None:
         session, rep, opts = self.session, self.report.pop3, self.options

@@ -154,3 +154,8 @@ class State:
             self._db.execute("BEGIN")
             self._db.executemany("INSERT INTO pop3_copied VALUES (?,?,?,?,?,?,?,?)", rows)
             self._db.execute("COMMIT")
+
+    def pop3_forget(self) -> None:
+        """Replace mode: the destination folder was emptied, so nothing is confirmed any more."""
+        with self._lock:
+            self._db.execute("DELETE FROM pop3_copied WHERE source_account=? AND dest_account=?", (self._src, self._dst))

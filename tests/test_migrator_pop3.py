@@ -256,3 +256,13 @@ def test_delivery_over_smtp_reports_losses_and_keeps_refused_mail(tmp_path):
         assert len(delivered) == 2 and all(any(d.endswith(raw) for d in delivered) for raw in (msgs[0], msgs[2]))
         again = migrate(src, dst, opts)  # the refused one is tried again, and refused again
         assert (again.copied, again.skipped_count, len(store.accounts["dst"].folders[INBOX].messages)) == (0, 1, 2)
+
+
+def test_replace_mode_empties_the_folder_and_copies_again(tmp_path):
+    store = make_store([message(n) for n in range(3)])
+    run(store, tmp_path)
+    store.accounts["dst"].append(INBOX, message(77))  # something else already there
+    report = run(store, tmp_path, mode="replace")
+    assert (report.copied, report.already_present) == (3, 0)
+    assert sorted(r for r, _, _ in inbox(store, "dst")) == sorted(message(n) for n in range(3))
+    assert report.folders[0].notes == ["deleted 4 destination message(s)"]
