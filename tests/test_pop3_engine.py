@@ -244,3 +244,22 @@ def test_top_without_body_separator_sends_everything():
 
 def test_signals_are_distinct():
     assert START_TLS is not CLOSE
+
+
+def test_line_length_limits_before_and_after_login(talk):
+    _, out = talk(b"A" * 1032 + b"\r\n" + b"B" * 1033 + b"\r\nCAPA\r\n")
+    assert out == b"+OK Dovecot ready.\r\n-ERR Unknown command.\r\n-ERR Input buffer full, aborting\r\n<close>"
+    _, out = talk(LOGIN + b"A" * 2046 + b"\r\n" + b"B" * 2047 + b"\r\nSTAT\r\n")
+    assert after_login(out) == (
+        b"-ERR Unknown command: " + b"A" * 2046 + b"\r\n-ERR Input line too long.\r\n<close>"
+    )
+
+
+def test_long_auth_lines_are_allowed(talk):
+    plain = base64.b64encode(b"\0alice\0secret" + b"\0" * 3000)  # too many parts: refused, not cut
+    _, out = talk(b"AUTH PLAIN " + plain + b"\r\nAUTH PLAIN\r\n" + plain + b"\r\n")
+    assert out == b"+OK Dovecot ready.\r\n-ERR [AUTH] Authentication failed.\r\n+ \r\n-ERR [AUTH] Authentication failed.\r\n"
+
+
+def after_login(out: bytes) -> bytes:
+    return out.split(b"+OK Logged in.\r\n", 1)[1]

@@ -18,7 +18,8 @@ profile's ``SASL`` capability lists; TOP and UIDL exist only while advertised af
 
 Replies word for word as Dovecot 2.3's POP3 (the ``generic`` profile is compared with a real one),
 including its argument errors ("-ERR Noise after message number: ..."), its limit of 3 unknown
-commands in a row before login and 20 errors in a row after, and no maildrop locking (Dovecot's default
+commands in a row before login and 20 errors in a row after, its line length limits, and no
+maildrop locking (Dovecot's default
 ``pop3_lock_session = no``: two sessions may hold the same INBOX). What the maildrop shows and how
 messages go on the wire: ``simulators.pop3.maildrop``.
 
@@ -61,6 +62,9 @@ class State(enum.Enum):
 
 MAX_UNKNOWN_BEFORE_LOGIN = 3  # Dovecot's pop3-login disconnects at the third unknown command in a row
 MAX_ERRORS_AFTER_LOGIN = 20  # Dovecot's pop3 disconnects at the twenty-first -ERR in a row
+MAX_LINE_BEFORE_LOGIN = 1034
+MAX_LINE_AFTER_LOGIN = 2048
+MAX_AUTH_LINE = 8192
 AUTH_FAILED = "-ERR [AUTH] Authentication failed."
 _APOP_SERIAL = itertools.count(1)  # only makes challenges unique within a process
 _TRANSACTION_COMMANDS = ("CAPA", "DELE", "LIST", "NOOP", "QUIT", "RETR", "RSET", "STAT", "TOP", "UIDL")
@@ -117,8 +121,14 @@ class Pop3Session:
 
     def receive_data(self, data: bytes) -> list[Output]:
         self._buffer += data
-        while self.state is not State.CLOSED and b"\n" in self._buffer:
-            line, _, self._buffer = self._buffer.partition(b"\n")
+        while self.state is not State.CLOSED:
+            limit = self._line_limit()
+            end = self._buffer.find(b"\n", 0, limit)
+            if end < 0:
+                if len(self._buffer) >= limit:
+                    self._too_long()
+                break
+            line, self._buffer = self._buffer[:end], self._buffer[end + 1 :]
             self._line(line.removesuffix(b"\r").decode("utf-8", "replace"))
             if self._out and self._out[-1] is START_TLS:
                 self._buffer = b""  # RFC 2595 §4: nothing pipelined past STLS may be acted on
@@ -176,6 +186,21 @@ class Pop3Session:
             self.state = State.CLOSED
             for q in self.quirks:
                 q.pop3_session_end(self)
+
+    def _line_limit(self) -> int:
+        """Bytes a line may take with its LF: Dovecot's input buffers, measured (1034 before login,
+        2048 after). AUTH lines and SASL responses get 8192 (tokens are long; not measured)."""
+        if self._sasl is not None or self._buffer[:5].upper() == b"AUTH ":
+            return MAX_AUTH_LINE
+        return MAX_LINE_BEFORE_LOGIN if self.state is State.AUTHORIZATION else MAX_LINE_AFTER_LOGIN
+
+    def _too_long(self) -> None:
+        self._buffer = b""
+        if self.state is State.AUTHORIZATION:
+            self._send(b"-ERR Input buffer full, aborting\r\n")
+        else:
+            self._send(b"-ERR Input line too long.\r\n")
+        self._close()
 
     def _quirk(self, hook: str, *args):
         for q in self.quirks:
