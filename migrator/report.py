@@ -9,6 +9,27 @@ from pydantic import BaseModel
 from migrator.errors import ExitCode
 
 
+class KindCount(BaseModel):
+    """One item kind (mail, contact, event, task, note) in one folder, or over the run."""
+
+    kind: str
+    source: int = 0
+    copied: int = 0
+    already_present: int = 0
+    failed: int = 0
+    unmigratable: int = 0
+
+
+class Unmigratable(BaseModel):
+    """Items found but not migrated on purpose, by kind (e.g. contacts in Deleted Items for a
+    destination that allows only mail there)."""
+
+    kind: str
+    count: int
+    folder: str
+    reason: str
+
+
 class FolderReport(BaseModel):
     source: str
     destination: str
@@ -19,6 +40,8 @@ class FolderReport(BaseModel):
     failed: int = 0
     bytes: int = 0
     notes: list[str] = []  # renames, special-use mapping, UIDVALIDITY changes, replace deletions
+    folder_class: str | None = None  # EWS sources: IPF.Note, IPF.Contact ...
+    kinds: list[KindCount] = []  # EWS sources: per item kind
 
 
 class SkippedItem(BaseModel):
@@ -45,6 +68,7 @@ class DateFallback(BaseModel):
 class ItemError(BaseModel):
     folder: str
     uid: int | None
+    item_id: str | None = None  # EWS ItemId (sources without UIDs)
     error: str  # error class name
     message: str
 
@@ -108,12 +132,17 @@ class MigrationReport(BaseModel):
     notes: list[str] = []  # run-wide remarks (fewer connections than asked, read-ahead off ...)
     aborted: str | None = None  # why the run stopped early; the state is saved, a re-run resumes
     pop3: Pop3Report | None = None  # set when the source was POP3
+    pim_destination: str | None = None  # CardDAV/CalDAV (or EWS) destination of non-mail items
+    items: list[str] = []  # kinds asked for ("mail", "contacts", "calendars", "tasks", "notes")
+    not_offered: list[str] = []  # kinds asked for that the source cannot offer (POP3/IMAP: all but mail)
+    kinds: list[KindCount] = []  # per-kind totals over all folders
+    unmigratable: list[Unmigratable] = []
 
     @property
     def exit_code(self) -> int:
         if self.aborted:
             return int(ExitCode.ABORTED)
-        if self.skipped_count or self.failed:
+        if self.skipped_count or self.failed or self.unmigratable:
             return int(ExitCode.ITEMS_SKIPPED)
         return int(ExitCode.OK)
 

@@ -33,6 +33,10 @@ _PHONE_TYPES = {
     "HomePhone2": "HOME,VOICE", "MobilePhone": "CELL", "BusinessFax": "WORK,FAX", "HomeFax": "HOME,FAX",
     "OtherFax": "FAX", "Pager": "PAGER", "CarPhone": "CAR", "PrimaryPhone": "PREF,VOICE",
 }
+# EWS keeps e-mail addresses in three numbered slots; Outlook shows them as work, home, other.
+_EMAIL_TYPES = {"EmailAddress1": ["WORK", "PREF"], "EmailAddress2": ["HOME"], "EmailAddress3": ["OTHER"]}
+_PARTSTAT = {"Accept": "ACCEPTED", "Decline": "DECLINED", "Tentative": "TENTATIVE", "Organizer": "ACCEPTED"}
+_PRIORITY = {"High": 1, "Normal": 5, "Low": 9}
 _ADDRESS_TYPES = {"Business": "WORK", "Home": "HOME", "Other": "POSTAL"}
 _TASK_STATUS = {"NotStarted": "NEEDS-ACTION", "InProgress": "IN-PROCESS", "Completed": "COMPLETED",
                 "WaitingOnOthers": "IN-PROCESS", "Deferred": "CANCELLED"}
@@ -81,7 +85,7 @@ def contact_to_vcard(item, uid: str | None = None) -> str:
     for email in item.email_addresses or ():
         line = card.add("email")
         line.value = email.email
-        line.type_param = ["INTERNET"] + (["PREF"] if email.label == "EmailAddress1" else [])
+        line.type_param = ["INTERNET"] + _EMAIL_TYPES.get(email.label, [])
     for phone in item.phone_numbers or ():
         if not phone.phone_number:
             continue
@@ -132,8 +136,11 @@ def _local(value, tz: dt.tzinfo, all_day: bool):
     return value if all_day else dt.datetime.combine(value, dt.time(), tz)
 
 
-def recurrence_rule(recurrence) -> dict:
-    """An EWS Recurrence (pattern + boundary) as RRULE parts for ``icalendar.vRecur``."""
+def recurrence_rule(recurrence, dtstart: dt.date | dt.datetime) -> dict:
+    """An EWS Recurrence (pattern + boundary) as RRULE parts for ``icalendar.vRecur``, without
+    the parts that only restate DTSTART (a weekly BYDAY on its weekday, a yearly BYMONTH +
+    BYMONTHDAY on its date, WKST=MO): EWS always spells them out, iCalendar writers usually do
+    not. A monthly BYMONTHDAY stays (it is how writers say "monthly on day n")."""
     pattern, boundary = recurrence.pattern, recurrence.boundary
     kind = type(pattern).__name__
     rule: dict = {}
@@ -155,14 +162,27 @@ def recurrence_rule(recurrence) -> dict:
         rule = {"FREQ": "YEARLY", "BYMONTH": _enum_index(pattern.month, _MONTHS), "BYDAY": [_relative_day(pattern)]}
     else:
         raise ConversionError(f"recurrence pattern {kind} has no RRULE form")
-    if rule.get("INTERVAL") == 1:
-        del rule["INTERVAL"]
+    _drop_restated(rule, dtstart)
     bkind = type(boundary).__name__
     if bkind == "NumberedPattern":
         rule["COUNT"] = boundary.number
     elif bkind == "EndDatePattern":
-        rule["UNTIL"] = boundary.end  # a date: the whole last day counts
+        end = dt.date(boundary.end.year, boundary.end.month, boundary.end.day)
+        if isinstance(dtstart, dt.datetime):  # UNTIL has DTSTART's type: the last start, in UTC
+            end = utc(dt.datetime.combine(end, dtstart.timetz()).replace(tzinfo=dtstart.tzinfo))
+        rule["UNTIL"] = end
     return rule
+
+
+def _drop_restated(rule: dict, dtstart: dt.date) -> None:
+    if rule.get("INTERVAL") == 1:
+        del rule["INTERVAL"]
+    if rule.get("WKST") == "MO":
+        del rule["WKST"]
+    if rule.get("BYDAY") == [_WEEKDAYS[dtstart.weekday()]] and rule["FREQ"] == "WEEKLY":
+        del rule["BYDAY"]
+    if rule["FREQ"] == "YEARLY" and (rule.get("BYMONTH"), rule.get("BYMONTHDAY")) == (dtstart.month, dtstart.day):
+        del rule["BYMONTH"], rule["BYMONTHDAY"]
 
 
 def _relative_day(pattern) -> str:
@@ -181,7 +201,10 @@ def _vevent(item, tz: dt.tzinfo, uid: str) -> icalendar.Event:
     ev.add("summary", _text(item.subject))
     ev.add("dtstart", _local(item.start, tz, all_day))
     end_tz = tz if all_day else _zone(item, "_end_timezone") if getattr(item, "_end_timezone", None) else tz
-    ev.add("dtend", _local(item.end or item.start, end_tz, all_day))
+    end = _local(item.end or item.start, end_tz, all_day)
+    if all_day and not isinstance(item.end, dt.datetime):
+        end += dt.timedelta(days=1)  # exchangelib makes an all-day End inclusive; DTEND is exclusive
+    ev.add("dtend", end)
     if item.location:
         ev.add("location", item.location)
     if _text(item.body):
@@ -191,7 +214,7 @@ def _vevent(item, tz: dt.tzinfo, uid: str) -> icalendar.Event:
     for role, attendees in (("REQ-PARTICIPANT", item.required_attendees), ("OPT-PARTICIPANT", item.optional_attendees)):
         for a in attendees or ():
             if a.mailbox and a.mailbox.email_address:
-                params = {"ROLE": role}
+                params = {"ROLE": role, "PARTSTAT": _PARTSTAT.get(str(a.response_type), "NEEDS-ACTION")}
                 if a.mailbox.name:
                     params["CN"] = a.mailbox.name
                 ev.add("attendee", f"mailto:{a.mailbox.email_address}", parameters=params)
@@ -225,11 +248,12 @@ def _calendar() -> icalendar.Calendar:
     return cal
 
 
-def event_to_ical(item, uid: str | None = None, occurrences: Mapping[dt.datetime, object] = {}) -> str:
+def event_to_ical(item, uid: str | None = None, occurrences: Mapping[str, object] = {}) -> str:
     """A CalendarItem (a series master or a single event) as one VCALENDAR with VTIMEZONE(s).
 
-    ``occurrences``: the modified occurrences fetched by their ItemId, keyed by original start
-    (UTC); without one the occurrence's new start/end from the master still make an override.
+    ``occurrences``: the modified occurrences fetched by their ItemId, keyed by ItemId; an
+    override states what the occurrence itself has (Exchange keeps the rest on the master).
+    Without it, the master's copy at the occurrence's new start/end.
     """
     tz = _zone(item, "_start_timezone")
     uid = uid or _text(item.uid) or stable_uid(item.id)
@@ -237,12 +261,12 @@ def event_to_ical(item, uid: str | None = None, occurrences: Mapping[dt.datetime
     cal = _calendar()
     master = _vevent(item, tz, uid)
     if item.recurrence is not None:
-        master.add("rrule", recurrence_rule(item.recurrence))
+        master.add("rrule", recurrence_rule(item.recurrence, _local(item.start, tz, all_day)))
         for gone in item.deleted_occurrences or ():
             master.add("exdate", _local(gone.start, tz, all_day))
     cal.add_component(master)
     for occ in item.modified_occurrences or ():
-        full = occurrences.get(occ.original_start)
+        full = occurrences.get(occ.id)
         override = _vevent(full, tz, uid) if full is not None else _vevent(item, tz, uid)
         if full is None:  # only times known: move the master's copy
             override["dtstart"] = icalendar.vDDDTypes(_local(occ.start, tz, all_day))
@@ -266,6 +290,8 @@ def task_to_ical(item, uid: str | None = None) -> str:
         todo.add("completed", utc(item.complete_date))
     if item.status:
         todo.add("status", _TASK_STATUS.get(str(item.status), "NEEDS-ACTION"))
+    if getattr(item, "importance", None) in _PRIORITY:
+        todo.add("priority", _PRIORITY[item.importance])
     if item.percent_complete is not None:
         todo.add("percent-complete", int(item.percent_complete))
     return _alone(todo, item)
@@ -277,7 +303,7 @@ def note_to_ical(item, uid: str | None = None) -> str:
     journal.add("uid", uid or stable_uid(item.id))
     stamp = _stamp(item)
     journal.add("dtstamp", stamp)
-    journal.add("dtstart", stamp)
+    journal.add("dtstart", stamp.date())  # a journal entry belongs to a day
     journal.add("summary", _text(item.subject))
     return _alone(journal, item)
 

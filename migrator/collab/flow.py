@@ -103,6 +103,7 @@ class _EwsRun:
         self.state: EwsState | None = None
         self.done: set[str] = set()
         self.collections: dict[str, tuple[tuple[str, ...], str]] = {}  # kind → (folder path, display name)
+        self.ensured: dict[str, str] = {}  # collection name → URL, once made or found
 
     # Per-thread destination connections ---------------------------------------------------------
 
@@ -314,8 +315,11 @@ class _EwsRun:
     def _copy_pim(self, job: _Job, kind: str, items: list[ListedItem]) -> None:
         sink = self.dav()
         path, display = self._collection(job, kind)
-        with self.lock:  # two folders may share a collection: create it once
-            url = sink.ensure_collection(collection_name(path, kind), kind, display)
+        name = collection_name(path, kind)
+        with self.lock:  # two folders (two workers, two sinks) may share a collection: create it once
+            if name not in self.ensured:
+                self.ensured[name] = sink.ensure_collection(name, kind, display)
+            url = self.ensured[name]
         if job.kind != kind:
             job.report.notes.append(f"{kind} items go to collection {collection_name(path, kind)!r}")
         for start in range(0, len(items), PIM_BATCH):
@@ -343,10 +347,8 @@ class _EwsRun:
         if kind == "event":
             uid = str(item.uid or convert.stable_uid(item.id))
             occ_ids = [(o.id, o.changekey) for o in item.modified_occurrences or () if o.id]
-            occurrences = {}
-            for o in self.src.fetch_occurrences(occ_ids):
-                if not isinstance(o, Exception) and o.original_start is not None:
-                    occurrences[o.original_start] = o
+            fetched = self.src.fetch_occurrences(occ_ids)  # in the order asked
+            occurrences = {i: o for (i, _), o in zip(occ_ids, fetched) if not isinstance(o, Exception)}
             return uid, convert.event_to_ical(item, uid, occurrences)
         uid = convert.stable_uid(item.id)
         if kind == "task":

@@ -57,14 +57,14 @@ FIELDS = {
     "mail": ["mime_content", "is_read", "datetime_received", "is_draft", "size"],
     "contact": ["display_name", "given_name", "middle_name", "surname", "generation", "nickname", "company_name",
                 "department", "job_title", "email_addresses", "phone_numbers", "physical_addresses", "birthday",
-                "body", "last_modified_time"],
+                "body", "photo", "last_modified_time"],
     "event": ["subject", "start", "end", "is_all_day", "location", "body", "uid", "organizer", "required_attendees",
               "optional_attendees", "recurrence", "modified_occurrences", "deleted_occurrences", "reminder_is_set",
               "reminder_minutes_before_start", "_start_timezone", "_end_timezone", "last_modified_time"],
     "occurrence": ["subject", "start", "end", "is_all_day", "location", "body", "original_start",
                    "last_modified_time"],
     "task": ["subject", "start_date", "due_date", "complete_date", "status", "percent_complete", "body",
-             "last_modified_time"],
+             "importance", "last_modified_time"],
     "note": ["subject", "body", "datetime_created", "last_modified_time"],
 }
 KINDS = ("mail", "contact", "event", "task", "note")
