@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import pytest
 
 from simulators.pop3.engine import CLOSE, START_TLS, Pop3Session
-from simulators.pop3.maildrop import multiline, top, wire_form
+from simulators.pop3.maildrop import multiline, top, wire_form, wire_size
 from simulators.profiles import load_profile
 from simulators.store import INBOX, Store
 
@@ -224,10 +224,16 @@ def test_timeout_says_why_and_closes(store):
 
 @pytest.mark.parametrize(
     "raw, wire",
-    [(b"a\nb\n", b"a\r\nb\r\n"), (b"a\r\nb\r\n", b"a\r\nb\r\n"), (b"a\rb\0\xff\n", b"a\rb\0\xff\r\n")],
+    [
+        (b"a\nb\n", b"a\r\nb\r\n"),
+        (b"a\r\nb\r\n", b"a\r\nb\r\n"),
+        (b"a\rb\0\xff\n", b"a\rb\0\xff\r\n"),
+        (b"\n\r\n\r\r\n\n", b"\r\n\r\n\r\r\n\r\n"),
+    ],
 )
 def test_wire_form_only_fixes_bare_lf(raw, wire):
     assert wire_form(raw) == wire
+    assert wire_size(raw) == len(wire)
 
 
 def test_multiline_stuffing_and_terminator():

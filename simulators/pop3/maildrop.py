@@ -28,6 +28,11 @@ def wire_form(raw: bytes) -> bytes:
     return _BARE_LF.sub(b"\r\n", raw)
 
 
+def wire_size(raw: bytes) -> int:
+    """``len(wire_form(raw))`` without building the copy: one more byte per bare LF."""
+    return len(raw) + raw.count(b"\n") - raw.count(b"\r\n")
+
+
 def multiline(body: bytes) -> bytes:
     """A multi-line reply body: byte-stuffed, CRLF-terminated, then the ".\\r\\n" terminator."""
     if body and not body.endswith(b"\r\n"):
@@ -60,12 +65,12 @@ def dovecot_uidl(uid: int, uidvalidity: int) -> str:
 @dataclass
 class Entry:
     item: MailItem
-    wire: bytes
+    size: int  # of the wire form; the wire form itself is built only when sent (RETR, TOP)
     uidl: str
 
     @property
-    def size(self) -> int:
-        return len(self.wire)
+    def wire(self) -> bytes:
+        return wire_form(self.item.raw)
 
 
 @dataclass
@@ -80,7 +85,7 @@ class Maildrop:
     def snapshot(cls, store: Store, account: Account) -> Maildrop:
         with store.lock:
             inbox = account.folder(INBOX)
-            entries = [Entry(m, wire_form(m.raw), dovecot_uidl(m.uid, inbox.uidvalidity)) for m in inbox.messages]
+            entries = [Entry(m, wire_size(m.raw), dovecot_uidl(m.uid, inbox.uidvalidity)) for m in inbox.messages]
         return cls(store, account, entries)
 
     def __len__(self) -> int:
