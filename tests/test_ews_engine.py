@@ -117,7 +117,8 @@ def test_bad_requests_get_a_soap_fault_and_the_service_keeps_serving(service, bo
 
 def test_get_folder_counts_and_per_folder_errors(service):
     root = op(service, '<m:GetFolder><m:FolderShape><t:BaseShape>Default</t:BaseShape></m:FolderShape><m:FolderIds>'
-                       f'{INBOX}<t:DistinguishedFolderId Id="voicemail"/><t:FolderId Id="@@@"/></m:FolderIds></m:GetFolder>')
+                       f'{INBOX}<t:DistinguishedFolderId Id="voicemail"/><t:FolderId Id="@@@"/>'
+                       '</m:FolderIds></m:GetFolder>')
     ok, missing, malformed = root.findall(".//m:GetFolderResponseMessage", NS)
     assert ok.get("ResponseClass") == "Success"
     folder = ok.find("m:Folders/t:Folder", NS)
@@ -256,3 +257,18 @@ def test_server_busy_fault_shape(store):
     value = detail.find("t:MessageXml/t:Value", NS)
     assert (value.get("Name"), value.text) == ("BackOffMilliseconds", "297749")
     assert find_items(service, "") is not None  # only the second request was refused
+
+
+def test_create_message_without_mime_composes_one(service, store):
+    root = op(service, '<m:CreateItem MessageDisposition="SaveOnly"><m:SavedItemFolderId>' + INBOX +
+              '</m:SavedItemFolderId><m:Items><t:Message><t:Subject>Hi there</t:Subject><t:Body BodyType="Text">'
+              'Hello</t:Body><t:ToRecipients><t:Mailbox><t:Name>Bob</t:Name><t:EmailAddress>bob@x.test</t:EmailAddress>'
+              '</t:Mailbox></t:ToRecipients><t:IsRead>1</t:IsRead></t:Message></m:Items></m:CreateItem>')
+    assert root.findtext(".//m:ResponseCode", namespaces=NS) == "NoError"
+    item = store.account("alice").folder(("INBOX",)).messages[-1]
+    assert b"Subject: Hi there\r\n" in item.raw and b"To: Bob <bob@x.test>\r\n" in item.raw
+    assert item.raw.endswith(b"\r\n\r\nHello\r\n")
+    assert item.flags == {"\\Seen", "\\Draft"}  # no PR_MESSAGE_FLAGS: Exchange keeps it an unsent draft
+    sending = op(service, '<m:CreateItem MessageDisposition="SendOnly"><m:Items><t:Message><t:Subject>x</t:Subject>'
+                 '</t:Message></m:Items></m:CreateItem>').find(".//m:CreateItemResponseMessage", NS)
+    assert sending.findtext("m:ResponseCode", namespaces=NS) == "ErrorInvalidRequest"

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 from datetime import date, datetime, timezone
 
-import pytest
 from exchangelib import BASIC, DELEGATE, Account, Configuration, Credentials, FailFast, Version
 from exchangelib.folders import Calendar, Contacts, Notes, Tasks
 from exchangelib.items import CalendarItem, Contact, Message, Task
@@ -268,12 +267,15 @@ def test_creates_mail_contact_event_task():
                      start=datetime(2024, 5, 1, 12, tzinfo=timezone.utc),
                      end=datetime(2024, 5, 1, 13, tzinfo=timezone.utc)).save()
         Task(account=account, folder=account.tasks, subject="Ship it").save()
+        notes = account.root.get_default_folder(Notes)
+        Message(account=account, folder=notes, item_class="IPM.StickyNote", subject="Wi-Fi", body="hunter2").save()
         (back,) = list(account.inbox.all().only("mime_content", "is_read"))
         assert back.mime_content == raw and back.is_read
         assert {c.display_name for c in account.contacts.all()} == {"Grace Hopper", "Ada Lovelace"}
         launch = next(i for i in account.calendar.all() if i.subject == "Launch")
         assert launch.start == datetime(2024, 5, 1, 12, tzinfo=timezone.utc)
         assert {t.subject for t in account.tasks.all()} == {"Ship it", "File the report"}
+        assert {(n.subject, n.body) for n in notes.all()} == {("Wi-Fi", "hunter2"), ("Door code", "4711 then #")}
         m.delete()
         assert account.inbox.all().count() == 0
     folder = store.account("alice").folder(("Contacts",))

@@ -93,8 +93,8 @@ class EwsService:
             return _fault(fault)
         except Exception as exc:  # a simulator bug must not take the endpoint down: answer as Exchange would
             log.exception("EWS %s failed", request.path)
-            return _fault(SoapFault("ErrorInternalServerError",
-                                    f"An internal server error occurred. The operation failed., {type(exc).__name__}: {exc}"))
+            text = f"An internal server error occurred. The operation failed., {type(exc).__name__}: {exc}"
+            return _fault(SoapFault("ErrorInternalServerError", text))
         return HttpResponse(200, [_XML], envelope(body, self.profile.ews.server_version))
 
     def _authenticate(self, headers: dict[str, str]) -> Account | None:

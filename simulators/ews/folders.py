@@ -141,7 +141,8 @@ def render(account: Account, view: FolderView, shown_count: int, unread: int) ->
     sub(el, t("FolderId"), Id=ids.folder_id(account.username, view.path), ChangeKey=folder_change_key(view))
     parent = parent_path(view.path)
     if parent is not None:
-        sub(el, t("ParentFolderId"), Id=ids.folder_id(account.username, parent), ChangeKey=ids.change_key(parent))
+        sub(el, t("ParentFolderId"), Id=ids.folder_id(account.username, parent),
+            ChangeKey=folder_change_key(view_of(account, parent)))
     if view.folder is not None:
         sub(el, t("FolderClass"), view.folder_class)
     sub(el, t("DisplayName"), display_name(view.path))

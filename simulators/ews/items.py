@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import base64
 import email.header
+import email.message
 import email.policy
+import email.utils
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser, BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
@@ -154,6 +156,21 @@ def render_mail(account: str, folder: Folder, item: MailItem, shape: Shape) -> e
         sub(el, t("InternetMessageId"), _header(msg, "Message-ID").strip())
     sub(el, t("IsRead"), "true" if "\\Seen" in item.flags else "false")
     return el
+
+
+def compose_mime(el: etree._Element) -> bytes:
+    """The RFC 5322 bytes Exchange makes for a Message created from properties (no MimeContent)."""
+    msg = email.message.EmailMessage(policy=email.policy.SMTP)
+    for tag, header in (("From", "From"), ("ToRecipients", "To"), ("CcRecipients", "Cc")):
+        boxes = el.findall(f"{t(tag)}/{t('Mailbox')}")
+        if boxes:
+            msg[header] = ", ".join(
+                email.utils.formataddr((b.findtext(t("Name")) or "", b.findtext(t("EmailAddress")) or "")) for b in boxes)
+    msg["Subject"] = el.findtext(t("Subject")) or ""
+    body = el.find(t("Body"))
+    text = body.text or "" if body is not None else ""
+    msg.set_content(text, subtype="html" if body is not None and body.get("BodyType") == "HTML" else "plain")
+    return msg.as_bytes()
 
 
 def _header(msg, name: str) -> str:

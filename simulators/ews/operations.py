@@ -144,7 +144,8 @@ def sync_folder_hierarchy(ctx, op):
     root, msgs = _response("SyncFolderHierarchy")
     sync_el = op.find(m("SyncFolderId"))
     try:
-        base = resolve_folder(ctx, sync_el[0]) if sync_el is not None and len(sync_el) else FolderView(ids.MSGFOLDERROOT, None)
+        given = sync_el is not None and len(sync_el)
+        base = resolve_folder(ctx, sync_el[0]) if given else FolderView(ids.MSGFOLDERROOT, None)
     except OpError as err:
         _message(msgs, "SyncFolderHierarchy", err)
         return root
@@ -186,7 +187,8 @@ def create_folder(ctx, op):
         default_class = {"CalendarFolder": "IPF.Appointment", "ContactsFolder": "IPF.Contact",
                          "TasksFolder": "IPF.Task"}.get(etree.QName(el).localname, "IPF.Note")
         try:
-            folder = ctx.account.create_folder(base + (name,), folder_class=el.findtext(t("FolderClass")) or default_class)
+            folder_class = el.findtext(t("FolderClass")) or default_class
+            folder = ctx.account.create_folder(base + (name,), folder_class=folder_class)
         except FolderExists:
             _message(msgs, "CreateFolder", OpError("ErrorFolderExists"))
             continue
@@ -374,6 +376,9 @@ def _create_one(ctx, el, target: FolderView | None):
         target = FolderView(path, ctx.account.folder(path))
     if target.folder is None:
         raise OpError("ErrorInvalidRequest", "Items cannot be created in the root folders.")
+    # exchangelib cannot send ItemClass: a Message without MIME in a notes folder is a note.
+    note = note or (name == "Message" and el.find(t("MimeContent")) is None
+                    and target.folder.folder_class == "IPF.StickyNote")
     if name == "Message" and not note:
         return target.folder, _create_mail(ctx, el, target)
     if note:
@@ -394,12 +399,14 @@ def _create_one(ctx, el, target: FolderView | None):
 
 def _create_mail(ctx, el, target: FolderView) -> MailItem:
     mime = el.findtext(t("MimeContent"))
-    if not mime:
-        raise OpError("ErrorInvalidRequest", "A Message without MimeContent is not simulated.")
-    try:
-        raw = base64.b64decode(mime, validate=True)
-    except binascii.Error:
-        raise OpError("ErrorMimeContentInvalidBase64String", "The MIME content is not a valid Base64 string.") from None
+    if mime:
+        try:
+            raw = base64.b64decode(mime, validate=True)
+        except binascii.Error:
+            text = "The MIME content is not a valid Base64 string."
+            raise OpError("ErrorMimeContentInvalidBase64String", text) from None
+    else:
+        raw = items.compose_mime(el)
     props = _extended_properties(el)
     flags_value = props.get(PR_MESSAGE_FLAGS)
     # Exchange keeps MIME-created items as unsent drafts unless PR_MESSAGE_FLAGS says otherwise.
@@ -411,7 +418,8 @@ def _create_mail(ctx, el, target: FolderView) -> MailItem:
     when = None
     if PR_MESSAGE_DELIVERY_TIME in props:
         when = datetime.fromisoformat(props[PR_MESSAGE_DELIVERY_TIME].replace("Z", "+00:00"))
-    return ctx.account.append(target.path, raw, flags=flags, internaldate=when or datetime.now(timezone.utc).replace(microsecond=0))
+    when = when or datetime.now(timezone.utc).replace(microsecond=0)
+    return ctx.account.append(target.path, raw, flags=flags, internaldate=when)
 
 
 def _extended_properties(el) -> dict[int, str]:

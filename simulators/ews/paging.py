@@ -30,8 +30,8 @@ def page(view: etree._Element | None, total: int, max_page: int | None) -> Page:
             offset = int(view.get("Offset", "0"))
             wanted = int(view.get("MaxEntriesReturned")) if view.get("MaxEntriesReturned") else None
         except ValueError:
-            raise SoapFault("ErrorSchemaValidation",
-                            "The request failed schema validation: Offset/MaxEntriesReturned must be integers.") from None
+            text = "The request failed schema validation: Offset/MaxEntriesReturned must be integers."
+            raise SoapFault("ErrorSchemaValidation", text) from None
         base = view.get("BasePoint", "Beginning")
         if offset < 0 or (wanted is not None and wanted < 1):
             raise SoapFault("ErrorSchemaValidation",

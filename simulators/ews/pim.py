@@ -161,7 +161,8 @@ def _new_uid(seed: bytes) -> str:
 
 # Calendar --------------------------------------------------------------------------------------
 
-_RESPONSE = {"ACCEPTED": "Accept", "DECLINED": "Decline", "TENTATIVE": "Tentative", "NEEDS-ACTION": "NoResponseReceived"}
+_RESPONSE = {"ACCEPTED": "Accept", "DECLINED": "Decline", "TENTATIVE": "Tentative",
+             "NEEDS-ACTION": "NoResponseReceived"}
 _PARTSTAT = {v: k for k, v in _RESPONSE.items()}
 
 
@@ -238,7 +239,8 @@ def render_event(item: PimItem, head: list[etree._Element], *, occurrence: str |
     else:
         end = start + (timedelta(days=1) if all_day else timedelta())
     el = etree.Element(t("CalendarItem"))
-    _item_head(el, head, ItemKind.EVENT, str(ev.get("SUMMARY", "")), str(ev["DESCRIPTION"]) if "DESCRIPTION" in ev else None)
+    description = str(ev["DESCRIPTION"]) if "DESCRIPTION" in ev else None
+    _item_head(el, head, ItemKind.EVENT, str(ev.get("SUMMARY", "")), description)
     alarm = next((a for a in ev.walk("VALARM")), None)
     minutes = 0
     if alarm is not None and "TRIGGER" in alarm:

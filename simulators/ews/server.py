@@ -19,8 +19,9 @@ class EwsResource(resource.Resource):
         self.service = service
 
     def render(self, request) -> bytes:
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.requestHeaders.getAllRawHeaders()
-                   for v in v[:1]}
+        # First value of each header; names in lower case as HttpRequest wants them.
+        headers = {name.decode("latin-1").lower(): values[0].decode("latin-1")
+                   for name, values in request.requestHeaders.getAllRawHeaders()}
         reply = self.service.handle(HttpRequest(
             request.method.decode("ascii"), request.path.decode("utf-8", "replace"), headers, request.content.read()))
         request.setResponseCode(reply.status)

@@ -20,7 +20,8 @@ def decode(text: str | None) -> dict[str, str]:
     try:
         return json.loads(zlib.decompress(base64.b64decode(text, validate=True)))
     except (binascii.Error, zlib.error, ValueError):
-        raise SoapFault("ErrorInvalidSyncStateData", "Synchronization state data is corrupt or otherwise invalid.") from None
+        text = "Synchronization state data is corrupt or otherwise invalid."
+        raise SoapFault("ErrorInvalidSyncStateData", text) from None
 
 
 def diff(old: dict[str, str], now: dict[str, str]) -> list[tuple[str, str]]:
