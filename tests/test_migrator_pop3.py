@@ -266,3 +266,20 @@ def test_replace_mode_empties_the_folder_and_copies_again(tmp_path):
     assert (report.copied, report.already_present) == (3, 0)
     assert sorted(r for r, _, _ in inbox(store, "dst")) == sorted(message(n) for n in range(3))
     assert report.folders[0].notes == ["deleted 4 destination message(s)"]
+
+
+def test_reconnect_refused_by_login_delay_aborts_with_the_reason(tmp_path):
+    store = make_store([message(n) for n in range(6)])
+    quirks = [QuirkSpec(name="pop3-drop-mid-retr", params={"after_bytes": 60, "message": 5}),
+              QuirkSpec(name="pop3-login-delay", params={"seconds": 900})]
+    report = run(store, tmp_path, quirks=quirks, pop3_delete=True)
+    assert report.aborted and "LOGIN-DELAY" in report.aborted and report.exit_code == 5
+    assert len(inbox(store, "dst")) == 4  # the first batch (1-4) arrived; 5 was cut mid-RETR
+    assert len(store.accounts["src"].folders[INBOX].messages) == 6 and report.pop3.deleted == 0
+
+
+def test_expired_token_is_refused_with_the_oauth_hint_not_basic_auth(tmp_path):
+    store = make_store([message(1)])
+    with pytest.raises(AuthenticationFailed, match="login refused") as info:
+        run(store, tmp_path, quirks=[QuirkSpec(name="oauth-only")], url_query="?auth=xoauth2", password="expired-token")
+    assert "basic authentication" not in str(info.value) and "expired-token" not in str(info.value)

@@ -221,11 +221,18 @@ class Pop3Source:
             raise auth_error(self.where, text, oauth_offered=want != "xoauth2" and "XOAUTH2" in sasl) from None
 
     def _sasl(self, mechanism: str, response: str) -> None:
-        """``AUTH MECH initial-response`` (RFC 5034); a "+ " reply means the server wants the
-        response on its own line (Microsoft's two-step XOAUTH2)."""
-        reply = self._call(self.client._shortcmd, f"AUTH {mechanism} {response}")
+        """SASL per RFC 5034. PLAIN sends its initial response with the command. XOAUTH2 goes in
+        two steps (``AUTH XOAUTH2``, "+ ", then the token on its own line): Microsoft's POP3
+        documents only that form (xoauth2-two-step-pop3) and RFC 5034 servers must accept it.
+        A "+ " challenge after the response is an error report (XOAUTH2's JSON): answer with an
+        empty line to end the exchange and read the -ERR."""
+        if mechanism == "XOAUTH2":
+            reply = self._call(self.client._shortcmd, f"AUTH {mechanism}")
+            if reply.startswith(b"+ ") or reply == b"+":
+                reply = self._call(self.client._shortcmd, response)
+        else:
+            reply = self._call(self.client._shortcmd, f"AUTH {mechanism} {response}")
         if reply.startswith(b"+ ") or reply == b"+":
-            # A challenge after an initial response is an error report (XOAUTH2): end the exchange.
             reply = self._call(self.client._shortcmd, "")
         if not reply.startswith(b"+OK"):
             raise ProtocolError(f"{self.where}: {reply.decode('utf-8', 'replace')}")
