@@ -272,3 +272,11 @@ def test_create_message_without_mime_composes_one(service, store):
     sending = op(service, '<m:CreateItem MessageDisposition="SendOnly"><m:Items><t:Message><t:Subject>x</t:Subject>'
                  '</t:Message></m:Items></m:CreateItem>').find(".//m:CreateItemResponseMessage", NS)
     assert sending.findtext("m:ResponseCode", namespaces=NS) == "ErrorInvalidRequest"
+
+
+def test_unsupported_sort_field_is_refused_per_folder(service):
+    root = find_items(service, '<m:SortOrder><t:FieldOrder Order="Ascending"><t:FieldURI FieldURI="message:From"/>'
+                               '</t:FieldOrder></m:SortOrder>')
+    msg = root.find(".//m:FindItemResponseMessage", NS)
+    assert msg.findtext("m:ResponseCode", namespaces=NS) == "ErrorInvalidRequest"
+    assert "'message:From'" in msg.findtext("m:MessageText", namespaces=NS)

@@ -328,3 +328,16 @@ def test_reads_every_generated_pim_item():
     assert (len(tasks), len(notes)) == (10, 8)
     assert overrides > 0 and len(occurrences) == overrides
     assert all(isinstance(x, CalendarItem) and x.type == "Exception" for x in exceptions)
+
+
+def test_sort_order_by_received_and_subject():
+    from datetime import timedelta
+
+    store = make_store(0)
+    base = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    for i, subject in enumerate(["b", "C", "a"]):
+        store.account("alice").append(("INBOX",), mail(i, subject), internaldate=base + timedelta(days=i))
+    with ews_account(store) as account:
+        newest_first = [m.subject for m in account.inbox.all().order_by("-datetime_received").only("subject")]
+        by_subject = [m.subject for m in account.inbox.all().order_by("subject").only("subject")]
+    assert (newest_first, by_subject) == (["a", "C", "b"], ["a", "b", "C"])

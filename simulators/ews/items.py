@@ -64,6 +64,37 @@ def trim(el: etree._Element, shape: Shape) -> etree._Element:
     return el
 
 
+# SortOrder FieldURIs the simulator sorts by (mail only; PIM items keep store order after mail).
+_SORT_KEYS = {
+    "item:DateTimeReceived": lambda i: i.internaldate,
+    "item:Size": lambda i: i.size,
+    "item:Subject": lambda i: _header(_HEADERS.parsebytes(i.raw, headersonly=True), "Subject").casefold(),
+}
+
+
+def sort(shown: list, order: etree._Element | None) -> list:
+    """``shown`` (store order: ascending UID, then PIM items) sorted by a FindItem SortOrder.
+
+    Orders are applied last to first so the first FieldOrder decides, as in Exchange. Unknown
+    fields raise UnsupportedSort naming the field.
+    """
+    if order is None:
+        return shown
+    mail = [i for i in shown if isinstance(i, MailItem)]
+    rest = [i for i in shown if not isinstance(i, MailItem)]
+    for field_order in reversed(order.findall(t("FieldOrder"))):
+        uri = field_order.find(t("FieldURI"))
+        name = uri.get("FieldURI") if uri is not None else None
+        if name not in _SORT_KEYS:
+            raise UnsupportedSort(f"SortOrder on {name!r} is not simulated (supported: {', '.join(_SORT_KEYS)})")
+        mail.sort(key=_SORT_KEYS[name], reverse=field_order.get("Order") == "Descending")
+    return mail + rest
+
+
+class UnsupportedSort(ValueError):
+    """A SortOrder field the simulator does not sort by."""
+
+
 def mail_key(folder: Folder, item: MailItem) -> str:
     return f"m:{folder.uidvalidity}:{item.uid}"
 

@@ -252,10 +252,13 @@ def find_item(ctx, op):
     for el in _folder_ids(op, "ParentFolderIds"):
         try:
             view = resolve_folder(ctx, el)
+            shown = items.sort(shown_items(ctx, view), op.find(m("SortOrder")))
+        except items.UnsupportedSort as exc:
+            _message(msgs, "FindItem", OpError("ErrorInvalidRequest", str(exc)))
+            continue
         except OpError as err:
             _message(msgs, "FindItem", err)
             continue
-        shown = shown_items(ctx, view)
         page = paging.page(op.find(m("IndexedPageItemView")), len(shown), ctx.settings.max_page_size)
         for quirk in ctx.quirks:
             page = quirk.ews_page(ctx, view.folder, page) or page
