@@ -125,6 +125,7 @@ class Pop3Run:
         self.session: Pop3Source | None = None
         self.started_rows = 0
         self.deletable: set[int] = set()  # message numbers of this session the destination confirmed
+        self.refused: set[str] = set()  # state keys refused in an earlier pass: reported once, not resent
         self.folder = FolderReport(source=SOURCE_FOLDER, destination="")
 
     # Recording ------------------------------------------------------------------------------
@@ -235,7 +236,10 @@ class Pop3Run:
     def _checkpoint(self) -> _Checkpoint:
         rows = self.state.pop3_done() if self.state else []
         dest = self.target.identities() if self.options.mode == "merge" else None
-        return _Checkpoint(rows[: self.started_rows], rows[self.started_rows :], dest)
+        old, new = rows[: self.started_rows], rows[self.started_rows :]
+        # Matched earlier in this run (another pass) is still "found", never "copied by us".
+        old += [r for r in new if r.via == "matched"]
+        return _Checkpoint(old, [r for r in new if r.via != "matched"], dest)
 
     def _present(self, checkpoint: _Checkpoint, m: Pop3Message) -> bool:
         how = checkpoint.settle(m)
@@ -262,6 +266,8 @@ class Pop3Run:
                 m.identity = identity_of(raw, m.size)
                 if self._present(checkpoint, m):
                     continue
+            if str(state_key(m.uidl, m.identity)) in self.refused:
+                continue
             todo.append((m, raw))
         items = []
         for m, raw in todo:
@@ -285,6 +291,7 @@ class Pop3Run:
             else:
                 reason = refusal_reason(res.text)
                 self.skip(m, reason, res.text, raw)
+                self.refused.add(str(state_key(m.uidl, m.identity)))
                 if reason == "over-quota":
                     self.report.aborted = f"destination over quota: {res.text}"
         if self.state:

@@ -283,3 +283,14 @@ def test_expired_token_is_refused_with_the_oauth_hint_not_basic_auth(tmp_path):
     with pytest.raises(AuthenticationFailed, match="login refused") as info:
         run(store, tmp_path, quirks=[QuirkSpec(name="oauth-only")], url_query="?auth=xoauth2", password="expired-token")
     assert "basic authentication" not in str(info.value) and "expired-token" not in str(info.value)
+
+
+def test_refusal_reported_once_across_a_reconnect(tmp_path):
+    big = message(99, body="x" * 6000)
+    store = make_store([message(1), big, message(2), message(3), message(4), message(5)])
+    quirks = [QuirkSpec(name="appendlimit", params={"bytes": 5000, "advertise": False}),
+              QuirkSpec(name="pop3-drop-mid-retr", params={"after_bytes": 60, "message": 6})]
+    report = run(store, tmp_path, quirks=quirks, pop3_delete=True)
+    assert (report.copied, report.skipped_count, report.pop3.reconnects, report.pop3.deleted) == (5, 1, 1, 5)
+    assert [m.raw for m in store.accounts["src"].folders[INBOX].messages] == [big]
+    assert len(inbox(store, "dst")) == 5
