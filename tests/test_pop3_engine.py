@@ -155,7 +155,7 @@ def test_twenty_errors_in_a_row_after_login_are_tolerated_not_twenty_one(talk):
 
 def test_known_commands_reset_the_unknown_count_before_login(talk):
     _, out = talk(b"FOO\r\nBAR\r\nUSER x\r\nBAZ\r\nQUX\r\nCAPA\r\n")
-    assert out.endswith(b"+OK\r\n-ERR Unknown command.\r\n-ERR Unknown command.\r\n+OK\r\nCAPA\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nPIPELINING\r\nAUTH-RESP-CODE\r\nSTLS\r\nUSER\r\nSASL PLAIN LOGIN\r\n.\r\n")
+    assert out.endswith(b"+OK\r\n-ERR Unknown command.\r\n-ERR Unknown command.\r\n+OK\r\nCAPA\r\n")
 
 
 def test_auth_plain_initial_response_and_continuation(talk):

@@ -162,7 +162,8 @@ def test_fetchmail_retrieves_everything(tmp_path: Path):
         rc.chmod(0o600)
         env = dict(os.environ, HOME=str(tmp_path), FETCHMAILHOME=str(tmp_path))
         run = subprocess.run(
-            ["fetchmail", "-v", "-f", str(rc), "--nodetach", "--nosyslog", "--pidfile", str(tmp_path / "fetchmail.pid")], env=env, capture_output=True, text=True, timeout=60
+            ["fetchmail", "-v", "-f", str(rc), "--nodetach", "--nosyslog", "--pidfile", str(tmp_path / "fetchmail.pid")],
+            env=env, capture_output=True, text=True, timeout=60,
         )
     assert run.returncode == 0, run.stderr
     # It upgraded with STLS (the certificate names "quirkmail simulator", so no name check).

@@ -7,10 +7,11 @@ by ``commit()`` in the UPDATE state (QUIT), never when the connection just drops
 
 Wire form of a message (``wire_form``): the store's bytes exactly, except that a bare LF becomes
 CRLF, because RFC 1939 §3 makes CRLF the only line ending of a multi-line reply. Lone CR, NUL and
-8-bit bytes pass untouched, as Dovecot's POP3 sends them (tests/test_pop3_peer.py compares). Sizes (STAT, LIST, "+OK n octets") count the wire form, as Dovecot's
-do (its sizes are the CRLF "virtual" sizes). On the wire (``multiline``) each line starting with
-"." gets one more "." (byte-stuffing), a message not ending in CRLF gets one (not counted in the
-size), and ".\\r\\n" ends the reply.
+8-bit bytes pass untouched, as Dovecot's POP3 sends them (tests/test_pop3_peer.py compares).
+Sizes (STAT, LIST, "+OK n octets") count the wire form, as Dovecot's do (its sizes are the CRLF
+"virtual" sizes). On the wire (``multiline``) each line starting with "." gets one more "."
+(byte-stuffing), a message not ending in CRLF gets one (not counted in the size), and ".\\r\\n"
+ends the reply.
 """
 
 from __future__ import annotations
