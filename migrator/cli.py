@@ -20,10 +20,11 @@ from migrator.errors import ExitCode, MigratorError, UsageError
 from migrator.urls import Endpoint, Secret, ServerURL, resolve_secret
 
 
-def add_endpoint_arguments(parser: argparse.ArgumentParser, role: str, flag: str, *, label: str | None = None) -> None:
+def add_endpoint_arguments(parser: argparse.ArgumentParser, role: str, flag: str, *, label: str | None = None,
+                           required: bool = True) -> None:
     """``--FLAG URL``, ``--FLAG-password-env VAR``, ``--FLAG-password-file F``, ``--FLAG-cafile PEM``."""
     label = label or role
-    parser.add_argument(f"--{flag}", required=True, metavar="URL", dest=f"{role}_url",
+    parser.add_argument(f"--{flag}", required=required, metavar="URL", dest=f"{role}_url",
                         help=f"{label} mailbox: imap://user@host[:port][?starttls=required|no&tls_verify=no] or imaps://…")
     secret = parser.add_mutually_exclusive_group()
     secret.add_argument(f"--{flag}-password-env", metavar="VAR", dest=f"{role}_password_env",
@@ -73,8 +74,18 @@ def add_migrate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pop3-delete", action="store_true",
                         help="POP3 source: delete from the server what the destination confirmed (default: leave on server)")
     parser.add_argument("--uidl-map", type=Path, metavar="FILE", dest="uidl_map",
-                        help="POP3 source: write the source-UIDL map (JSON, or CSV when FILE ends .csv)")
+                        help="POP3 source: write the source-UIDL map (JSON, or CSV when FILE ends .csv; "
+                        "format: migrator.pop3_flow.write_uidl_map)")
     parser.add_argument("--test-connection", action="store_true", help="only log in to both servers and show what they offer")
+    # Collaboration data (EWS sources: ews://user@host, ews+http://… for simulators)
+    add_endpoint_arguments(parser, "pim", "pim-to", label="contacts/calendars/tasks/notes destination "
+                           "(dav://user@host[:port][/home/], dav+http://…)", required=False)
+    parser.add_argument("--items", default="", metavar="KINDS",
+                        help="what to import, comma-separated: mail,contacts,calendars,tasks,notes "
+                        "(default: everything the source offers; IMAP and POP3 offer mail only)")
+    parser.add_argument("--deleted-items", choices=("by-kind", "mail-only"), default="by-kind",
+                        help="non-mail items found in Deleted Items: migrate them to their kind's collection "
+                        "(by-kind, default) or report them as unmigratable (mail-only destinations)")
 
 
 def run_migrate(args: argparse.Namespace, *, console: Console | None = None) -> int:
@@ -105,9 +116,14 @@ def run_migrate(args: argparse.Namespace, *, console: Console | None = None) -> 
             pop3_folder=getattr(args, "pop3_folder", "INBOX"),
             pop3_delete=getattr(args, "pop3_delete", False),
             uidl_map_path=getattr(args, "uidl_map", None),
+            items=parse_items(getattr(args, "items", "")),
+            deleted_items=getattr(args, "deleted_items", "by-kind"),
         )
+        pim = endpoint_from_args(args, "pim") if getattr(args, "pim_url", None) else None
+        for line in collab_preamble(source, options, pim):
+            err.print(line, markup=False, highlight=False)
         progress = RichProgress(err) if err.is_terminal else NullProgress()
-        report = migrate(source, dest, options, progress)
+        report = migrate(source, dest, options, progress, pim_dest=pim)
     except MigratorError as exc:
         err.print(f"quirkmail migrate: {exc}", markup=False, highlight=False)
         return int(exc.exit_code)
@@ -135,11 +151,53 @@ def summary_table(report) -> Table:
         f"{report.failed} failed in {report.seconds:.1f} s ({rate:.0f} msg/s)"
         + (f" — ABORTED: {report.aborted} (re-run to resume)" if report.aborted else "")
     )
+    pop3 = getattr(report, "pop3", None)
+    if pop3 is not None:  # what the POP3 path cannot carry, said plainly
+        table.caption += f"\nPOP3 ({pop3.login}, TLS {pop3.tls}, UIDL {pop3.uidl}) → {pop3.delivery} {pop3.folder!r}: " \
+            f"{pop3.deleted} deleted from the source, {pop3.kept} left there"
+        for note in report.notes:
+            table.caption += f"\nnote: {note}"
+        for loss in pop3.losses:
+            table.caption += f"\nloses {loss}"
+        if pop3.delete_failed:
+            table.caption += f"\nnot deleted: {pop3.delete_failed}"
     for s in report.skipped[:20]:
         table.caption += f"\nskipped {s.folder} UID {s.uid}: {s.reason} {s.detail}"
+    for k in getattr(report, "kinds", []):
+        table.caption += (f"\n{k.kind}: {k.source} found, {k.copied} {verb}, {k.already_present} present, "
+                          f"{k.failed} failed, {k.unmigratable} not migrated")
+    for u in getattr(report, "unmigratable", [])[:20]:
+        table.caption += f"\nnot migrated: {u.count} {u.kind} in {u.folder}: {u.reason}"
+    for kind in getattr(report, "not_offered", []):
+        table.caption += f"\nnot offered by the source: {kind}"
     for e in report.errors[:20]:
-        table.caption += f"\nfailed {e.folder} UID {e.uid}: {e.error}: {e.message}"
+        which = f"UID {e.uid}" if e.uid is not None or not getattr(e, "item_id", None) else f"ItemId {e.item_id}"
+        table.caption += f"\nfailed {e.folder} {which}: {e.error}: {e.message}"
     return table
+
+
+def parse_items(text: str) -> list[str]:
+    """``--items mail,contacts`` → ["mail", "contacts"]; unknown kinds are a usage error."""
+    from migrator.collab.kinds import ITEM_KINDS
+
+    items = [i.strip().lower() for i in text.split(",") if i.strip()]
+    unknown = [i for i in items if i not in ITEM_KINDS]
+    if unknown:
+        raise UsageError(f"--items: unknown kind(s) {', '.join(unknown)}; choose from {','.join(ITEM_KINDS)}")
+    return items
+
+
+def collab_preamble(source: Endpoint, options, pim: Endpoint | None) -> list[str]:
+    """What will not happen, said before the run: kinds the source cannot offer, PIM without --pim-to."""
+    from migrator.collab.kinds import ITEM_KINDS, MAIL_ONLY, not_offered
+
+    if source.url.scheme in ("ews", "ews+http"):
+        wanted = [i for i in (options.items or ITEM_KINDS) if i != "mail"]
+        return [f"no --pim-to: {', '.join(wanted)} will not be migrated (reported per folder)"] if wanted and not pim else []
+    missing = not_offered(options.items, MAIL_ONLY)
+    if missing:
+        return [f"{source.url.scheme}:// offers mail only: {', '.join(missing)} cannot be migrated from it"]
+    return []
 
 
 def connection_table(reports) -> Table:

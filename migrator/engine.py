@@ -31,6 +31,7 @@ from pydantic import BaseModel
 
 from migrator import dates
 from migrator.backoff import retry_delay
+from migrator.collab.kinds import MAIL_ONLY, not_offered
 from migrator.errors import ConnectionFailed, ProtocolError, TooManyConnections, UsageError
 from migrator.folders import FolderPlan, alternative_names, destination_name, plan_folders
 from migrator.identity import Identity, IdentityIndex, identity_of, message_id_of
@@ -484,6 +485,8 @@ def migrate(
                          "or POP3 → IMAP/LMTP/SMTP")
     t0 = time.monotonic()
     run = _Run(source, dest, options, progress or NullProgress())
+    run.report.items = list(options.items)
+    run.report.not_offered = not_offered(options.items, MAIL_ONLY)  # an IMAP source: mail only
     try:
         _plan_and_copy(run)
     except KeyboardInterrupt:

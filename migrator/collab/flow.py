@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from migrator.collab import convert
+from migrator.collab.kinds import ITEM_KINDS
 from migrator.collab.state import EwsState
 from migrator.folders import FolderPlan, ListEntry, Namespace, plan_folders
 from migrator.progress import NullProgress, ProgressSink
@@ -36,20 +37,12 @@ from migrator.sources.ews import LARGE_MAIL, EwsFolder, EwsSource, ListedItem, T
 from migrator.state import default_state_path
 from migrator.urls import Endpoint
 
-# --items names → item kinds
-ITEM_KINDS = {"mail": "mail", "contacts": "contact", "calendars": "event", "tasks": "task", "notes": "note"}
-KIND_ITEMS = {v: k for k, v in ITEM_KINDS.items()}
 # folder class → the kind a folder of that class holds (mail folders may hold every kind)
 CLASS_KINDS = {"IPF.Contact": "contact", "IPF.Appointment": "event", "IPF.Task": "task", "IPF.StickyNote": "note"}
 KIND_FOLDERS = {"contact": "contacts", "event": "calendar", "task": "tasks", "note": "notes"}  # distinguished ids
 SPECIAL = {"sentitems": "\\Sent", "drafts": "\\Drafts", "deleteditems": "\\Trash", "junkemail": "\\Junk"}
 MAX_BATCH_BYTES = 8 * 1024 * 1024
 PIM_BATCH = 50
-
-
-def not_offered(items: list[str], offered: set[str]) -> list[str]:
-    """The kinds asked for that a source cannot offer (IMAP/POP3 offer mail only)."""
-    return [i for i in items if ITEM_KINDS.get(i, i) not in offered]
 
 
 def kind_of_folder(folder: EwsFolder) -> str | None:
