@@ -143,8 +143,6 @@ class SimulatorWorld:
         smtp_servers, self._smtp_servers = self._smtp_servers, []
         for server in smtp_servers:
             server.stop()
-        if not self._ports and not self._factories:
-            return
         ports, self._ports = self._ports, []
         factories, self._factories = self._factories, []
 
@@ -153,7 +151,8 @@ class SimulatorWorld:
             waits += [f.close_connections() for f in factories]
             return defer.DeferredList(waits)
 
-        bg.call(shutdown)
+        if ports or factories:  # a world with only SMTP never touched the reactor
+            bg.call(shutdown)
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
