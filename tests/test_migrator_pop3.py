@@ -294,3 +294,11 @@ def test_refusal_reported_once_across_a_reconnect(tmp_path):
     assert (report.copied, report.skipped_count, report.pop3.reconnects, report.pop3.deleted) == (5, 1, 1, 5)
     assert [m.raw for m in store.accounts["src"].folders[INBOX].messages] == [big]
     assert len(inbox(store, "dst")) == 5
+
+
+def test_long_lines_and_dot_lines_survive_byte_for_byte(tmp_path):
+    # poplib alone refuses lines over 2048 bytes; a leading "." is dot-stuffed on the wire.
+    raw = message(3, body="A" * 70000 + "\r\n.hidden dot\r\n..two dots\r\n.\r\nend\r\n")
+    store = make_store([raw])
+    report = run(store, tmp_path, quirks=[QuirkSpec(name="pop3-top-unsupported")])
+    assert report.copied == 1 and [r for r, _, _ in inbox(store, "dst")] == [raw]
