@@ -280,3 +280,17 @@ def test_unsupported_sort_field_is_refused_per_folder(service):
     msg = root.find(".//m:FindItemResponseMessage", NS)
     assert msg.findtext("m:ResponseCode", namespaces=NS) == "ErrorInvalidRequest"
     assert "'message:From'" in msg.findtext("m:MessageText", namespaces=NS)
+
+
+def test_a_simulator_bug_is_an_internal_server_error_fault_not_a_dead_endpoint(service, monkeypatch):
+    from simulators.ews import operations
+
+    def broken(ctx, el):
+        raise KeyError("boom")
+
+    monkeypatch.setitem(operations.OPERATIONS, "GetFolder", broken)
+    response = post(service, envelope("<m:GetFolder/>"))
+    assert response.status == 500
+    fault = xml(response).find("s:Body/s:Fault", NS)
+    assert fault.findtext("faultcode") == "a:ErrorInternalServerError" and "KeyError" in fault.findtext("faultstring")
+    assert find_items(service, "").find(".//m:RootFolder", NS).get("TotalItemsInView") == "25"

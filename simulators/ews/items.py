@@ -174,6 +174,8 @@ def render_mail(account: str, folder: Folder, item: MailItem, shape: Shape) -> e
     # Exchange fills Sender from From when the message has no Sender header.
     sender = "Sender" if _header(msg, "Sender") else "From"
     for tag, header in (("Sender", sender), ("ToRecipients", "To"), ("CcRecipients", "Cc"), ("From", "From")):
+        if shape.base == "IdOnly" and tag not in shape.additional:
+            continue  # address parsing is the costly part of a listing: skip what trim() would drop
         people = [(n, a) for n, a in getaddresses([_header(msg, header)]) if a] if _header(msg, header) else []
         if not people:
             continue
