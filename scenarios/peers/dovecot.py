@@ -22,7 +22,6 @@ import contextlib
 import os
 import pwd
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -32,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import quote
 
+from scenarios.peers.process import PeerProcess, free_ports, start_on_free_ports
 from simulators.profiles import SPECIAL_USE
 from simulators.store import Account, Folder, MailItem
 
@@ -44,7 +44,6 @@ DOVECOT_USERS = ("dovecot", "dovenull")
 START_TIMEOUT = 15.0
 # Dovecot stats a passwd-file at most once a second; a changed password needs that long to show.
 PASSWD_FILE_RESYNC = 1.1
-STOP_TIMEOUT = 10.0
 # Folders Dovecot marks special-use by name, as the generic profile names them. (\All and \Flagged
 # need Dovecot's virtual plugin, so they stay plain folders here.)
 SPECIAL_FOLDERS = {SPECIAL_USE[key]: key.capitalize() for key in ("sent", "drafts", "trash", "junk", "archive")}
@@ -152,29 +151,23 @@ def availability() -> str | None:
     return None
 
 
-class DovecotServer:
+class DovecotServer(PeerProcess):
     """A Dovecot master process with its own config, ports and mail, removed again on ``stop()``."""
 
     host = "127.0.0.1"
+    LOGS = ("stdout.log", "dovecot.log")
+    Error = DovecotError
 
     def __init__(self) -> None:
+        super().__init__()
         self.imap_port = 0
         self.pop3_port = 0
         self.lmtp_port = 0
-        self._dir: Path | None = None
-        self._process: subprocess.Popen | None = None
         self._users: dict[str, str] = {}
 
     availability = staticmethod(availability)
 
     # Life cycle ------------------------------------------------------------------------------
-
-    def __enter__(self) -> DovecotServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     def start(self) -> None:
         if self._process is not None:
@@ -186,44 +179,24 @@ class DovecotServer:
         self._dir = Path(tempfile.mkdtemp(prefix="quirkmail-dovecot-"))
         try:
             self._prepare_dir()
-            # Free ports are found by binding port 0 and releasing: another process may grab one
-            # in between, so a start that lost that race is retried with fresh ports.
-            for attempt in range(3):
-                self.imap_port, self.pop3_port, self.lmtp_port = _free_ports(3)
-                self.config_path.write_text(self._config(), encoding="utf-8")
-                self._launch()
-                try:
-                    self._wait_ready()
-                    return
-                except DovecotError:
-                    self._terminate()
-                    if attempt == 2 or "Address already in use" not in self._log_tail():
-                        raise
+            start_on_free_ports(self._attempt_start, self._terminate, self._log_tail, DovecotError)
         except BaseException:
             self._terminate()
             self._remove_dir()
             raise
 
+    def _attempt_start(self) -> None:
+        self.imap_port, self.pop3_port, self.lmtp_port = free_ports(3)
+        self.config_path.write_text(self._config(), encoding="utf-8")
+        self._launch()
+        self._wait_ready()
+
     def stop(self) -> None:
         """SIGTERM the master (it stops its children), wait, SIGKILL the group if it hangs."""
-        self._terminate()
-        self._remove_dir()
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process else None
+        super().stop()
+        self._users.clear()
 
     # Paths -----------------------------------------------------------------------------------
-
-    @property
-    def directory(self) -> Path:
-        if self._dir is None:
-            raise DovecotError("Dovecot is not started")
-        return self._dir
 
     @property
     def config_path(self) -> Path:
@@ -391,34 +364,6 @@ class DovecotServer:
             else:
                 time.sleep(0.05)
 
-    def _terminate(self) -> None:
-        process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            process.wait(STOP_TIMEOUT)
-
-    def _remove_dir(self) -> None:
-        if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = None
-        self._users.clear()
-
-    def _log_tail(self, lines: int = 20) -> str:
-        texts = []
-        for path in (self.directory / "stdout.log", self.log_path):
-            if path.exists():
-                texts.extend(path.read_text(encoding="utf-8", errors="replace").splitlines())
-        return "\n".join(texts[-lines:]) or "(dovecot.log is empty)"
-
-
 def _user_exists(name: str) -> bool:
     try:
         pwd.getpwnam(name)
@@ -445,19 +390,6 @@ def _share_with_dovecot(path: Path, mode: int = 0o640) -> None:
     group = pwd.getpwnam("dovecot").pw_gid
     os.chown(path, 0, group)
     path.chmod(mode)
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def _greets(host: str, port: int) -> bool:

@@ -1,7 +1,5 @@
 """Process plumbing shared by the real-peer harnesses: free loopback ports, a start that retries
 when it lost the race for a port, and a stop that cannot hang.
-
-(``scenarios.peers.dovecot`` predates this module and still carries its own copies.)
 """
 
 from __future__ import annotations
