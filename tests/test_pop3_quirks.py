@@ -133,3 +133,16 @@ def test_session_lock_in_use_until_the_holder_ends(store):
     assert Pop3Session(store, profile, qs).receive_data(b"USER alice\r\nPASS bad\r\n")[-1] == (
         b"-ERR [AUTH] Authentication failed.\r\n"
     )
+
+
+def test_exchange_profile_with_oauth_only_is_microsofts_pop3(store):
+    profile = load_profile("exchange").with_quirks([QuirkSpec.parse("oauth-only")])
+    session = Pop3Session(store, profile, build_all(profile.quirks, "pop3"))
+    token = base64.b64encode(b"user=alice\x01auth=Bearer secret\x01\x01")
+    out = b"".join(session.start() + session.receive_data(b"CAPA\r\n" + LOGIN + b"AUTH XOAUTH2\r\n" + token + b"\r\n"))
+    assert out == (
+        b"+OK The Microsoft Exchange POP3 service is ready.\r\n"
+        b"+OK\r\nTOP\r\nUIDL\r\nSASL PLAIN XOAUTH2\r\nUSER\r\nSTLS\r\n.\r\n"
+        b"+OK\r\n-ERR Logon failure: unknown user name or bad password.\r\n"
+        b"+ \r\n+OK User successfully logged on.\r\n"
+    )

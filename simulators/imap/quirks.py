@@ -241,8 +241,9 @@ class OAuthOnly(Quirk):
         sasl = next((c for c in caps if c.upper().startswith("SASL")), None)
         if authenticated or (sasl is not None and "XOAUTH2" in sasl.upper().split()):
             return None
-        rest = [c for c in caps if c is not sasl]
-        return rest + [(sasl or "SASL") + " XOAUTH2"]
+        if sasl is None:
+            return caps + ["SASL XOAUTH2"]
+        return [c + " XOAUTH2" if c is sasl else c for c in caps]  # in place: CAPA order is kept
 
     def pop3_login(self, session, user, password, mechanism, valid):
         if mechanism == "XOAUTH2":
