@@ -294,3 +294,23 @@ def test_a_simulator_bug_is_an_internal_server_error_fault_not_a_dead_endpoint(s
     fault = xml(response).find("s:Body/s:Fault", NS)
     assert fault.findtext("faultcode") == "a:ErrorInternalServerError" and "KeyError" in fault.findtext("faultstring")
     assert find_items(service, "").find(".//m:RootFolder", NS).get("TotalItemsInView") == "25"
+
+
+def test_restriction_on_an_unsupported_field_is_refused_by_name(service):
+    root = find_items(service, '<m:Restriction><t:IsEqualTo><t:FieldURI FieldURI="message:From"/><t:FieldURIOrConstant>'
+                               '<t:Constant Value="x"/></t:FieldURIOrConstant></t:IsEqualTo></m:Restriction>')
+    msg = root.find(".//m:FindItemResponseMessage", NS)
+    assert msg.findtext("m:ResponseCode", namespaces=NS) == "ErrorInvalidRequest"
+    assert "'message:From'" in msg.findtext("m:MessageText", namespaces=NS)
+
+
+def test_restriction_filters_by_size_and_read_state(service):
+    rf = find_items(service, '<m:Restriction><t:And><t:IsEqualTo><t:FieldURI FieldURI="message:IsRead"/>'
+                             '<t:FieldURIOrConstant><t:Constant Value="false"/></t:FieldURIOrConstant></t:IsEqualTo>'
+                             '<t:IsGreaterThan><t:FieldURI FieldURI="item:Size"/><t:FieldURIOrConstant>'
+                             '<t:Constant Value="40"/></t:FieldURIOrConstant></t:IsGreaterThan></t:And></m:Restriction>',
+                    shape="Default").find(".//m:RootFolder", NS)
+    # m0..m4 are read; m0..m9 are 40 bytes, m10..m24 42: unread and over 40 bytes is m10..m24.
+    assert rf.get("TotalItemsInView") == "15"
+    assert [m.findtext("t:Subject", namespaces=NS) for m in rf.iterfind("t:Items/t:Message", NS)] == [
+        f"m{i}" for i in range(10, 25)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 from datetime import date, datetime, timezone
 
-from exchangelib import BASIC, DELEGATE, Account, Configuration, Credentials, FailFast, Version
+from exchangelib import BASIC, DELEGATE, Account, Configuration, Credentials, FailFast, Q, Version
 from exchangelib.folders import Calendar, Contacts, Notes, Tasks
 from exchangelib.items import CalendarItem, Contact, Message, Task
 from exchangelib.version import EXCHANGE_2016
@@ -341,3 +341,21 @@ def test_sort_order_by_received_and_subject():
         newest_first = [m.subject for m in account.inbox.all().order_by("-datetime_received").only("subject")]
         by_subject = [m.subject for m in account.inbox.all().order_by("subject").only("subject")]
     assert (newest_first, by_subject) == (["a", "C", "b"], ["a", "b", "C"])
+
+
+def test_restrictions_on_received_subject_and_read():
+    from datetime import timedelta
+
+    store = make_store(0)
+    base = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    for i in range(6):
+        store.account("alice").append(("INBOX",), mail(i, f"Invoice {i}" if i % 2 else f"note {i}"),
+                                      internaldate=base + timedelta(days=i), flags={"\\Seen"} if i < 3 else set())
+    with ews_account(store) as account:
+        since = [m.subject for m in account.inbox.filter(datetime_received__gt=base + timedelta(days=3)).only("subject")]
+        invoices = [m.subject for m in account.inbox.filter(subject__icontains="invoice").only("subject")]
+        unread_notes = [m.subject for m in account.inbox.filter(~Q(subject__startswith="Invoice"), is_read=False)
+                        .only("subject")]
+    assert since == ["note 4", "Invoice 5"]
+    assert invoices == ["Invoice 1", "Invoice 3", "Invoice 5"]
+    assert unread_notes == ["note 4"]

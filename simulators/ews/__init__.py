@@ -6,7 +6,7 @@ Layout (pure core, thin adapter, as the IMAP front):
   authentication (Basic with the account's password; ``Bearer <token>`` where the account's
   password is the valid token), SOAP faults, dispatch.
 - ``operations``: GetFolder, FindFolder (Shallow/Deep), SyncFolderHierarchy, CreateFolder,
-  FindItem (IndexedPageItemView, SortOrder on DateTimeReceived/Size/Subject), GetItem (IdOnly /
+  FindItem (IndexedPageItemView, Restriction, SortOrder on DateTimeReceived/Size/Subject), GetItem (IdOnly /
   Default / AllProperties + AdditionalProperties, IncludeMimeContent), SyncFolderItems,
   CreateItem (mail from MimeContent or properties; Contact, CalendarItem, Task, notes),
   DeleteItem (HardDelete / SoftDelete / MoveToDeletedItems).
@@ -18,7 +18,7 @@ Layout (pure core, thin adapter, as the IMAP front):
   ews-paging-anomalies, ews-mime-conversion-failed.
 
 Not simulated (answered with ErrorInvalidRequest naming what is missing, never silently):
-FindItem Restriction and CalendarView, other SortOrder fields, sending (MessageDisposition other
+FindItem CalendarView, restrictions beyond simulators.ews.restriction, other SortOrder fields, sending (MessageDisposition other
 than SaveOnly for mail), deleting single occurrences. Calendar items are shown in UTC with the
 zone's Windows id in StartTimeZone/EndTimeZone; floating times count as UTC.
 """

@@ -68,7 +68,7 @@ def trim(el: etree._Element, shape: Shape) -> etree._Element:
 _SORT_KEYS = {
     "item:DateTimeReceived": lambda i: i.internaldate,
     "item:Size": lambda i: i.size,
-    "item:Subject": lambda i: _header(_HEADERS.parsebytes(i.raw, headersonly=True), "Subject").casefold(),
+    "item:Subject": lambda i: subject_of(i).casefold(),
 }
 
 
@@ -189,6 +189,11 @@ def render_mail(account: str, folder: Folder, item: MailItem, shape: Shape) -> e
         sub(el, t("InternetMessageId"), _header(msg, "Message-ID").strip())
     sub(el, t("IsRead"), "true" if "\\Seen" in item.flags else "false")
     return el
+
+
+def subject_of(item: MailItem) -> str:
+    """The decoded Subject, as Exchange shows it (and restrictions and sorting compare it)."""
+    return _header(_HEADERS.parsebytes(item.raw, headersonly=True), "Subject")
 
 
 def compose_mime(el: etree._Element) -> bytes:

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 from lxml import etree
 
-from simulators.ews import folders, ids, items, paging, pim, sync
+from simulators.ews import folders, ids, items, paging, pim, restriction, sync
 from simulators.ews.folders import FolderView
 from simulators.ews.soap import MNS, NSMAP, SoapFault, m, sub, t, xs_bool
 from simulators.store import ItemKind, MailItem, NoSuchFolder, PimItem, FolderExists
@@ -243,17 +243,18 @@ def _render_item(ctx, folder, item, shape, occurrence=None):
 def find_item(ctx, op):
     root, msgs = _response("FindItem")
     shape = items.shape_from(op.find(m("ItemShape")))
-    if op.find(m("Restriction")) is not None or op.find(m("CalendarView")) is not None:
-        # Not simulated: say so instead of answering with the unfiltered folder.
-        err = OpError("ErrorInvalidRequest", "The simulator does not support Restriction or CalendarView.")
+    if op.find(m("CalendarView")) is not None:
+        # Not simulated: say so instead of answering with the unexpanded folder.
+        err = OpError("ErrorInvalidRequest", "The simulator does not support CalendarView.")
         for _ in _folder_ids(op, "ParentFolderIds"):
             _message(msgs, "FindItem", err)
         return root
     for el in _folder_ids(op, "ParentFolderIds"):
         try:
             view = resolve_folder(ctx, el)
-            shown = items.sort(shown_items(ctx, view), op.find(m("SortOrder")))
-        except items.UnsupportedSort as exc:
+            shown = _restricted(shown_items(ctx, view), op.find(m("Restriction")))
+            shown = items.sort(shown, op.find(m("SortOrder")))
+        except (items.UnsupportedSort, restriction.UnsupportedRestriction) as exc:
             _message(msgs, "FindItem", OpError("ErrorInvalidRequest", str(exc)))
             continue
         except OpError as err:
@@ -269,6 +270,15 @@ def find_item(ctx, op):
             except pim.PayloadError:
                 box.append(items.render(ctx.account.username, view.folder, item, items.Shape("IdOnly")))
     return root
+
+
+def _restricted(shown: list, el) -> list:
+    if el is None:
+        return shown
+    if any(not isinstance(i, MailItem) for i in shown):
+        raise restriction.UnsupportedRestriction("restrictions on contacts, events, tasks and notes")
+    keep = restriction.compile_restriction(el)
+    return [i for i in shown if keep(i)]
 
 
 def get_item(ctx, op):
