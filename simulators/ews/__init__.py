@@ -6,8 +6,8 @@ Layout (pure core, thin adapter, as the IMAP front):
   authentication (Basic with the account's password; ``Bearer <token>`` where the account's
   password is the valid token), SOAP faults, dispatch.
 - ``operations``: GetFolder, FindFolder (Shallow/Deep), SyncFolderHierarchy, CreateFolder,
-  FindItem (IndexedPageItemView, Restriction, SortOrder on DateTimeReceived/Size/Subject), GetItem (IdOnly /
-  Default / AllProperties + AdditionalProperties, IncludeMimeContent), SyncFolderItems,
+  FindItem (IndexedPageItemView, Restriction, SortOrder on DateTimeReceived/Size/Subject),
+  GetItem (IdOnly / Default / AllProperties + AdditionalProperties, IncludeMimeContent), SyncFolderItems,
   CreateItem (mail from MimeContent or properties; Contact, CalendarItem, Task, notes),
   DeleteItem (HardDelete / SoftDelete / MoveToDeletedItems).
 - ``folders`` (virtual root / msgfolderroot, distinguished ids), ``items`` (mail rendering,
@@ -18,8 +18,8 @@ Layout (pure core, thin adapter, as the IMAP front):
   ews-paging-anomalies, ews-mime-conversion-failed.
 
 Not simulated (answered with ErrorInvalidRequest naming what is missing, never silently):
-FindItem CalendarView, restrictions beyond simulators.ews.restriction, other SortOrder fields, sending (MessageDisposition other
-than SaveOnly for mail), deleting single occurrences. Calendar items are shown in UTC with the
+FindItem CalendarView, restrictions beyond simulators.ews.restriction, other SortOrder fields,
+sending (MessageDisposition other than SaveOnly for mail), deleting single occurrences. Calendar items are shown in UTC with the
 zone's Windows id in StartTimeZone/EndTimeZone; floating times count as UTC.
 """
 
