@@ -298,6 +298,12 @@ def test_start_ews_urls_and_https_with_the_world_certificate():
         r = requests.post(f"https://127.0.0.1:{tls.port}/EWS/Exchange.asmx", data=body, auth=("alice", "secret"),
                           verify=str(world.cafile), timeout=10)
         assert r.status_code == 200 and b"<t:TotalCount>1</t:TotalCount>" in r.content
+        url = f"http://127.0.0.1:{plain.port}/EWS/Exchange.asmx"
+        with requests.Session() as http:  # one keep-alive connection: a fault must not break it
+            bad = http.post(url, data=b"<s:Envelope", auth=("alice", "secret"), timeout=10)
+            good = http.post(url, data=body, auth=("alice", "secret"), timeout=10)
+        assert bad.status_code == 500 and b"<faultcode" in bad.content and b"a:ErrorSchemaValidation" in bad.content
+        assert good.status_code == 200 and b"<t:TotalCount>1</t:TotalCount>" in good.content
 
 
 def test_reads_every_generated_pim_item():
