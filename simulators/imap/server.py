@@ -9,27 +9,22 @@ from __future__ import annotations
 
 from collections import Counter, deque
 
-from twisted.internet import defer, protocol
-from twisted.internet.interfaces import IDelayedCall, IPullProducer
+from twisted.internet.interfaces import IPullProducer
 from zope.interface import implementer
 
 from simulators.imap.engine import CLOSE, START_TLS, ImapSession, Output, Stream
-from simulators.profiles import Profile
-from simulators.quirks import build_all
 from simulators.reactor import reactor
-from simulators.store import Account, Folder, Store
+from simulators.serving import FrontFactory, FrontProtocol
+from simulators.store import Account, Folder
 
 
-class ImapServerProtocol(protocol.Protocol):
+class ImapServerProtocol(FrontProtocol):
     def __init__(self, factory: ImapServerFactory):
-        self.factory = factory
+        super().__init__(factory)
         self.session: ImapSession | None = None
         self.user: str | None = None  # counted against the per-user limit once logged in
-        self._timer: IDelayedCall | None = None
-        self._waiters: list[defer.Deferred] = []
         self._queue: deque[Output] = deque()  # outputs waiting behind a stream
         self._stream: _StreamProducer | None = None
-        self._closing = False
 
     def connectionMade(self) -> None:
         f = self.factory
@@ -38,14 +33,12 @@ class ImapServerProtocol(protocol.Protocol):
             tls_active=f.implicit_tls, tls_available=f.tls_options is not None, login_gate=self._login_gate,
             streaming=True,
         )
-        f.connections.add(self)
         f.store.subscribe(self._store_changed)
-        self._timer = f.clock.callLater(f.profile.imap.autologout_seconds, self._autologout)
+        self._register()
         self._emit(self.session.start())
 
     def dataReceived(self, data: bytes) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.reset(self.factory.profile.imap.autologout_seconds)
+        self._touch()
         self._emit(self.session.receive_data(data))
 
     def connectionLost(self, reason=None) -> None:
@@ -53,20 +46,10 @@ class ImapServerProtocol(protocol.Protocol):
         self._stream = None
         self._queue.clear()
         f.store.unsubscribe(self._store_changed)
-        f.connections.discard(self)
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
         if self.user is not None:
             f.users[self.user] -= 1
             self.user = None
-        waiters, self._waiters = self._waiters, []
-        for d in waiters:
-            d.callback(None)
-
-    def when_closed(self) -> defer.Deferred:
-        d = defer.Deferred()
-        self._waiters.append(d)
-        return d
+        self._release()
 
     def _emit(self, outputs: list[Output]) -> None:
         self._queue.extend(outputs)
@@ -151,28 +134,14 @@ class _StreamProducer:
         self.stopped = True
 
 
-class ImapServerFactory(protocol.Factory):
+class ImapServerFactory(FrontFactory):
     """One listening IMAP server: a store, a profile, and TLS options (None = no STARTTLS)."""
 
-    def __init__(
-        self, store: Store, profile: Profile, *, tls_options=None, implicit_tls: bool = False, clock=None
-    ):
-        self.store = store
-        self.clock = clock or reactor  # tests pass twisted.internet.task.Clock
-        self.profile = profile
-        self.tls_options = tls_options
-        self.implicit_tls = implicit_tls
-        self.connections: set[ImapServerProtocol] = set()
-        self.users: Counter[str] = Counter()
-        # One set of quirk objects per server, shared by its connections: counting quirks
-        # (throttling, rate limits) count per server like the provider does, not per connection.
-        self.quirks = build_all(profile.quirks, "imap")
+    protocol_name = "imap"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.users: Counter[str] = Counter()  # logged-in connections per user, for the per-user limit
 
     def buildProtocol(self, addr) -> ImapServerProtocol:
         return ImapServerProtocol(self)
-
-    def close_connections(self) -> defer.Deferred:
-        waits = [c.when_closed() for c in list(self.connections)]
-        for c in list(self.connections):
-            c.transport.abortConnection()
-        return defer.DeferredList(waits)

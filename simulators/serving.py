@@ -1,0 +1,81 @@
+"""What the Twisted adapters of the IMAP and POP3 fronts share.
+
+One factory per listening server holds the store, the profile, the TLS options and the server's
+quirk objects (built once, so counting quirks count per server as a provider does, not per
+connection). Each connection registers with its factory, runs the profile's autologout timer,
+and can be awaited until closed, so ``SimulatorWorld.stop()`` can drop every live connection and
+know when they are gone.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from twisted.internet import defer, protocol
+from twisted.internet.interfaces import IDelayedCall
+
+from simulators.profiles import Profile
+from simulators.quirks import build_all
+from simulators.reactor import reactor
+from simulators.store import Store
+
+
+class FrontFactory(protocol.Factory):
+    """One listening server of a front; subclasses name the ``protocol_name`` ("imap", "pop3")."""
+
+    protocol_name: ClassVar[str]
+
+    def __init__(
+        self, store: Store, profile: Profile, *, tls_options=None, implicit_tls: bool = False, clock=None
+    ):
+        self.store = store
+        self.profile = profile
+        self.clock = clock or reactor  # tests pass twisted.internet.task.Clock
+        self.tls_options = tls_options  # None = no STARTTLS / STLS offered
+        self.implicit_tls = implicit_tls
+        self.connections: set[FrontProtocol] = set()
+        self.quirks = build_all(profile.quirks, self.protocol_name)
+
+    @property
+    def autologout_seconds(self) -> float:
+        return getattr(self.profile, self.protocol_name).autologout_seconds
+
+    def close_connections(self) -> defer.Deferred:
+        waits = [c.when_closed() for c in list(self.connections)]
+        for c in list(self.connections):
+            c.transport.abortConnection()
+        return defer.DeferredList(waits)
+
+
+class FrontProtocol(protocol.Protocol):
+    """Connection bookkeeping: call ``_register`` when made, ``_touch`` on data, ``_release`` when lost."""
+
+    def __init__(self, factory: FrontFactory):
+        self.factory = factory
+        self._timer: IDelayedCall | None = None
+        self._waiters: list[defer.Deferred] = []
+        self._closing = False
+
+    def _register(self) -> None:
+        self.factory.connections.add(self)
+        self._timer = self.factory.clock.callLater(self.factory.autologout_seconds, self._autologout)
+
+    def _touch(self) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.reset(self.factory.autologout_seconds)
+
+    def _release(self) -> None:
+        self.factory.connections.discard(self)
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        waiters, self._waiters = self._waiters, []
+        for d in waiters:
+            d.callback(None)
+
+    def when_closed(self) -> defer.Deferred:
+        d = defer.Deferred()
+        self._waiters.append(d)
+        return d
+
+    def _autologout(self) -> None:
+        raise NotImplementedError
