@@ -76,6 +76,31 @@ def test_pure_helpers():
     assert sasl_xoauth2("u", "t") == "dXNlcj11AWF1dGg9QmVhcmVyIHQBAQ=="
 
 
+def test_checkpoint_is_a_multiset_of_uidl_and_identity():
+    from migrator.identity import IdentityIndex, identity_of
+    from migrator.pop3_flow import Pop3Message, _Checkpoint, batches, uidl_kind
+    from migrator.sources.pop3 import Pop3Listing
+    from migrator.state import Pop3Confirmed
+
+    assert uidl_kind(Pop3Listing({1: 5}, None)) == "missing"
+    assert uidl_kind(Pop3Listing({1: 5, 2: 5}, {1: "a", 2: "a"})) == "duplicated"
+    assert uidl_kind(Pop3Listing({1: 5, 2: 5}, {1: "a", 2: "b"})) == "unique"
+    assert [len(b) for b in batches([Pop3Message(n, "", 10) for n in range(5)], 2)] == [2, 2, 1]
+    one, two = identity_of(message(1), 300), identity_of(message(2), 300)
+    rows = [Pop3Confirmed("u1", str(one), "INBOX", 1, "appended"), Pop3Confirmed("", str(two), "INBOX", 2, "appended"),
+            Pop3Confirmed("", str(two), "INBOX", 3, "matched")]
+    dest = IdentityIndex()
+    for ident in (one, two, two, two):
+        dest.add(ident)
+    cp = _Checkpoint(rows, [], dest)
+    settle = lambda uidl, ident: cp.settle(Pop3Message(1, uidl, 300, ident))  # noqa: E731
+    assert settle("u9", one) is None  # another UIDL: the destination's copy belongs to the checkpointed u1
+    assert settle("u1", one) == "copied"
+    # three identical messages without UIDL: the copied one, the matched one, one more at the destination
+    assert [settle("", two), settle("", two), settle("", two)] == ["copied", "matched", "found"]
+    assert settle("", two) is None  # a fourth is new: every destination copy is spoken for
+
+
 # Copying ---------------------------------------------------------------------------------------
 
 
