@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 from datetime import timezone
 
 import pytest
@@ -250,3 +251,33 @@ def test_paging_anomalies_lose_nothing(make_world, tmp_path, mode):
     report = migrate(world.src, world.dst, options(tmp_path, items=["mail"]))
     assert (report.copied, report.failed) == (260, 0)
     assert mail(world.dest) == expected_mail(world)
+
+
+def test_tls_with_the_simulator_ca_and_cli(make_world, tmp_path, monkeypatch, capsys):
+    """ews:// (HTTPS, verified against --from-cafile) through the CLI; the summary has per-kind lines."""
+    import argparse
+
+    from migrator.cli import add_migrate_arguments, run_migrate
+
+    world = make_world()
+    profile = load_profile("exchange").with_quirks([MIXED])
+    with SimulatorWorld(world.source._store, profile) as tls_world:
+        handle = tls_world.start_ews(tls=True)
+        url = handle.url("alice")
+        assert url.startswith("ews://")
+        monkeypatch.setenv("QM_PW", PASSWORD)
+        monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+        parser = argparse.ArgumentParser()
+        add_migrate_arguments(parser)
+        base = ["--from", url, "--from-password-env", "QM_PW", "--to", str(world.dst.url), "--to-password-env", "QM_PW",
+                "--to-cafile", str(world.dst.cafile), "--pim-to", world.radicale.url(world.dav_user),
+                "--pim-to-password-env", "QM_PW", "--items", "mail,contacts", "--state", str(tmp_path / "s.sqlite")]
+        untrusted = parser.parse_args(base)
+        assert run_migrate(untrusted) == 3  # the simulator's self-signed certificate is not trusted
+        assert "certificate" in capsys.readouterr().err.lower()
+        args = parser.parse_args([*base, "--from-cafile", str(tls_world.cafile), "--report", str(tmp_path / "r.json")])
+        assert run_migrate(args) == 1  # events, tasks, notes not selected: reported as not migrated
+    out = capsys.readouterr().out
+    assert "contact: 8 found, 8 copied" in out and f"mail: {SPEC.messages} found, {SPEC.messages} copied" in out
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert {u["kind"] for u in report["unmigratable"]} == {"event", "task", "note"}

@@ -106,15 +106,18 @@ class _TrustAdapter(requests.adapters.HTTPAdapter):
 
 
 def _register_trust(endpoint: Endpoint) -> None:
+    """This endpoint's trust, replacing an earlier run's for the same (host, port)."""
     url = endpoint.url
+    verify: str | bool | None = None  # None: requests' default verification
     if not url.tls_verify:
-        verify: str | bool = False
+        verify = False
     elif endpoint.cafile:
         verify = str(endpoint.cafile)
-    else:
-        return
     with _TrustAdapter.lock:
-        _TrustAdapter.trust[(url.host, url.port)] = verify
+        if verify is None:
+            _TrustAdapter.trust.pop((url.host, url.port), None)
+        else:
+            _TrustAdapter.trust[(url.host, url.port)] = verify
         BaseProtocol.HTTP_ADAPTER_CLS = _TrustAdapter  # see the module docstring
 
 
