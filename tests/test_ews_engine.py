@@ -313,3 +313,13 @@ def test_restriction_filters_by_size_and_read_state(service):
     assert rf.get("TotalItemsInView") == "15"
     assert [m.findtext("t:Subject", namespaces=NS) for m in rf.iterfind("t:Items/t:Message", NS)] == [
         f"m{i}" for i in range(10, 25)]
+
+
+def test_default_shape_has_body_in_get_item_but_not_in_listings(service):
+    listed = find_items(service, "", shape="Default").find(".//t:Message", NS)
+    assert listed.find("t:Body", NS) is None and listed.findtext("t:Subject", namespaces=NS) == "m0"
+    item_id = listed.find("t:ItemId", NS).get("Id")
+    got = op(service, '<m:GetItem><m:ItemShape><t:BaseShape>Default</t:BaseShape></m:ItemShape>'
+                      f'<m:ItemIds><t:ItemId Id="{item_id}"/></m:ItemIds></m:GetItem>').find(".//t:Message", NS)
+    body = got.find("t:Body", NS)
+    assert (body.get("BodyType"), body.text) == ("Text", "body\r\n") and got.find("t:MimeContent", NS) is None

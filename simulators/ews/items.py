@@ -22,10 +22,9 @@ from simulators.store import Folder, ItemKind, MailItem, PimItem
 
 _HEADERS = BytesHeaderParser(policy=email.policy.compat32)
 
-# Fields an IdOnly shape keeps; Default adds everything but the bulky ones below.
+# Fields an IdOnly shape keeps; Default adds everything but MimeContent, and in listings
+# (FindItem, SyncFolderItems) also but Body, as Exchange does.
 ID_FIELDS = {"ItemId"}
-NOT_IN_DEFAULT = {"MimeContent", "Body"}
-ITEM_ELEMENTS = {"Message", "Contact", "CalendarItem", "Task"}
 
 
 @dataclass(frozen=True)
@@ -33,11 +32,17 @@ class Shape:
     base: str = "Default"  # IdOnly | Default | AllProperties
     additional: frozenset[str] = frozenset()  # element names asked for ("Subject", "EmailAddresses" ...)
     mime: bool = False
+    listing: bool = True  # FindItem / SyncFolderItems; GetItem's Default shape includes Body
+
+    @property
+    def body(self) -> bool:
+        return (self.base == "AllProperties" or "Body" in self.additional
+                or (self.base == "Default" and not self.listing))
 
 
-def shape_from(el: etree._Element | None) -> Shape:
+def shape_from(el: etree._Element | None, *, listing: bool = True) -> Shape:
     if el is None:
-        return Shape()
+        return Shape(listing=listing)
     base = el.findtext(t("BaseShape")) or "Default"
     names = set()
     props = el.find(t("AdditionalProperties"))
@@ -49,7 +54,7 @@ def shape_from(el: etree._Element | None) -> Shape:
                 "PhysicalAddress": "PhysicalAddresses"}.get(name, name)
         names.add(name)
     mime = xs_bool(el.findtext(t("IncludeMimeContent"))) or "MimeContent" in names
-    return Shape(base, frozenset(names), mime)
+    return Shape(base, frozenset(names), mime, listing)
 
 
 def trim(el: etree._Element, shape: Shape) -> etree._Element:
@@ -59,7 +64,7 @@ def trim(el: etree._Element, shape: Shape) -> etree._Element:
             continue
         if name == "MimeContent" and shape.mime:
             continue
-        if shape.base == "IdOnly" or (shape.base == "Default" and name in NOT_IN_DEFAULT):
+        if shape.base == "IdOnly" or name == "MimeContent" or (name == "Body" and not shape.body):
             el.remove(child)
     return el
 
@@ -158,7 +163,7 @@ def render_mail(account: str, folder: Folder, item: MailItem, shape: Shape) -> e
     sub(el, t("ItemClass"), "IPM.Note")
     sub(el, t("Subject"), _header(msg, "Subject"))
     sub(el, t("Sensitivity"), "Normal")
-    if shape.base == "AllProperties" or "Body" in shape.additional:
+    if shape.body:
         body_type, text = _body(item.raw)
         sub(el, t("Body"), text, BodyType=body_type)
     sub(el, t("DateTimeReceived"), pim.utc(item.internaldate))

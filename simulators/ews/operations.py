@@ -283,7 +283,7 @@ def _restricted(shown: list, el) -> list:
 
 def get_item(ctx, op):
     root, msgs = _response("GetItem")
-    shape = items.shape_from(op.find(m("ItemShape")))
+    shape = items.shape_from(op.find(m("ItemShape")), listing=False)
     for el in _folder_ids(op, "ItemIds"):
         try:
             folder, item, occurrence = resolve_item(ctx, el.get("Id", ""))
