@@ -29,8 +29,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from scenarios.pop3_expect import LiveExpectations, Pop3Expectations
+from scenarios.model_collab import CollabExpectations, PimDestinationSpec
 from simulators.fixtures import FixtureSpec
 from simulators.quirks import QuirkSpec, build
+from simulators.traffic import TrafficSpec
 
 PLACEHOLDERS = frozenset(
     {
@@ -75,7 +78,9 @@ class ServerSpec(_Block):
     """One side of the migration: a simulator with a provider profile, or a real Dovecot."""
 
     server: Literal["simulator", "dovecot"]
-    protocol: Literal["imap"] = "imap"  # pop3 and ews join here as their fronts land
+    # imap; a source may be pop3 (the inbox only); a destination may take delivery (lmtp: Dovecot's,
+    # smtp: the simulator's front) from a pop3 source (scenarios.sides_pop3).
+    protocol: Literal["imap", "pop3", "lmtp", "smtp", "ews"] = "imap"  # ews: a source (scenarios.sides_ews)
     profile: str = "generic"  # simulator only: a built-in profile name or a profile file path
     # Simulator only: the account name (generated mail is addressed to it). A Dovecot side always
     # gets a fresh user of the shared server.
@@ -83,6 +88,8 @@ class ServerSpec(_Block):
     quirks: list[QuirkSpec] = []  # added to the profile's; "name:k=v,k=v" or {name, params}
     # The mail this side holds before the migration; real files are relative to the scenario file.
     fixture: FixtureSpec | None = None
+    # The engine is given a wrong password (refused-login scenarios: exit 4, classified).
+    wrong_password: bool = False
 
     @field_validator("quirks", mode="before")
     @classmethod
@@ -117,6 +124,9 @@ class MigrationSpec(_Block):
     # Mail that lands at the source before each run after the first (the cut-over delta: MX
     # records still point at the old server). Generated like a fixture; use a seed of its own.
     new_mail_between_runs: FixtureSpec | None = None
+    # Mail arriving over SMTP at the source WHILE run 1 goes on ({seed, messages, interval});
+    # later runs start once it is all sent (scenarios.live). Simulator sources only.
+    live_traffic: TrafficSpec | None = None
     timeout: float = Field(300.0, gt=0)  # seconds per run of an external command
 
     @model_validator(mode="after")
@@ -165,6 +175,10 @@ class Expectations(_Block):
     # The source holds exactly what it held before (no \\Seen set by a careless FETCH, nothing moved).
     source_unchanged: bool = True
     date_fallbacks: int | None = None  # the engine resorted to Received/Date this many times
+    # Contacts/events/tasks/notes and EWS report checks (scenarios.model_collab).
+    collab: CollabExpectations | None = None
+    pop3: Pop3Expectations | None = None  # a POP3 run's report and the source left behind
+    live: LiveExpectations | None = None  # the mail of migration.live_traffic at the destination
 
     def wants_identical(self) -> bool:
         if self.identical is not None:
@@ -177,6 +191,8 @@ class Scenario(_Block):
     description: str = ""
     source: ServerSpec
     destination: ServerSpec = ServerSpec(server="dovecot")
+    # Where contacts, calendars, tasks and notes go (an EWS source); mail goes to destination.
+    pim_destination: PimDestinationSpec | None = None
     migration: MigrationSpec = MigrationSpec()
     expect: Expectations = Expectations()
     # Set by load_scenario, not by the file.
@@ -203,6 +219,24 @@ class Scenario(_Block):
             for field in ("copied_per_run", "skipped", "date_fallbacks"):
                 if getattr(self.expect, field) is not None:
                     raise FieldProblem(f"expect.{field}", "needs the quirkmail engine's report; an external command has none")
+        return self
+
+    @model_validator(mode="after")
+    def _pop3_roles_fit(self) -> Scenario:
+        src, dst = self.source, self.destination
+        if src.protocol in ("lmtp", "smtp"):
+            raise FieldProblem("source.protocol", f"{src.protocol} only delivers: it can be a destination, not a source")
+        if dst.protocol == "pop3":
+            raise FieldProblem("destination.protocol", "pop3 only reads: it can be a source, not a destination")
+        if dst.protocol in ("lmtp", "smtp") and src.protocol != "pop3":
+            raise FieldProblem("destination.protocol", f"{dst.protocol} delivery takes a pop3 source")
+        wants = {"lmtp": "dovecot", "smtp": "simulator"}.get(dst.protocol)
+        if wants and dst.server != wants:
+            raise FieldProblem("destination.server", f"{dst.protocol} delivery is {wants}'s here")
+        if self.migration.live_traffic is not None and src.server != "simulator":
+            raise FieldProblem("migration.live_traffic", "live traffic goes into a simulator source's SMTP front")
+        if self.expect.pop3 is not None and src.protocol != "pop3":
+            raise FieldProblem("expect.pop3", "needs a pop3 source")
         return self
 
 

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ValidationError
 from migrator.errors import MigratorError
 from migrator.urls import Endpoint, Secret, ServerURL
 from scenarios.expectations import RunRecord, check
+from scenarios.pop3_expect import check_live, check_pop3
 from scenarios.model import Scenario, ScenarioError, ServerSpec
 from scenarios.snapshot import MailboxSnapshot, snapshot_account, snapshot_imap
 from scenarios.verify import VerifyReport, VerifyScope, compare
@@ -51,6 +52,9 @@ class ScenarioResult(BaseModel):
     verify: VerifyReport | None = None
     # The source after the migration against the source before it: a migration must not change it.
     source_check: VerifyReport | None = None
+    pim: dict[str, Any] | None = None  # the PIM comparison (scenarios.verify_pim) when expect.collab.pim asks
+    source_counts: dict[str, int] = {}  # source messages per folder after the last run
+    live: dict[str, Any] | None = None  # migration.live_traffic's fate (scenarios.live.LiveRun.outcome)
     seconds: float = 0.0
 
 
@@ -72,27 +76,59 @@ def run_scenario(scenario: Scenario, *, after_migration: Callable[[Side, Side], 
         if reason:
             result.skipped = f"needs Dovecot: {reason}"
             return result
+    if scenario.pim_destination is not None:
+        from scenarios.sides_ews import pim_unavailable
+
+        result.skipped = pim_unavailable(scenario.pim_destination)
+        if result.skipped:
+            return result
     with tempfile.TemporaryDirectory(prefix="quirkmail-scenario-") as tmp, ExitStack() as stack:
         base = scenario.file.parent if scenario.file else Path.cwd()
         source = build_side(scenario.source, "source", base, stack)
         dest = build_side(scenario.destination, "dest", base, stack)
+        if scenario.pim_destination is not None:
+            from scenarios.sides_ews import build_pim_side
+
+            dest.pim = build_pim_side(scenario.pim_destination, stack)
         unchanged = VerifyScope(map_special_use=False)
+        live = _start_live(scenario, source)
+        befores: list[MailboxSnapshot] = []
         for n in range(1, scenario.migration.runs + 1):
+            if n > 1 and live is not None:
+                live.finish()  # the delta run after cut-over sees all of the live mail
             if n > 1 and scenario.migration.new_mail_between_runs is not None:
                 source.deliver(scenario.migration.new_mail_between_runs)
             before = source.truth()
+            befores.append(before)
+            run_options = source.prepare(options, before) if source.prepare else options
             if scenario.migration.command is not None:
                 result.runs.append(run_command(scenario, n, source, dest))
             else:
-                result.runs.append(run_engine(n, source, dest, options, Path(tmp) / "state.sqlite3"))
-            changes = compare(before, source.truth(), unchanged)
+                result.runs.append(run_engine(n, source, dest, run_options, Path(tmp) / "state.sqlite3"))
+            after = source.truth()
+            seen = (live.without(before), live.without(after)) if live else (before, after)
+            changes = compare(*seen, unchanged)
             if result.source_check is None or result.source_check.exact:
                 result.source_check = changes  # keep the first run that changed the source
+        if live is not None:
+            live.finish()
+        result.source_counts = {key: len(f.messages) for key, f in after.folders.items()}
         if after_migration is not None:
             after_migration(source, dest)
+        collab: list[str] = []
+        if scenario.expect.collab is not None:
+            from scenarios.sides_ews import check_collab_scenario
+
+            collab = check_collab_scenario(scenario, result, source, dest, options)
         scope = VerifyScope.from_options(options) if options is not None else VerifyScope()
-        result.verify = compare(before, snapshot_imap(dest.endpoint), scope)
+        expected = source.expected(befores, options) if source.expected else before
+        dest_view = dest.view() if dest.view else snapshot_imap(dest.endpoint)
+        result.verify = compare(expected, dest_view, scope)
+        result.live = live.outcome(dest_view) if live is not None else None
     result.failures = check(scenario, result.runs, result.verify, result.source_check)
+    result.failures += collab
+    result.failures += check_pop3(scenario.expect.pop3, result.runs, result.source_counts, result.verify)
+    result.failures += check_live(scenario.expect.live, result.live)
     result.passed = not result.failures
     result.seconds = round(time.monotonic() - started, 3)
     return result
@@ -129,6 +165,13 @@ class Side:
     endpoint: Endpoint
     truth: Callable[[], MailboxSnapshot]
     deliver: Callable[[FixtureSpec], None]  # new mail arriving (the cut-over delta)
+    pim: Any = None  # a PIM destination beside this mail destination (scenarios.sides_ews.PimSide)
+    # Protocol sides (scenarios.sides_pop3) say more; None = the IMAP behaviour.
+    view: Callable[[], MailboxSnapshot] | None = None  # what the verifier reads (default: IMAP)
+    # A source: what the destination must hold, from its snapshots before each run + the options.
+    expected: Callable[[list[MailboxSnapshot], Any], MailboxSnapshot] | None = None
+    prepare: Callable[[Any, MailboxSnapshot], Any] | None = None  # engine options for one run
+    smtp: Callable[[], tuple[Any, Path]] | None = None  # start its SMTP front: (handle, cafile)
 
     @property
     def password(self) -> str:
@@ -156,9 +199,12 @@ def _new_user(role: str) -> tuple[str, str]:
 
 
 def build_side(spec: ServerSpec, role: str, base_dir: Path, stack: ExitStack) -> Side:
-    from simulators.profiles import load_profile
     from simulators.store import Store
 
+    if spec.protocol in ("pop3", "lmtp", "smtp"):
+        from scenarios.sides_pop3 import build_protocol_side
+
+        return build_protocol_side(spec, role, base_dir, stack)
     user, password = _new_user(role)
     if spec.server == "simulator":
         user = spec.user  # its own store: no clash, and the fixture's addresses follow the name
@@ -167,17 +213,15 @@ def build_side(spec: ServerSpec, role: str, base_dir: Path, stack: ExitStack) ->
     if spec.server == "dovecot":
         dovecot = shared_dovecot()
         add_dovecot_user(dovecot, user, password)
-
-        def deliver(fixture: FixtureSpec) -> None:
-            # Generated into a scratch account of the same name, then APPENDed to the real user.
-            scratch = Store().add_account(user, password)
-            populate(scratch, fixture, load_profile("generic"), base_dir=base_dir)
-            dovecot.load_account(scratch)
-
+        deliver = dovecot_deliverer(dovecot, user, password, base_dir)
         if spec.fixture is not None:
             deliver(spec.fixture)
         endpoint = Endpoint(ServerURL.parse(dovecot.url(user)), Secret(password))
         return Side(endpoint, lambda: snapshot_imap(endpoint), deliver)
+    if spec.protocol == "ews":
+        from scenarios.sides_ews import build_ews_side
+
+        return build_ews_side(spec, account, base_dir, stack)
     from simulators.launcher import SimulatorWorld
 
     profile = _profile(spec, base_dir)
@@ -192,7 +236,29 @@ def build_side(spec: ServerSpec, role: str, base_dir: Path, stack: ExitStack) ->
         endpoint,
         lambda: snapshot_account(account, label=handle.url(user)),
         lambda fixture: populate(account, fixture, profile, base_dir=base_dir),  # the store is live
+        smtp=lambda: (world.start_smtp(), world.cafile),  # live traffic into the source
     )
+
+
+def _start_live(scenario: Scenario, source: Side):
+    if scenario.migration.live_traffic is None:
+        return None
+    from scenarios.live import LiveRun
+
+    return LiveRun(scenario.migration.live_traffic, source).start()
+
+
+def dovecot_deliverer(dovecot, user: str, password: str, base_dir: Path) -> Callable[[FixtureSpec], None]:
+    """New mail for a Dovecot user: generated into a scratch account of the same name, then APPENDed."""
+    from simulators.profiles import load_profile
+    from simulators.store import Store
+
+    def deliver(fixture: FixtureSpec) -> None:
+        scratch = Store().add_account(user, password)
+        populate(scratch, fixture, load_profile("generic"), base_dir=base_dir)
+        dovecot.load_account(scratch)
+
+    return deliver
 
 
 def _profile(spec: ServerSpec, base_dir: Path):
@@ -264,6 +330,10 @@ def run_engine(n: int, source: Side, dest: Side, options: Any, state_path: Path)
     if options.state_path is None:
         # Never the user's own ~/.local/state: each scenario starts with a clean checkpoint.
         options = options.model_copy(update={"state_path": state_path})
+    if source.endpoint.url.scheme in ("ews", "ews+http"):
+        from scenarios.sides_ews import run_ews_engine
+
+        return run_ews_engine(n, source, dest, options)
     started = time.monotonic()
     try:
         report = migrate(source.endpoint, dest.endpoint, options)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import ssl
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from email.parser import BytesHeaderParser
 from email.policy import compat32
@@ -128,21 +128,29 @@ def split_name(name: str, delimiter: str | None, prefix: str) -> tuple[str, ...]
 # Adapters ---------------------------------------------------------------------------------------
 
 
-def snapshot_account(account: Account, label: str | None = None) -> MailboxSnapshot:
+# Seen bytes → bytes to compare: ("folder/key", raw) in. Lets a side drop the trace headers its
+# delivery adds, or note each message as it passes (scenarios.sides_pop3).
+Rewrite = Callable[[str, bytes], bytes]
+
+
+def snapshot_account(account: Account, label: str | None = None, *, rewrite: Rewrite | None = None) -> MailboxSnapshot:
     """The truth of a simulator store account (selectable folders only, like IMAP shows)."""
     snap = MailboxSnapshot(label=label or f"store:{account.username}")
     for path, folder in sorted(account.folders.items()):
         if not folder.selectable:
             continue
-        records = [record_of(m.uid, m.raw, m.flags, m.internaldate) for m in folder.messages]
         key = "/".join(path)
+        records = [
+            record_of(m.uid, rewrite(key, m.raw) if rewrite else m.raw, m.flags, m.internaldate)
+            for m in folder.messages
+        ]
         snap.folders[key] = FolderSnapshot(
             path=path, name=key, special_use=folder.special_use, messages=records
         )
     return snap
 
 
-def snapshot_imap(endpoint: Endpoint, *, timeout: float = 60.0) -> MailboxSnapshot:
+def snapshot_imap(endpoint: Endpoint, *, timeout: float = 60.0, rewrite: Rewrite | None = None) -> MailboxSnapshot:
     """Read every selectable folder of a mailbox over IMAP, read-only (EXAMINE, BODY.PEEK)."""
     import imapclient
 
@@ -155,7 +163,7 @@ def snapshot_imap(endpoint: Endpoint, *, timeout: float = 60.0) -> MailboxSnapsh
     except (OSError, imapclient.exceptions.IMAPClientError) as exc:
         raise SnapshotError(f"{label}: cannot log in: {exc}") from None
     try:
-        return MailboxSnapshot(label=label, folders=dict(_read_folders(client, label)))
+        return MailboxSnapshot(label=label, folders=dict(_read_folders(client, label, rewrite)))
     finally:
         try:
             client.logout()
@@ -184,7 +192,7 @@ def _connect(endpoint: Endpoint, timeout: float):
     return client
 
 
-def _read_folders(client, label: str) -> Iterator[tuple[str, FolderSnapshot]]:
+def _read_folders(client, label: str, rewrite: Rewrite | None = None) -> Iterator[tuple[str, FolderSnapshot]]:
     prefix = ""
     if client.has_capability("NAMESPACE"):
         personal = client.namespace().personal
@@ -197,11 +205,11 @@ def _read_folders(client, label: str) -> Iterator[tuple[str, FolderSnapshot]]:
         delim = delimiter.decode() if isinstance(delimiter, bytes) else delimiter
         path = split_name(name, delim, prefix)
         special = next((f for f in flag_set if f in _SPECIAL_USE_FLAGS), None)
+        key = "/".join(path)
         try:
-            messages = list(_read_messages(client, name))
+            messages = list(_read_messages(client, name, (lambda raw: rewrite(key, raw)) if rewrite else None))
         except Exception as exc:  # imapclient raises several unrelated types here
             raise SnapshotError(f"{label}: folder {name!r}: {exc}") from None
-        key = "/".join(path)
         yield key, FolderSnapshot(path=path, name=name, special_use=special, messages=messages)
 
 
@@ -210,7 +218,7 @@ _SPECIAL_USE_FLAGS = frozenset(
 )
 
 
-def _read_messages(client, name: str) -> Iterator[MessageRecord]:
+def _read_messages(client, name: str, rewrite: Callable[[bytes], bytes] | None = None) -> Iterator[MessageRecord]:
     client.select_folder(name, readonly=True)
     uids = sorted(client.search("ALL"))
     for start in range(0, len(uids), FETCH_BATCH):
@@ -221,5 +229,6 @@ def _read_messages(client, name: str) -> Iterator[MessageRecord]:
             if data is None:  # expunged meanwhile
                 continue
             flags = [f.decode() if isinstance(f, bytes) else f for f in data[b"FLAGS"]]
-            yield record_of(uid, data[b"BODY[]"], flags, data[b"INTERNALDATE"])
+            raw = data[b"BODY[]"]
+            yield record_of(uid, rewrite(raw) if rewrite else raw, flags, data[b"INTERNALDATE"])
     client.unselect_folder() if client.has_capability("UNSELECT") else client.close_folder()
