@@ -24,6 +24,7 @@ class RunRecord(BaseModel):
     copied: int | None = None  # None for an external command (it reports nothing we can read)
     report: dict[str, Any] | None = None  # migrator MigrationReport as JSON
     error: str = ""  # the typed error that ended the run, or an external command's output tail
+    waits: list[float] | None = None  # seconds the engine slept when throttled (EWS sources)
 
 
 def check(
