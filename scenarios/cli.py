@@ -22,6 +22,8 @@ LIBRARY = Path(__file__).parent / "library"
 MAX_AUTO_WORKERS = 2  # scenarios start servers; more workers than this only contend on 2 cores
 
 
+FRONTS = ("imap", "pop3", "smtp", "ews")  # what `serve` can put in front of one store
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -159,8 +161,12 @@ def _add_serve(sub) -> None:
     p.add_argument("--password-env", metavar="VAR", help="environment variable holding the password "
                    "(default: a random one, written to a file whose path is printed)")
     p.add_argument("--quirk", action="append", default=[], metavar="NAME:K=V,...", help="add a quirk (repeatable)")
-    p.add_argument("--port", type=int, default=0, help="IMAP port (default: a free one)")
-    p.add_argument("--implicit-tls", action="store_true", help="TLS from the first byte (imaps://) instead of STARTTLS")
+    p.add_argument("--fronts", default=",".join(FRONTS), metavar="LIST",
+                   help="which fronts to serve the one store through, comma-separated from "
+                   f"{', '.join(FRONTS)} (default: all)")
+    p.add_argument("--port", type=int, default=0, help="IMAP port (default: a free one; the other fronts always get free ports)")
+    p.add_argument("--implicit-tls", action="store_true",
+                   help="TLS from the first byte (imaps://, pop3s://, https for EWS) instead of STARTTLS/STLS")
     p.set_defaults(handler=cmd_serve)
 
 
@@ -197,14 +203,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from migrator.urls import resolve_secret
     from simulators.profiles import ProfileError, load_profile
     from simulators.quirks import QuirkError, QuirkSpec, build_all
-    from simulators.store import Store
 
     try:
         profile = load_profile(args.profile)
         if args.quirk:
             profile = profile.with_quirks([QuirkSpec.parse(q) for q in args.quirk])
-        build_all(profile.quirks, "imap")  # unknown names and bad parameters: a usage error now
-    except (ProfileError, QuirkError) as exc:
+        fronts = _fronts(args.fronts)
+        for front in fronts:
+            build_all(profile.quirks, front)  # unknown names and bad parameters: a usage error now
+    except (ProfileError, QuirkError, ValueError) as exc:
         print(f"quirkmail serve: {exc}", file=sys.stderr)
         return ExitCode.USAGE
     spec, base_dir = _fixture_spec(args)
@@ -217,13 +224,32 @@ def cmd_serve(args: argparse.Namespace) -> int:
         password_file = _write_private(password)
         password_note = f"password file: {password_file} (removed when the server stops)"
     try:
-        return _serve(args, profile, spec, base_dir, password, password_note)
+        return _serve(args, profile, fronts, spec, base_dir, password, password_note)
     finally:
         if password_file is not None:
             password_file.unlink(missing_ok=True)
 
 
-def _serve(args, profile, spec, base_dir: Path, password: str, password_note: str) -> int:
+def _fronts(text: str) -> list[str]:
+    fronts = [f.strip().lower() for f in text.split(",") if f.strip()]
+    unknown = sorted(set(fronts) - set(FRONTS))
+    if unknown or not fronts:
+        raise ValueError(f"--fronts: unknown {', '.join(unknown) or '(none given)'} (choose from {', '.join(FRONTS)})")
+    return fronts
+
+
+def _start_front(world, front: str, args):
+    """Start one front of the world; its handle, with IMAP on the port the user asked for."""
+    if front == "imap":
+        return world.start_imap(args.port, implicit_tls=args.implicit_tls)
+    if front == "pop3":
+        return world.start_pop3(implicit_tls=args.implicit_tls)
+    if front == "ews":
+        return world.start_ews(tls=args.implicit_tls)
+    return world.start_smtp()
+
+
+def _serve(args, profile, fronts: list[str], spec, base_dir: Path, password: str, password_note: str) -> int:
     from simulators.fixtures import populate
     from simulators.launcher import SimulatorWorld
     from simulators.store import Store
@@ -233,10 +259,12 @@ def _serve(args, profile, spec, base_dir: Path, password: str, password_note: st
     if spec is not None:
         populate(account, spec, profile, base_dir=base_dir)
     with SimulatorWorld(store, profile) as world:
-        handle = world.start_imap(args.port, implicit_tls=args.implicit_tls)
+        handles = [_start_front(world, front, args) for front in fronts]
         messages = sum(len(f.messages) for f in account.folders.values())
-        print(f"profile {profile.name}: {len(account.folders)} folders, {messages} messages")
-        print(f"url: {handle.url(args.user)}")
+        items = sum(len(f.items) for f in account.folders.values())
+        print(f"profile {profile.name}: {len(account.folders)} folders, {messages} messages, {items} other items")
+        for handle in handles:
+            print(f"{handle.protocol + ':':6} {handle.url(args.user)}")
         print(f"cafile: {world.cafile}")
         print(password_note)
         print("Ctrl-C stops", flush=True)
