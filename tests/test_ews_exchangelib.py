@@ -365,3 +365,28 @@ def test_restrictions_on_received_subject_and_read():
     assert since == ["note 4", "Invoice 5"]
     assert invoices == ["Invoice 1", "Invoice 3", "Invoice 5"]
     assert unread_notes == ["note 4"]
+
+
+def test_calendar_view_expands_the_series():
+    from exchangelib import EWSDateTime, EWSTimeZone
+
+    utc = EWSTimeZone("UTC")
+    with ews_account(make_store()) as account:
+        view = list(account.calendar.view(start=EWSDateTime(2024, 1, 8, tzinfo=utc),
+                                          end=EWSDateTime(2024, 1, 23, tzinfo=utc)))
+        assert [(v.type, v.subject, v.start) for v in view] == [
+            ("Occurrence", "Stand-up", datetime(2024, 1, 8, 8, tzinfo=timezone.utc)),
+            ("Exception", "Stand-up (moved)", datetime(2024, 1, 10, 10, tzinfo=timezone.utc)),
+            ("Occurrence", "Stand-up", datetime(2024, 1, 15, 8, tzinfo=timezone.utc)),
+            # 17 January is an EXDATE
+            ("Occurrence", "Stand-up", datetime(2024, 1, 22, 8, tzinfo=timezone.utc)),
+        ]
+        (again,) = account.fetch(ids=[(view[2].id, view[2].changekey)])
+        assert (again.type, again.start, again.end) == (
+            "Occurrence", datetime(2024, 1, 15, 8, tzinfo=timezone.utc), datetime(2024, 1, 15, 8, 30, tzinfo=timezone.utc))
+        march = list(account.calendar.view(start=EWSDateTime(2024, 3, 1, tzinfo=utc),
+                                           end=EWSDateTime(2024, 3, 2, tzinfo=utc)))
+        assert [(v.subject, v.is_all_day) for v in march] == [("Holiday", True)]
+        # The COUNT=10 series (with one EXDATE) is over by the end of February.
+        assert len(list(account.calendar.view(start=EWSDateTime(2024, 1, 1, tzinfo=utc),
+                                              end=EWSDateTime(2024, 12, 31, tzinfo=utc)))) == 9 + 1

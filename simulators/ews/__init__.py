@@ -6,21 +6,23 @@ Layout (pure core, thin adapter, as the IMAP front):
   authentication (Basic with the account's password; ``Bearer <token>`` where the account's
   password is the valid token), SOAP faults, dispatch.
 - ``operations``: GetFolder, FindFolder (Shallow/Deep), SyncFolderHierarchy, CreateFolder,
-  FindItem (IndexedPageItemView, Restriction, SortOrder on DateTimeReceived/Size/Subject),
+  FindItem (IndexedPageItemView, CalendarView, Restriction, SortOrder on DateTimeReceived/Size/Subject),
   GetItem (IdOnly / Default / AllProperties + AdditionalProperties, IncludeMimeContent), SyncFolderItems,
   CreateItem (mail from MimeContent or properties; Contact, CalendarItem, Task, notes),
   DeleteItem (HardDelete / SoftDelete / MoveToDeletedItems).
 - ``folders`` (virtual root / msgfolderroot, distinguished ids), ``items`` (mail rendering,
-  shapes), ``pim`` + ``recurrence`` + ``timezones`` (vCard / iCalendar ↔ EWS XML), ``ids``
-  (stable base64 ids), ``paging``, ``sync`` (SyncState blobs), ``soap`` (envelopes, faults).
+  shapes), ``calendar_view``, ``restriction``, ``pim`` + ``recurrence`` + ``timezones``
+  (vCard / iCalendar ↔ EWS XML), ``ids`` (stable base64 ids), ``paging``, ``sync`` (SyncState
+  blobs), ``soap`` (envelopes, faults).
 - ``server``: ``EwsSite`` (twisted.web); ``SimulatorWorld.start_ews(port=0, *, tls=False)``.
 - ``quirks``: nonmail-in-deleted-items, ews-server-busy, ews-throttle-disguised,
   ews-paging-anomalies, ews-mime-conversion-failed.
 
 Not simulated (answered with ErrorInvalidRequest naming what is missing, never silently):
-FindItem CalendarView, restrictions beyond simulators.ews.restriction, other SortOrder fields,
-sending (MessageDisposition other than SaveOnly for mail), deleting single occurrences. Calendar items are shown in UTC with the
-zone's Windows id in StartTimeZone/EndTimeZone; floating times count as UTC.
+restrictions beyond simulators.ews.restriction, other SortOrder fields, sending
+(MessageDisposition other than SaveOnly for mail), deleting single occurrences. Calendar items
+are shown in UTC with the zone's Windows id in StartTimeZone/EndTimeZone; floating times count
+as UTC.
 """
 
 from simulators.ews.engine import EWS_PATH, EwsService, HttpRequest, HttpResponse

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 from lxml import etree
 
-from simulators.ews import folders, ids, items, paging, pim, restriction, sync
+from simulators.ews import calendar_view, folders, ids, items, paging, pim, restriction, sync
 from simulators.ews.folders import FolderView
 from simulators.ews.soap import MNS, NSMAP, SoapFault, m, sub, t, xs_bool
 from simulators.store import ItemKind, MailItem, NoSuchFolder, PimItem, FolderExists
@@ -77,6 +77,15 @@ def resolve_folder(ctx, el: etree._Element) -> FolderView:
         raise OpError("ErrorFolderNotFound") from None
 
 
+def _each_folder(ctx, op, container: str, msgs, name: str):
+    """The folders a request names, in order; those that name nothing get their error message."""
+    for el in _folder_ids(op, container):
+        try:
+            yield resolve_folder(ctx, el)
+        except OpError as err:
+            _message(msgs, name, err)
+
+
 def _folder_ids(op: etree._Element, container: str) -> list[etree._Element]:
     box = op.find(m(container))
     if box is None or len(box) == 0:
@@ -111,12 +120,7 @@ def _render_folder(ctx, view: FolderView) -> etree._Element:
 
 def get_folder(ctx, op):
     root, msgs = _response("GetFolder")
-    for el in _folder_ids(op, "FolderIds"):
-        try:
-            view = resolve_folder(ctx, el)
-        except OpError as err:
-            _message(msgs, "GetFolder", err)
-            continue
+    for view in _each_folder(ctx, op, "FolderIds", msgs, "GetFolder"):
         sub(_message(msgs, "GetFolder"), m("Folders")).append(_render_folder(ctx, view))
     return root
 
@@ -124,12 +128,7 @@ def get_folder(ctx, op):
 def find_folder(ctx, op):
     root, msgs = _response("FindFolder")
     deep = op.get("Traversal", "Shallow") == "Deep"
-    for el in _folder_ids(op, "ParentFolderIds"):
-        try:
-            parent = resolve_folder(ctx, el)
-        except OpError as err:
-            _message(msgs, "FindFolder", err)
-            continue
+    for parent in _each_folder(ctx, op, "ParentFolderIds", msgs, "FindFolder"):
         walk = folders.descendants if deep else folders.children
         paths = walk(ctx.account, parent.path)
         page = paging.page(op.find(m("IndexedPageFolderView")), len(paths), None)
@@ -226,14 +225,16 @@ def resolve_item(ctx, item_id: str):
             occurrence = occurrence or None
     if item is None:
         raise OpError("ErrorItemNotFound")
+    if occurrence is not None and not calendar_view.is_instance(item, occurrence):
+        raise OpError("ErrorItemNotFound")
     return folder, item, occurrence
 
 
 def _render_item(ctx, folder, item, shape, occurrence=None):
     if occurrence is not None:
-        el = pim.render_event(item, [items.occurrence_id(ctx.account.username, folder, item, occurrence)],
-                              occurrence=occurrence)
-        return items.trim(el, shape)
+        head = items.head(ctx.account.username, folder, item)
+        head[0] = items.occurrence_id(ctx.account.username, folder, item, occurrence)
+        return items.trim(pim.render_event(item, head, occurrence=occurrence), shape)
     return items.render(ctx.account.username, folder, item, shape)
 
 
@@ -244,21 +245,13 @@ def find_item(ctx, op):
     root, msgs = _response("FindItem")
     shape = items.shape_from(op.find(m("ItemShape")))
     if op.find(m("CalendarView")) is not None:
-        # Not simulated: say so instead of answering with the unexpanded folder.
-        err = OpError("ErrorInvalidRequest", "The simulator does not support CalendarView.")
-        for _ in _folder_ids(op, "ParentFolderIds"):
-            _message(msgs, "FindItem", err)
-        return root
-    for el in _folder_ids(op, "ParentFolderIds"):
+        return _calendar_view(ctx, op, root, msgs, shape)
+    for view in _each_folder(ctx, op, "ParentFolderIds", msgs, "FindItem"):
         try:
-            view = resolve_folder(ctx, el)
             shown = _restricted(shown_items(ctx, view), op.find(m("Restriction")))
             shown = items.sort(shown, op.find(m("SortOrder")))
         except (items.UnsupportedSort, restriction.UnsupportedRestriction) as exc:
             _message(msgs, "FindItem", OpError("ErrorInvalidRequest", str(exc)))
-            continue
-        except OpError as err:
-            _message(msgs, "FindItem", err)
             continue
         page = paging.page(op.find(m("IndexedPageItemView")), len(shown), ctx.settings.max_page_size)
         for quirk in ctx.quirks:
@@ -269,6 +262,29 @@ def find_item(ctx, op):
                 box.append(items.render(ctx.account.username, view.folder, item, shape))
             except pim.PayloadError:
                 box.append(items.render(ctx.account.username, view.folder, item, items.Shape("IdOnly")))
+    return root
+
+
+def _calendar_view(ctx, op, root, msgs, shape):
+    """FindItem with CalendarView: singles, occurrences and exceptions starting in the window."""
+    cv = op.find(m("CalendarView"))
+    window = calendar_view.parse_window(cv.get("StartDate"), cv.get("EndDate"))
+    limit = int(cv.get("MaxEntriesReturned")) if cv.get("MaxEntriesReturned") else None
+    for view in _each_folder(ctx, op, "ParentFolderIds", msgs, "FindItem"):
+        found = []
+        for item in shown_items(ctx, view):
+            if isinstance(item, PimItem) and item.kind is ItemKind.EVENT:
+                try:
+                    found += [(inst, item) for inst in calendar_view.instances(item, *window)]
+                except pim.PayloadError:
+                    continue  # a corrupt series shows no instances, as Exchange skips it
+        found.sort(key=lambda pair: pair[0].start)
+        shown = found if limit is None else found[:limit]
+        attrs = {"TotalItemsInView": str(len(shown)),
+                 "IncludesLastItemInRange": "true" if len(shown) == len(found) else "false"}
+        box = sub(sub(_message(msgs, "FindItem"), m("RootFolder"), **attrs), t("Items"))
+        for inst, item in shown:
+            box.append(_render_item(ctx, view.folder, item, shape, inst.key))
     return root
 
 

@@ -181,14 +181,37 @@ def split_event(item: PimItem):
     """(master VEVENT, {recurrence-id as UTC text: override VEVENT})."""
     _, events = read_calendar(item, "VEVENT")
     master = next((e for e in events if "RECURRENCE-ID" not in e), events[0])
-    overrides = {_instant_key(e.decoded("RECURRENCE-ID")): e for e in events if "RECURRENCE-ID" in e}
+    overrides = {instant_key(e.decoded("RECURRENCE-ID")): e for e in events if "RECURRENCE-ID" in e}
     return master, overrides
 
 
-def _instant_key(value) -> str:
+def instant_key(value) -> str:
+    """The key of a RECURRENCE-ID / instance: UTC "YYYY-MM-DDTHH:MM:SSZ", or the date of all-day ones."""
     if isinstance(value, datetime):
         return utc(value if value.tzinfo else value.replace(tzinfo=timezone.utc))
     return value.isoformat()
+
+
+def key_instant(key: str) -> datetime:
+    return as_utc(datetime.fromisoformat(key.replace("Z", "+00:00")) if "T" in key else date.fromisoformat(key))
+
+
+def event_times(ev, item: PimItem) -> tuple[datetime, datetime]:
+    """(start, end) of a VEVENT in UTC; all-day dates count from UTC midnight."""
+    start_prop, end_prop = ev.get("DTSTART"), ev.get("DTEND")
+    if start_prop is None:
+        raise PayloadError(f"event {item.item_id}: no DTSTART")
+    all_day = not isinstance(start_prop.dt, datetime)
+    start = as_utc(start_prop.dt)
+    if end_prop is not None:
+        return start, as_utc(end_prop.dt)
+    if "DURATION" in ev:
+        return start, start + ev.decoded("DURATION")
+    return start, start + (timedelta(days=1) if all_day else timedelta())
+
+
+def as_utc(value) -> datetime:
+    return _as_datetime(value).astimezone(timezone.utc)
 
 
 def _as_datetime(value) -> datetime:
@@ -205,7 +228,7 @@ def _tzid(prop) -> str:
     return "UTC"
 
 
-def _as_list(value) -> list:
+def as_list(value) -> list:
     """icalendar gives one property as itself and several as a list."""
     if value is None:
         return []
@@ -226,18 +249,14 @@ def render_event(item: PimItem, head: list[etree._Element], *, occurrence: str |
     """A master (or single) event; with ``occurrence`` (a recurrence-id key) that override as an
     Exception item. ``occurrence_ids(key)`` gives the ItemId element of an override."""
     master, overrides = split_event(item)
-    ev = overrides[occurrence] if occurrence is not None else master
+    # An occurrence without an override is the master moved to the instance's start.
+    regular = occurrence is not None and occurrence not in overrides
+    ev = overrides[occurrence] if occurrence is not None and not regular else master
     start_prop, end_prop = ev.get("DTSTART"), ev.get("DTEND")
-    if start_prop is None:
-        raise PayloadError(f"event {item.item_id}: no DTSTART")
+    start, end = event_times(ev, item)
     all_day = not isinstance(start_prop.dt, datetime)
-    start = _as_datetime(start_prop.dt)
-    if end_prop is not None:
-        end = _as_datetime(end_prop.dt)
-    elif "DURATION" in ev:
-        end = start + ev.decoded("DURATION")
-    else:
-        end = start + (timedelta(days=1) if all_day else timedelta())
+    if regular:
+        start, end = key_instant(occurrence), key_instant(occurrence) + (end - start)
     el = etree.Element(t("CalendarItem"))
     description = str(ev["DESCRIPTION"]) if "DESCRIPTION" in ev else None
     _item_head(el, head, ItemKind.EVENT, str(ev.get("SUMMARY", "")), description)
@@ -257,12 +276,13 @@ def render_event(item: PimItem, head: list[etree._Element], *, occurrence: str |
     sub(el, t("LegacyFreeBusyStatus"), "Free" if str(ev.get("TRANSP", "")) == "TRANSPARENT" else "Busy")
     if "LOCATION" in ev:
         sub(el, t("Location"), str(ev["LOCATION"]))
-    attendees = _as_list(ev.get("ATTENDEE"))
+    attendees = as_list(ev.get("ATTENDEE"))
     recurring = "RRULE" in master
     sub(el, t("IsMeeting"), "true" if attendees else "false")
     sub(el, t("IsCancelled"), "true" if str(ev.get("STATUS", "")) == "CANCELLED" else "false")
     sub(el, t("IsRecurring"), "true" if recurring and occurrence is None else "false")
-    kind = "Exception" if occurrence is not None else ("RecurringMaster" if recurring else "Single")
+    kind = ("Occurrence" if regular else "Exception") if occurrence is not None else (
+        "RecurringMaster" if recurring else "Single")
     sub(el, t("CalendarItemType"), kind)
     if "ORGANIZER" in ev:
         org = sub(el, t("Organizer"))
@@ -293,7 +313,7 @@ def render_event(item: PimItem, head: list[etree._Element], *, occurrence: str |
                 sub(occ, t("Start"), utc(o_start))
                 sub(occ, t("End"), utc(o_end))
                 sub(occ, t("OriginalStart"), key)
-        exdates = [d.dt for ex in _as_list(master.get("EXDATE")) for d in ex.dts]
+        exdates = [d.dt for ex in as_list(master.get("EXDATE")) for d in ex.dts]
         if exdates:
             box = sub(el, t("DeletedOccurrences"))
             for d in sorted(_as_datetime(x) for x in exdates):
@@ -315,8 +335,8 @@ def parse_event(el: etree._Element) -> PimItem:
         from zoneinfo import ZoneInfo
 
         tz = ZoneInfo(timezones.iana_id(tz_el.get("Id")))
-    start = _parse_dt(el.findtext(t("Start")), "Start")
-    end = _parse_dt(el.findtext(t("End")), "End")
+    start = parse_dt(el.findtext(t("Start")), "Start")
+    end = parse_dt(el.findtext(t("End")), "End")
     all_day = xs_bool(el.findtext(t("IsAllDayEvent")))
     if all_day:
         ev.add("DTSTART", (start.astimezone(tz) if tz else start).date())
@@ -365,7 +385,7 @@ def _calendar() -> icalendar.Calendar:
     return cal
 
 
-def _parse_dt(text: str | None, field: str) -> datetime:
+def parse_dt(text: str | None, field: str) -> datetime:
     if not text:
         raise PayloadError(f"CreateItem: {field} is missing")
     try:
@@ -412,7 +432,7 @@ def parse_task(el: etree._Element) -> PimItem:
         todo.add("DESCRIPTION", el.findtext(t("Body")))
     for tag, prop in (("StartDate", "DTSTART"), ("DueDate", "DUE"), ("CompleteDate", "COMPLETED")):
         if el.findtext(t(tag)):
-            todo.add(prop, _parse_dt(el.findtext(t(tag)), tag))
+            todo.add(prop, parse_dt(el.findtext(t(tag)), tag))
     todo.add("STATUS", _VTODO_STATUS.get(el.findtext(t("Status")) or "NotStarted", "NEEDS-ACTION"))
     if el.findtext(t("PercentComplete")):
         todo.add("PERCENT-COMPLETE", int(float(el.findtext(t("PercentComplete")))))
