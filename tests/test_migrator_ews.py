@@ -281,3 +281,24 @@ def test_tls_with_the_simulator_ca_and_cli(make_world, tmp_path, monkeypatch, ca
     assert "contact: 8 found, 8 copied" in out and f"mail: {SPEC.messages} found, {SPEC.messages} copied" in out
     report = json.loads((tmp_path / "r.json").read_text())
     assert {u["kind"] for u in report["unmigratable"]} == {"event", "task", "note"}
+
+
+def test_ews_to_ews_destination(make_world, tmp_path):
+    """Everything into another EWS mailbox (CreateItem): mail as received messages with their
+    instants and read state, contacts/events/tasks/notes in their kind's folders."""
+    world = make_world()
+    profile = load_profile("exchange")
+    dest = Store().add_account("carol", PASSWORD)
+    with SimulatorWorld(dest._store, profile) as dst_world:
+        ews = Endpoint(ServerURL.parse(dst_world.start_ews().url("carol")), Secret(PASSWORD))
+        report = migrate(world.src, ews, options(tmp_path), pim_dest=ews)
+        assert (report.failed, report.aborted) == (0, None), report.errors[:3]
+        again = migrate(world.src, ews, options(tmp_path), pim_dest=ews)
+    assert (again.copied, again.already_present) == (0, report.copied)
+    src_mail = mail(world.source)
+    got_mail = mail(dest)
+    assert got_mail == src_mail
+    counts = lambda acc: sorted((r.kind, r.folder) for r in pim_compare.read_store(acc))  # noqa: E731
+    expected = sorted((r.kind, {"contact": "Contacts", "event": "Calendar", "task": "Tasks", "note": "Notes"}[r.kind])
+                      for r in pim_compare.read_store(world.source))
+    assert counts(dest) == expected

@@ -97,6 +97,8 @@ class _EwsRun:
         self.done: set[str] = set()
         self.collections: dict[str, tuple[tuple[str, ...], str]] = {}  # kind → (folder path, display name)
         self.ensured: dict[str, str] = {}  # collection name → URL, once made or found
+        self.ews_sink = None
+        self.folders_by_path: dict[tuple[str, ...], EwsFolder] = {}
 
     # Per-thread destination connections ---------------------------------------------------------
 
@@ -113,6 +115,17 @@ class _EwsRun:
             with self.lock:
                 self.sinks.append(self.local.dav)
         return self.local.dav
+
+    def ews(self):
+        """The EWS destination (one, thread-safe), for mail and/or the other kinds."""
+        from migrator.sinks.ews import EwsSink
+
+        with self.lock:
+            if self.ews_sink is None:
+                ews = self.dest if _is_ews(self.dest) else self.pim_dest
+                self.ews_sink = EwsSink(ews, connections=self.options.connections, throttle=self.src.throttle)
+                self.sinks.append(self.ews_sink)
+        return self.ews_sink
 
     def close(self) -> None:
         for s in self.sinks:
@@ -156,7 +169,14 @@ class _EwsRun:
     def plan(self, folders: list[EwsFolder]) -> list[_Job]:
         jobs = []
         mail_folders = [f for f in folders if kind_of_folder(f) == "mail"]
-        plans = self._plan_mail(mail_folders) if self.dest is not None and "mail" in self.wanted else {}
+        self.folders_by_path = {f.path: f for f in folders}
+        if self.dest is None or "mail" not in self.wanted:
+            plans = {}
+        elif _is_ews(self.dest):  # the same tree: distinguished folders by id, the rest by path
+            plans = {f.id: FolderPlan(source="/".join(f.path), path=f.path, destination="/".join(f.path))
+                     for f in mail_folders}
+        else:
+            plans = self._plan_mail(mail_folders)
         for f in folders:
             kind = kind_of_folder(f)
             shown = "/".join(f.path)
@@ -218,9 +238,9 @@ class _EwsRun:
                     job.report.copied += len(todo)
                     job.count(kind).copied += len(todo)
             elif kind == "mail":
-                self._copy_mail(job, todo)
+                (self._copy_mail_ews if _is_ews(self.dest) else self._copy_mail)(job, todo)
             else:
-                self._copy_pim(job, kind, todo)
+                (self._copy_pim_ews if _is_ews(self.pim_dest) else self._copy_pim)(job, kind, todo)
 
     def _refused(self, job: _Job, kind: str, n: int) -> bool:
         """Items of this kind that will not be migrated, and why (reported, never dropped silently)."""
@@ -331,6 +351,45 @@ class _EwsRun:
                 (rows if put.created else present).append((li.id, put.href))
             self.confirmed(job, kind, rows + present, len(present))
 
+    def _copy_mail_ews(self, job: _Job, items: list[ListedItem]) -> None:
+        sink = self.ews()
+        folder = sink.folder(job.folder.path, job.folder.folder_class, job.folder.distinguished)
+        for batch in self._mail_batches(items):
+            rows, nbytes = [], 0
+            for li, got in zip(batch, self.src.fetch("mail", batch)):
+                try:
+                    a = self._append_item(got, [])
+                    sink.create_mail(folder, a.raw, a.flags, a.internaldate)
+                except Exception as exc:  # this item only
+                    self.fail(job, "mail", li.id, exc)
+                    continue
+                rows.append((li.id, job.shown))
+                nbytes += len(a.raw)
+            self.confirmed(job, "mail", rows, 0, nbytes)
+
+    def _copy_pim_ews(self, job: _Job, kind: str, items: list[ListedItem]) -> None:
+        sink = self.ews()
+        path, _ = self._collection(job, kind)
+        home = self.folders_by_path.get(path)
+        folder = sink.folder(path, home.folder_class if home else _KIND_CLASS[kind], home.distinguished if home else None)
+        series = 0
+        for start in range(0, len(items), PIM_BATCH):
+            batch = items[start:start + PIM_BATCH]
+            rows = []
+            for li, got in zip(batch, self.src.fetch(kind, batch)):
+                try:
+                    if isinstance(got, Exception):
+                        raise got
+                    sink.create_copy(folder, got)
+                except Exception as exc:  # this item only
+                    self.fail(job, kind, li.id, exc)
+                    continue
+                series += bool(getattr(got, "modified_occurrences", None))
+                rows.append((li.id, "/".join(path)))
+            self.confirmed(job, kind, rows, 0)
+        if series:
+            job.report.notes.append(f"{series} series copied without their modified occurrences (EWS destination)")
+
     def _convert(self, kind: str, item) -> tuple[str, str]:
         if isinstance(item, Exception):
             raise item
@@ -347,6 +406,13 @@ class _EwsRun:
         if kind == "task":
             return uid, convert.task_to_ical(item, uid)
         return uid, convert.note_to_ical(item, uid)
+
+
+_KIND_CLASS = {v: k for k, v in CLASS_KINDS.items()}
+
+
+def _is_ews(endpoint: Endpoint | None) -> bool:
+    return endpoint is not None and endpoint.url.scheme in ("ews", "ews+http")
 
 
 def migrate_ews(source: Endpoint, dest: Endpoint | None, options, progress: ProgressSink | None = None, *,

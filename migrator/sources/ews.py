@@ -182,34 +182,39 @@ class Listing:
     notes: list[str]
 
 
-class EwsSource:
-    """One EWS mailbox; thread-safe (exchangelib pools its HTTP sessions)."""
+def connect_account(endpoint: Endpoint, connections: int) -> Account:
+    """An exchangelib Account on the direct service endpoint (no autodiscover, FailFast)."""
+    url = endpoint.url
+    _register_trust(endpoint)
+    scheme = "http" if url.scheme == "ews+http" else "https"
+    secret = endpoint.password.reveal()
+    if url.auth == "bearer":
+        creds, auth_type = OAuth2AuthorizationCodeCredentials(
+            access_token={"access_token": secret, "token_type": "Bearer"}), OAUTH2
+    else:
+        creds, auth_type = Credentials(url.user, secret), BASIC
+    config = Configuration(
+        service_endpoint=f"{scheme}://{url.host}:{url.port}/EWS/Exchange.asmx",
+        credentials=creds, auth_type=auth_type, version=Version(build=Build(15, 1)),
+        retry_policy=FailFast(), max_connections=max(1, connections),
+    )
+    address = url.user if "@" in url.user else f"{url.user}@{url.host}"
+    return Account(address, config=config, autodiscover=False, access_type=DELEGATE)
 
-    def __init__(self, endpoint: Endpoint, *, connections: int = 2, page_size: int = 100,
-                 throttle: Throttle | None = None):
+
+class EwsConnection:
+    """One EWS mailbox and the throttled way to call it; thread-safe (exchangelib pools sessions)."""
+
+    role = "source"
+
+    def __init__(self, endpoint: Endpoint, *, connections: int = 2, throttle: Throttle | None = None):
         self.endpoint = endpoint
-        self.page_size = page_size
         self.throttle = throttle or Throttle(connections)
         self._authenticated = False  # a 401 after a success is throttling (ews-throttle-disguised)
-        url = endpoint.url
-        _register_trust(endpoint)
-        scheme = "http" if url.scheme == "ews+http" else "https"
-        secret = endpoint.password.reveal()
-        if url.auth == "bearer":
-            creds, auth_type = OAuth2AuthorizationCodeCredentials(
-                access_token={"access_token": secret, "token_type": "Bearer"}), OAUTH2
-        else:
-            creds, auth_type = Credentials(url.user, secret), BASIC
-        config = Configuration(
-            service_endpoint=f"{scheme}://{url.host}:{url.port}/EWS/Exchange.asmx",
-            credentials=creds, auth_type=auth_type, version=Version(build=Build(15, 1)),
-            retry_policy=FailFast(), max_connections=max(1, connections),
-        )
-        address = url.user if "@" in url.user else f"{url.user}@{url.host}"
-        self.account = Account(address, config=config, autodiscover=False, access_type=DELEGATE)
+        self.account = connect_account(endpoint, connections)
 
     def where(self, what: str = "") -> str:
-        return f"source {self.endpoint.url.display()}" + (f" {what}" if what else "")
+        return f"{self.role} {self.endpoint.url.display()}" + (f" {what}" if what else "")
 
     def close(self) -> None:
         try:
@@ -247,18 +252,31 @@ class EwsSource:
             return ProtocolError(text)
         return exc
 
+    def distinguished(self) -> dict[str, object]:
+        """Distinguished id ("inbox", "calendar" ...) → the exchangelib folder, for those the server has."""
+        out = {}
+        for key, cls in DISTINGUISHED.items():
+            try:
+                out[key] = self.call(f"GetFolder {key}", self.account.root.get_default_folder, cls)
+            except ProtocolError:
+                continue  # the server has no such folder
+        return out
+
+
+class EwsSource(EwsConnection):
+    """Reading: the folder tree, item ids (paging that trusts no attribute), items by kind."""
+
+    def __init__(self, endpoint: Endpoint, *, connections: int = 2, page_size: int = 100,
+                 throttle: Throttle | None = None):
+        super().__init__(endpoint, connections=connections, throttle=throttle)
+        self.page_size = page_size
+
     # Folders ---------------------------------------------------------------------------------
 
     def folders(self) -> list[EwsFolder]:
         """Every folder below the message folder root with its class, path and distinguished id."""
         root = self.call("GetFolder msgfolderroot", lambda: self.account.msg_folder_root)
-        known: dict[str, str] = {}
-        for key, cls in DISTINGUISHED.items():
-            try:
-                f = self.call(f"GetFolder {key}", self.account.root.get_default_folder, cls)
-                known[f.id] = key
-            except ProtocolError:
-                continue  # the server has no such folder
+        known = {f.id: key for key, f in self.distinguished().items()}
         found = self.call("FindFolder", lambda: list(root.walk()))
         by_id = {f.id: f for f in found}
         out = []

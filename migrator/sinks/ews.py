@@ -1,0 +1,123 @@
+"""Writing to an EWS destination (CreateItem): mail from its MIME, contacts/events/tasks/notes as
+copies of the items read from the source.
+
+Mail: CreateItem with MimeContent, and the two MAPI properties that make it a received message
+rather than a draft — PR_MESSAGE_FLAGS (0x0E07: read; unsent only for drafts) and PR_MESSAGE_DELIVERY_TIME
+(0x0E06: the INTERNALDATE instant). exchangelib only sends extended properties registered on the
+item class, which is process-wide; ``_register_properties`` does it once under names of our own
+(``qm_…``) that no other code uses.
+
+PIM items: a new item of the same class with every writable field the source item has set
+(read-only ones — ids, occurrence lists, timestamps — are the server's). A series is created with
+its recurrence; modified occurrences are not re-applied (EWS needs a per-occurrence update for
+that), which ``copy_fields`` callers report.
+
+There is no If-None-Match here: a re-run is kept from copying twice by the checkpoint alone.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+
+from exchangelib import UTC, EWSDateTime, Folder, Message
+from exchangelib.extended_properties import ExtendedProperty
+
+from migrator.sources.ews import EwsConnection
+
+MSGFLAG_READ, MSGFLAG_UNSENT = 0x1, 0x8
+
+
+class _MessageFlags(ExtendedProperty):
+    property_tag = 0x0E07
+    property_type = "Integer"
+
+
+class _DeliveryTime(ExtendedProperty):
+    property_tag = 0x0E06
+    property_type = "SystemTime"
+
+
+_registered = threading.Lock()
+
+
+def _register_properties() -> None:
+    with _registered:
+        names = {f.name for f in Message.FIELDS}
+        if "qm_message_flags" not in names:
+            Message.register("qm_message_flags", _MessageFlags)
+        if "qm_delivery_time" not in names:
+            Message.register("qm_delivery_time", _DeliveryTime)
+
+
+# Fields a copy never takes: the server's own, or read back in another form.
+_NOT_COPIED = {"mime_content", "parent_folder_id", "conversation_id", "uid", "recurrence_id", "photo", "notes",
+               "reminder_due_by", "is_draft"}
+
+
+def copy_fields(item) -> dict:
+    """The writable fields the item has set, for a new item of its class."""
+    out = {}
+    for f in item.FIELDS:
+        if f.is_read_only or f.is_attribute or f.name in _NOT_COPIED or f.name.startswith("_"):
+            continue
+        value = getattr(item, f.name, None)
+        if value is None or (isinstance(value, list) and not value) or f.name == "attachments":
+            continue
+        out[f.name] = value
+    for name in ("_start_timezone", "_end_timezone"):
+        if getattr(item, name, None) is not None:
+            out[name] = getattr(item, name)
+    return out
+
+
+class EwsSink(EwsConnection):
+    role = "destination"
+
+    def __init__(self, endpoint, *, connections: int = 2, throttle=None):
+        super().__init__(endpoint, connections=connections, throttle=throttle)
+        _register_properties()
+        self._lock = threading.Lock()
+        self._special = self.distinguished()
+        self._folders: dict[tuple[str, ...], object] = {}
+
+    def folder(self, path: tuple[str, ...], folder_class: str, distinguished: str | None) -> object:
+        """The destination folder for a source folder: the same distinguished folder, else the same
+        path below the message folder root (created with the source's class when missing)."""
+        if distinguished in self._special:
+            return self._special[distinguished]
+        with self._lock:
+            if path in self._folders:
+                return self._folders[path]
+            parent = self.call("GetFolder msgfolderroot", lambda: self.account.msg_folder_root)
+            for i, name in enumerate(path):
+                known = self._folders.get(path[: i + 1])
+                if known is None:
+                    children = self.call(f"FindFolder {'/'.join(path[:i])}", lambda p=parent: list(p.children))
+                    known = next((c for c in children if c.name == name), None)
+                    if known is None:
+                        cls = folder_class if i == len(path) - 1 else "IPF.Note"
+                        known = Folder(parent=parent, name=name, folder_class=cls)
+                        self.call(f"CreateFolder {'/'.join(path[: i + 1])}", known.save)
+                    self._folders[path[: i + 1]] = known
+                parent = known
+            return parent
+
+    def create_mail(self, folder, raw: bytes, flags: list[str], when: datetime | None) -> str:
+        """A received message (or a draft, when ``\\Draft`` is among the flags) from its MIME."""
+        bits = (MSGFLAG_READ if "\\Seen" in flags else 0) | (MSGFLAG_UNSENT if "\\Draft" in flags else 0)
+        msg = Message(account=self.account, folder=folder, mime_content=raw, qm_message_flags=bits)
+        if when is not None:
+            msg.qm_delivery_time = EWSDateTime.from_datetime(when).astimezone(UTC)
+        self.call("CreateItem message", msg.save)
+        return msg.id
+
+    def create_copy(self, folder, item) -> str:
+        """A new item like ``item`` (a contact, event, task or note read from the source)."""
+        fields = copy_fields(item)
+        timezones = {k: fields.pop(k) for k in ("_start_timezone", "_end_timezone") if k in fields}
+        new = type(item)(account=self.account, folder=folder, **fields)
+        for k, v in timezones.items():
+            setattr(new, k, v)
+        self.call(f"CreateItem {type(item).__name__}", new.save)
+        return new.id
