@@ -27,7 +27,7 @@ def test_query_options_and_escaped_user():
 @pytest.mark.parametrize(
     "text, part",
     [
-        ("pop3://a@h", "scheme"),
+        ("ftp://a@h", "scheme"),
         ("imap://h", "no user"),
         ("imap://a@", "no host"),
         ("imap://a@h?starttls=maybe", "starttls"),

@@ -141,6 +141,7 @@ def test_verify_exit_code_follows_identity(monkeypatch):
 
 
 def test_serve_prints_url_and_cafile_serves_the_fixture_and_stops_on_ctrl_c(tmp_path):
+    import poplib
     import re
     import signal
     import ssl
@@ -154,10 +155,15 @@ def test_serve_prints_url_and_cafile_serves_the_fixture_and_stops_on_ctrl_c(tmp_
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env,
     )
     try:
-        lines = [proc.stdout.readline() for _ in range(5)]
+        lines = []
+        while not lines or not lines[-1].startswith("Ctrl-C stops"):
+            lines.append(proc.stdout.readline())
+            assert lines[-1], "serve exited before it was ready: " + proc.stderr.read()
         text = "".join(lines)
         assert "s3cret" not in text
-        port = int(re.search(r"url: imap://bob@127\.0\.0\.1:(\d+)", text).group(1))
+        port = int(re.search(r"imap:\s+imap://bob@127\.0\.0\.1:(\d+)", text).group(1))
+        pop3_port = int(re.search(r"pop3:\s+pop3://bob@127\.0\.0\.1:(\d+)", text).group(1))
+        assert re.search(r"smtp:\s+smtp://", text) and re.search(r"ews:\s+ews\+http://bob@", text)
         cafile = re.search(r"cafile: (\S+)", text).group(1)
         with imapclient.IMAPClient("127.0.0.1", port=port, ssl=False, timeout=10) as c:
             c.starttls(ssl.create_default_context(cafile=cafile))
@@ -165,7 +171,13 @@ def test_serve_prints_url_and_cafile_serves_the_fixture_and_stops_on_ctrl_c(tmp_
             names = [name for _, _, name in c.list_folders()]
             assert "INBOX" in names and all(n == "INBOX" or n.startswith("INBOX.") for n in names)
             total = sum(c.folder_status(n, ["MESSAGES"])[b"MESSAGES"] for n in names)
+            inbox = c.folder_status("INBOX", ["MESSAGES"])[b"MESSAGES"]
         assert total == 12
+        pop = poplib.POP3("127.0.0.1", pop3_port, timeout=10)  # the same store through the POP3 front
+        pop.user("bob")
+        pop.pass_("s3cret-for-test")
+        assert pop.stat()[0] == inbox
+        pop.quit()
     finally:
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=20)
