@@ -30,7 +30,7 @@ from scenarios.model_collab import PimDestinationSpec
 from scenarios.pim_compare import PimRecord, read_dav, read_store
 from scenarios.runner import Side, _new_user, _profile, _since
 from scenarios.snapshot import snapshot_account
-from scenarios.verify_pim import PimVerifyReport, check, count_cases, expected_records
+from scenarios.verify_pim import PimVerifyReport, by_content, check, count_cases, expected_records
 from simulators.ews.folders import ensure_distinguished
 from simulators.fixtures import populate
 
@@ -103,7 +103,7 @@ def build_pim_side(spec: PimDestinationSpec, stack: ExitStack) -> PimSide:
     world = stack.enter_context(SimulatorWorld(account._store, load_profile(spec.profile)))
     handle = world.start_ews()
     return PimSide(Endpoint(ServerURL.parse(handle.url(user)), Secret(password)), False,
-                   lambda: read_store(account), account=account)
+                   lambda: by_content(read_store(account)), account=account)
 
 
 _radicale = None

@@ -84,6 +84,21 @@ def expected_records(
             uid = rec.uid if kind == "event" else stable_uid(ids.item_id(account.username, path, f"p:{item.item_id}"))
             dest = collection_name(target, kind) if dav else "/".join(target)
             out.append(dataclasses.replace(rec, uid=uid, folder=dest))
+    return out if dav else by_content(out)
+
+
+def by_content(records: Iterable[PimRecord]) -> list[PimRecord]:
+    """Contacts, tasks and notes keyed by what they say, not their UID: an EWS-like destination
+    gives the items it creates UIDs of its own (EWS has no UID field for them). Events keep
+    theirs (EWS carries UID)."""
+    out = []
+    for rec in records:
+        if rec.kind != "event":
+            f = rec.fields
+            key = (f.get("formatted_name"), sorted(f.get("emails") or ())) if rec.kind == "contact" else (
+                f.get("summary"), str(f.get("start")), str(f.get("due")))
+            rec = dataclasses.replace(rec, uid=f"content:{key!r}")
+        out.append(rec)
     return out
 
 
