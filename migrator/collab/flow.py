@@ -243,21 +243,28 @@ class _EwsRun:
                 (self._copy_pim_ews if _is_ews(self.pim_dest) else self._copy_pim)(job, kind, todo)
 
     def _refused(self, job: _Job, kind: str, n: int) -> bool:
-        """Items of this kind that will not be migrated, and why (reported, never dropped silently)."""
-        reason = None
-        if kind == "distribution-list":
+        """Items of this kind that will not be migrated, and why (reported, never dropped silently):
+        left out on request (--items, --include/--exclude) is a folder note; anything else is
+        unmigratable and makes the exit code 1."""
+        left_out = reason = None
+        if kind not in self.wanted:
+            left_out = f"--items {','.join(self.report.items)}"
+        elif kind == "mail" and self.dest is not None and job.plan is None:
+            left_out = "folder not selected"
+        elif kind == "distribution-list":
             reason = "distribution lists have no vCard 3.0 form"
-        elif kind not in self.wanted:
-            reason = f"not selected (--items {','.join(self.report.items)})"
-        elif kind == "mail" and (self.dest is None or job.plan is None):
-            reason = "mail folder not selected or no mail destination" if self.dest else "no mail destination"
+        elif kind == "mail" and self.dest is None:
+            reason = "no mail destination"
         elif kind != "mail" and self.pim_dest is None:
             reason = "no destination for contacts/calendars/tasks/notes (--pim-to)"
         elif kind != "mail" and job.kind == "mail" and self.options.deleted_items == "mail-only":
             reason = f"destination allows only mail in {job.shown!r} (deleted_items: mail-only)"
+        if left_out:
+            with self.lock:
+                job.report.notes.append(f"{n} {kind} item(s) left out ({left_out})")
         if reason:
             self.unmigratable(job, kind, n, reason)
-        return reason is not None
+        return bool(left_out or reason)
 
     def _mail_batches(self, items: list[ListedItem]) -> list[list[ListedItem]]:
         size = max(1, min(self.options.batch_size, 50))
