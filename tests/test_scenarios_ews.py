@@ -1,0 +1,131 @@
+"""EWS scenarios can fail: a damaged PIM destination gives a precise sentence.
+
+Each test runs a library scenario with ``after_migration`` changing the destination between the
+migration and the verification (an event moved by an hour, a contact deleted) and asserts the
+failure sentence; the pure checks of ``expect.collab`` are tested on hand-made records.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import requests
+
+from scenarios.expectations import RunRecord
+from scenarios.expectations_collab import check_collab
+from scenarios.model import load_scenario
+from scenarios.model_collab import CollabExpectations
+from scenarios.runner import run_scenario
+from scenarios.verify_pim import PimVerifyReport, crosses_dst
+
+LIBRARY = Path(__file__).resolve().parent.parent / "scenarios" / "library" / "ews"
+
+
+def _needs_peers():
+    from scenarios.peers.dovecot import DovecotServer
+    from scenarios.peers.radicale import availability
+
+    for reason in (DovecotServer.availability(), availability()):
+        if reason:
+            pytest.skip(reason)
+
+
+def _resources(dest, collection: str) -> dict[str, str]:
+    pim = dest.pim
+    return pim.radicale.items(pim.user, collection)
+
+
+@pytest.mark.peer
+def test_moved_event_instant_fails_the_dst_scenario():
+    _needs_peers()
+
+    def move_one_event(source, dest):
+        name, text = sorted(_resources(dest, "calendar").items())[0]
+        lines = text.splitlines()
+        event = lines.index("BEGIN:VEVENT")  # not the VTIMEZONE's DTSTARTs above it
+        i = next(n for n, line in enumerate(lines) if n > event and line.startswith("DTSTART"))
+        head, value = lines[i].rsplit(":", 1)
+        hour = int(value[9:11])
+        lines[i] = f"{head}:{value[:9]}{(hour + 1) % 24:02d}{value[11:]}"  # one hour later
+        response = dest.pim.radicale.put(dest.pim.user, "calendar", name, "\r\n".join(lines) + "\r\n")
+        assert response.status_code in (201, 204), response.text
+
+    result = run_scenario(load_scenario(LIBRARY / "recurring-events-across-dst.yaml"), after_migration=move_one_event)
+    assert not result.passed
+    [sentence] = result.failures
+    assert sentence.startswith("the PIM destination differs from the source: event ")
+    assert ": start: source " in sentence and "/ destination " in sentence
+
+
+@pytest.mark.peer
+def test_dropped_contact_fails_the_non_ascii_scenario():
+    _needs_peers()
+
+    def drop_one_contact(source, dest):
+        name = sorted(_resources(dest, "contacts"))[0]
+        session = dest.pim.radicale.session(dest.pim.user)
+        url = dest.pim.radicale.collection_url(dest.pim.user, "contacts") + name
+        assert session.delete(url, timeout=10).status_code in (200, 204)
+
+    result = run_scenario(load_scenario(LIBRARY / "contacts-non-ascii-names.yaml"), after_migration=drop_one_contact)
+    assert not result.passed
+    assert "PIM destination 'contacts' holds 15 contact items, expected 16" in result.failures
+    assert any(": presence: source 'present' / destination None" in f for f in result.failures)
+    assert any("contacts in 'contacts': count: source 16 / destination 15" in f for f in result.failures)
+
+
+def _run(report: dict | None = None, waits: list[float] | None = None) -> RunRecord:
+    return RunRecord(run=1, exit_code=0, seconds=1.0, report=report or {}, waits=waits)
+
+
+def test_unmigratable_counted_by_kind_and_never_silent():
+    expect = CollabExpectations.model_validate(
+        {"unmigratable": [{"kind": "contact", "count": 3, "folder": "Deleted Items", "reason": "only mail"}]}
+    )
+    report = {"unmigratable": [
+        {"kind": "contact", "count": 2, "folder": "Deleted Items", "reason": "destination allows only mail"},
+        {"kind": "task", "count": 1, "folder": "Deleted Items", "reason": "x"},
+    ]}
+    assert check_collab(expect, [_run(report)], None) == [
+        "2 contact items reported unmigratable in 'Deleted Items', expected 3",
+        "1 task items in 'Deleted Items' reported unmigratable (x), expected none",
+    ]
+
+
+def test_item_errors_must_name_their_item_id():
+    expect = CollabExpectations.model_validate({"item_errors": [{"error": "ErrorMimeContentConversionFailed", "count": 1}]})
+    report = {"errors": [{"folder": "Inbox", "uid": None, "item_id": None,
+                          "error": "ErrorMimeContentConversionFailed", "message": "Content conversion failed."}]}
+    assert check_collab(expect, [_run(report)], None) == [
+        "an item error in 'Inbox' (ErrorMimeContentConversionFailed: Content conversion failed.) does not name its ItemId"
+    ]
+
+
+def test_throttle_waits_shorter_than_asked_fail():
+    expect = CollabExpectations.model_validate({"throttle": {"waits": 2, "at_least": 0.4}})
+    assert check_collab(expect, [_run(waits=[0.4, 0.1])], None) == [
+        "the engine waited [0.1] s, shorter than the 0.4 s the server asked for"
+    ]
+    assert check_collab(expect, [_run(waits=[])], None) == ["the engine waited 0 times [], expected 2"]
+
+
+def test_kind_counts_and_pim_cases():
+    expect = CollabExpectations.model_validate(
+        {"kinds": {"event": {"copied": 12}}, "pim": {"cases": {"recurring-across-dst": 2}}}
+    )
+    report = {"kinds": [{"kind": "event", "source": 12, "copied": 11}]}
+    pim = PimVerifyReport(cases={"recurring-across-dst": 1})
+    assert check_collab(expect, [_run(report)], pim) == [
+        "the engine reported 11 event items copied, expected 12",
+        "the source holds 1 items of case 'recurring-across-dst', the scenario needs at least 2",
+    ]
+
+
+WEEKLY = """BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:x\r\nDTSTART;TZID=Europe/Berlin:{start}\r
+RRULE:FREQ=WEEKLY;COUNT=4\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"""
+
+
+def test_crosses_dst_sees_the_offset_change():
+    assert crosses_dst(WEEKLY.format(start="20241014T090000"))  # Berlin leaves summer time on 27 Oct
+    assert not crosses_dst(WEEKLY.format(start="20240603T090000"))
