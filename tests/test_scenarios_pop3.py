@@ -182,7 +182,9 @@ def engine_deletes_everything(monkeypatch) -> None:
 
 def drop_quirk(name: str):
     def change(data):
-        data["source"]["quirks"] = [q for q in data["source"]["quirks"] if not str(q).startswith(name)]
+        for side in ("source", "destination"):
+            quirks = data.get(side, {}).get("quirks", [])
+            data.get(side, {})["quirks"] = [q for q in quirks if not str(q).startswith(name)]
 
     return change
 
