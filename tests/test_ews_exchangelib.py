@@ -390,3 +390,37 @@ def test_calendar_view_expands_the_series():
         # The COUNT=10 series (with one EXDATE) is over by the end of February.
         assert len(list(account.calendar.view(start=EWSDateTime(2024, 1, 1, tzinfo=utc),
                                               end=EWSDateTime(2024, 12, 31, tzinfo=utc)))) == 9 + 1
+
+
+def test_mail_flags_as_mapi_extended_properties_both_ways():
+    from exchangelib import ExtendedProperty
+
+    class FlagStatus(ExtendedProperty):
+        property_tag = 0x1090
+        property_type = "Integer"
+
+    class LastVerb(ExtendedProperty):
+        property_tag = 0x1081
+        property_type = "Integer"
+
+    class MessageFlags(ExtendedProperty):
+        property_tag = 0x0E07
+        property_type = "Integer"
+
+    store = make_store(0)
+    for flags in ({"\\Flagged", "\\Seen"}, {"\\Answered"}, {"\\Answered", "$Forwarded"}, set()):
+        store.account("alice").append(("INBOX",), mail(len(flags)), flags=flags)
+    registered = {"flag_status": FlagStatus, "last_verb": LastVerb, "message_flags": MessageFlags}
+    for name, cls in registered.items():
+        Message.register(name, cls)
+    try:
+        with ews_account(store) as account:
+            got = [(m.flag_status, m.last_verb, m.message_flags)
+                   for m in account.inbox.all().only("flag_status", "last_verb", "message_flags")]
+            Message(account=account, folder=account.inbox, mime_content=mail(9), flag_status=2, last_verb=102,
+                    message_flags=1).save()
+    finally:
+        for name in registered:
+            Message.deregister(name)
+    assert got == [(2, None, 1), (None, 102, 0), (None, 104, 0), (None, None, 0)]
+    assert store.account("alice").folder(("INBOX",)).messages[-1].flags == {"\\Flagged", "\\Answered", "\\Seen"}

@@ -16,7 +16,7 @@ from email.utils import getaddresses, parsedate_to_datetime
 
 from lxml import etree
 
-from simulators.ews import ids, pim
+from simulators.ews import ids, mapi, pim
 from simulators.ews.soap import sub, t, xs_bool
 from simulators.store import Folder, ItemKind, MailItem, PimItem
 
@@ -33,6 +33,7 @@ class Shape:
     additional: frozenset[str] = frozenset()  # element names asked for ("Subject", "EmailAddresses" ...)
     mime: bool = False
     listing: bool = True  # FindItem / SyncFolderItems; GetItem's Default shape includes Body
+    extended: frozenset[int] = frozenset()  # PropertyTags asked for with ExtendedFieldURI
 
     @property
     def body(self) -> bool:
@@ -44,9 +45,12 @@ def shape_from(el: etree._Element | None, *, listing: bool = True) -> Shape:
     if el is None:
         return Shape(listing=listing)
     base = el.findtext(t("BaseShape")) or "Default"
-    names = set()
+    names, tags = set(), set()
     props = el.find(t("AdditionalProperties"))
     for p in props if props is not None else []:
+        if p.get("PropertyTag"):
+            tags.add(mapi.parse_tag(p.get("PropertyTag")))
+            continue
         uri = p.get("FieldURI") or ""
         name = uri.split(":")[1] if ":" in uri else uri
         # Indexed fields (contacts:EmailAddress + FieldIndex) live in the plural container.
@@ -54,14 +58,14 @@ def shape_from(el: etree._Element | None, *, listing: bool = True) -> Shape:
                 "PhysicalAddress": "PhysicalAddresses"}.get(name, name)
         names.add(name)
     mime = xs_bool(el.findtext(t("IncludeMimeContent"))) or "MimeContent" in names
-    return Shape(base, frozenset(names), mime, listing)
+    return Shape(base, frozenset(names), mime, listing, frozenset(tags))
 
 
 def trim(el: etree._Element, shape: Shape) -> etree._Element:
     for child in list(el):
         name = etree.QName(child).localname
-        if name in ID_FIELDS or name in shape.additional:
-            continue
+        if name in ID_FIELDS or name in shape.additional or name == "ExtendedProperty":
+            continue  # extended properties are only ever rendered when asked for
         if name == "MimeContent" and shape.mime:
             continue
         if shape.base == "IdOnly" or name == "MimeContent" or (name == "Body" and not shape.body):
@@ -157,7 +161,7 @@ def render_mail(account: str, folder: Folder, item: MailItem, shape: Shape) -> e
     if shape.mime:
         sub(el, t("MimeContent"), base64.b64encode(item.raw).decode("ascii"), CharacterSet="UTF-8")
     el.extend(head(account, folder, item))
-    if shape.base == "IdOnly" and not (shape.additional - {"MimeContent"}):
+    if shape.base == "IdOnly" and not (shape.additional - {"MimeContent"}) and not shape.extended:
         return el
     msg = _HEADERS.parsebytes(item.raw, headersonly=True)
     sub(el, t("ItemClass"), "IPM.Note")
@@ -176,6 +180,10 @@ def render_mail(account: str, folder: Folder, item: MailItem, shape: Shape) -> e
         sub(el, t("DateTimeSent"), pim.utc(sent))
     sub(el, t("DateTimeCreated"), pim.utc(item.internaldate))
     sub(el, t("HasAttachments"), "true" if b"content-disposition: attachment" in item.raw.lower() else "false")
+    mapi.render(el, item, shape.extended)
+    if shape.base == "AllProperties" or "Flag" in shape.additional:
+        flag = sub(el, t("Flag"))
+        sub(flag, t("FlagStatus"), "Flagged" if "\\Flagged" in item.flags else "NotFlagged")
     # Exchange fills Sender from From when the message has no Sender header.
     sender = "Sender" if _header(msg, "Sender") else "From"
     for tag, header in (("Sender", sender), ("ToRecipients", "To"), ("CcRecipients", "Cc"), ("From", "From")):

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 from lxml import etree
 
-from simulators.ews import calendar_view, folders, ids, items, paging, pim, restriction, sync
+from simulators.ews import calendar_view, folders, ids, items, mapi, paging, pim, restriction, sync
 from simulators.ews.folders import FolderView
 from simulators.ews.soap import MNS, NSMAP, SoapFault, m, sub, t, xs_bool
 from simulators.store import ItemKind, MailItem, NoSuchFolder, PimItem, FolderExists
@@ -390,8 +390,6 @@ def create_item(ctx, op):
 
 
 _DEFAULT_TARGET = {"Message": "drafts", "Contact": "contacts", "CalendarItem": "calendar", "Task": "tasks"}
-PR_MESSAGE_FLAGS, PR_MESSAGE_DELIVERY_TIME = 0x0E07, 0x0E06
-MSGFLAG_READ, MSGFLAG_UNSENT = 0x1, 0x8
 
 
 def _create_one(ctx, el, target: FolderView | None):
@@ -436,29 +434,19 @@ def _create_mail(ctx, el, target: FolderView) -> MailItem:
             raise OpError("ErrorMimeContentInvalidBase64String", text) from None
     else:
         raw = items.compose_mime(el)
-    props = _extended_properties(el)
-    flags_value = props.get(PR_MESSAGE_FLAGS)
+    props = mapi.read(el)
+    flags_value = props.get(mapi.PR_MESSAGE_FLAGS)
     # Exchange keeps MIME-created items as unsent drafts unless PR_MESSAGE_FLAGS says otherwise.
-    flags = set()
-    if flags_value is None or int(flags_value) & MSGFLAG_UNSENT:
+    flags = mapi.flags_from(props, el.findtext(f"{t('Flag')}/{t('FlagStatus')}"))
+    if flags_value is None or int(flags_value) & mapi.MSGFLAG_UNSENT:
         flags.add("\\Draft")
-    if (flags_value is not None and int(flags_value) & MSGFLAG_READ) or xs_bool(el.findtext(t("IsRead"))):
+    if (flags_value is not None and int(flags_value) & mapi.MSGFLAG_READ) or xs_bool(el.findtext(t("IsRead"))):
         flags.add("\\Seen")
     when = None
-    if PR_MESSAGE_DELIVERY_TIME in props:
-        when = datetime.fromisoformat(props[PR_MESSAGE_DELIVERY_TIME].replace("Z", "+00:00"))
+    if mapi.PR_MESSAGE_DELIVERY_TIME in props:
+        when = datetime.fromisoformat(props[mapi.PR_MESSAGE_DELIVERY_TIME].replace("Z", "+00:00"))
     when = when or datetime.now(timezone.utc).replace(microsecond=0)
     return ctx.account.append(target.path, raw, flags=flags, internaldate=when)
-
-
-def _extended_properties(el) -> dict[int, str]:
-    out = {}
-    for prop in el.iterfind(t("ExtendedProperty")):
-        uri = prop.find(t("ExtendedFieldURI"))
-        tag = uri.get("PropertyTag") if uri is not None else None
-        if tag:
-            out[int(tag, 16) if tag.lower().startswith("0x") else int(tag)] = prop.findtext(t("Value")) or ""
-    return out
 
 
 def delete_item(ctx, op):

@@ -1,0 +1,78 @@
+"""The MAPI properties behind mail flags, read and written as EWS extended properties.
+
+IMAP flags live in MAPI properties Exchange exposes through ``t:ExtendedProperty`` (and, for the
+follow-up flag, ``t:Flag`` since Exchange 2013): PR_MESSAGE_FLAGS (read, unsent = draft),
+PR_FLAG_STATUS (2 = flagged), PR_LAST_VERB_EXECUTED (102 reply, 103 reply all, 104 forward),
+PR_MESSAGE_DELIVERY_TIME (the received time). Clients such as exchangelib reach them by
+registering ExtendedProperty classes with these tags.
+"""
+
+from __future__ import annotations
+
+from lxml import etree
+
+from simulators.ews.pim import utc
+from simulators.ews.soap import sub, t
+from simulators.store import MailItem
+
+PR_MESSAGE_DELIVERY_TIME = 0x0E06
+PR_MESSAGE_FLAGS = 0x0E07
+PR_LAST_VERB_EXECUTED = 0x1081
+PR_FLAG_STATUS = 0x1090
+MSGFLAG_READ, MSGFLAG_UNSENT = 0x1, 0x8
+VERB_REPLY, VERB_REPLY_ALL, VERB_FORWARD = 102, 103, 104
+FLAG_FLAGGED = 2
+
+
+def parse_tag(text: str) -> int:
+    return int(text, 16) if text.lower().startswith("0x") else int(text)
+
+
+def values(item: MailItem) -> dict[int, tuple[str, str]]:
+    """tag → (PropertyType, value text) for the properties this message has (unset ones absent)."""
+    out = {
+        PR_MESSAGE_FLAGS: ("Integer", str((MSGFLAG_READ if "\\Seen" in item.flags else 0)
+                                          | (MSGFLAG_UNSENT if "\\Draft" in item.flags else 0))),
+        PR_MESSAGE_DELIVERY_TIME: ("SystemTime", utc(item.internaldate)),
+    }
+    if "\\Flagged" in item.flags:
+        out[PR_FLAG_STATUS] = ("Integer", str(FLAG_FLAGGED))
+    # Exchange keeps only the last verb; a message both answered and forwarded shows the forward.
+    if "$Forwarded" in item.flags:
+        out[PR_LAST_VERB_EXECUTED] = ("Integer", str(VERB_FORWARD))
+    elif "\\Answered" in item.flags:
+        out[PR_LAST_VERB_EXECUTED] = ("Integer", str(VERB_REPLY))
+    return out
+
+
+def render(el: etree._Element, item: MailItem, tags: frozenset[int]) -> None:
+    have = values(item)
+    for tag in sorted(tags & have.keys()):
+        prop_type, value = have[tag]
+        prop = sub(el, t("ExtendedProperty"))
+        sub(prop, t("ExtendedFieldURI"), PropertyTag=f"0x{tag:x}", PropertyType=prop_type)
+        sub(prop, t("Value"), value)
+
+
+def read(el: etree._Element) -> dict[int, str]:
+    """The ExtendedProperty values of a CreateItem element, by tag."""
+    out = {}
+    for prop in el.iterfind(t("ExtendedProperty")):
+        uri = prop.find(t("ExtendedFieldURI"))
+        tag = uri.get("PropertyTag") if uri is not None else None
+        if tag:
+            out[parse_tag(tag)] = prop.findtext(t("Value")) or ""
+    return out
+
+
+def flags_from(props: dict[int, str], flag_status: str | None) -> set[str]:
+    """IMAP flags a created message gets from its properties (``flag_status``: t:Flag/FlagStatus)."""
+    flags = set()
+    if props.get(PR_FLAG_STATUS) == str(FLAG_FLAGGED) or flag_status == "Flagged":
+        flags.add("\\Flagged")
+    verb = props.get(PR_LAST_VERB_EXECUTED)
+    if verb in (str(VERB_REPLY), str(VERB_REPLY_ALL)):
+        flags.add("\\Answered")
+    elif verb == str(VERB_FORWARD):
+        flags.add("$Forwarded")
+    return flags
