@@ -20,7 +20,9 @@ Layout (pure core, thin adapter, as the IMAP front):
 
 Not simulated (answered with ErrorInvalidRequest naming what is missing, never silently):
 restrictions beyond simulators.ews.restriction, other SortOrder fields, sending
-(MessageDisposition other than SaveOnly for mail), deleting single occurrences. Calendar items
+(MessageDisposition other than SaveOnly for mail), deleting single occurrences; UpdateItem,
+MoveItem, CopyItem, DeleteFolder and attachments operations are not offered (a SOAP fault,
+ErrorInvalidRequest, names the operation). Calendar items
 are shown in UTC with the zone's Windows id in StartTimeZone/EndTimeZone; floating times count
 as UTC.
 """

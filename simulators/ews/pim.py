@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import icalendar
 import vobject
@@ -332,8 +333,6 @@ def parse_event(el: etree._Element) -> PimItem:
     tz = None
     tz_el = el.find(t("StartTimeZone"))
     if tz_el is not None and tz_el.get("Id"):
-        from zoneinfo import ZoneInfo
-
         tz = ZoneInfo(timezones.iana_id(tz_el.get("Id")))
     start = parse_dt(el.findtext(t("Start")), "Start")
     end = parse_dt(el.findtext(t("End")), "End")
@@ -373,8 +372,8 @@ def parse_event(el: etree._Element) -> PimItem:
         ev.add_component(alarm)
     cal = _calendar()
     cal.add_component(ev)
-    if tz is not None and hasattr(cal, "add_missing_timezones"):
-        cal.add_missing_timezones()
+    if tz is not None:
+        cal.add_missing_timezones()  # the contract: one VCALENDAR with the VTIMEZONEs it uses
     return PimItem(ItemKind.EVENT, uid, cal.to_ical().decode("utf-8"))
 
 
