@@ -29,6 +29,10 @@ def check_collab(expect: CollabExpectations, runs: list[RunRecord], pim: PimVeri
         got = sorted(s["folder"] for s in report.get("skipped_folders", []))
         if got != sorted(expect.skipped_folders):
             failures.append(f"the engine reported skipped folders {got}, expected {sorted(expect.skipped_folders)}")
+    notes = report.get("notes", []) + [n for f in report.get("folders", []) for n in f.get("notes", [])]
+    for phrase in expect.notes:
+        if not any(phrase in n for n in notes):
+            failures.append(f"no engine note says {phrase!r}")
     if expect.throttle is not None:
         failures += _check_throttle(expect, runs)
     if expect.pim is not None:

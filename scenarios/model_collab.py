@@ -14,6 +14,7 @@ Kept apart from ``scenarios.model`` so the mail schema stays small; ``model`` re
         kinds: {contact: {source: 8, copied: 6, unmigratable: 2}}
         unmigratable: [{kind: contact, count: 2, folder: Deleted Items, reason: only mail}]
         item_errors: [{error: ErrorMimeContentConversionFailed, count: 5}]
+        notes: ["4 task item(s) left out (--items contacts,calendars)"]
         throttle: {waits: 2, at_least: 0.3}
         pim: {identical: true, ignore: [task.priority], folders: {contacts: {contact: 6}}}
 
@@ -100,5 +101,7 @@ class CollabExpectations(_Block):
     unmigratable: list[UnmigratableExpectation] | None = None
     item_errors: list[ItemErrorExpectation] | None = None  # None: not checked
     skipped_folders: list[str] | None = None  # exactly these source folders skipped (and reported)
+    # Phrases the engine's notes (run-wide or per folder) must contain, one note per phrase.
+    notes: list[str] = []
     throttle: ThrottleExpectation | None = None
     pim: PimCheck | None = None

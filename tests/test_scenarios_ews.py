@@ -122,6 +122,14 @@ def test_kind_counts_and_pim_cases():
     ]
 
 
+def test_left_out_items_must_be_said_in_a_note():
+    expect = CollabExpectations.model_validate({"notes": ["4 task item(s) left out"]})
+    report = {"notes": [], "folders": [{"notes": ["3 note item(s) left out (--items contacts)"]}]}
+    assert check_collab(expect, [_run(report)], None) == ["no engine note says '4 task item(s) left out'"]
+    report["folders"].append({"notes": ["4 task item(s) left out (--items contacts)"]})
+    assert check_collab(expect, [_run(report)], None) == []
+
+
 WEEKLY = """BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:x\r\nDTSTART;TZID=Europe/Berlin:{start}\r
 RRULE:FREQ=WEEKLY;COUNT=4\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"""
 
