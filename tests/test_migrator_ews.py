@@ -26,7 +26,7 @@ from simulators.fixtures import FixtureSpec, populate
 from simulators.launcher import SimulatorWorld
 from simulators.profiles import load_profile
 from simulators.quirks import QuirkSpec
-from simulators.store import Account, Store
+from simulators.store import Account, ItemKind, PimItem, Store
 
 PASSWORD = "ews-secret"
 SPEC = FixtureSpec(seed=5, messages=24, folders=5, contacts=6, events=6, tasks=4, notes=3, deleted_items_mixed=2)
@@ -307,3 +307,15 @@ def test_ews_to_ews_destination(make_world, tmp_path):
     expected = sorted((r.kind, {"contact": "Contacts", "event": "Calendar", "task": "Tasks", "note": "Notes"}[r.kind])
                       for r in pim_compare.read_store(world.source))
     assert counts(dest) == expected
+
+
+def test_malformed_source_item_reported_with_its_item_id(make_world, tmp_path):
+    world = make_world()
+    world.source.add_item(("Contacts",), PimItem(ItemKind.CONTACT, "broken-1", "this is not a vCard"))
+    world.source.add_item(("Calendar",), PimItem(ItemKind.EVENT, "broken-2", "BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n"))
+    report = migrate(world.src, world.dst, options(tmp_path, items=["contacts", "calendars"]), pim_dest=world.pim)
+    failed = {ids.parse_item_id(e.item_id).key for e in report.errors}
+    assert failed == {"p:broken-1", "p:broken-2"}, report.errors
+    copied = {k.kind: k.copied for k in report.kinds}
+    n = SPEC.deleted_items_mixed
+    assert (copied["contact"], copied["event"]) == (SPEC.contacts + n, SPEC.events + n)  # the rest went on
