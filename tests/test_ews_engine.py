@@ -226,8 +226,9 @@ def test_sync_folder_items_in_batches_then_changes(service, store):
     inbox.messages[0].flags.add("\\Flagged")
     inbox.messages[1].flags.add("\\Deleted")
     account.expunge(("INBOX",))
+    inbox.messages[10].flags.add("\\Seen")  # m11 (unread until now): only its read state changes
     _, last, kinds = sync(state)
-    assert (last, sorted(kinds)) == ("true", ["Create", "Delete", "Update"])
+    assert (last, sorted(kinds)) == ("true", ["Create", "Delete", "ReadFlagChange", "Update"])
     bad = post(service, envelope('<m:SyncFolderItems><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape>'
                                  f'<m:SyncFolderId>{INBOX}</m:SyncFolderId><m:SyncState>garbage</m:SyncState>'
                                  '<m:MaxChangesReturned>5</m:MaxChangesReturned></m:SyncFolderItems>'))

@@ -424,3 +424,21 @@ def test_mail_flags_as_mapi_extended_properties_both_ways():
             Message.deregister(name)
     assert got == [(2, None, 1), (None, 102, 0), (None, 104, 0), (None, None, 0)]
     assert store.account("alice").folder(("INBOX",)).messages[-1].flags == {"\\Flagged", "\\Answered", "\\Seen"}
+
+
+def test_sync_items_reports_creates_read_flag_changes_and_deletes():
+    store = make_store(4)
+    inbox = store.account("alice").folder(("INBOX",))
+    with ews_account(store) as account:
+        first = [kind for kind, _ in account.inbox.sync_items(only_fields=["subject"], max_changes_returned=3)]
+        assert first == ["create"] * 4
+        state = account.inbox.item_sync_state
+        inbox.messages[0].flags.add("\\Seen")
+        inbox.messages[2].flags.add("\\Flagged")
+        inbox.messages[3].flags.add("\\Deleted")
+        store.account("alice").expunge(("INBOX",))
+        changes = list(account.inbox.sync_items(sync_state=state, only_fields=["subject"]))
+    kinds = [kind for kind, _ in changes]
+    assert sorted(kinds) == ["delete", "read_flag_change", "update"]
+    (read_change,) = [value for kind, value in changes if kind == "read_flag_change"]
+    assert read_change[1] is True

@@ -338,7 +338,7 @@ def sync_folder_items(ctx, op):
     by_id = {}
     for item in shown_items(ctx, view):
         by_id[items.id_element(user, view.folder, item).get("Id")] = item
-    now = {i: items.item_change_key(item) for i, item in by_id.items()}
+    now = {i: sync.item_state(item) for i, item in by_id.items()}
     changes = sync.diff(old, now)
     sent, rest = changes[:limit], changes[limit:]
     given = dict(old)
@@ -355,6 +355,9 @@ def sync_folder_items(ctx, op):
         change = sub(box, t(kind))
         if kind == "Delete":
             sub(change, t("ItemId"), Id=i)
+        elif kind == "ReadFlagChange":
+            change.append(items.id_element(user, view.folder, by_id[i]))
+            sub(change, t("IsRead"), "true" if "\\Seen" in by_id[i].flags else "false")
         else:
             change.append(items.render(user, view.folder, by_id[i], shape))
     return root

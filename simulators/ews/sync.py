@@ -7,7 +7,9 @@ import binascii
 import json
 import zlib
 
+from simulators.ews.ids import change_key
 from simulators.ews.soap import SoapFault
+from simulators.store import MailItem
 
 
 def encode(state: dict[str, str]) -> str:
@@ -24,8 +26,27 @@ def decode(text: str | None) -> dict[str, str]:
         raise SoapFault("ErrorInvalidSyncStateData", text) from None
 
 
+SEEN = "\\Seen"
+
+
+def item_state(item) -> str:
+    """What a sync state remembers of an item: its content key and, apart, its read state, so a
+    change of \\Seen alone is reported as t:ReadFlagChange (as Exchange does), not t:Update."""
+    if isinstance(item, MailItem):
+        seen = SEEN in item.flags
+        return f"{change_key(item.uid, sorted(item.flags - {SEEN}))}|{int(seen)}"  # "|" is not base64
+    return change_key(item.item_id, item.payload)
+
+
 def diff(old: dict[str, str], now: dict[str, str]) -> list[tuple[str, str]]:
-    """[(kind, id)] in order: creates and updates in ``now`` order, then deletes."""
-    out = [("Create" if i not in old else "Update", i) for i, ck in now.items() if old.get(i) != ck]
+    """[(kind, id)] in order: creates, updates and read-flag changes in ``now`` order, then deletes."""
+    out = []
+    for i, state in now.items():
+        before = old.get(i)
+        if before is None:
+            out.append(("Create", i))
+        elif before != state:
+            read_only = "|" in state and before.partition("|")[0] == state.partition("|")[0]
+            out.append(("ReadFlagChange" if read_only else "Update", i))
     out += [("Delete", i) for i in old if i not in now]
     return out
