@@ -239,6 +239,18 @@ class Scenario(_Block):
             raise FieldProblem("expect.pop3", "needs a pop3 source")
         return self
 
+    @model_validator(mode="after")
+    def _ews_roles_fit(self) -> Scenario:
+        src, dst = self.source, self.destination
+        if dst.protocol == "ews":
+            raise FieldProblem("destination.protocol", "mail is verified over IMAP; an EWS-like destination for "
+                               "contacts/calendars/tasks/notes is pim_destination: {server: simulator}")
+        if src.protocol == "ews" and src.server != "simulator":
+            raise FieldProblem("source.server", "an ews source is the simulator's EWS front")
+        if self.pim_destination is not None and src.protocol != "ews":
+            raise FieldProblem("pim_destination", "contacts, calendars, tasks and notes come from an ews source")
+        return self
+
 
 def _loc(loc: tuple) -> str:
     return ".".join(str(p) for p in loc)
