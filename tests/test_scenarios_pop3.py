@@ -337,3 +337,19 @@ def test_live_traffic_fails_when_a_live_message_is_lost_or_doubled(dovecot_avail
     result = run(POP3 / "live-traffic-cutover.yaml", after_migration=damage("duplicate", message_id=live_id))
     assert f"1 live messages duplicated at the destination, expected 0 (e.g. {live_id})" in result.failures
     assert result.live["accepted"] == 12 and not result.live["refused"]
+
+
+def test_session_lock_bites_an_engine_that_holds_two_sessions(monkeypatch, dovecot_available):
+    original = pop3_flow.Pop3Run.execute
+
+    def execute(self):
+        self.extra = Pop3Source(self.source)  # a second session kept open: the lock refuses the next login
+        try:
+            original(self)
+        finally:
+            self.extra.abandon()
+
+    monkeypatch.setattr(pop3_flow.Pop3Run, "execute", execute)
+    result = run(POP3 / "session-lock.yaml")
+    assert result.failures[0].startswith("run 1 ended with exit code 4, expected 0: AuthenticationFailed: source pop3://")
+    assert result.failures[0].endswith("login refused: -ERR [IN-USE] Mailbox is locked by another POP3 session.")
