@@ -101,6 +101,8 @@ def run_migrate(args: argparse.Namespace, *, console: Console | None = None) -> 
             raise UsageError("--connections and --batch-size must be at least 1")
         if args.test_connection:
             reports = [test_connection(source, role="source"), test_connection(dest, role="destination")]
+            if getattr(args, "pim_url", None):
+                reports.append(test_connection(endpoint_from_args(args, "pim"), role="pim destination"))
             console.print(connection_table(reports))
             return int(ExitCode.OK)
         options = MigrationOptions(

@@ -90,6 +90,10 @@ class MigrationOptions(BaseModel):
 def test_connection(endpoint: Endpoint, *, role: str) -> ConnectionReport:
     """Log in, read capabilities and namespace, SELECT INBOX (a login alone proves little:
     authenticated-but-not-connected)."""
+    if endpoint.url.scheme in ("ews", "ews+http", "dav", "dav+http"):
+        from migrator.collab.probe import test_collab_connection
+
+        return test_collab_connection(endpoint, role=role)
     if endpoint.url.scheme not in ("imap", "imaps"):
         from migrator.pop3_flow import test_pop3_or_delivery
 
