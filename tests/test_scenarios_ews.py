@@ -137,3 +137,33 @@ RRULE:FREQ=WEEKLY;COUNT=4\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"""
 def test_crosses_dst_sees_the_offset_change():
     assert crosses_dst(WEEKLY.format(start="20241014T090000"))  # Berlin leaves summer time on 27 Oct
     assert not crosses_dst(WEEKLY.format(start="20240603T090000"))
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("source: {server: dovecot, protocol: ews}", "source.server: an ews source is the simulator's EWS front"),
+        ("source: {server: simulator}\npim_destination: {server: radicale}",
+         "pim_destination: contacts, calendars, tasks and notes come from an ews source"),
+        ("source: {server: simulator, protocol: ews}\nexpect: {collab: {pim: {ignor: [x]}}}",
+         "expect.collab.pim.ignor: Extra inputs are not permitted"),
+        ("source: {server: simulator, protocol: ews}\nexpect: {collab: {pim: {cases: {dst: 1}}}}",
+         "expect.collab.pim.cases.dst.[key]"),
+    ],
+)
+def test_ews_scenario_files_are_validated(tmp_path, text, where):
+    from scenarios.model import ScenarioError
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert where in str(info.value)
+
+
+def test_every_ews_library_file_loads():
+    names = sorted(p.stem for p in LIBRARY.glob("*.yaml"))
+    assert len(names) >= 10
+    for name in names:
+        scenario = load_scenario(LIBRARY / f"{name}.yaml")
+        assert scenario.area == "ews" and scenario.description
