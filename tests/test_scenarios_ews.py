@@ -167,3 +167,30 @@ def test_every_ews_library_file_loads():
     for name in names:
         scenario = load_scenario(LIBRARY / f"{name}.yaml")
         assert scenario.area == "ews" and scenario.description
+
+
+def _exchange_account():
+    from simulators.fixtures import FixtureSpec, populate
+    from simulators.profiles import load_profile
+    from simulators.store import Store
+
+    profile = load_profile("exchange")
+    account = Store().add_account("alice", "pw")
+    populate(account, FixtureSpec(seed=3, messages=4, folders=2, contacts=2, events=2, deleted_items_mixed=1), profile)
+    return account, profile
+
+
+def test_expected_records_follow_the_options():
+    from migrator.engine import MigrationOptions
+    from scenarios.verify_pim import expected_records
+
+    account, profile = _exchange_account()
+    by_kind = expected_records(account, profile, MigrationOptions())
+    places = sorted((r.kind, r.folder) for r in by_kind)
+    # Deleted Items' contact/event/task/note go to their kind's collection.
+    assert places == [("contact", "contacts")] * 3 + [("event", "calendar")] * 3 + [("note", "notes"), ("task", "tasks")]
+    assert all(r.uid.startswith("ews-") for r in by_kind if r.kind != "event")
+    mail_only = expected_records(account, profile, MigrationOptions(deleted_items="mail-only"))
+    assert sorted((r.kind, r.folder) for r in mail_only) == [("contact", "contacts")] * 2 + [("event", "calendar")] * 2
+    only_contacts = expected_records(account, profile, MigrationOptions(items=["contacts"]))
+    assert {r.kind for r in only_contacts} == {"contact"} and len(only_contacts) == 3
