@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 from datetime import date, datetime, timezone
 
+import pytest
+
 from exchangelib import BASIC, DELEGATE, Account, Configuration, Credentials, FailFast, Q, Version
 from exchangelib.folders import Calendar, Contacts, Notes, Tasks
 from exchangelib.items import CalendarItem, Contact, Message, Task
@@ -442,3 +444,20 @@ def test_sync_items_reports_creates_read_flag_changes_and_deletes():
     assert sorted(kinds) == ["delete", "read_flag_change", "update"]
     (read_change,) = [value for kind, value in changes if kind == "read_flag_change"]
     assert read_change[1] is True
+
+
+def test_update_item_changes_read_state_and_refuses_other_fields():
+    from exchangelib.errors import ErrorInvalidRequest
+
+    store = make_store(1)
+    item = store.account("alice").folder(("INBOX",)).messages[0]
+    with ews_account(store) as account:
+        (msg,) = list(account.inbox.all().only("subject", "is_read"))
+        assert msg.is_read is False
+        msg.is_read = True
+        msg.save(update_fields=["is_read"])
+        assert "\\Seen" in item.flags
+        msg.subject = "rewritten"
+        with pytest.raises(ErrorInvalidRequest, match="item:Subject"):
+            msg.save(update_fields=["subject"])
+    assert b"Subject: message 0" in item.raw

@@ -9,7 +9,8 @@ Layout (pure core, thin adapter, as the IMAP front):
   FindItem (IndexedPageItemView, CalendarView, Restriction, SortOrder on DateTimeReceived/Size/Subject),
   GetItem (IdOnly / Default / AllProperties + AdditionalProperties, IncludeMimeContent), SyncFolderItems,
   CreateItem (mail from MimeContent or properties; Contact, CalendarItem, Task, notes),
-  DeleteItem (HardDelete / SoftDelete / MoveToDeletedItems).
+  UpdateItem (mail read state and flags only), DeleteItem (HardDelete / SoftDelete /
+  MoveToDeletedItems).
 - ``folders`` (virtual root / msgfolderroot, distinguished ids), ``items`` (mail rendering,
   shapes), ``calendar_view``, ``restriction``, ``pim`` + ``recurrence`` + ``timezones``
   (vCard / iCalendar ↔ EWS XML), ``ids`` (stable base64 ids), ``paging``, ``sync`` (SyncState
@@ -20,11 +21,10 @@ Layout (pure core, thin adapter, as the IMAP front):
 
 Not simulated (answered with ErrorInvalidRequest naming what is missing, never silently):
 restrictions beyond simulators.ews.restriction, other SortOrder fields, sending
-(MessageDisposition other than SaveOnly for mail), deleting single occurrences; UpdateItem,
-MoveItem, CopyItem, DeleteFolder and attachments operations are not offered (a SOAP fault,
-ErrorInvalidRequest, names the operation). Calendar items
-are shown in UTC with the zone's Windows id in StartTimeZone/EndTimeZone; floating times count
-as UTC.
+(MessageDisposition other than SaveOnly for mail), deleting single occurrences, UpdateItem of
+other fields. MoveItem, CopyItem, DeleteFolder and attachment operations are not offered (a SOAP
+fault, ErrorInvalidRequest, names the operation). Calendar items are shown in UTC with the
+zone's Windows id in StartTimeZone/EndTimeZone; floating times count as UTC.
 """
 
 from simulators.ews.engine import EWS_PATH, EwsService, HttpRequest, HttpResponse

@@ -76,3 +76,29 @@ def flags_from(props: dict[int, str], flag_status: str | None) -> set[str]:
     elif verb == str(VERB_FORWARD):
         flags.add("$Forwarded")
     return flags
+
+
+def apply_update(flags: set[str], field: str | int, value: str | None) -> set[str]:
+    """``flags`` after SetItemField (``value``) or DeleteItemField (None) of one field: a FieldURI
+    name ("message:IsRead", "item:Flag") or a PropertyTag. KeyError for fields kept elsewhere."""
+    out = set(flags)
+
+    def put(flag: str, on: bool) -> None:
+        (out.add if on else out.discard)(flag)
+
+    if field == "message:IsRead":
+        put("\\Seen", value is not None and value.strip() in ("true", "1"))
+    elif field == "item:Flag":
+        put("\\Flagged", value == "Flagged")
+    elif field == PR_FLAG_STATUS:
+        put("\\Flagged", value == str(FLAG_FLAGGED))
+    elif field == PR_LAST_VERB_EXECUTED:
+        put("\\Answered", value in (str(VERB_REPLY), str(VERB_REPLY_ALL)))
+        put("$Forwarded", value == str(VERB_FORWARD))
+    elif field == PR_MESSAGE_FLAGS:
+        bits = int(value or 0)
+        put("\\Seen", bool(bits & MSGFLAG_READ))
+        put("\\Draft", bool(bits & MSGFLAG_UNSENT))
+    else:
+        raise KeyError(field)
+    return out

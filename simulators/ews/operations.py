@@ -452,6 +452,56 @@ def _create_mail(ctx, el, target: FolderView) -> MailItem:
     return ctx.account.append(target.path, raw, flags=flags, internaldate=when)
 
 
+def update_item(ctx, op):
+    """UpdateItem for mail state: IsRead, Flag and the flag-carrying MAPI properties (mapi.py).
+    Other fields are refused per item, naming the field (the store keeps mail as raw bytes)."""
+    root, msgs = _response("UpdateItem")
+    box = op.find(m("ItemChanges"))
+    for change in box if box is not None else []:
+        try:
+            folder, item, occurrence = resolve_item(ctx, change.find(t("ItemId")).get("Id", ""))
+            if occurrence is not None or not isinstance(item, MailItem):
+                raise OpError("ErrorInvalidRequest", "UpdateItem is simulated for messages only.")
+            flags = set(item.flags)
+            for update in change.find(t("Updates")) if change.find(t("Updates")) is not None else []:
+                flags = _apply_update(flags, update)
+        except OpError as err:
+            _message(msgs, "UpdateItem", err)
+            continue
+        with ctx.store.lock:
+            item.flags = flags
+        ctx.store.notify(ctx.account, folder)
+        msg = _message(msgs, "UpdateItem")
+        sub(sub(msg, m("Items")), t("Message")).append(items.id_element(ctx.account.username, folder, item))
+        sub(sub(msg, m("ConflictResults")), t("Count"), "0")
+    return root
+
+
+def _apply_update(flags: set[str], update) -> set[str]:
+    uri = update.find(t("FieldURI"))
+    ext = update.find(t("ExtendedFieldURI"))
+    field = None
+    if uri is not None:
+        field = uri.get("FieldURI")
+    elif ext is not None:
+        field = mapi.parse_tag(ext.get("PropertyTag", "0"))
+    value = None
+    if etree.QName(update).localname == "SetItemField":
+        holder = update.find(t("Message"))
+        if holder is None:
+            raise OpError("ErrorInvalidRequest", "SetItemField without a t:Message.")
+        if ext is not None:
+            value = holder.findtext(f"{t('ExtendedProperty')}/{t('Value')}")
+        elif field == "item:Flag":
+            value = holder.findtext(f"{t('Flag')}/{t('FlagStatus')}")
+        elif field:
+            value = holder.findtext(t(field.split(":")[-1]))
+    try:
+        return mapi.apply_update(flags, field, value)
+    except KeyError:
+        raise OpError("ErrorInvalidRequest", f"UpdateItem of {field!r} is not simulated.") from None
+
+
 def delete_item(ctx, op):
     root, msgs = _response("DeleteItem")
     delete_type = op.get("DeleteType", "MoveToDeletedItems")
@@ -496,5 +546,6 @@ OPERATIONS = {
     "GetItem": get_item,
     "SyncFolderItems": sync_folder_items,
     "CreateItem": create_item,
+    "UpdateItem": update_item,
     "DeleteItem": delete_item,
 }
