@@ -17,7 +17,7 @@ import pytest
 from migrator.collab.convert import stable_uid
 from migrator.collab.flow import migrate_ews
 from migrator.engine import MigrationOptions, migrate, test_connection
-from migrator.errors import AuthenticationFailed
+from migrator.errors import AuthenticationFailed, UsageError
 from migrator.urls import Endpoint, Secret, ServerURL
 from scenarios import pim_compare
 from scenarios.peers.radicale import RadicaleServer
@@ -327,3 +327,18 @@ def test_malformed_source_item_reported_with_its_item_id(make_world, tmp_path):
     copied = {k.kind: k.copied for k in report.kinds}
     n = SPEC.deleted_items_mixed
     assert (copied["contact"], copied["event"]) == (SPEC.contacts + n, SPEC.events + n)  # the rest went on
+
+
+def test_oauth_bearer_token(make_world, tmp_path):
+    """?auth=bearer: the secret is an OAuth access token, sent as ``Authorization: Bearer`` (HTTPS only)."""
+    world = make_world()
+    with pytest.raises(UsageError, match="HTTPS"):
+        migrate(Endpoint(ServerURL.parse(f"{world.src.url}?auth=bearer"), Secret(PASSWORD)), world.dst, options(tmp_path))
+    with SimulatorWorld(world.source._store, load_profile("exchange")) as tls_world:
+        url = ServerURL.parse(tls_world.start_ews(tls=True).url("alice") + "?auth=bearer")
+        report = migrate(Endpoint(url, Secret(PASSWORD), cafile=tls_world.cafile), world.dst,
+                         options(tmp_path, items=["mail"]))
+        assert (report.copied, report.failed) == (SPEC.messages, 0)
+        with pytest.raises(AuthenticationFailed):
+            migrate(Endpoint(url, Secret("not-the-token"), cafile=tls_world.cafile), world.dst,
+                    options(tmp_path / "w", items=["mail"]))

@@ -43,7 +43,7 @@ from exchangelib.items import CalendarItem, Contact, DistributionList, Message, 
 from exchangelib.protocol import BaseProtocol, FailFast
 
 from migrator.collab.throttle import retry_delay
-from migrator.errors import AuthenticationFailed, ConnectionFailed, ProtocolError, TlsFailure
+from migrator.errors import AuthenticationFailed, ConnectionFailed, ProtocolError, TlsFailure, UsageError
 from migrator.urls import Endpoint
 
 # EWS distinguished folders → the key used for them (profiles' special_folders / PIM_FOLDERS).
@@ -188,6 +188,8 @@ def connect_account(endpoint: Endpoint, connections: int) -> Account:
     _register_trust(endpoint)
     scheme = "http" if url.scheme == "ews+http" else "https"
     secret = endpoint.password.reveal()
+    if url.auth == "bearer" and scheme == "http":  # oauthlib refuses; a token in clear text would leak
+        raise UsageError(f"{url.display()}: an OAuth bearer token needs ews:// (HTTPS), not ews+http://")
     if url.auth == "bearer":
         creds, auth_type = OAuth2AuthorizationCodeCredentials(
             access_token={"access_token": secret, "token_type": "Bearer"}), OAUTH2
