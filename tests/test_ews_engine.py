@@ -324,3 +324,27 @@ def test_default_shape_has_body_in_get_item_but_not_in_listings(service):
                       f'<m:ItemIds><t:ItemId Id="{item_id}"/></m:ItemIds></m:GetItem>').find(".//t:Message", NS)
     body = got.find("t:Body", NS)
     assert (body.get("BodyType"), body.text) == ("Text", "body\r\n") and got.find("t:MimeContent", NS) is None
+
+
+def test_update_item_sets_and_deletes_flag_properties(service, store):
+    item = store.account("alice").folder(("INBOX",)).messages[7]
+    item_id = ids.item_id("alice", ("INBOX",), f"m:{store.account('alice').folder(('INBOX',)).uidvalidity}:{item.uid}")
+
+    def update(updates: str):
+        root = op(service, '<m:UpdateItem ConflictResolution="AlwaysOverwrite" MessageDisposition="SaveOnly">'
+                           f'<m:ItemChanges><t:ItemChange><t:ItemId Id="{item_id}"/><t:Updates>{updates}</t:Updates>'
+                           '</t:ItemChange></m:ItemChanges></m:UpdateItem>')
+        return root.findtext(".//m:ResponseCode", namespaces=NS)
+
+    flag = '<t:ExtendedFieldURI PropertyTag="0x1090" PropertyType="Integer"/>'
+    verb = '<t:ExtendedFieldURI PropertyTag="0x1081" PropertyType="Integer"/>'
+    assert update(f'<t:SetItemField>{flag}<t:Message><t:ExtendedProperty>{flag}<t:Value>2</t:Value>'
+                  f'</t:ExtendedProperty></t:Message></t:SetItemField><t:SetItemField>{verb}<t:Message>'
+                  f'<t:ExtendedProperty>{verb}<t:Value>104</t:Value></t:ExtendedProperty></t:Message></t:SetItemField>'
+                  ) == "NoError"
+    assert item.flags == {"\\Flagged", "$Forwarded"}
+    assert update(f"<t:DeleteItemField>{flag}</t:DeleteItemField>") == "NoError"
+    assert item.flags == {"$Forwarded"}
+    assert update('<t:SetItemField><t:FieldURI FieldURI="item:Importance"/><t:Message><t:Importance>High'
+                  '</t:Importance></t:Message></t:SetItemField>') == "ErrorInvalidRequest"
+    assert item.flags == {"$Forwarded"}  # a refused change leaves the item alone
