@@ -16,7 +16,8 @@ import pytest
 
 from migrator.collab.convert import stable_uid
 from migrator.collab.flow import migrate_ews
-from migrator.engine import MigrationOptions, migrate, test_connection
+from migrator.engine import MigrationOptions, migrate
+from migrator.engine import test_connection as probe_connection
 from migrator.errors import AuthenticationFailed, UsageError
 from migrator.urls import Endpoint, Secret, ServerURL
 from scenarios import pim_compare
@@ -282,10 +283,10 @@ def test_tls_with_the_simulator_ca_and_cli(make_world, tmp_path, monkeypatch, ca
         assert run_migrate(probe) == 0
         capsys.readouterr()
         trusted = Endpoint(ServerURL.parse(url), Secret(PASSWORD), cafile=tls_world.cafile)
-        seen = test_connection(trusted, role="source")
+        seen = probe_connection(trusted, role="source")
         assert (seen.tls, seen.inbox_messages) == ("implicit", len(world.source.folder(("INBOX",)).messages))
         assert {"IPF.Note", "IPF.Contact", "IPF.Appointment", "IPF.Task", "IPF.StickyNote"} <= set(seen.capabilities)
-        assert test_connection(world.pim, role="pim").capabilities == []  # a fresh Radicale user: no collections
+        assert probe_connection(world.pim, role="pim").capabilities == []  # a fresh Radicale user: no collections
         args = parser.parse_args([*base, "--from-cafile", str(tls_world.cafile), "--report", str(tmp_path / "r.json")])
         assert run_migrate(args) == 0  # events, tasks, notes left out on request
     out = capsys.readouterr().out
