@@ -239,7 +239,7 @@ def test_delete_after_confirm_fails_when_nothing_is_deleted(monkeypatch, dovecot
 
 
 def test_cutover_delta_fails_on_a_duplicate(dovecot_available):
-    result = run(POP3 / "cutover-delta.yaml", after_migration=damage("duplicate"))
+    result = run(POP3 / "pop3-cutover-delta.yaml", after_migration=damage("duplicate"))
     assert result.failures[0].startswith("the destination is not identical to the source: 1 duplicated (INBOX: 1; e.g. uid 27 <")
     assert result.failures[1].startswith("1 duplicated messages at the destination, expected 0 (INBOX: 1;")
 
