@@ -12,7 +12,9 @@ date fallbacks (POP3 has no INTERNALDATE: Received, else Date), the typed error 
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,6 +27,11 @@ class _Block(BaseModel):
 class LeftBehind(_Block):
     messages: int | None = None  # source messages outside the inbox, as the report states them
     folders: int | None = None  # other source folders
+
+
+class UidlMapExpectations(_Block):
+    messages: int | None = None  # rows of the source-UIDL map the engine wrote
+    with_uidl: int | None = None  # rows naming a source UIDL (0 when the server has none)
 
 
 class Pop3Expectations(_Block):
@@ -48,6 +55,7 @@ class Pop3Expectations(_Block):
     byte_mismatches: int | None = None
     flag_mismatches: int | None = None
     error: str | None = None  # a substring of the last run's error ("application-specific password")
+    uidl_map: UidlMapExpectations | None = None  # the map that keeps POP3 clients from re-downloading
 
 
 class LiveExpectations(_Block):
@@ -99,11 +107,25 @@ def check_pop3(
         value = getattr(wanted, problem)
         if value is not None and verify is not None and verify.total(problem) != value:
             failures.append(f"{verify.total(problem)} {problem.replace('_', ' ')} at the destination, expected {value}")
+    if wanted.uidl_map is not None:
+        failures += _check_uidl_map(wanted.uidl_map, pop3.get("uidl_map"))
     if wanted.error is not None:
         error = last.error if last is not None else ""
         if wanted.error.lower() not in error.lower():
             failures.append(f"the run's error does not say {wanted.error!r}: {error or '(no error)'}")
     return failures
+
+
+def _check_uidl_map(wanted: UidlMapExpectations, path: str | None) -> list[str]:
+    try:
+        rows = json.loads(Path(path).read_text(encoding="utf-8"))["messages"] if path else None
+    except (OSError, ValueError, KeyError) as exc:
+        return [f"the source-UIDL map {path} cannot be read: {exc}"]
+    if rows is None:
+        return ["the engine wrote no source-UIDL map"]
+    got = {"messages": len(rows), "with_uidl": sum(1 for r in rows if r.get("uidl"))}
+    return [f"the source-UIDL map has {got[f]} {f.replace('_', ' ')}, expected {getattr(wanted, f)}"
+            for f in ("messages", "with_uidl") if getattr(wanted, f) is not None and got[f] != getattr(wanted, f)]
 
 
 def check_live(wanted: LiveExpectations | None, outcome: dict | None) -> list[str]:

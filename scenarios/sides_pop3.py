@@ -16,8 +16,12 @@ still compare, and what delivery really loses (the date) shows as date mismatche
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import re
+import shutil
+import tempfile
+import uuid
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -121,15 +125,30 @@ def _expected_fn(label: str, noted: _Dates):
 
 
 def _with_totals(options: Any, before: MailboxSnapshot) -> Any:
-    """Tell the engine the whole mailbox, so its report can say what POP3 leaves behind."""
+    """Tell the engine the whole mailbox, so its report can say what POP3 leaves behind, and
+    have it write the source-UIDL map (``expect.pop3.uidl_map`` reads it after the scenario)."""
     if options is None:
         return None
-    update = {}
+    update: dict[str, Any] = {}
+    if options.uidl_map_path is None:
+        update["uidl_map_path"] = _map_dir() / f"uidl-map-{uuid.uuid4().hex}.json"
     if options.source_total_messages is None:
         update["source_total_messages"] = sum(len(f.messages) for f in before.folders.values())
     if options.source_total_folders is None:
         update["source_total_folders"] = len(before.folders)
     return options.model_copy(update=update)
+
+
+_MAP_DIR: list[Path] = []
+
+
+def _map_dir() -> Path:
+    """One folder per process for UIDL maps: they must outlive the scenario's own temporary
+    folder (the expectations are checked after it is gone); removed at exit."""
+    if not _MAP_DIR:
+        _MAP_DIR.append(Path(tempfile.mkdtemp(prefix="quirkmail-uidl-maps-")))
+        atexit.register(shutil.rmtree, _MAP_DIR[0], True)
+    return _MAP_DIR[0]
 
 
 def _pop3_source(spec: ServerSpec, base_dir: Path, stack: ExitStack):

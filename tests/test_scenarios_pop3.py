@@ -353,3 +353,21 @@ def test_session_lock_bites_an_engine_that_holds_two_sessions(monkeypatch, dovec
     result = run(POP3 / "session-lock.yaml")
     assert result.failures[0].startswith("run 1 ended with exit code 4, expected 0: AuthenticationFailed: source pop3://")
     assert result.failures[0].endswith("login refused: -ERR [IN-USE] Mailbox is locked by another POP3 session.")
+
+
+def test_uidl_map_scenarios_fail_without_the_map(monkeypatch, dovecot_available):
+    result = run(POP3 / "uidl-missing.yaml")
+    assert result.passed, result.failures
+    monkeypatch.setattr(pop3_flow, "write_uidl_map", lambda *args: None)
+    result = run(POP3 / "leave-on-server.yaml")
+    assert result.failures == ["the engine wrote no source-UIDL map"]
+
+
+def test_uidl_map_sentences(tmp_path):
+    path = tmp_path / "map.json"
+    path.write_text('{"messages": [{"uidl": "a"}, {"uidl": null}]}')
+    run_ = SimpleNamespace(error="", report={"pop3": {"uidl_map": str(path)}})
+    wanted = Pop3Expectations(uidl_map={"messages": 3, "with_uidl": 1})
+    assert check_pop3(wanted, [run_], {}, None) == ["the source-UIDL map has 2 messages, expected 3"]
+    path.write_text("not json")
+    assert check_pop3(wanted, [run_], {}, None)[0].startswith(f"the source-UIDL map {path} cannot be read:")
