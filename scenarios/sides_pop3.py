@@ -124,7 +124,7 @@ def _expected_fn(label: str, noted: _Dates):
     return expected
 
 
-def _with_totals(options: Any, before: MailboxSnapshot) -> Any:
+def _prepare_run(options: Any, before: MailboxSnapshot) -> Any:
     """Tell the engine the whole mailbox, so its report can say what POP3 leaves behind, and
     have it write the source-UIDL map (``expect.pop3.uidl_map`` reads it after the scenario)."""
     if options is None:
@@ -166,7 +166,7 @@ def _pop3_source(spec: ServerSpec, base_dir: Path, stack: ExitStack):
             deliver(spec.fixture)
         endpoint = Endpoint(ServerURL.parse(f"pop3://{user}@{dovecot.host}:{dovecot.pop3_port}"), Secret(given))
         return runner.Side(endpoint, lambda: snapshot_imap(imap, rewrite=noted), deliver,
-                           expected=_expected_fn(endpoint.url.display(), noted), prepare=_with_totals)
+                           expected=_expected_fn(endpoint.url.display(), noted), prepare=_prepare_run)
     user = spec.user
     account, profile, world = _simulated(spec, password, base_dir, stack)
     handle = world.start_pop3()
@@ -176,7 +176,7 @@ def _pop3_source(spec: ServerSpec, base_dir: Path, stack: ExitStack):
         lambda: snapshot_account(account, label=handle.url(user), rewrite=noted),
         lambda fixture: populate(account, fixture, profile, base_dir=base_dir),
         expected=_expected_fn(handle.url(user), noted),
-        prepare=_with_totals,
+        prepare=_prepare_run,
         smtp=lambda: (world.start_smtp(), world.cafile),
     )
 
