@@ -129,6 +129,15 @@ def dav_records(setup: Setup) -> list[pim_compare.PimRecord]:
     return pim_compare.read_dav(setup.radicale.url(setup.dav_user), PASSWORD)
 
 
+CARRIED = {"\\Seen", "\\Draft", "\\Answered", "\\Flagged", "$Forwarded"}  # the flags EWS has a property for
+
+
+def carried(flags) -> frozenset[str]:
+    """The flags EWS carries; it keeps only the last verb, so answered + forwarded is forwarded."""
+    out = set(flags) & CARRIED
+    return frozenset(out - {"\\Answered"} if "$Forwarded" in out else out)
+
+
 def mail(account: Account, *, skip: tuple[str, ...] = ()) -> dict[str, list]:
     """Folder → sorted (bytes with CRLF, flags we carry, instant)."""
     out = {}
@@ -137,7 +146,7 @@ def mail(account: Account, *, skip: tuple[str, ...] = ()) -> dict[str, list]:
         if f.messages and name not in skip:
             out[name] = sorted(
                 (m.raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"),
-                 frozenset(m.flags & {"\\Seen", "\\Draft"}), m.internaldate.astimezone(timezone.utc))
+                 carried(m.flags), m.internaldate.astimezone(timezone.utc))
                 for m in f.messages
             )
     return out

@@ -181,3 +181,15 @@ def test_items_selection_and_what_sources_cannot_offer():
     assert said == ["imap:// offers mail only: calendars cannot be migrated from it"]
     ews = Endpoint(ServerURL.parse("ews+http://a@h"), Secret("x"))
     assert "will not be migrated" in collab_preamble(ews, MigrationOptions(), None)[0]
+
+
+def test_mapi_flag_properties_both_ways():
+    from migrator.collab import mapi
+
+    assert mapi.imap_flags(mapi.VERB_REPLY_ALL, mapi.FLAG_FLAGGED) == ["\\Answered", "\\Flagged"]
+    assert mapi.imap_flags(mapi.VERB_FORWARD, 1) == ["$Forwarded"]  # 1 = flag completed: not \Flagged
+    assert mapi.imap_flags(None, None) == []
+    props = mapi.properties(["\\Seen", "\\Answered", "$Forwarded", "\\Flagged"])
+    assert props == {"qm_message_flags": mapi.MSGFLAG_READ, "qm_last_verb": mapi.VERB_FORWARD,
+                     "qm_flag_status": mapi.FLAG_FLAGGED}  # Exchange keeps the last verb only
+    assert mapi.properties(["\\Draft"]) == {"qm_message_flags": mapi.MSGFLAG_UNSENT}

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from migrator.collab import convert
+from migrator.collab import convert, mapi
 from migrator.collab.kinds import ITEM_KINDS
 from migrator.collab.state import EwsState
 from migrator.folders import FolderPlan, ListEntry, Namespace, plan_folders
@@ -322,6 +322,7 @@ class _EwsRun:
             flags.append("\\Seen")
         if getattr(item, "is_draft", False):
             flags.append("\\Draft")
+        flags += mapi.imap_flags(getattr(item, "qm_last_verb", None), getattr(item, "qm_flag_status", None))
         kept, _ = filter_flags(flags, permanent or flags)
         when = convert.utc(item.datetime_received) if item.datetime_received else None
         return AppendItem(raw if isinstance(raw, bytes) else raw.encode(), kept, when)

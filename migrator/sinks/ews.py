@@ -2,10 +2,8 @@
 copies of the items read from the source.
 
 Mail: CreateItem with MimeContent, and the two MAPI properties that make it a received message
-rather than a draft — PR_MESSAGE_FLAGS (0x0E07: read; unsent only for drafts) and PR_MESSAGE_DELIVERY_TIME
-(0x0E06: the INTERNALDATE instant). exchangelib only sends extended properties registered on the
-item class, which is process-wide; ``_register_properties`` does it once under names of our own
-(``qm_…``) that no other code uses.
+rather than a draft — PR_MESSAGE_FLAGS (read; unsent only for drafts) and PR_MESSAGE_DELIVERY_TIME
+(the INTERNALDATE instant), registered by ``collab.mapi``.
 
 PIM items: a new item of the same class with every writable field the source item has set
 (read-only ones — ids, occurrence lists, timestamps — are the server's). A series is created with
@@ -21,33 +19,10 @@ import threading
 from datetime import datetime
 
 from exchangelib import UTC, EWSDateTime, Folder, Message
-from exchangelib.extended_properties import ExtendedProperty
 
+from migrator.collab import mapi
 from migrator.sources.ews import EwsConnection
 
-MSGFLAG_READ, MSGFLAG_UNSENT = 0x1, 0x8
-
-
-class _MessageFlags(ExtendedProperty):
-    property_tag = 0x0E07
-    property_type = "Integer"
-
-
-class _DeliveryTime(ExtendedProperty):
-    property_tag = 0x0E06
-    property_type = "SystemTime"
-
-
-_registered = threading.Lock()
-
-
-def _register_properties() -> None:
-    with _registered:
-        names = {f.name for f in Message.FIELDS}
-        if "qm_message_flags" not in names:
-            Message.register("qm_message_flags", _MessageFlags)
-        if "qm_delivery_time" not in names:
-            Message.register("qm_delivery_time", _DeliveryTime)
 
 
 # Fields a copy never takes: the server's own, or read back in another form.
@@ -76,7 +51,7 @@ class EwsSink(EwsConnection):
 
     def __init__(self, endpoint, *, connections: int = 2, throttle=None):
         super().__init__(endpoint, connections=connections, throttle=throttle)
-        _register_properties()
+        mapi.register()
         self._lock = threading.Lock()
         self._special = self.distinguished()
         self._folders: dict[tuple[str, ...], object] = {}
@@ -104,9 +79,9 @@ class EwsSink(EwsConnection):
             return parent
 
     def create_mail(self, folder, raw: bytes, flags: list[str], when: datetime | None) -> str:
-        """A received message (or a draft, when ``\\Draft`` is among the flags) from its MIME."""
-        bits = (MSGFLAG_READ if "\\Seen" in flags else 0) | (MSGFLAG_UNSENT if "\\Draft" in flags else 0)
-        msg = Message(account=self.account, folder=folder, mime_content=raw, qm_message_flags=bits)
+        """A received message (or a draft, when ``\\Draft`` is among the flags) from its MIME, with
+        its read, replied/forwarded and flagged state."""
+        msg = Message(account=self.account, folder=folder, mime_content=raw, **mapi.properties(flags))
         if when is not None:
             msg.qm_delivery_time = EWSDateTime.from_datetime(when).astimezone(UTC)
         self.call("CreateItem message", msg.save)

@@ -42,6 +42,7 @@ from exchangelib.folders import Calendar, Contacts, DeletedItems, Drafts, Inbox,
 from exchangelib.items import CalendarItem, Contact, DistributionList, Message, Task
 from exchangelib.protocol import BaseProtocol, FailFast
 
+from migrator.collab import mapi
 from migrator.collab.throttle import retry_delay
 from migrator.errors import AuthenticationFailed, ConnectionFailed, ProtocolError, TlsFailure, UsageError
 from migrator.urls import Endpoint
@@ -53,8 +54,8 @@ DISTINGUISHED = {
 }
 # Fields read per kind: enough for the conversion, not exchangelib's "all fields" list.
 FIELDS = {
-    # exchangelib has no field for FlagStatus (an extended property): \Flagged is not carried.
-    "mail": ["mime_content", "is_read", "datetime_received", "is_draft", "size"],
+    # + PR_LAST_VERB_EXECUTED and PR_FLAG_STATUS (collab.mapi): \Answered, $Forwarded, \Flagged
+    "mail": ["mime_content", "is_read", "datetime_received", "is_draft", "size", *mapi.READ_FIELDS],
     "contact": ["display_name", "given_name", "middle_name", "surname", "generation", "nickname", "company_name",
                 "department", "job_title", "email_addresses", "phone_numbers", "physical_addresses", "birthday",
                 "body", "photo", "last_modified_time"],
@@ -214,6 +215,7 @@ class EwsConnection:
         self.throttle = throttle or Throttle(connections)
         self._authenticated = False  # a 401 after a success is throttling (ews-throttle-disguised)
         self.account = connect_account(endpoint, connections)
+        mapi.register()  # before any GetItem: the mail fields name registered properties
 
     def where(self, what: str = "") -> str:
         return f"{self.role} {self.endpoint.url.display()}" + (f" {what}" if what else "")
