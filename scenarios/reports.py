@@ -103,9 +103,25 @@ def junit_tree(results: list[ScenarioResult]) -> ET.ElementTree:
         elif kind == "skipped":
             ET.SubElement(case, "skipped", message=r.skipped or "")
         if r.verify is not None:
-            ET.SubElement(case, "system-out").text = r.verify.summary()
+            ET.SubElement(case, "system-out").text = r.verify.summary() + _collab_text(r)
     ET.indent(suites)
     return ET.ElementTree(suites)
+
+
+def _collab_text(result: ScenarioResult) -> str:
+    """The PIM comparison and the throttling waits (EWS scenarios), below the mail verify summary."""
+    lines = []
+    for run in result.runs:
+        if run.waits:
+            lines.append(f"run {run.run} throttled: waited {', '.join(f'{w:g} s' for w in run.waits)}")
+    if result.pim is not None:
+        held = "; ".join(f"{folder}: " + ", ".join(f"{n} {k}" for k, n in kinds.items())
+                         for folder, kinds in result.pim["dest_counts"].items())
+        lines.append(f"PIM destination holds {held or 'nothing'}")
+        diffs = result.pim["differences"]
+        lines += [f"  {d}" for d in diffs[:10]] + ([f"  (+{len(diffs) - 10} more)"] if len(diffs) > 10 else [])
+        lines.append("PIM IDENTICAL" if result.pim["identical"] else f"PIM NOT IDENTICAL: {len(diffs)} differences")
+    return "\n" + "\n".join(lines) if lines else ""
 
 
 def write_junit(results: list[ScenarioResult], path: Path) -> None:
@@ -132,7 +148,7 @@ def html_page(results: list[ScenarioResult]) -> str:
         kind = outcome(r)
         details = "\n".join(r.failures) or r.error or r.skipped or ""
         if r.verify is not None:
-            details = (details + "\n\n" if details else "") + r.verify.summary()
+            details = (details + "\n\n" if details else "") + r.verify.summary() + _collab_text(r)
         rows.append(
             f"<tr><td>{html.escape(r.name)}</td><td>{html.escape(r.area)}</td>"
             f'<td class="{kind}">{kind}</td><td>{html.escape(_copied(r))}</td><td>{r.seconds:.1f}</td>'

@@ -194,3 +194,18 @@ def test_expected_records_follow_the_options():
     assert sorted((r.kind, r.folder) for r in mail_only) == [("contact", "contacts")] * 2 + [("event", "calendar")] * 2
     only_contacts = expected_records(account, profile, MigrationOptions(items=["contacts"]))
     assert {r.kind for r in only_contacts} == {"contact"} and len(only_contacts) == 3
+
+
+def test_reports_show_waits_and_pim_differences():
+    from scenarios.reports import _collab_text
+    from scenarios.runner import ScenarioResult
+
+    result = ScenarioResult(name="x", area="ews", file="x.yaml", passed=False, runs=[_run(waits=[0.4, 1.5])],
+                            pim={"dest_counts": {"contacts": {"contact": 3}}, "identical": False,
+                                 "differences": ["contact ews-1: presence: source 'present' / destination None"]})
+    assert _collab_text(result).splitlines()[1:] == [
+        "run 1 throttled: waited 0.4 s, 1.5 s",
+        "PIM destination holds contacts: 3 contact",
+        "  contact ews-1: presence: source 'present' / destination None",
+        "PIM NOT IDENTICAL: 1 differences",
+    ]
