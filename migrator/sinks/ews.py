@@ -5,10 +5,11 @@ Mail: CreateItem with MimeContent, and the two MAPI properties that make it a re
 rather than a draft — PR_MESSAGE_FLAGS (read; unsent only for drafts) and PR_MESSAGE_DELIVERY_TIME
 (the INTERNALDATE instant), registered by ``collab.mapi``.
 
-PIM items: a new item of the same class with every writable field the source item has set
-(read-only ones — ids, occurrence lists, timestamps — are the server's). A series is created with
-its recurrence; modified occurrences are not re-applied (EWS needs a per-occurrence update for
-that), which ``copy_fields`` callers report.
+PIM items: a new item of the same class with every writable field the source item has set, the
+event UID included (read-only ones — ids, organizer, occurrence lists, timestamps — are the
+server's). A series is created with its recurrence only: EWS takes deleted and modified
+occurrences as later per-occurrence DeleteItem/UpdateItem calls, which are not done here (the EWS
+simulator does not offer them either); the flow notes such series per folder.
 
 There is no If-None-Match here: a re-run is kept from copying twice by the checkpoint alone.
 """
@@ -26,7 +27,7 @@ from migrator.sources.ews import EwsConnection
 
 
 # Fields a copy never takes: the server's own, or read back in another form.
-_NOT_COPIED = {"mime_content", "parent_folder_id", "conversation_id", "uid", "recurrence_id", "photo", "notes",
+_NOT_COPIED = {"mime_content", "parent_folder_id", "conversation_id", "recurrence_id", "photo", "notes",
                "reminder_due_by", "is_draft"}
 
 
