@@ -29,7 +29,7 @@ from scenarios.model import Scenario, ServerSpec
 from scenarios.model_collab import PimDestinationSpec
 from scenarios.pim_compare import PimRecord, read_dav, read_store
 from scenarios.runner import Side, _new_user, _profile, _since
-from scenarios.snapshot import snapshot_account
+from scenarios.snapshot import MailboxSnapshot, snapshot_account
 from scenarios.verify_pim import PimVerifyReport, by_content, check, count_cases, expected_records
 from simulators.ews.folders import ensure_distinguished
 from simulators.fixtures import populate
@@ -70,11 +70,22 @@ def build_ews_side(spec: ServerSpec, account, base_dir: Path, stack: ExitStack) 
     endpoint = Endpoint(ServerURL.parse(handle.url(user)), Secret(account.password))
     return EwsSide(
         endpoint,
-        lambda: snapshot_account(account, label=handle.url(user)),
+        lambda: one_verb(snapshot_account(account, label=handle.url(user))),
         lambda fixture: populate(account, fixture, profile, base_dir=base_dir),
         account=account,
         profile=profile,
     )
+
+
+def one_verb(snapshot: MailboxSnapshot) -> MailboxSnapshot:
+    """The mail as EWS can show it: Exchange keeps one "last verb executed" (PR_LAST_VERB_EXECUTED)
+    per message, so a message both answered and forwarded shows as forwarded only."""
+    for folder in snapshot.folders.values():
+        folder.messages = [
+            m.model_copy(update={"flags": m.flags - {"\\Answered"}}) if {"\\Answered", "$Forwarded"} <= m.flags else m
+            for m in folder.messages
+        ]
+    return snapshot
 
 
 def pim_unavailable(spec: PimDestinationSpec) -> str | None:

@@ -209,3 +209,18 @@ def test_reports_show_waits_and_pim_differences():
         "  contact ews-1: presence: source 'present' / destination None",
         "PIM NOT IDENTICAL: 1 differences",
     ]
+
+
+def test_an_ews_source_shows_one_verb_per_message():
+    from datetime import datetime, timezone
+
+    from scenarios.sides_ews import one_verb
+    from scenarios.snapshot import FolderSnapshot, MailboxSnapshot, record_of
+
+    when = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    both = record_of(1, b"Subject: a\r\n\r\nx", ["\\Answered", "$Forwarded", "\\Seen"], when)
+    answered = record_of(2, b"Subject: b\r\n\r\ny", ["\\Answered"], when)
+    snap = MailboxSnapshot(label="s", folders={"INBOX": FolderSnapshot(path=("INBOX",), name="INBOX",
+                                                                        messages=[both, answered])})
+    flags = [m.flags for m in one_verb(snap).folders["INBOX"].messages]
+    assert flags == [frozenset({"$Forwarded", "\\Seen"}), frozenset({"\\Answered"})]
