@@ -89,14 +89,14 @@ def expected_records(
 
 def by_content(records: Iterable[PimRecord]) -> list[PimRecord]:
     """Contacts, tasks and notes keyed by what they say, not their UID: an EWS-like destination
-    gives the items it creates UIDs of its own (EWS has no UID field for them). Events keep
-    theirs (EWS carries UID)."""
+    gives the items it creates UIDs of its own (EWS has no UID field for them): a contact by its
+    name and e-mails, a task or note by its summary. Events keep theirs (EWS carries UID)."""
     out = []
     for rec in records:
         if rec.kind != "event":
             f = rec.fields
-            key = (f.get("formatted_name"), sorted(f.get("emails") or ())) if rec.kind == "contact" else (
-                f.get("summary"), str(f.get("start")), str(f.get("due")))
+            # Not the dates: a destination may keep them in another form (see PimCheck.as_dates).
+            key = (f.get("formatted_name"), sorted(f.get("emails") or ())) if rec.kind == "contact" else f.get("summary")
             rec = dataclasses.replace(rec, uid=f"content:{key!r}")
         out.append(rec)
     return out
