@@ -27,14 +27,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
 
 from migrator import dates
 from migrator.backoff import retry_delay
 from migrator.collab.kinds import MAIL_ONLY, not_offered
 from migrator.errors import ConnectionFailed, ProtocolError, TooManyConnections, UsageError
-from migrator.folders import FolderPlan, alternative_names, destination_name, plan_folders
+from migrator.folders import FolderPlan, ListEntry, Namespace, alternative_names, destination_name, plan_folders
+from migrator.gmail import ARCHIVE_NAME, GmailLabels, LabelFolder, plan_labels
 from migrator.identity import Identity, IdentityIndex, identity_of, message_id_of
+from migrator.mitigations import Mitigations, check_names
 from migrator.pool import ConnectionPool, run_now, run_workers
 from migrator.progress import NullProgress, ProgressSink
 from migrator.report import (
@@ -47,7 +49,7 @@ from migrator.report import (
     SkippedFolder,
     SkippedItem,
 )
-from migrator.sinks.imap import AppendInterrupted, AppendItem, ImapSink, filter_flags, refusal_reason
+from migrator.sinks.imap import AppendInterrupted, AppendItem, AppendResult, ImapSink, filter_flags, refusal_reason
 from migrator.sources.imap import ImapSource, SourceMessage
 from migrator.state import Confirmed, State, default_state_path
 from migrator.urls import Endpoint
@@ -55,6 +57,7 @@ from migrator.urls import Endpoint
 # CREATE refusals that are about the name itself, so another name will do.
 _NAME_REFUSED = re.compile(r"reserved|\[CANNOT\]|whitespace|forbidden|invalid (mailbox|folder) name", re.IGNORECASE)
 MAX_BATCH_BYTES = 8 * 1024 * 1024  # a batch's bodies are held in memory and sent in one write
+GMAIL_FOLDER_CAP = 1000  # gmail-1000-per-folder: Gmail's "limit IMAP folders to 1000 messages" setting
 
 __all__ = [
     "MigrationOptions",
@@ -85,6 +88,15 @@ class MigrationOptions(BaseModel):
     # Collaboration data (EWS sources, migrator.collab.flow); [] = every kind the source offers
     items: list[Literal["mail", "contacts", "calendars", "tasks", "notes"]] = []
     deleted_items: Literal["by-kind", "mail-only"] = "by-kind"  # mail-only: the destination's Trash takes mail only
+    # Gmail sources (X-GM-EXT-1): each X-GM-MSGID copied once, or once per label (migrator.gmail)
+    gmail_labels: GmailLabels = "once"
+    # Mitigations switched off by name (migrator.mitigations.MITIGATIONS); default: all on
+    disable: list[str] = []
+
+    @field_validator("disable")
+    @classmethod
+    def _known_mitigations(cls, value: list[str]) -> list[str]:
+        return check_names(value)
 
 
 def test_connection(endpoint: Endpoint, *, role: str) -> ConnectionReport:
@@ -131,6 +143,7 @@ class FolderJob:
     permanent: list[str] = field(default_factory=list)
     sizes: dict[int, int] = field(default_factory=dict)
     pending: list[int] = field(default_factory=list)
+    collapsed: dict[int, str] = field(default_factory=dict)  # UID → why not copied (Gmail label copies)
 
 
 class _Unfinished(ConnectionFailed):
@@ -146,12 +159,14 @@ class _Run:
 
     def __init__(self, source: Endpoint, dest: Endpoint, options: MigrationOptions, progress: ProgressSink):
         self.source, self.dest, self.options, self.progress = source, dest, options, progress
+        self.mitigations = Mitigations(options.disable)
         self.report = MigrationReport(
             source=source.url.display(),
             destination=dest.url.display(),
             started=datetime.now(timezone.utc),
             mode=options.mode,
             dry_run=options.dry_run,
+            mitigations_off=sorted(self.mitigations.disabled),
         )
         self.lock = threading.Lock()
         self.stop = threading.Event()
@@ -214,6 +229,9 @@ class _Run:
         job.uidvalidity = src.examine(plan.source, fresh=True)
         job.sizes = src.sizes(plan.source)
         rep.source_count = len(job.sizes)
+        if rep.source_count == GMAIL_FOLDER_CAP and self.mitigations.on("gmail-1000-warning"):
+            rep.notes.append(f"shows exactly {GMAIL_FOLDER_CAP} messages: the source may cap IMAP folders "
+                             "(Gmail's folder size limit); check the provider's setting")
         exists = 0
         with self.lock:  # two source folders may share a destination: create it once
             missing = plan.destination not in dest_names
@@ -226,11 +244,13 @@ class _Run:
         done = self._checkpoint(job)
         if opts.mode == "replace":  # emptied by _empty_destinations (or would be, in a dry run)
             exists, done = 0, {}
-        pending = [u for u in sorted(job.sizes) if u not in done]
-        rep.already_present += len(job.sizes) - len(pending)
-        if opts.mode == "merge" and exists and pending:
+        kept = [u for u in sorted(job.sizes) if u not in job.collapsed]  # Gmail label copies go elsewhere
+        rep.collapsed = len(job.sizes) - len(kept)
+        pending = [u for u in kept if u not in done]
+        rep.already_present += len(kept) - len(pending)
+        if opts.mode == "merge" and exists and pending and self.mitigations.on("identity-dedup"):
             pending = self._match_existing(job, src, sink, exists, done, pending)
-        limit = self.append_limit
+        limit = self.append_limit if self.mitigations.on("appendlimit-skip") else None
         for uid in [u for u in pending if limit is not None and job.sizes[u] > limit]:
             self.skip(job, uid, "too-large", f"{job.sizes[uid]} bytes > destination APPENDLIMIT {limit}")
         job.pending = [u for u in pending if limit is None or job.sizes[u] <= limit]
@@ -248,11 +268,13 @@ class _Run:
             try:
                 created = sink.create(name)
             except ProtocolError as exc:
-                if not _NAME_REFUSED.search(str(exc)):
+                if not _NAME_REFUSED.search(str(exc)) or not self.mitigations.on("folder-rename"):
                     raise
                 why = f"{name!r} refused ({str(exc).rpartition(': ')[2]})"
             else:
                 twin = next((n for n in dest_names if n != name and n.casefold() == name.casefold()), None)
+                if twin is not None and not self.mitigations.on("case-collision-rename"):
+                    twin = None  # merged into the twin: the damage this mitigation prevents
                 if created or twin is None:
                     dest_names.add(name)
                     return
@@ -348,6 +370,8 @@ class _Run:
         try:
             return self._fetch_isolating(job, uids)
         except ConnectionFailed:
+            if not self.mitigations.on("reconnect-resume"):
+                raise
             self.conns.renew("source")
             return self._fetch_isolating(job, uids)
 
@@ -388,6 +412,9 @@ class _Run:
         except ConnectionFailed as first:
             # Only the messages whose fate is unknown go again, after matching what landed.
             left, nbytes = (first.left, first.nbytes) if isinstance(first, _Unfinished) else (messages, 0)
+            if not self.mitigations.on("reconnect-resume"):
+                self.abort(f"destination connection lost in folder {job.plan.source!r}: {first}")
+                return
             try:
                 self.conns.renew("sink")
                 nbytes += self._append(job, left, rematch=True)
@@ -423,9 +450,12 @@ class _Run:
                 results = sink.append_batch(plan.destination, [item for _, item in todo])
             except AppendInterrupted as exc:
                 results, lost = exc.results, exc
+            if self.mitigations.on("gmail-append-confirm") and sink.gmail:
+                results = self._confirm_stored(job, sink, [m for (m, _), _ in todo], results)
             confirmed, retry, delay, added = [], [], 0.0, 0
+            backoff = self.mitigations.on("throttle-backoff")
             for ((m, ident), item), res in zip(todo, results):
-                wait = None if res.ok else retry_delay(res.text, attempt)
+                wait = None if res.ok or not backoff else retry_delay(res.text, attempt)
                 if res.ok:
                     confirmed.append(Confirmed(m.uid, str(ident), plan.destination, res.uid))
                     added += m.size
@@ -452,9 +482,25 @@ class _Run:
             todo = retry
         return nbytes
 
+    def _confirm_stored(self, job: FolderJob, sink: ImapSink, messages: list[SourceMessage],
+                        results: list[AppendResult]) -> list[AppendResult]:
+        """gmail-append-dedup: an OK with an APPENDUID is no proof at Gmail; a message counts as
+        stored only when a search finds its Message-ID in the folder (without one: trusted)."""
+        mids = {m.uid: message_id_of(m.raw) for m, r in zip(messages, results) if r.ok}
+        found = sink.present_message_ids(job.plan.destination, sorted({v for v in mids.values() if v}))
+        out = []
+        for m, res in zip(messages, results):
+            mid = mids.get(m.uid)
+            if res.ok and mid and mid not in found:
+                res = AppendResult(False, None, f"not stored: APPEND answered OK{f' (UID {res.uid})' if res.uid else ''} "
+                                   f"but Message-ID {mid} is not in {job.plan.destination!r} (gmail-append-dedup)")
+            out.append(res)
+        return out
+
     def _prepare(self, job: FolderJob, m: SourceMessage) -> AppendItem:
         resolved = dates.resolve(m.internaldate, m.raw)
-        kept, dropped = filter_flags(m.flags, job.permanent or list(m.flags))
+        permanent = job.permanent if self.mitigations.on("permanentflags-filter") else []
+        kept, dropped = filter_flags(m.flags, permanent or list(m.flags))
         with self.lock:
             if resolved.used != "internaldate":
                 self.report.date_fallbacks.append(
@@ -462,7 +508,8 @@ class _Run:
                 )
             if dropped:
                 self.report.dropped_flags.append(DroppedFlags(folder=job.plan.source, uid=m.uid, flags=dropped))
-        return AppendItem(m.raw, kept, resolved.instant)
+        # Without a date the destination stamps the migration time: the damage bad-date-headers does.
+        return AppendItem(m.raw, kept, resolved.instant if self.mitigations.on("internaldate") else None)
 
 
 def migrate(
@@ -534,12 +581,14 @@ def _plan_and_copy(run: _Run) -> None:
         if root not in dest_names:  # else Dovecot shows it as \NonExistent, a hole in the tree
             ctl_sink.create(root)
             dest_names.add(root)
+    if ctl_src.gmail and run.mitigations.on("gmail-msgid"):
+        _plan_gmail(run, ctl_src, jobs, dst_entries, dst_ns)
     if options.mode == "replace":
         _empty_destinations(run, jobs, ctl_sink, dest_names)
     # Largest folders first (STATUS MESSAGES), each analysed and copied by one worker as soon as
     # one is free: no barrier between planning and copying.
     counts = ctl_src.message_counts([j.plan.source for j in jobs])
-    jobs.sort(key=lambda j: -counts.get(j.plan.source, 0))
+    jobs.sort(key=lambda j: (j.plan.special_use == "\\All", -counts.get(j.plan.source, 0)))  # Gmail's All Mail last
     workers = max(1, min(options.connections, len(jobs)))
     if not options.dry_run:
         run.progress.start([(j.plan.display_path, counts.get(j.plan.source, 0)) for j in jobs])
@@ -558,6 +607,22 @@ def _plan_and_copy(run: _Run) -> None:
     finally:
         if not options.dry_run:
             run.progress.finish()
+
+
+def _plan_gmail(run: _Run, src: ImapSource, jobs: list[FolderJob], dst_entries: list[ListEntry], dst_ns: Namespace) -> None:
+    """gmail-labels-as-folders: one copy per X-GM-MSGID (or per label), archive-only mail from
+    All Mail into the destination's Archive (``migrator.gmail``)."""
+    folders = [LabelFolder(j.plan.source, j.plan.special_use, src.gmail_msgids(j.plan.source)) for j in jobs]
+    plan = plan_labels(folders, run.options.gmail_labels)
+    archive = next((e.name for e in dst_entries if e.selectable and e.special_use == "\\Archive"), None)
+    for job in jobs:
+        job.collapsed = plan.skip.get(job.plan.source, {})
+        if job.plan.special_use == "\\All":
+            name = archive or destination_name(tuple(run.options.target_root) + (ARCHIVE_NAME,), dst_ns)
+            job.report.notes.append(f"Gmail All Mail: only its archive-only messages, into {name!r}")
+            job.plan.destination = job.report.destination = name
+    run.report.gmail_labels = run.options.gmail_labels
+    run.report.notes.append(plan.summary())
 
 
 def _empty_destinations(run: _Run, jobs: list[FolderJob], sink: ImapSink, dest_names: set[str]) -> None:

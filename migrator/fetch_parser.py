@@ -22,6 +22,7 @@ _UID = re.compile(rb"\bUID (\d+)")
 _FLAGS = re.compile(rb"\bFLAGS \(([^)]*)\)")
 _INTERNALDATE = re.compile(rb'\bINTERNALDATE "([^"]*)"')
 _SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
+_GM_MSGID = re.compile(rb"\bX-GM-MSGID (\d+)")  # Gmail (X-GM-EXT-1): the message's id across labels
 _BODY_NIL = re.compile(rb"\bBODY\[[^\]]*\] NIL")
 
 
@@ -72,6 +73,8 @@ def _items(text: bytes) -> dict | None:
             return None
     if (m := _SIZE.search(text)) is not None:
         item[b"RFC822.SIZE"] = int(m.group(1))
+    if (m := _GM_MSGID.search(text)) is not None:
+        item[b"X-GM-MSGID"] = int(m.group(1))
     if _BODY_NIL.search(text):
         item[b"BODY[]"] = None
     return item

@@ -36,6 +36,7 @@ class FolderReport(BaseModel):
     source_count: int = 0
     copied: int = 0  # in a dry run: would be copied
     already_present: int = 0  # confirmed by an earlier run, or found at the destination by identity
+    collapsed: int = 0  # Gmail: label copies of a message copied from another folder (migrator.gmail)
     skipped: int = 0
     failed: int = 0
     bytes: int = 0
@@ -137,6 +138,9 @@ class MigrationReport(BaseModel):
     not_offered: list[str] = []  # kinds asked for that the source cannot offer (POP3/IMAP: all but mail)
     kinds: list[KindCount] = []  # per-kind totals over all folders
     unmigratable: list[Unmigratable] = []
+    gmail_labels: str | None = None  # "once" | "per-label" when the source was Gmail (X-GM-EXT-1)
+    collapsed: int = 0  # Gmail label copies not copied again, over all folders
+    mitigations_off: list[str] = []  # MigrationOptions.disable: what this run did NOT protect against
 
     @property
     def exit_code(self) -> int:
@@ -150,6 +154,7 @@ class MigrationReport(BaseModel):
         """Recompute the run totals from the per-folder rows."""
         self.copied = sum(f.copied for f in self.folders)
         self.already_present = sum(f.already_present for f in self.folders)
+        self.collapsed = sum(f.collapsed for f in self.folders)
         self.bytes = sum(f.bytes for f in self.folders)
         self.skipped_count = len(self.skipped)
         self.failed = len(self.errors)

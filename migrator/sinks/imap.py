@@ -127,6 +127,7 @@ class ImapSink:
         self.append_limit = capability_value(self.caps, "APPENDLIMIT")
         self.literal_plus = "LITERAL+" in self.caps
         self.multiappend = "MULTIAPPEND" in self.caps
+        self.gmail = "X-GM-EXT-1" in self.caps  # gmail-append-dedup: APPENDUID proves nothing
 
     def where(self, folder: str | None = None) -> str:
         out = f"destination {self.endpoint.url.display()}"
@@ -170,6 +171,17 @@ class ImapSink:
             for v in data.values():
                 index.add(identity_of(_header_value(v), int(v.get(b"RFC822.SIZE", 0))))
         return index
+
+    def present_message_ids(self, folder: str, message_ids: list[str]) -> set[str]:
+        """Which of ``message_ids`` (as in the header, with <>) the selected folder holds, by
+        UID SEARCH HEADER Message-ID: Gmail answers a deduplicated APPEND with a UID of a message
+        it never stored (gmail-append-dedup), so only a search proves the copy is there."""
+        found: set[str] = set()
+        for mid in message_ids:
+            uids = expect_ok(self.where(folder), self.client.search, ["HEADER", "Message-ID", mid])
+            if uids:
+                found.add(mid)
+        return found
 
     def delete_all(self, folder: str, exists: int) -> int:
         """Replace mode: flag everything \\Deleted and EXPUNGE (folder selected read-write)."""

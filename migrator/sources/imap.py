@@ -134,6 +134,19 @@ class ImapSource:
         data = expect_ok(self.where(folder), uid_fetch, self.client, uid_set(uids), [HEADER_ITEM])
         return {int(uid): _header_value(v) for uid, v in data.items()}
 
+    @property
+    def gmail(self) -> bool:
+        """Gmail's IMAP extensions (X-GM-MSGID, X-GM-LABELS), advertised after login."""
+        return self.client.has_capability("X-GM-EXT-1")
+
+    def gmail_msgids(self, folder: str) -> dict[int, int]:
+        """UID → X-GM-MSGID of every message in the folder (gmail-labels-as-folders)."""
+        self.examine(folder, fresh=True)
+        if not self.exists:
+            return {}
+        data = expect_ok(self.where(folder), uid_fetch, self.client, "1:*", ["X-GM-MSGID"])
+        return {int(uid): int(v[b"X-GM-MSGID"]) for uid, v in data.items() if b"X-GM-MSGID" in v}
+
     def existing(self, folder: str, uids: list[int]) -> set[int]:
         """Which of ``uids`` the folder still holds (UID SEARCH, after a fresh EXAMINE)."""
         self.examine(folder, fresh=True)

@@ -1,0 +1,70 @@
+"""The engine's quirk mitigations by name, each switchable off (``MigrationOptions.disable``).
+
+Every mitigation lives at exactly one place in the engine, which asks ``Mitigations.on(name)``
+there and nowhere else. Switching one off exists for two reasons: proof that a scenario catches
+the damage its quirk causes (tests run the scenario with the mitigation off and assert the
+verifier reports duplicates, wrong dates or missing messages), and a support engineer's way to
+reproduce what a naive tool does. Default: every mitigation on.
+
+| name                   | quirk(s)                                    | where (module: function)                | off means                                                  |
+|------------------------|---------------------------------------------|-----------------------------------------|------------------------------------------------------------|
+| identity-dedup         | delete-existing-vs-merge, uidvalidity-change,| engine: _Run._match_existing            | merge copies what the destination already holds            |
+|                        | cutover-delta (another tool's copies)       |                                         | (duplicates after a re-run with a lost/stale checkpoint)   |
+| internaldate           | bad-date-headers                            | engine: _Run._prepare                   | APPEND without a date: the destination stamps "now"        |
+| throttle-backoff       | m365-throttled-backoff, gmail-throttled-    | engine: _Run._append                    | a throttled APPEND is not retried: the message is lost     |
+|                        | suffix, yahoo-rate-limit                    |                                         | (skipped as refused)                                       |
+| gmail-msgid            | gmail-labels-as-folders,                    | engine: _plan_and_copy (migrator.gmail) | every label folder and All Mail copied whole: duplicates   |
+|                        | gmail-all-mail-archive-only                 |                                         |                                                            |
+| gmail-append-confirm   | gmail-append-dedup                          | engine: _Run._append                    | an APPENDUID is trusted although nothing was stored        |
+| gmail-1000-warning     | gmail-1000-per-folder                       | engine: _Run.analyse                    | no warning for a folder showing exactly 1000 messages      |
+| permanentflags-filter  | invalid-flags-on-append,                    | engine: _Run._prepare                   | every source flag is sent; the destination may refuse the  |
+|                        | examine-empty-permanentflags                |                                         | whole APPEND                                               |
+| case-collision-rename  | case-insensitive-folders                    | engine: _Run._create                    | two folders differing by case are merged silently          |
+| folder-rename          | m365-reserved-folders,                      | engine: _Run._create                    | a refused name leaves the folder (and its mail) behind     |
+|                        | folder-name-restrictions                    |                                         |                                                            |
+| reconnect-resume       | bye-mid-fetch, exchange-bye-after-errors    | engine: _Run._fetch, _Run._store        | the first lost connection aborts the run                   |
+| appendlimit-skip       | appendlimit                                 | engine: _Run.analyse                    | oversize messages are sent and refused one by one          |
+"""
+
+from __future__ import annotations
+
+MITIGATIONS: dict[str, str] = {
+    "identity-dedup": "merge matches what the destination already holds by message identity",
+    "internaldate": "APPEND carries the resolved INTERNALDATE (else Received, else Date)",
+    "throttle-backoff": "throttled replies are retried after the server's own suggested wait",
+    "gmail-msgid": "Gmail: one copy per X-GM-MSGID (or per label), archive-only mail from All Mail, All Mail last",
+    "gmail-append-confirm": "a Gmail-like destination's APPEND is confirmed by Message-ID, not by its UID",
+    "gmail-1000-warning": "a folder showing exactly 1000 messages is reported as possibly capped",
+    "permanentflags-filter": "flags the destination's PERMANENTFLAGS refuse are dropped and reported",
+    "case-collision-rename": "a folder colliding by case with an existing one is renamed, never merged",
+    "folder-rename": "a folder name the destination refuses (reserved, whitespace, characters) is renamed",
+    "reconnect-resume": "a lost connection is reopened and the batch resumed after re-matching",
+    "appendlimit-skip": "messages over the advertised APPENDLIMIT are skipped and reported up front",
+}
+
+
+class UnknownMitigation(ValueError):
+    """A name in ``disable`` that is no mitigation; names it and lists the known ones."""
+
+    def __init__(self, name: str):
+        super().__init__(f"unknown mitigation {name!r} (known: {', '.join(MITIGATIONS)})")
+        self.name = name
+
+
+def check_names(names: list[str]) -> list[str]:
+    for name in names:
+        if name not in MITIGATIONS:
+            raise UnknownMitigation(name)
+    return names
+
+
+class Mitigations:
+    """Which mitigations a run uses; asked at the one place each mitigation lives."""
+
+    def __init__(self, disabled: list[str] | frozenset[str] = ()):
+        self.disabled = frozenset(check_names(list(disabled)))
+
+    def on(self, name: str) -> bool:
+        if name not in MITIGATIONS:  # a typo at a call site must not silently read as "off"
+            raise UnknownMitigation(name)
+        return name not in self.disabled
