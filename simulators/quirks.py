@@ -112,6 +112,19 @@ class Quirk:
         """The FETCH response bytes for one message instead of the normal ones (b"" for none)."""
         return None
 
+    def imap_append(self, session: Any, folder: Any, raw: bytes, flags: set, when: Any) -> int | None:
+        """Store one APPENDed message in the quirk's own way; return the UID APPENDUID reports
+        (Gmail: file it in All Mail too, or store nothing for a duplicate)."""
+        return None
+
+    def imap_expunge(self, session: Any, folder: Any, uids: list[int] | None) -> list[int] | None:
+        """Expunge in the quirk's own way (Gmail: All Mail removes every copy); the removed UIDs."""
+        return None
+
+    def imap_fetch_items(self, session: Any, folder: Any, item: Any) -> dict[str, bytes] | None:
+        """Values of extension FETCH items for one message, e.g. {"X-GM-MSGID": b"1278455344230334865"}."""
+        return None
+
     def imap_append_size(self, session: Any, size: int) -> str | None:
         """A reply that refuses an APPEND of ``size`` bytes (asked when the literal is announced and
         again before storing: answer from state, do not count calls)."""
@@ -260,7 +273,7 @@ def _load_builtin_quirks() -> None:
     import importlib
 
     for module in (
-        "simulators.imap.quirks", "simulators.smtp.quirks", "simulators.pop3.quirks", "simulators.ews.quirks",
+        "simulators.imap.quirks", "simulators.imap.gmail", "simulators.smtp.quirks", "simulators.pop3.quirks", "simulators.ews.quirks",
     ):
         try:
             importlib.import_module(module)

@@ -40,6 +40,7 @@ from simulators.imap.syntax import (
     BadCommand,
     Command,
     CommandReader,
+    EXTENSION_ATTS,
     ContinuationLine,
     ImapSyntaxError,
     NeedContinuation,
@@ -672,8 +673,10 @@ class ImapSession:
             self._check_flags("APPEND", flags)
         uids = []
         for flags, when, raw in messages:
-            item = self.account.append(folder.path, raw, flags=flags, internaldate=when)
-            uids.append(item.uid)
+            uid = self._quirk("imap_append", self, folder, raw, flags, when)
+            if uid is None:
+                uid = self.account.append(folder.path, raw, flags=flags, internaldate=when).uid
+            uids.append(uid)
         if self.has_capability("UIDPLUS"):
             return f"OK [APPENDUID {folder.uidvalidity} {format_sequence_set(uids)}] Append completed" + TIMING
         return "OK Append completed" + TIMING
@@ -722,7 +725,8 @@ class ImapSession:
     def _expunge(self, uids: list[int] | None) -> str:
         view = self.view
         if not view.read_only:  # Dovecot answers OK on a read-only mailbox and removes nothing
-            self.account.expunge(view.folder.path, uids)
+            if self._quirk("imap_expunge", self, view.folder, uids) is None:
+                self.account.expunge(view.folder.path, uids)
         return "OK Expunge completed" + TIMING
 
     def cmd_EXPUNGE(self, cmd: Command, uid: bool = False) -> str:
@@ -758,6 +762,9 @@ class ImapSession:
         view = self.view
         idx = view.resolve(cmd.args[0], uid=uid)
         atts = fetch.reply_order(parse_fetch_atts(cmd.args[1]))
+        unknown = next((a.name for a in atts if a.name in EXTENSION_ATTS and not self.has_capability("X-GM-EXT-1")), None)
+        if unknown:
+            raise _bad(cmd.name, f"Unknown parameter: {unknown}")
         responses = self._fetch_responses(cmd.name, [(i + 1, view.items[i]) for i in idx], atts, uid)
         if self.streaming and len(idx) > 1 and fetch.streamable(atts):
             # Bulk pulls are written as the socket drains; later commands wait until it is done.
@@ -778,9 +785,13 @@ class ImapSession:
                     if added:
                         item.flags.add("\\Seen")
                         view.note_flag_changes((item.uid,))
+                    extensions = None
+                    if any(a.name in EXTENSION_ATTS for a in atts):
+                        extensions = self._quirk("imap_fetch_items", self, view.folder, item)
                     try:
                         data = fetch.render(
-                            seq, item, atts, uid_first=uid, recent=item.uid in view.recent, add_flags=added
+                            seq, item, atts, uid_first=uid, recent=item.uid in view.recent, add_flags=added,
+                            extensions=extensions,
                         )
                     except ValueError as exc:  # message.SectionError and friends: the item, not the session
                         raise _bad(name, str(exc)) from None

@@ -85,12 +85,13 @@ def reply_order(atts: list[FetchAtt]) -> list[FetchAtt]:
 
 
 def render(
-    seq: int, item: MailItem, atts: list[FetchAtt], *, uid_first: bool, recent: bool, add_flags: bool
+    seq: int, item: MailItem, atts: list[FetchAtt], *, uid_first: bool, recent: bool, add_flags: bool,
+    extensions: dict[str, bytes] | None = None,
 ) -> bytes:
     """``* seq FETCH (...)`` for one message, ``atts`` in ``reply_order``.
 
     ``add_flags``: \\Seen was just set and FLAGS was not asked for; Dovecot then shows FLAGS
-    after the index-level items.
+    after the index-level items. ``extensions``: values of extension items (X-GM-MSGID ...).
     """
     parts = []
     if uid_first:
@@ -101,7 +102,10 @@ def render(
             parts.append(b"FLAGS " + format_flags(item.flags, recent))
         if att.name == "UID" and uid_first:
             continue
-        parts.append(_item(att, item, recent))
+        if extensions and att.name in extensions:
+            parts.append(att.name.encode() + b" " + extensions[att.name])
+        else:
+            parts.append(_item(att, item, recent))
     if add_flags and flags_at == len(atts):
         parts.append(b"FLAGS " + format_flags(item.flags, recent))
     return b"* %d FETCH (" % seq + b" ".join(parts) + b")\r\n"

@@ -316,6 +316,8 @@ _SECTION = re.compile(
 _SIMPLE_ATTS = frozenset(
     "ENVELOPE FLAGS INTERNALDATE RFC822 RFC822.HEADER RFC822.SIZE RFC822.TEXT BODY BODYSTRUCTURE UID".split()
 )
+# Gmail's X-GM-EXT-1 items: parsed always, answered only when the profile advertises X-GM-EXT-1.
+EXTENSION_ATTS = frozenset({"X-GM-MSGID", "X-GM-THRID", "X-GM-LABELS"})
 MACROS = {
     "ALL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"),
     "FAST": ("FLAGS", "INTERNALDATE", "RFC822.SIZE"),
@@ -362,7 +364,7 @@ def parse_fetch_att(item) -> FetchAtt:
     if not isinstance(item, str):
         raise ImapSyntaxError("Invalid arguments")
     upper = item.upper()
-    if upper in _SIMPLE_ATTS:
+    if upper in _SIMPLE_ATTS or upper in EXTENSION_ATTS:
         return FetchAtt(upper)
     m = _SECTION.match(item)
     if m is None:
