@@ -29,5 +29,29 @@ def retry_delay(text: str, attempt: int) -> float | None:
     if m:
         return min(int(m.group(1)) / 1000.0, MAX_SUGGESTED)
     if _TEMPORARY.search(text):
-        return min(FIRST_DELAY * 2**attempt, MAX_DELAY)
+        return backoff_delay(attempt)
     return None
+
+
+def backoff_delay(attempt: int) -> float | None:
+    """The doubling wait before attempt ``attempt + 1`` when the server names no time, or None
+    when the attempts are used up."""
+    if attempt + 1 >= MAX_ATTEMPTS:
+        return None
+    return min(FIRST_DELAY * 2**attempt, MAX_DELAY)
+
+
+DEFER_ROUNDS = 3  # retry-later rounds within one run (greylisting, 4xx) before a message is reported deferred
+DEFER_FIRST = 0.5  # seconds before the first round; doubles (0.5, 1, 2)
+DEFER_MAX = 30.0  # seconds: the longest single wait; a server asking for more is not waited for
+
+
+def defer_delay(round_: int, stated: float | None = None) -> float | None:
+    """Seconds to wait before retry-later round ``round_`` (from 0), or None: report the messages
+    deferred and leave them on the source for a later run. A delay the server stated is honoured
+    when it is at most ``DEFER_MAX`` (greylisting usually asks for minutes: that is a later run)."""
+    if round_ >= DEFER_ROUNDS:
+        return None
+    if stated is not None:
+        return stated if stated <= DEFER_MAX else None
+    return DEFER_FIRST * 2**round_

@@ -10,6 +10,7 @@
     │                             command the migration cannot do without          → 3
     ├── ServerRefused             one item refused (NO); isolated, reported        → 1
     └── Aborted                   interrupted, error budget, quota; state saved    → 5
+        └── LoginDeferred         login refused for now (POP3 [LOGIN-DELAY], [IN-USE]) → 5
 
 Every message names the endpoint (URL without secret), folder and UID where known, and the cause.
 Exception text never contains a password: endpoints are rendered by ``ServerURL.display``.
@@ -71,3 +72,15 @@ class ServerRefused(MigratorError):
 
 class Aborted(MigratorError):
     exit_code = ExitCode.ABORTED
+
+
+class LoginDeferred(Aborted):
+    """The server refused the login for now, not the password: POP3 ``-ERR [LOGIN-DELAY]`` (too
+    soon after the last login), ``[IN-USE]`` (the maildrop is locked by another session),
+    ``[SYS/TEMP]``. ``code`` is that response code, ``wait`` the advertised delay in seconds when
+    the server said one (CAPA ``LOGIN-DELAY n``). Nothing was changed: a later run resumes."""
+
+    def __init__(self, message: str, *, code: str, wait: float | None = None):
+        super().__init__(message)
+        self.code = code
+        self.wait = wait

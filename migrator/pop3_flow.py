@@ -15,6 +15,13 @@ which finds everything confirmed so far in the checkpoint: no duplicates, nothin
 are deleted from the source only when asked (``pop3_delete``), only those the destination
 confirmed, only in a pass that completed, and only by a QUIT the server answered +OK: POP3 removes
 DELE-marked messages in its UPDATE state, so a session that dies before QUIT deletes nothing.
+
+Refusals are classified by the target (``migrator.replies``): a temporary one (SMTP 4xx such as
+greylisting, IMAP throttling) puts the message aside and it is sent again after a pause, in a few
+bounded rounds at the end of the pass; still refused, it is reported ``deferred`` and kept on the
+source. A full mailbox stops the run (exit 5). A login refused for now (POP3 [LOGIN-DELAY],
+[IN-USE]) is waited out when the wait is short (``replies.login_retry_delay``), else the run ends
+with ``LoginDeferred`` (exit 5), not as a wrong password.
 """
 
 from __future__ import annotations
@@ -27,12 +34,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from migrator import dates
-from migrator.errors import ConnectionFailed, MigratorError, UsageError
+from migrator.backoff import defer_delay
+from migrator.errors import ConnectionFailed, LoginDeferred, MigratorError, UsageError
 from migrator.identity import Identity, IdentityIndex, identity_of, message_id_of
 from migrator.pop3_targets import DeliveryTarget, ImapTarget, open_target
 from migrator.progress import NullProgress, ProgressSink
+from migrator.replies import RETRY_LATER, STOP_RUN, login_retry_delay
 from migrator.report import ConnectionReport, DateFallback, FolderReport, ItemError, MigrationReport, Pop3Report, SkippedItem
-from migrator.sinks.imap import AppendInterrupted, refusal_reason
+from migrator.sinks.imap import AppendInterrupted
 from migrator.sources.pop3 import Pop3Listing, Pop3Source
 from migrator.state import Pop3Confirmed, State, default_state_path
 from migrator.urls import Endpoint
@@ -110,9 +119,17 @@ class _Checkpoint:
         return None
 
 
+@dataclass
+class Deferred:
+    message: Pop3Message
+    text: str  # the server's last temporary refusal
+    delay: float | None  # the wait it asked for, when it said
+
+
 class Pop3Run:
-    def __init__(self, source: Endpoint, dest: Endpoint, options, progress: ProgressSink):
+    def __init__(self, source: Endpoint, dest: Endpoint, options, progress: ProgressSink, *, sleep=time.sleep):
         self.source, self.dest, self.options, self.progress = source, dest, options, progress
+        self.sleep = sleep  # injectable: tests do not wait out LOGIN-DELAY, lock or greylisting pauses
         self.report = MigrationReport(
             source=source.url.display(),
             destination=dest.url.display(),
@@ -126,6 +143,7 @@ class Pop3Run:
         self.started_rows = 0
         self.deletable: set[int] = set()  # message numbers of this session the destination confirmed
         self.refused: set[str] = set()  # state keys refused in an earlier pass: reported once, not resent
+        self.deferred: list[Deferred] = []  # temporarily refused in this pass: sent again after a pause
         self.folder = FolderReport(source=SOURCE_FOLDER, destination="")
 
     # Recording ------------------------------------------------------------------------------
@@ -148,10 +166,25 @@ class Pop3Run:
 
     # The run --------------------------------------------------------------------------------
 
+    def open_session(self) -> Pop3Source:
+        """Log in; a login refused for now is tried again after the wait the server allows,
+        when that is short (``replies.login_retry_delay``), else ``LoginDeferred`` is raised."""
+        attempt = 0
+        while True:
+            try:
+                return Pop3Source(self.source)
+            except LoginDeferred as exc:
+                wait = login_retry_delay(exc.code, exc.wait, attempt)
+                if wait is None:
+                    raise
+                self.note(f"source login deferred ({exc.code}), tried again after {wait:g} s")
+                self.sleep(wait)
+                attempt += 1
+
     def execute(self) -> None:
         opts = self.options
-        self.session = Pop3Source(self.source)  # log in first: typed failures before anything is written
-        self.target = open_target(self.dest, opts.pop3_folder, dry_run=opts.dry_run)
+        self.session = self.open_session()  # log in first: typed failures before anything is written
+        self.target = open_target(self.dest, opts.pop3_folder, dry_run=opts.dry_run, sleep=self.sleep)
         self.folder.destination = self.target.folder
         self.report.folders = [self.folder]
         self.report.pop3 = Pop3Report(delivery=self.target.kind, folder=self.target.folder,
@@ -178,10 +211,11 @@ class Pop3Run:
                     break
                 self.note(f"source connection lost, resumed in a new session: {exc}")
                 try:
-                    self.session = Pop3Source(self.source)
+                    self.session = self.open_session()
                 except MigratorError as again:
                     self.report.aborted = f"source connection lost and could not be reopened: {again}"
                     break
+        self.report.pop3.destination_reconnects = self.target.reconnects
         self.finish_session()
 
     def _replace(self) -> None:
@@ -211,6 +245,7 @@ class Pop3Run:
         self.folder.source_count = len(messages)
         self.folder.already_present = 0
         self.deletable = set()
+        self.deferred = []
         checkpoint = self._checkpoint()
         if session.has_top:  # a message whose TOP fails is settled after its RETR
             by_number = {m.number: m for m in messages}
@@ -230,8 +265,33 @@ class Pop3Run:
                 self._copy(chunk, checkpoint)
                 if self.report.aborted:
                     return
+            self._retry_deferred(checkpoint)
         finally:
             self.progress.finish()
+
+    def _retry_deferred(self, checkpoint: _Checkpoint) -> None:
+        """Send the temporarily refused messages again after a pause, in bounded rounds (a
+        sending MTA's queue, squeezed into one run); what is still refused is reported
+        ``deferred`` and stays on the source for a later run."""
+        waited, rounds = 0.0, 0
+        while self.deferred and not self.report.aborted:
+            stated = [d.delay for d in self.deferred if d.delay is not None]
+            wait = defer_delay(rounds, max(stated) if stated else None)
+            if wait is None:
+                break
+            self.sleep(wait)
+            waited, rounds = waited + wait, rounds + 1
+            todo, self.deferred = self.deferred, []
+            for chunk in batches([d.message for d in todo], self.options.batch_size):
+                self._copy(chunk, checkpoint, retry=True)  # ConnectionFailed → new pass
+                if self.report.aborted:
+                    return
+        for d in self.deferred:
+            self.report.pop3.deferred += 1
+            self.skip(d.message, "deferred", f"temporarily refused, still after {rounds} retries over {waited:g} s "
+                      f"(kept on the source for a later run): {d.text}")
+        if self.deferred:
+            self.note(f"{len(self.deferred)} message(s) deferred by the destination: kept on the source, run again later")
 
     def _checkpoint(self) -> _Checkpoint:
         rows = self.state.pop3_done() if self.state else []
@@ -253,7 +313,9 @@ class Pop3Run:
             self.state.pop3_record([Pop3Confirmed(m.uidl, str(m.identity), self.target.folder, None, "matched")])
         return True
 
-    def _copy(self, chunk: list[Pop3Message], checkpoint: _Checkpoint) -> None:
+    def _copy(self, chunk: list[Pop3Message], checkpoint: _Checkpoint, *, retry: bool = False) -> None:
+        """RETR and store one batch. ``retry``: deferred messages again (already dated and counted
+        in the progress once)."""
         assert self.session is not None and self.target is not None
         bodies = self.session.retrieve([m.number for m in chunk])  # ConnectionFailed → new pass
         todo: list[tuple[Pop3Message, bytes]] = []
@@ -272,10 +334,11 @@ class Pop3Run:
         items = []
         for m, raw in todo:
             resolved = dates.resolve(None, raw)
-            self.report.date_fallbacks.append(
-                DateFallback(folder=SOURCE_FOLDER, uid=m.number, used=resolved.used,
-                             detail=f"POP3 (UIDL {m.uidl or 'none'}): {resolved.detail}")
-            )
+            if not retry:
+                self.report.date_fallbacks.append(
+                    DateFallback(folder=SOURCE_FOLDER, uid=m.number, used=resolved.used,
+                                 detail=f"POP3 (UIDL {m.uidl or 'none'}): {resolved.detail}")
+                )
             items.append((raw, resolved.instant))
         lost: AppendInterrupted | None = None
         try:
@@ -289,16 +352,19 @@ class Pop3Run:
                 self.deletable.add(m.number)
                 nbytes += m.size
             else:
-                reason = refusal_reason(res.text)
-                self.skip(m, reason, res.text, raw)
+                verdict = self.target.verdict(res.text)
+                if verdict.action == RETRY_LATER:
+                    self.deferred.append(Deferred(m, res.text, verdict.delay))
+                    continue
+                self.skip(m, verdict.reason, res.text, raw)
                 self.refused.add(str(state_key(m.uidl, m.identity)))
-                if reason == "over-quota":
-                    self.report.aborted = f"destination over quota: {res.text}"
+                if verdict.action == STOP_RUN:
+                    self.report.aborted = f"destination over quota (nothing more can be delivered): {res.text}"
         if self.state:
             self.state.pop3_record(confirmed)
         self.folder.copied += len(confirmed)
         self.folder.bytes += nbytes
-        self.progress.advance(SOURCE_FOLDER, len(chunk), nbytes)
+        self.progress.advance(SOURCE_FOLDER, 0 if retry else len(chunk), nbytes)
         if lost is not None:
             # The fate of the rest is unknown: stop; a re-run matches what landed (IMAP) by identity.
             self.report.aborted = f"destination connection lost: {lost}"
@@ -404,11 +470,13 @@ def write_uidl_map(path: Path, state: State | None, report: MigrationReport, uid
         report.pop3.uidl_map = str(path)
 
 
-def migrate_pop3(source: Endpoint, dest: Endpoint, options, progress: ProgressSink | None = None) -> MigrationReport:
+def migrate_pop3(source: Endpoint, dest: Endpoint, options, progress: ProgressSink | None = None,
+                 *, sleep=time.sleep) -> MigrationReport:
     """Copy a POP3 inbox (see the module docstring). Login failures raise before anything is
-    written (``AuthenticationFailed``, ``ConnectionFailed``, ``TlsFailure``); the rest is reported."""
+    written (``AuthenticationFailed``, ``LoginDeferred``, ``ConnectionFailed``, ``TlsFailure``);
+    the rest is reported. ``sleep``: how pauses are waited (tests pass a fake)."""
     t0 = time.monotonic()
-    run = Pop3Run(source, dest, options, progress or NullProgress())
+    run = Pop3Run(source, dest, options, progress or NullProgress(), sleep=sleep)
     try:
         run.execute()
     except KeyboardInterrupt:

@@ -3,17 +3,22 @@
 
 An IMAP target can also say what the folder already holds (identities, for merge matching); a
 delivery target cannot read its mailbox, so there only the checkpoint prevents duplicates.
+Each target also says what a refusal means (``verdict``: skip, retry later, stop the run). A
+delivery target handles SMTP's 421 itself: it reconnects and sends the same message again.
 """
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 
+from migrator.backoff import MAX_DELAY, backoff_delay, retry_delay
 from migrator.errors import ConnectionFailed, UsageError
 from migrator.folders import destination_name
 from migrator.identity import IdentityIndex
 from migrator.imapconn import expect_ok
-from migrator.sinks.imap import AppendInterrupted, AppendItem, AppendResult, ImapSink
+from migrator.replies import RECONNECT, RETRY_LATER, SKIP, STOP_RUN, Verdict, classify_smtp
+from migrator.sinks.imap import AppendInterrupted, AppendItem, AppendResult, ImapSink, refusal_reason
 from migrator.sinks.lmtp import LOSSES as DELIVERY_LOSSES
 from migrator.sinks.lmtp import DeliverySink
 from migrator.urls import Endpoint
@@ -28,6 +33,7 @@ IMAP_LOSSES = [
 
 class ImapTarget:
     via = "appended"
+    reconnects = 0  # the IMAP path does not reconnect the destination
 
     def __init__(self, endpoint: Endpoint, folder_path: str, *, create: bool = True):
         self.sink = ImapSink(endpoint)
@@ -59,6 +65,17 @@ class ImapTarget:
         ``AppendInterrupted`` carrying the replies read before the loss."""
         return self.sink.append_batch(self.folder, [AppendItem(raw, [], when) for raw, when in batch])
 
+    @staticmethod
+    def verdict(text: str) -> Verdict:
+        """A refused APPEND: [OVERQUOTA] stops the run, throttling is retried later, the rest skipped."""
+        reason = refusal_reason(text)
+        if reason == "over-quota":
+            return Verdict(STOP_RUN, reason, None, None)
+        wait = retry_delay(text, 0)
+        if reason == "refused" and wait is not None:
+            return Verdict(RETRY_LATER, "deferred", None, None, wait)
+        return Verdict(SKIP, reason, None, None)
+
     def close(self) -> None:
         self.sink.close()
 
@@ -66,8 +83,10 @@ class ImapTarget:
 class DeliveryTarget:
     via = "delivered"
     uidvalidity = None
+    reconnects = 0  # new connections after a 421
 
-    def __init__(self, endpoint: Endpoint):
+    def __init__(self, endpoint: Endpoint, *, sleep=time.sleep):
+        self.sleep = sleep  # injectable: tests do not wait out the reconnect backoff
         self.sink = DeliverySink(endpoint)
         self.kind = "lmtp" if endpoint.url.scheme == "lmtp" else "smtp"
         self.folder = endpoint.url.user
@@ -79,22 +98,45 @@ class DeliveryTarget:
     def identities(self) -> IdentityIndex | None:
         return None  # a delivery protocol cannot look into the mailbox
 
+    verdict = staticmethod(classify_smtp)
+
     def store(self, batch: list[tuple[bytes, datetime | None]]) -> list[AppendResult]:
+        """Deliver each message; stops early after a reply that stops the run (over quota): the
+        rest would be refused too. A lost connection raises ``AppendInterrupted``."""
         results: list[AppendResult] = []
         for raw, _ in batch:  # the destination stamps delivery time: the date cannot be passed
             try:
-                results.append(self.sink.deliver(raw))
+                results.append(self._deliver(raw))
             except ConnectionFailed as exc:
                 raise AppendInterrupted(str(exc), results) from None
+            if not results[-1].ok and classify_smtp(results[-1].text).action == STOP_RUN:
+                break
         return results
+
+    def _deliver(self, raw: bytes) -> AppendResult:
+        """One message; after a 421 (the server closed the channel without taking it) the same
+        message again on a new connection, with a growing pause, a bounded number of times."""
+        attempt = 0
+        while True:
+            res = self.sink.deliver(raw)
+            said = None if res.ok else classify_smtp(res.text)
+            if said is None or said.action != RECONNECT:
+                return res
+            wait = backoff_delay(attempt)
+            if wait is None:
+                raise ConnectionFailed(f"{self.sink.where}: closed the connection {attempt + 1} times: {res.text}")
+            self.sleep(min(said.delay, MAX_DELAY) if said.delay else wait)
+            self.sink.reconnect()
+            self.reconnects += 1
+            attempt += 1
 
     def close(self) -> None:
         self.sink.close()
 
 
-def open_target(endpoint: Endpoint, folder_path: str, *, dry_run: bool) -> ImapTarget | DeliveryTarget:
+def open_target(endpoint: Endpoint, folder_path: str, *, dry_run: bool, sleep=time.sleep) -> ImapTarget | DeliveryTarget:
     if endpoint.url.scheme not in DELIVERY_SCHEMES + ("imap", "imaps"):
         raise UsageError(f"a POP3 source goes to imap://, imaps://, lmtp:// or smtp://, not {endpoint.url.scheme}://")
     if endpoint.url.scheme in DELIVERY_SCHEMES:
-        return DeliveryTarget(endpoint)
+        return DeliveryTarget(endpoint, sleep=sleep)
     return ImapTarget(endpoint, folder_path, create=not dry_run)

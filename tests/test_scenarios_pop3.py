@@ -351,8 +351,9 @@ def test_session_lock_bites_an_engine_that_holds_two_sessions(monkeypatch, dovec
 
     monkeypatch.setattr(pop3_flow.Pop3Run, "execute", execute)
     result = run(POP3 / "session-lock.yaml")
-    assert result.failures[0].startswith("run 1 ended with exit code 4, expected 0: AuthenticationFailed: source pop3://")
-    assert result.failures[0].endswith("login refused: -ERR [IN-USE] Mailbox is locked by another POP3 session.")
+    # [IN-USE] is "later", not a wrong password: retried with backoff, then aborted (exit 5, resumable)
+    assert result.failures[0].startswith("run 1 ended with exit code 5, expected 0: LoginDeferred: source pop3://")
+    assert "-ERR [IN-USE] Mailbox is locked by another POP3 session." in result.failures[0]
 
 
 def test_uidl_map_scenarios_fail_without_the_map(monkeypatch, dovecot_available):

@@ -9,7 +9,8 @@ delivery); the server also adds its own trace headers (Return-Path, Delivered-To
 One message is one transaction (MAIL FROM, RCPT TO the URL's user, DATA); LMTP answers DATA once
 per recipient, so a refusal names this message alone. The envelope sender is the message's
 Return-Path when it has one, else the null sender ``<>`` (a bounce of a migrated message must
-not go back to its original author).
+not go back to its original author). What a refusal means (reconnect, retry later, stop, skip) is
+``migrator.replies.classify_smtp``'s call, made by the caller on the result's text.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from email.utils import parseaddr
 from migrator.dates import header_block, header_values
 from migrator.errors import AuthenticationFailed, ConnectionFailed, TlsFailure
 from migrator.imapconn import TIMEOUT, tls_context, tls_text
+from migrator.replies import auth_hint
 from migrator.sinks.imap import AppendResult
 from migrator.urls import Endpoint
 
@@ -44,20 +46,33 @@ def _reply_text(code: int, msg: bytes | str) -> str:
     return f"{code} {text}"
 
 
+def _xoauth2(user: str, token: str):
+    """smtplib's SASL callback for XOAUTH2: the initial response, then an empty line to a 334
+    challenge (which carries the error JSON of a refused token) so the server sends its 535."""
+
+    def answer(challenge: bytes | None = None) -> str:
+        return f"user={user}\x01auth=Bearer {token}\x01\x01" if challenge is None else ""
+
+    return answer
+
+
 class DeliverySink:
     """One LMTP/SMTP connection delivering to ``endpoint.url.user``. Not thread-safe."""
 
     def __init__(self, endpoint: Endpoint):
         self.endpoint = endpoint
-        url = endpoint.url
-        self.where = f"destination {url.display()}"
-        self.recipient = url.user
+        self.where = f"destination {endpoint.url.display()}"
+        self.recipient = endpoint.url.user
+        self._connect()
+
+    def _connect(self) -> None:
+        url = self.endpoint.url
         self.tls = "implicit" if url.implicit_tls else "none"
         try:
             if url.scheme == "lmtp":
                 self.client: smtplib.SMTP = smtplib.LMTP(url.host, url.port, timeout=TIMEOUT)
             elif url.implicit_tls:
-                self.client = smtplib.SMTP_SSL(url.host, url.port, timeout=TIMEOUT, context=tls_context(endpoint))
+                self.client = smtplib.SMTP_SSL(url.host, url.port, timeout=TIMEOUT, context=tls_context(self.endpoint))
             else:
                 self.client = smtplib.SMTP(url.host, url.port, timeout=TIMEOUT)
             self.client.ehlo_or_helo_if_needed()
@@ -65,7 +80,8 @@ class DeliverySink:
         except ssl.SSLError as exc:
             raise TlsFailure(f"{self.where}: TLS failure: {tls_text(exc)}") from None
         except smtplib.SMTPAuthenticationError as exc:
-            raise AuthenticationFailed(f"{self.where}: login refused: {_reply_text(exc.smtp_code, exc.smtp_error)}") from None
+            text = _reply_text(exc.smtp_code, exc.smtp_error)
+            raise AuthenticationFailed(f"{self.where}: login refused: {text}{auth_hint(text)}") from None
         except (OSError, smtplib.SMTPException) as exc:
             raise ConnectionFailed(f"{self.where}: cannot connect: {exc}") from None
 
@@ -79,8 +95,15 @@ class DeliverySink:
             elif url.starttls == "required":
                 raise TlsFailure(f"{self.where}: STARTTLS required but not advertised")
         secret = self.endpoint.password.reveal()
-        if secret and client.has_extn("auth"):
+        if secret and url.auth == "xoauth2":  # the secret is the token (SASL XOAUTH2, one step)
+            client.auth("XOAUTH2", _xoauth2(url.user, secret))
+        elif secret and client.has_extn("auth"):
             client.login(url.user, secret)
+
+    def reconnect(self) -> None:
+        """A new connection (after a 421, which closes the channel), logged in again."""
+        self.client.close()
+        self._connect()
 
     def deliver(self, raw: bytes) -> AppendResult:
         """One transaction; a refusal (4xx/5xx) is a failed result, a lost connection raises."""

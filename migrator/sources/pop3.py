@@ -25,14 +25,13 @@ import socket
 import ssl
 from dataclasses import dataclass
 
-from migrator.errors import AuthenticationFailed, ConnectionFailed, ProtocolError, TlsFailure
+from migrator.errors import AuthenticationFailed, ConnectionFailed, LoginDeferred, ProtocolError, TlsFailure
 from migrator.imapconn import TIMEOUT, tls_context, tls_text
+from migrator.replies import auth_hint, login_delay_of, temporary_login_code
 from migrator.urls import Endpoint
 
 MAX_LINE = 1 << 20  # longest reply line accepted (poplib's own limit is 2048 bytes)
 _APOP_STAMP = re.compile(rb"<[^<>@\s]+@[^<>\s]+>")
-_APP_PASSWORD = re.compile(r"application-specific password|app password|InvalidSecondFactor", re.IGNORECASE)
-_BASIC_DISABLED = re.compile(r"basic auth|BasicAuthBlocked|authentication disabled|5\.7\.139", re.IGNORECASE)
 
 
 # Pure protocol helpers -------------------------------------------------------------------------
@@ -82,16 +81,26 @@ def join_lines(lines: list[bytes]) -> bytes:
 
 
 def auth_error(where: str, text: str, *, oauth_offered: bool = False) -> AuthenticationFailed:
-    """A refused login with the provider's reason spelled out (app-password-required,
-    basic-auth-disabled): the fix is on the account, not in the password. ``oauth_offered``: the
-    refused login used a password while the server offers XOAUTH2 (Microsoft's POP3 says only
-    "Logon failure: unknown user name or bad password." when basic auth is off)."""
-    hint = ""
-    if _APP_PASSWORD.search(text):
-        hint = " (the provider wants an application-specific password, not the account password)"
-    elif _BASIC_DISABLED.search(text) or oauth_offered:
-        hint = " (basic authentication is disabled for this account or tenant: use OAuth (?auth=xoauth2) or ask the admin)"
-    return AuthenticationFailed(f"{where}: login refused: {text}{hint}")
+    """A refused login with the provider's reason spelled out (``migrator.replies.auth_hint``):
+    app-password-required, basic-auth-disabled — the fix is on the account, not in the password."""
+    return AuthenticationFailed(f"{where}: login refused: {text}{auth_hint(text, oauth_offered=oauth_offered)}")
+
+
+def login_refusal(where: str, text: str, caps: dict[str, list[str]], *, oauth_offered: bool = False
+                  ) -> AuthenticationFailed | LoginDeferred:
+    """A refused login as a typed error: ``LoginDeferred`` when its response code says "later"
+    (RFC 2449 [LOGIN-DELAY], [IN-USE]; RFC 3206 [SYS/TEMP]), else ``AuthenticationFailed``."""
+    code = temporary_login_code(text)
+    if code is None:
+        return auth_error(where, text, oauth_offered=oauth_offered)
+    wait = login_delay_of(caps) if code == "LOGIN-DELAY" else None
+    why = {
+        "LOGIN-DELAY": f"the server allows one login every {wait:.0f} s" if wait else "the server wants a pause between logins",
+        "IN-USE": "another session holds the mailbox lock",
+        "SYS/TEMP": "a temporary server problem",
+    }[code]
+    return LoginDeferred(f"{where}: login deferred, not a wrong password ({why}): {text}; nothing was changed, "
+                         "run again later to resume", code=code, wait=wait)
 
 
 def _text(exc: BaseException) -> str:
@@ -218,7 +227,8 @@ class Pop3Source:
             return "user"
         except ProtocolError as exc:
             text = str(exc).removeprefix(f"{self.where}: ")
-            raise auth_error(self.where, text, oauth_offered=want != "xoauth2" and "XOAUTH2" in sasl) from None
+            raise login_refusal(self.where, text, self.caps_before,
+                                oauth_offered=want != "xoauth2" and "XOAUTH2" in sasl) from None
 
     def _sasl(self, mechanism: str, response: str) -> None:
         """SASL per RFC 5034. PLAIN sends its initial response with the command. XOAUTH2 goes in
