@@ -1,0 +1,92 @@
+"""The quirk scenarios pass with every mitigation on, and catch the damage with one switched off.
+
+Each damage test runs a library scenario with ``migration.options.disable: [name]`` and asserts
+the verifier reports what a naive engine does to the mail (duplicates, wrong dates, missing
+messages, merged folders): proof that the scenario can fail.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scenarios.model import Scenario, load_scenario
+from scenarios.runner import ScenarioResult, run_scenario
+
+LIBRARY = Path(__file__).resolve().parent.parent / "scenarios" / "library"
+QUIRKS = sorted((LIBRARY / "quirks").glob("*.yaml"))
+
+
+def scenario(name: str, area: str = "quirks") -> Scenario:
+    return load_scenario(LIBRARY / area / f"{name}.yaml")
+
+
+def without(name: str, mitigation: str, area: str = "quirks") -> ScenarioResult:
+    """The scenario run with one mitigation switched off."""
+    s = scenario(name, area)
+    options = {**s.migration.options, "disable": [mitigation]}
+    return run_scenario(s.model_copy(update={"migration": s.migration.model_copy(update={"options": options})}))
+
+
+def failed_with(result: ScenarioResult, *phrases: str) -> None:
+    assert not result.passed, "the scenario passed with its mitigation off: it cannot catch the damage"
+    text = "\n".join(result.failures)
+    for phrase in phrases:
+        assert phrase in text, f"{phrase!r} not in the failures:\n{text}"
+
+
+@pytest.mark.parametrize("path", QUIRKS, ids=[p.stem for p in QUIRKS])
+def test_quirk_scenario_passes_with_every_mitigation_on(path: Path):
+    result = run_scenario(load_scenario(path))
+    assert result.error is None, result.error
+    if result.skipped:
+        pytest.skip(result.skipped)
+    assert result.passed, "\n".join(result.failures)
+
+
+def test_every_scenario_name_is_unique_across_the_library():
+    names = [load_scenario(p).name for p in LIBRARY.glob("*/*.yaml")]
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
+
+
+def test_case_collision_merge_is_caught():
+    result = without("case-insensitive-folders", "case-collision-rename")
+    failed_with(result, "destination folder 'Projects' holds 5 messages, expected 3",
+                "destination folder 'projects (2)' does not exist", "2 unexpected messages")
+
+
+def test_reserved_name_left_behind_is_caught():
+    result = without("m365-reserved-folders", "folder-rename")
+    failed_with(result, "run 1 ended with exit code 1, expected 0", "destination folder 'Files (2)' does not exist")
+    assert result.runs[0].report["errors"][0]["message"].endswith("Folder name is reserved")
+
+
+def test_refused_whitespace_name_left_behind_is_caught():
+    result = without("folder-name-restrictions", "folder-rename")
+    failed_with(result, "destination folder 'Old Mail' does not exist")
+
+
+def test_throttled_appends_lost_without_backoff_are_caught():
+    result = without("m365-throttled-backoff", "throttle-backoff")
+    failed_with(result, "the destination is not identical to the source: 1 missing", "run 1 copied 23 messages, expected 24")
+    assert {s["reason"] for s in result.runs[0].report["skipped"]} == {"refused"}
+
+
+def test_connection_loss_without_resume_is_caught():
+    result = without("exchange-bye-after-errors", "reconnect-resume")
+    failed_with(result, "run 1 ended with exit code 5, expected 1", "missing messages at the destination, expected 3")
+    assert "destination connection lost" in result.runs[0].report["aborted"]
+
+
+def test_dates_reset_without_internaldate_are_caught():
+    result = without("bad-dates-into-simulator", "internaldate")
+    failed_with(result, "date mismatches")
+    assert result.verify.total("date_mismatches") == result.verify.total("date_mismatches") > 0
+    assert result.verify.total("missing") == 0  # the mail is there; only its dates are wrong
+
+
+def test_duplicates_after_a_rerun_without_identity_matching_are_caught():
+    result = without("lost-checkpoint-rematch", "identity-dedup")
+    failed_with(result, "run 1 copied", "duplicated messages at the destination, expected 0")
+    assert result.verify.total("duplicated") == scenario("lost-checkpoint-rematch").source.fixture.messages + 2 + 2
