@@ -14,6 +14,7 @@ from typing import ClassVar
 from twisted.internet import defer, protocol
 from twisted.internet.interfaces import IDelayedCall
 
+from simulators.faults import FaultPlan, FaultyTransport
 from simulators.profiles import Profile
 from simulators.quirks import build_all
 from simulators.reactor import reactor
@@ -35,6 +36,7 @@ class FrontFactory(protocol.Factory):
         self.implicit_tls = implicit_tls
         self.connections: set[FrontProtocol] = set()
         self.quirks = build_all(profile.quirks, self.protocol_name)
+        self.faults = FaultPlan(profile.faults, self.clock)  # FaultError (a ValueError) when bad
 
     @property
     def autologout_seconds(self) -> float:
@@ -57,8 +59,14 @@ class FrontProtocol(protocol.Protocol):
         self._closing = False
 
     def _register(self) -> None:
+        if self.factory.faults:  # writes and closes of this connection go through its faults
+            self.transport = self.factory.faults.wrap(self.transport)
         self.factory.connections.add(self)
         self._timer = self.factory.clock.callLater(self.factory.autologout_seconds, self._autologout)
+
+    def _inbound(self, data: bytes) -> bool:
+        """Received bytes pass the faults (False: drop them, the connection is being cut)."""
+        return not isinstance(self.transport, FaultyTransport) or self.transport.received(data)
 
     def _touch(self) -> None:
         if self._timer is not None and self._timer.active():

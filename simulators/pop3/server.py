@@ -26,6 +26,8 @@ class Pop3ServerProtocol(FrontProtocol):
         self._emit(self.session.start())
 
     def dataReceived(self, data: bytes) -> None:
+        if not self._inbound(data):
+            return
         self._touch()
         self._emit(self.session.receive_data(data))
 

@@ -126,6 +126,8 @@ class Profile(BaseModel):
     # Optional: profiles without an ``ews:`` block get Exchange 2016's answers.
     ews: EwsSettings = Field(default_factory=EwsSettings)
     quirks: list[QuirkSpec] = []
+    # Transport faults (simulators.faults), same {name, params} shape as quirks.
+    faults: list[QuirkSpec] = []
 
     def special_use_of(self, path: tuple[str, ...]) -> str | None:
         for key, parts in self.special_folders.items():
@@ -138,6 +140,12 @@ class Profile(BaseModel):
         names = {q.name for q in extra}
         kept = [q for q in self.quirks if q.name not in names]
         return self.model_copy(update={"quirks": kept + list(extra)})
+
+    def with_faults(self, extra: list[QuirkSpec]) -> Profile:
+        """A copy with more faults; a fault named again replaces the profile's parameters."""
+        names = {f.name for f in extra}
+        kept = [f for f in self.faults if f.name not in names]
+        return self.model_copy(update={"faults": kept + list(extra)})
 
 
 def profile_names() -> list[str]:
