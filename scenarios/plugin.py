@@ -81,9 +81,18 @@ class ScenarioItem(pytest.Item):
         except Exception:
             self._stash(self._errored(traceback.format_exc()))
             raise
+        gap = load_scenario(self.path).known_gap
+        if gap and not result.skipped and not result.error:
+            if result.passed:  # strict, like pytest's xfail(strict=True): a stale marker hides nothing
+                result.passed = False
+                result.failures = [f"passes although it states the known gap {gap!r}: remove its known_gap line"]
+            else:
+                result.known_gap = gap
         self._stash(result)
         if result.skipped:
             pytest.skip(result.skipped)
+        if result.known_gap:
+            pytest.xfail(f"known gap: {result.known_gap}")
         if not result.passed:
             raise ScenarioFailed(result)
 

@@ -56,6 +56,7 @@ class ScenarioResult(BaseModel):
     source_counts: dict[str, int] = {}  # source messages per folder after the last run
     live: dict[str, Any] | None = None  # migration.live_traffic's fate (scenarios.live.LiveRun.outcome)
     seconds: float = 0.0
+    known_gap: str | None = None  # the scenario's known_gap, when it failed as that gap says
 
 
 def run_scenario(scenario: Scenario, *, after_migration: Callable[[Side, Side], None] | None = None) -> ScenarioResult:

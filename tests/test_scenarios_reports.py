@@ -97,7 +97,7 @@ def test_junit_groups_by_area_and_carries_the_failure_sentences(tmp_path):
 def test_report_json_round_trips_with_totals_and_environment(tmp_path):
     reports.write_all(RESULTS, tmp_path)
     data = json.loads((tmp_path / "report.json").read_text())
-    assert data["totals"] == {"total": 4, "passed": 1, "failed": 1, "skipped": 1, "error": 1, "seconds": 6.0}
+    assert data["totals"] == {"total": 4, "passed": 1, "failed": 1, "known-gap": 0, "skipped": 1, "error": 1, "seconds": 6.0}
     assert data["environment"]["python"]
     again = reports.read_json(tmp_path / "report.json")
     assert [r.name for r in again] == [r.name for r in RESULTS]
@@ -109,7 +109,7 @@ def test_summary_table_shows_each_scenario_with_its_first_failure():
     console.print(reports.summary_table(RESULTS))
     text = console.export_text()
     assert "run 2 copied 3 messages, expected 0" in text and "another sentence" not in text
-    assert "1 passed, 1 failed, 1 errors, 1 skipped" in text
+    assert "1 passed, 1 failed, 0 known gaps, 1 errors, 1 skipped" in text
     for name in ("plain", "rerun", "needs-dovecot", "broken"):
         assert name in text
 
@@ -138,4 +138,4 @@ def test_html_report_escapes_and_lists_every_scenario(tmp_path):
     page = (tmp_path / "report.html").read_text()
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert page.count("<tr><td>") == 5
-    assert "1 passed, 2 failed, 1 errors, 1 skipped" in page
+    assert "1 passed, 2 failed, 0 known gaps, 1 errors, 1 skipped" in page
