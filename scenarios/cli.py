@@ -161,6 +161,9 @@ def _add_serve(sub) -> None:
     p.add_argument("--password-env", metavar="VAR", help="environment variable holding the password "
                    "(default: a random one, written to a file whose path is printed)")
     p.add_argument("--quirk", action="append", default=[], metavar="NAME:K=V,...", help="add a quirk (repeatable)")
+    p.add_argument("--fault", action="append", default=[], metavar="NAME:K=V,...",
+                   help="add a transport fault to the IMAP and POP3 fronts, e.g. bye-mid-fetch:after_bytes=50000 "
+                   "(repeatable; see simulators/faults.py)")
     p.add_argument("--fronts", default=",".join(FRONTS), metavar="LIST",
                    help="which fronts to serve the one store through, comma-separated from "
                    f"{', '.join(FRONTS)} (default: all)")
@@ -202,12 +205,16 @@ def _validated(model, data, where):
 def cmd_serve(args: argparse.Namespace) -> int:
     from migrator.urls import resolve_secret
     from simulators.profiles import ProfileError, load_profile
+    from simulators.faults import FaultPlan, FaultSpec
     from simulators.quirks import QuirkError, QuirkSpec, build_all
 
     try:
         profile = load_profile(args.profile)
         if args.quirk:
             profile = profile.with_quirks([QuirkSpec.parse(q) for q in args.quirk])
+        if args.fault:
+            profile = profile.with_faults([FaultSpec.parse(f) for f in args.fault])
+            FaultPlan(profile.faults, clock=None)  # unknown names and bad parameters: a usage error now
         fronts = _fronts(args.fronts)
         for front in fronts:
             build_all(profile.quirks, front)  # unknown names and bad parameters: a usage error now

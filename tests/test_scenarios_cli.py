@@ -182,3 +182,19 @@ def test_serve_prints_url_and_cafile_serves_the_fixture_and_stops_on_ctrl_c(tmp_
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
+
+
+@pytest.mark.parametrize(
+    "extra, says",
+    [
+        (["--fault", "nope:x=1"], "unknown fault 'nope'"),
+        (["--fault", "drop-after-bytes:bytes=soon"], "fault 'drop-after-bytes'"),
+        (["--quirk", "no-such-quirk"], "unknown quirk 'no-such-quirk'"),
+        (["--fronts", "imap,fax"], "--fronts: unknown fax"),
+    ],
+)
+def test_serve_refuses_bad_faults_quirks_and_fronts_before_serving(extra, says, capsys):
+    from scenarios.cli import main
+
+    assert main(["serve", "--profile", "generic", *extra]) == 2
+    assert says in capsys.readouterr().err
