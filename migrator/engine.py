@@ -444,14 +444,17 @@ class _Run:
                 self.fail(job, m.uid, exc)
         todo = list(zip(sources, items))
         nbytes = 0
+        confirm = self.mitigations.on("gmail-append-confirm") and sink.gmail
         for attempt in itertools.count():
             lost: AppendInterrupted | None = None
+            mids = [message_id_of(m.raw) for (m, _), _ in todo] if confirm else []
+            before = sink.message_id_counts(plan.destination, sorted(set(filter(None, mids)))) if confirm else {}
             try:
                 results = sink.append_batch(plan.destination, [item for _, item in todo])
             except AppendInterrupted as exc:
                 results, lost = exc.results, exc
-            if self.mitigations.on("gmail-append-confirm") and sink.gmail:
-                results = self._confirm_stored(job, sink, [m for (m, _), _ in todo], results)
+            if confirm:
+                results = self._confirm_stored(job, sink, mids, before, results)
             confirmed, retry, delay, added = [], [], 0.0, 0
             backoff = self.mitigations.on("throttle-backoff")
             for ((m, ident), item), res in zip(todo, results):
@@ -463,7 +466,7 @@ class _Run:
                     retry.append(((m, ident), item))
                     delay = max(delay, wait)
                 else:
-                    reason = refusal_reason(res.text)
+                    reason = res.reason or refusal_reason(res.text)
                     self.skip(job, m.uid, reason, res.text, message_id_of(m.raw))
                     if reason == "over-quota":
                         self.abort(f"destination over quota in {plan.destination!r}: {res.text}")
@@ -482,18 +485,22 @@ class _Run:
             todo = retry
         return nbytes
 
-    def _confirm_stored(self, job: FolderJob, sink: ImapSink, messages: list[SourceMessage],
+    def _confirm_stored(self, job: FolderJob, sink: ImapSink, mids: list[str | None], before: dict[str, int],
                         results: list[AppendResult]) -> list[AppendResult]:
-        """gmail-append-dedup: an OK with an APPENDUID is no proof at Gmail; a message counts as
-        stored only when a search finds its Message-ID in the folder (without one: trusted)."""
-        mids = {m.uid: message_id_of(m.raw) for m, r in zip(messages, results) if r.ok}
-        found = sink.present_message_ids(job.plan.destination, sorted({v for v in mids.values() if v}))
+        """gmail-append-dedup: an OK with an APPENDUID is no proof at Gmail. Per Message-ID, the
+        folder must hold as many more messages as APPENDs were answered OK; the ones beyond what
+        landed are "not-stored". Messages without a Message-ID cannot be checked and are trusted."""
+        after = sink.message_id_counts(job.plan.destination, sorted(before))
+        landed = {mid: after[mid] - before[mid] for mid in before}
         out = []
-        for m, res in zip(messages, results):
-            mid = mids.get(m.uid)
-            if res.ok and mid and mid not in found:
-                res = AppendResult(False, None, f"not stored: APPEND answered OK{f' (UID {res.uid})' if res.uid else ''} "
-                                   f"but Message-ID {mid} is not in {job.plan.destination!r} (gmail-append-dedup)")
+        for mid, res in zip(mids, results):
+            if res.ok and mid in landed:
+                if landed[mid] > 0:
+                    landed[mid] -= 1
+                else:
+                    uid = f" (APPENDUID {res.uid})" if res.uid else ""
+                    res = AppendResult(False, None, f"APPEND answered OK{uid} but no new message with Message-ID "
+                                       f"{mid} is in {job.plan.destination!r} (gmail-append-dedup)", "not-stored")
             out.append(res)
         return out
 

@@ -43,6 +43,10 @@ def test_quirk_scenario_passes_with_every_mitigation_on(path: Path):
     if result.skipped:
         pytest.skip(result.skipped)
     assert result.passed, "\n".join(result.failures)
+    # Scenarios that expect missing messages (renamed folders, refusals) still judge every copy
+    # that did land: its INTERNALDATE instant, flags and bytes.
+    for problem in ("date_mismatches", "flag_mismatches", "byte_mismatches"):
+        assert result.verify.total(problem) == 0, result.verify.summary()
 
 
 def test_every_scenario_name_is_unique_across_the_library():
@@ -90,3 +94,34 @@ def test_duplicates_after_a_rerun_without_identity_matching_are_caught():
     result = without("lost-checkpoint-rematch", "identity-dedup")
     failed_with(result, "run 1 copied", "duplicated messages at the destination, expected 0")
     assert result.verify.total("duplicated") == scenario("lost-checkpoint-rematch").source.fixture.messages + 2 + 2
+
+
+def test_gmail_label_copies_without_msgid_handling_are_caught():
+    result = without("gmail-labels-once", "gmail-msgid")
+    failed_with(result, "run 1 copied 61 messages, expected 30",
+                "destination folder 'Réunions' holds 7 messages, expected 3",
+                "destination folder 'Archive' holds 0 messages, expected 3",
+                "destination folder '[Gmail]/All Mail' exists (30 messages), expected none")
+
+
+def test_gmail_report_says_what_was_collapsed():
+    report = run_scenario(scenario("gmail-labels-once")).runs[0].report
+    assert report["gmail_labels"] == "once" and report["collapsed"] == 31
+    rows = {f["source"]: f for f in report["folders"]}
+    assert rows["[Gmail]/All Mail"]["destination"] == "Archive" and rows["[Gmail]/All Mail"]["collapsed"] == 27
+    assert rows["Réunions"]["collapsed"] == 4
+    assert any("30 distinct messages by X-GM-MSGID" in n for n in report["notes"])
+
+
+def test_gmail_dedup_trusted_by_uid_is_caught():
+    result = without("gmail-append-dedup", "gmail-append-confirm")
+    failed_with(result, "run 1 ended with exit code 0, expected 1", "run 1 copied 16 messages, expected 14",
+                "0 messages skipped as 'not-stored' in INBOX, expected 2")
+    assert result.verify.total("missing") == 2  # what the report claimed as copied is not there
+
+
+def test_a_folder_of_exactly_1000_messages_is_flagged_unless_switched_off():
+    warned = run_scenario(scenario("gmail-1000-per-folder")).runs[0].report["folders"][0]["notes"]
+    assert any("exactly 1000 messages" in n for n in warned)
+    silent = without("gmail-1000-per-folder", "gmail-1000-warning").runs[0].report["folders"][0]["notes"]
+    assert not any("exactly 1000" in n for n in silent)

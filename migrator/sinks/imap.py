@@ -50,6 +50,7 @@ class AppendResult:
     ok: bool
     uid: int | None = None  # from APPENDUID when the server has UIDPLUS
     text: str = ""  # the server's text (the reason on NO/BAD)
+    reason: str | None = None  # a stable code when the engine, not the server, judged it (else from text)
 
 
 class AppendInterrupted(ConnectionFailed):
@@ -172,16 +173,14 @@ class ImapSink:
                 index.add(identity_of(_header_value(v), int(v.get(b"RFC822.SIZE", 0))))
         return index
 
-    def present_message_ids(self, folder: str, message_ids: list[str]) -> set[str]:
-        """Which of ``message_ids`` (as in the header, with <>) the selected folder holds, by
-        UID SEARCH HEADER Message-ID: Gmail answers a deduplicated APPEND with a UID of a message
-        it never stored (gmail-append-dedup), so only a search proves the copy is there."""
-        found: set[str] = set()
+    def message_id_counts(self, folder: str, message_ids: list[str]) -> dict[str, int]:
+        """How many messages of the selected folder carry each Message-ID (UID SEARCH HEADER):
+        Gmail answers a deduplicated APPEND with an APPENDUID of a message it never stored
+        (gmail-append-dedup), so only counting before and after proves a copy landed."""
+        out: dict[str, int] = {}
         for mid in message_ids:
-            uids = expect_ok(self.where(folder), self.client.search, ["HEADER", "Message-ID", mid])
-            if uids:
-                found.add(mid)
-        return found
+            out[mid] = len(expect_ok(self.where(folder), self.client.search, ["HEADER", "Message-ID", mid]))
+        return out
 
     def delete_all(self, folder: str, exists: int) -> int:
         """Replace mode: flag everything \\Deleted and EXPUNGE (folder selected read-write)."""
