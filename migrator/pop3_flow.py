@@ -18,8 +18,8 @@ DELE-marked messages in its UPDATE state, so a session that dies before QUIT del
 
 Refusals are classified by the target (``migrator.replies``): a temporary one (SMTP 4xx such as
 greylisting, IMAP throttling) puts the message aside and it is sent again after a pause, in a few
-bounded rounds at the end of the pass; still refused, it is reported ``deferred`` and kept on the
-source. A full mailbox stops the run (exit 5). A login refused for now (POP3 [LOGIN-DELAY],
+bounded rounds at the end of the pass (RETRieved again: bodies are not held in memory meanwhile);
+still refused, it is reported ``deferred`` and kept on the source. A full mailbox stops the run (exit 5). A login refused for now (POP3 [LOGIN-DELAY],
 [IN-USE]) is waited out when the wait is short (``replies.login_retry_delay``), else the run ends
 with ``LoginDeferred`` (exit 5), not as a wrong password.
 """

@@ -13,6 +13,7 @@ from migrator.backoff import DEFER_ROUNDS, backoff_delay, defer_delay
 from migrator.engine import MigrationOptions
 from migrator.errors import AuthenticationFailed, LoginDeferred
 from migrator.pop3_flow import migrate_pop3
+from migrator.pop3_targets import ImapTarget
 from migrator.replies import (
     RECONNECT, RETRY_LATER, SKIP, STOP_RUN, auth_hint, classify_smtp, login_delay_of, login_retry_delay, parse_reply,
     pop3_response_code, temporary_login_code,
@@ -57,6 +58,15 @@ def test_smtp_replies_are_classified(reply, action, reason, code, status):
     verdict = classify_smtp(reply)
     assert (verdict.action, verdict.reason, verdict.code, verdict.status) == (action, reason, code, status)
     assert classify_smtp(reply.decode()) == verdict  # str (AppendResult.text) and bytes alike
+
+
+def test_imap_target_refusals_use_the_same_verdicts():
+    verdict = ImapTarget.verdict
+    assert (verdict("NO [OVERQUOTA] Quota exceeded").action, verdict("NO [OVERQUOTA] x").reason) == (STOP_RUN, "over-quota")
+    assert (verdict("NO [TOOBIG] Message too large").action, verdict("NO [TOOBIG] x").reason) == (SKIP, "too-large")
+    throttled = verdict("NO Request is throttled. Suggested Backoff Time: 2000 milliseconds")
+    assert (throttled.action, throttled.reason, throttled.delay) == (RETRY_LATER, "deferred", 2.0)
+    assert verdict("NO [CANNOT] Invalid message").action == SKIP
 
 
 def test_a_stated_delay_is_read():
