@@ -125,3 +125,20 @@ def test_a_folder_of_exactly_1000_messages_is_flagged_unless_switched_off():
     assert any("exactly 1000 messages" in n for n in warned)
     silent = without("gmail-1000-per-folder", "gmail-1000-warning").runs[0].report["folders"][0]["notes"]
     assert not any("exactly 1000" in n for n in silent)
+
+
+@pytest.mark.parametrize("name, phrase", [
+    ("oauth-only", "the server offers OAuth: password logins may be disabled for this account or tenant"),
+    ("authenticated-but-not-connected", "logged in but refused"),
+])
+def test_refused_logins_are_classified_not_retried(name, phrase):
+    run = run_scenario(scenario(name)).runs
+    assert len(run) == 1 and run[0].exit_code == 4 and phrase in run[0].error
+
+
+def test_gmail_noselect_parent_is_skipped_and_localised_folders_map_by_role():
+    report = run_scenario(scenario("gmail-localised-special-folders")).runs[0].report
+    assert report["skipped_folders"] == [{"folder": "[Gmail]", "reason": "\\Noselect"}]
+    rows = {f["source"]: f["destination"] for f in report["folders"]}
+    assert rows["[Gmail]/Gesendet"] == "Sent" and rows["[Gmail]/Papierkorb"] == "Trash"
+    assert rows["[Gmail]/Alle Nachrichten"] == "Archive"

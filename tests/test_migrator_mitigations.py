@@ -1,0 +1,52 @@
+"""Mitigation switches: names validated, each asked at its one place, the report says what was off."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from migrator.engine import MigrationOptions
+from migrator.mitigations import MITIGATIONS, Mitigations, UnknownMitigation
+
+ENGINE = Path(__file__).resolve().parent.parent / "migrator" / "engine.py"
+
+
+def test_all_on_by_default_and_off_by_name():
+    assert all(Mitigations().on(n) for n in MITIGATIONS)
+    m = Mitigations(["internaldate"])
+    assert not m.on("internaldate") and m.on("identity-dedup")
+
+
+def test_unknown_names_are_refused_in_options_and_at_call_sites():
+    with pytest.raises(ValidationError, match="unknown mitigation 'internal-date'"):
+        MigrationOptions(disable=["internal-date"])
+    with pytest.raises(UnknownMitigation, match="known: identity-dedup"):
+        Mitigations().on("typo")
+    assert MigrationOptions(disable=["throttle-backoff"]).disable == ["throttle-backoff"]
+
+
+def test_every_mitigation_is_documented_and_asked_by_the_engine():
+    doc = (ENGINE.parent / "mitigations.py").read_text()
+    asked = [
+        node.args[0].value
+        for node in ast.walk(ast.parse(ENGINE.read_text()))
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "on"
+        and node.args and isinstance(node.args[0], ast.Constant)
+    ]
+    assert set(asked) == set(MITIGATIONS)
+    for name in MITIGATIONS:
+        assert f"| {name}" in doc, f"{name} has no row in the mitigations table"
+
+
+def test_the_report_lists_what_was_switched_off(tmp_path):
+    from scenarios.model import load_scenario
+    from scenarios.runner import run_scenario
+
+    s = load_scenario(Path(__file__).resolve().parent.parent / "scenarios/library/quirks/id-required.yaml")
+    s = s.model_copy(update={"migration": s.migration.model_copy(
+        update={"options": {"disable": ["internaldate", "appendlimit-skip"]}})})
+    report = run_scenario(s).runs[0].report
+    assert report["mitigations_off"] == ["appendlimit-skip", "internaldate"]
