@@ -273,7 +273,7 @@ class Pop3Run:
         """Send the temporarily refused messages again after a pause, in bounded rounds (a
         sending MTA's queue, squeezed into one run); what is still refused is reported
         ``deferred`` and stays on the source for a later run."""
-        waited, rounds = 0.0, 0
+        waited, rounds, first = 0.0, 0, len(self.deferred)
         while self.deferred and not self.report.aborted:
             stated = [d.delay for d in self.deferred if d.delay is not None]
             wait = defer_delay(rounds, max(stated) if stated else None)
@@ -290,8 +290,9 @@ class Pop3Run:
             self.report.pop3.deferred += 1
             self.skip(d.message, "deferred", f"temporarily refused, still after {rounds} retries over {waited:g} s "
                       f"(kept on the source for a later run): {d.text}")
-        if self.deferred:
-            self.note(f"{len(self.deferred)} message(s) deferred by the destination: kept on the source, run again later")
+        if first:
+            self.note(f"{first} message(s) temporarily refused by the destination (greylisting, throttling), sent again "
+                      f"over {waited:g} s; {len(self.deferred)} still deferred: kept on the source, run again later")
 
     def _checkpoint(self) -> _Checkpoint:
         rows = self.state.pop3_done() if self.state else []

@@ -197,6 +197,7 @@ def test_greylisting_is_retried_after_a_pause_and_then_deleted(tmp_path):
     assert (report.exit_code, report.copied, report.skipped_count, report.pop3.deferred) == (0, 5, 0, 0)
     assert each_once(store, msgs) and source(store) == []
     assert len(report.date_fallbacks) == 5  # dated once each, not once per attempt
+    assert any("5 message(s) temporarily refused" in n and "0 still deferred" in n for n in report.notes)
 
 
 def test_greylisting_longer_than_the_run_is_reported_deferred_and_kept(tmp_path):
