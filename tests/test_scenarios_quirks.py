@@ -128,7 +128,7 @@ def test_a_folder_of_exactly_1000_messages_is_flagged_unless_switched_off():
 
 
 @pytest.mark.parametrize("name, phrase", [
-    ("oauth-only", "the server offers OAuth: password logins may be disabled for this account or tenant"),
+    ("imap-oauth-only", "the server offers OAuth: password logins may be disabled for this account or tenant"),
     ("authenticated-but-not-connected", "logged in but refused"),
 ])
 def test_refused_logins_are_classified_not_retried(name, phrase):
