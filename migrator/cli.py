@@ -83,6 +83,12 @@ def add_migrate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--items", default="", metavar="KINDS",
                         help="what to import, comma-separated: mail,contacts,calendars,tasks,notes "
                         "(default: everything the source offers; IMAP and POP3 offer mail only)")
+    parser.add_argument("--gmail-labels", choices=("once", "per-label"), default="once",
+                        help="Gmail sources: copy each message once (into its first label's folder, default) "
+                        "or into every label's folder; archive-only mail goes to Archive either way")
+    parser.add_argument("--disable", action="append", default=[], metavar="MITIGATION",
+                        help="switch a quirk mitigation off (repeatable; names in migrator.mitigations), "
+                        "to reproduce what a naive tool does")
     parser.add_argument("--deleted-items", choices=("by-kind", "mail-only"), default="by-kind",
                         help="non-mail items found in Deleted Items: migrate them to their kind's collection "
                         "(by-kind, default) or report them as unmigratable (mail-only destinations)")
@@ -90,6 +96,7 @@ def add_migrate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_migrate(args: argparse.Namespace, *, console: Console | None = None) -> int:
     from migrator.engine import MigrationOptions, migrate, test_connection
+    from migrator.mitigations import UnknownMitigation, check_names
     from migrator.progress import NullProgress, RichProgress
 
     console = console or Console(stderr=False)
@@ -105,6 +112,11 @@ def run_migrate(args: argparse.Namespace, *, console: Console | None = None) -> 
                 reports.append(test_connection(endpoint_from_args(args, "pim"), role="pim destination"))
             console.print(connection_table(reports))
             return int(ExitCode.OK)
+        disabled = getattr(args, "disable", [])
+        try:
+            check_names(disabled)
+        except UnknownMitigation as exc:
+            raise UsageError(f"--disable: {exc}") from None
         options = MigrationOptions(
             mode=args.mode,
             target_root=[p for p in args.target_root.split("/") if p],
@@ -120,6 +132,8 @@ def run_migrate(args: argparse.Namespace, *, console: Console | None = None) -> 
             uidl_map_path=getattr(args, "uidl_map", None),
             items=parse_items(getattr(args, "items", "")),
             deleted_items=getattr(args, "deleted_items", "by-kind"),
+            gmail_labels=getattr(args, "gmail_labels", "once"),
+            disable=disabled,
         )
         pim = endpoint_from_args(args, "pim") if getattr(args, "pim_url", None) else None
         for line in collab_preamble(source, options, pim):
@@ -163,6 +177,10 @@ def summary_table(report) -> Table:
             table.caption += f"\nloses {loss}"
         if pop3.delete_failed:
             table.caption += f"\nnot deleted: {pop3.delete_failed}"
+    if getattr(report, "collapsed", 0):
+        table.caption += f"\n{report.collapsed} Gmail label copies not copied again (--gmail-labels {report.gmail_labels})"
+    if getattr(report, "mitigations_off", None):  # never let a naive run pass for a careful one
+        table.caption += f"\nmitigations OFF: {', '.join(report.mitigations_off)}"
     for s in report.skipped[:20]:
         table.caption += f"\nskipped {s.folder} UID {s.uid}: {s.reason} {s.detail}"
     for k in getattr(report, "kinds", []):

@@ -50,3 +50,19 @@ def test_the_report_lists_what_was_switched_off(tmp_path):
         update={"options": {"disable": ["internaldate", "appendlimit-skip"]}})})
     report = run_scenario(s).runs[0].report
     assert report["mitigations_off"] == ["appendlimit-skip", "internaldate"]
+
+
+def test_cli_refuses_an_unknown_mitigation_with_usage_exit(monkeypatch, capsys):
+    import argparse
+
+    from migrator.cli import add_migrate_arguments, run_migrate
+    from migrator.errors import ExitCode
+
+    parser = argparse.ArgumentParser()
+    add_migrate_arguments(parser)
+    monkeypatch.setenv("P", "x")
+    args = parser.parse_args(["--from", "imap://a@127.0.0.1:9", "--to", "imap://b@127.0.0.1:9", "--from-password-env",
+                              "P", "--to-password-env", "P", "--disable", "dates", "--gmail-labels", "per-label"])
+    assert args.gmail_labels == "per-label"
+    assert run_migrate(args) == ExitCode.USAGE
+    assert "--disable: unknown mitigation 'dates'" in capsys.readouterr().err
