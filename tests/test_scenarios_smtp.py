@@ -17,8 +17,6 @@ from simulators.traffic import TrafficSpec, compose_live
 from tests.test_scenarios_pop3 import damage, drop_quirk, engine_deletes_everything, run, variant
 
 SMTP = Path(__file__).resolve().parents[1] / "scenarios" / "library" / "smtp"
-# Scenarios that state what we want where the engine (today) does otherwise; see the report.
-FINDINGS = {"throttle-421", "greylist-451", "size-552", "quota-452", "auth-disabled-535-named"}
 
 
 @pytest.fixture
@@ -40,13 +38,13 @@ def delivery_loses_one(monkeypatch) -> None:
     monkeypatch.setattr(DeliverySink, "deliver", deliver)
 
 
-def test_every_smtp_scenario_passes_or_is_a_recorded_finding(dovecot_available):
+def test_every_smtp_scenario_passes(dovecot_available):
     failed = {}
     for path in sorted(SMTP.glob("*.yaml")):
         result = run(path)
         if not result.passed:
             failed[path.stem] = result.failures or result.error
-    assert set(failed) <= FINDINGS, failed
+    assert failed == {}
 
 
 def test_delivery_fails_without_the_checkpoint(monkeypatch):
