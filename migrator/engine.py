@@ -342,7 +342,8 @@ class _Run:
                 fetchers = None
                 messages = self._fetch(job, uids)
             except ConnectionFailed as exc:
-                self.abort(f"source connection lost twice in folder {job.plan.source!r}: {exc}")
+                again = "twice" if self.mitigations.on("reconnect-resume") else "(reconnect-resume off)"
+                self.abort(f"source connection lost {again} in folder {job.plan.source!r}: {exc}")
                 return
             if self.stop.is_set():
                 return

@@ -86,12 +86,13 @@ class ServerSpec(_Block):
     # gets a fresh user of the shared server.
     user: str = "alice"
     quirks: list[QuirkSpec] = []  # added to the profile's; "name:k=v,k=v" or {name, params}
+    faults: list[QuirkSpec] = []  # transport faults (simulators.faults) added to the profile's, same syntax
     # The mail this side holds before the migration; real files are relative to the scenario file.
     fixture: FixtureSpec | None = None
     # The engine is given a wrong password (refused-login scenarios: exit 4, classified).
     wrong_password: bool = False
 
-    @field_validator("quirks", mode="before")
+    @field_validator("quirks", "faults", mode="before")
     @classmethod
     def _parse_quirk_strings(cls, value: Any) -> Any:
         if isinstance(value, list):
@@ -105,9 +106,17 @@ class ServerSpec(_Block):
             build(spec)  # QuirkError (a ValueError) names the quirk and the bad parameter
         return value
 
+    @field_validator("faults")
+    @classmethod
+    def _faults_exist(cls, value: list[QuirkSpec]) -> list[QuirkSpec]:
+        from simulators.faults import FaultPlan
+
+        FaultPlan(value, clock=None)  # FaultError (a ValueError) names the fault and the bad parameter
+        return value
+
     @model_validator(mode="after")
     def _dovecot_has_no_profile(self) -> ServerSpec:
-        if self.server == "dovecot" and (self.profile != "generic" or self.quirks):
+        if self.server == "dovecot" and (self.profile != "generic" or self.quirks or self.faults):
             raise FieldProblem("profile", "a dovecot server has no profile or quirks: it is the real thing")
         if self.server == "dovecot" and "user" in self.model_fields_set:
             raise FieldProblem("user", "a dovecot side gets a fresh user per scenario; it cannot be named")

@@ -269,6 +269,7 @@ def _profile(spec: ServerSpec, base_dir: Path):
     if name.endswith((".yaml", ".yml")):  # a profile file next to the scenario
         name = str(base_dir / name)
     profile = load_profile(name)
+    profile = profile.with_faults(spec.faults) if spec.faults else profile
     return profile.with_quirks(spec.quirks) if spec.quirks else profile
 
 

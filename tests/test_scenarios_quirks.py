@@ -142,3 +142,11 @@ def test_gmail_noselect_parent_is_skipped_and_localised_folders_map_by_role():
     rows = {f["source"]: f["destination"] for f in report["folders"]}
     assert rows["[Gmail]/Gesendet"] == "Sent" and rows["[Gmail]/Papierkorb"] == "Trash"
     assert rows["[Gmail]/Alle Nachrichten"] == "Archive"
+
+
+@pytest.mark.parametrize("name, side", [("bye-mid-fetch", "source"), ("drop-at-command", "destination")])
+def test_transport_cuts_without_reconnect_lose_mail(name, side):
+    result = without(name, "reconnect-resume")
+    failed_with(result, "run 1 ended with exit code 5, expected 0", "the destination is not identical to the source")
+    assert result.verify.total("missing") > 0
+    assert result.runs[0].report["aborted"].startswith(f"{side} connection lost")
