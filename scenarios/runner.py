@@ -232,7 +232,12 @@ def build_side(spec: ServerSpec, role: str, base_dir: Path, stack: ExitStack) ->
         _create_special_folders(account, profile)
     world = stack.enter_context(SimulatorWorld(store, profile))
     handle = world.start_imap()
-    endpoint = Endpoint(ServerURL.parse(handle.url(user)), Secret(password), cafile=world.cafile)
+    given = password
+    if spec.wrong_password:  # refused-login scenarios (app-password-required): the engine gets a wrong one
+        from scenarios.sides_pop3 import WRONG_PASSWORD_SUFFIX
+
+        given += WRONG_PASSWORD_SUFFIX
+    endpoint = Endpoint(ServerURL.parse(handle.url(user)), Secret(given), cafile=world.cafile)
     return Side(
         endpoint,
         lambda: snapshot_account(account, label=handle.url(user)),

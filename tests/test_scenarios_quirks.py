@@ -130,6 +130,7 @@ def test_a_folder_of_exactly_1000_messages_is_flagged_unless_switched_off():
 @pytest.mark.parametrize("name, phrase", [
     ("imap-oauth-only", "the server offers OAuth: password logins may be disabled for this account or tenant"),
     ("authenticated-but-not-connected", "logged in but refused"),
+    ("imap-app-password-required", "wants an application-specific password, not the account password"),
 ])
 def test_refused_logins_are_classified_not_retried(name, phrase):
     run = run_scenario(scenario(name)).runs
@@ -144,7 +145,8 @@ def test_gmail_noselect_parent_is_skipped_and_localised_folders_map_by_role():
     assert rows["[Gmail]/Alle Nachrichten"] == "Archive"
 
 
-@pytest.mark.parametrize("name, side", [("bye-mid-fetch", "source"), ("drop-at-command", "destination")])
+@pytest.mark.parametrize("name, side", [("bye-mid-fetch", "source"), ("drop-after-bytes", "source"),
+                                        ("drop-at-command", "destination"), ("reset-mid-append", "destination")])
 def test_transport_cuts_without_reconnect_lose_mail(name, side):
     result = without(name, "reconnect-resume")
     failed_with(result, "run 1 ended with exit code 5, expected 0", "the destination is not identical to the source")
