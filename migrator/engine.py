@@ -649,3 +649,7 @@ def _empty_destinations(run: _Run, jobs: list[FolderJob], sink: ImapSink, dest_n
             job.report.notes.append(f"{'would delete' if run.options.dry_run else 'deleted'} {exists} destination message(s)")
             if not run.options.dry_run:
                 sink.delete_all(dest, exists)
+            if sink.gmail and job.plan.special_use not in ("\\All", "\\Trash", "\\Junk"):
+                # gmail-delete-semantics: EXPUNGE in a label folder only takes the label away
+                job.report.notes.append("Gmail destination: deleting here only removed the label; "
+                                        "those messages stay in All Mail")

@@ -152,3 +152,10 @@ def test_transport_cuts_without_reconnect_lose_mail(name, side):
     failed_with(result, "run 1 ended with exit code 5, expected 0", "the destination is not identical to the source")
     assert result.verify.total("missing") > 0
     assert result.runs[0].report["aborted"].startswith(f"{side} connection lost")
+
+
+def test_replace_at_gmail_says_the_old_mail_stays_in_all_mail():
+    result = run_scenario(scenario("gmail-delete-semantics"))
+    inbox = next(f for f in result.runs[0].report["folders"] if f["source"] == "INBOX")
+    assert any("stay in All Mail" in n for n in inbox["notes"])
+    assert result.verify.dest_counts["[Gmail]/All Mail"] == 10 + 12  # the old mail, and the new copies' labels
