@@ -12,7 +12,8 @@ reproduce what a naive tool does. Default: every mitigation on.
 |                        | cutover-delta (another tool's copies)       |                                         | (duplicates after a re-run with a lost/stale checkpoint)   |
 | internaldate           | bad-date-headers                            | engine: _Run._prepare                   | APPEND without a date: the destination stamps "now"        |
 | throttle-backoff       | m365-throttled-backoff, gmail-throttled-    | engine: _Run._append                    | a throttled APPEND is not retried: the message is lost     |
-|                        | suffix, yahoo-rate-limit                    |                                         | (skipped as refused)                                       |
+|                        | suffix, yahoo-rate-limit                    |                                         | (skipped as refused); reads are still retried by           |
+|                        |                                             |                                         | imapconn.expect_ok, which has no run options               |
 | gmail-msgid            | gmail-labels-as-folders,                    | engine: _plan_and_copy (migrator.gmail) | every label folder and All Mail copied whole: duplicates   |
 |                        | gmail-all-mail-archive-only                 |                                         |                                                            |
 | gmail-append-confirm   | gmail-append-dedup                          | engine: _Run._append                    | an APPENDUID is trusted although nothing was stored        |
