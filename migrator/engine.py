@@ -57,6 +57,7 @@ from migrator.urls import Endpoint
 # CREATE refusals that are about the name itself, so another name will do.
 _NAME_REFUSED = re.compile(r"reserved|\[CANNOT\]|whitespace|forbidden|invalid (mailbox|folder) name", re.IGNORECASE)
 MAX_BATCH_BYTES = 8 * 1024 * 1024  # a batch's bodies are held in memory and sent in one write
+NONMAIL_PROBE = 3  # items fetched to tell a non-mail folder (exchange-nonmail-folders-over-imap)
 GMAIL_FOLDER_CAP = 1000  # gmail-1000-per-folder: Gmail's "limit IMAP folders to 1000 messages" setting
 
 __all__ = [
@@ -233,6 +234,8 @@ class _Run:
             rep.notes.append(f"shows exactly {GMAIL_FOLDER_CAP} messages: the source may cap IMAP folders "
                              "(Gmail's folder size limit); check the provider's setting")
         exists = 0
+        if plan.destination not in dest_names and self._holds_no_mail(job, src):
+            return
         with self.lock:  # two source folders may share a destination: create it once
             missing = plan.destination not in dest_names
             if missing and not opts.dry_run:
@@ -256,6 +259,28 @@ class _Run:
         job.pending = [u for u in pending if limit is None or job.sizes[u] <= limit]
         if opts.dry_run:
             rep.copied = len(job.pending)
+
+    def _holds_no_mail(self, job: FolderJob, src: ImapSource) -> bool:
+        """exchange-nonmail-folders-over-imap: Exchange lists Calendar, Contacts, Tasks, Notes ... as
+        IMAP folders whose items come back without a body (BODY[] would give a made-up message).
+        Before a destination folder is created for it, the first few items are fetched: when none
+        has a body and they still exist, the folder holds no mail and is skipped and reported."""
+        probe = sorted(job.sizes)[:NONMAIL_PROBE]
+        if not probe or not self.mitigations.on("nonmail-folder-skip"):
+            return False
+        if any(m.raw is not None for m in src.fetch(job.plan.source, probe)):
+            return False
+        if not src.existing(job.plan.source, probe):
+            return False  # deleted meanwhile: nothing to conclude
+        job.pending = []
+        with self.lock:
+            self.report.folders.remove(job.report)
+            self.report.skipped_folders.append(SkippedFolder(
+                folder=job.plan.source,
+                reason=f"no message bodies ({job.report.source_count} items listed; a non-mail folder shown "
+                "over IMAP, e.g. Exchange's Calendar or Contacts: migrate it over EWS)",
+            ))
+        return True
 
     def _create(self, job: FolderJob, sink: ImapSink, dest_names: set[str]) -> None:
         """Create the destination folder under another name when the destination refuses it

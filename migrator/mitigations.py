@@ -25,6 +25,8 @@ reproduce what a naive tool does. Default: every mitigation on.
 |                        | folder-name-restrictions                    |                                         |                                                            |
 | reconnect-resume       | bye-mid-fetch, exchange-bye-after-errors    | engine: _Run._fetch, _Run._store        | the first lost connection aborts the run                   |
 | appendlimit-skip       | appendlimit                                 | engine: _Run.analyse                    | oversize messages are sent and refused one by one          |
+| nonmail-folder-skip    | exchange-nonmail-folders-over-imap          | engine: _Run._holds_no_mail             | Calendar/Contacts/... are created empty at the destination |
+|                        |                                             |                                         | and every item in them is skipped as no-body               |
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ MITIGATIONS: dict[str, str] = {
     "folder-rename": "a folder name the destination refuses (reserved, whitespace, characters) is renamed",
     "reconnect-resume": "a lost connection is reopened and the batch resumed after re-matching",
     "appendlimit-skip": "messages over the advertised APPENDLIMIT are skipped and reported up front",
+    "nonmail-folder-skip": "a folder whose items come without a message body is skipped as a non-mail folder",
 }
 
 

@@ -304,18 +304,33 @@ def test_gmail_folder_name_restrictions_are_renamed(tmp_path):
     assert store.account("dst").folder(("Work", "spaced out")).messages
 
 
-def test_exchange_nonmail_folders_copy_no_made_up_messages(tmp_path):
+def _with_calendar() -> Store:
     from simulators.store import ItemKind, PimItem
 
     store = _two_accounts(2)
-    calendar = store.account("src").create_folder(("Calendar",), folder_class="IPF.Appointment")
-    store.account("src").add_item(("Calendar",), PimItem(ItemKind.EVENT, "ev1", "BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n"))
-    assert calendar.items
+    store.account("src").create_folder(("Calendar",), folder_class="IPF.Appointment")
+    for n in range(4):
+        store.account("src").add_item(("Calendar",), PimItem(ItemKind.EVENT, f"ev{n}", "BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n"))
+    return store
+
+
+def test_exchange_nonmail_folders_are_skipped_as_folders_and_never_created(tmp_path):
+    store = _with_calendar()
     report = _sim_to_sim(store, QuirkSpec(name="exchange-nonmail-folders-over-imap"), tmp_path)
+    assert report.copied == 2 and report.skipped == [] and report.exit_code == 0
+    (skipped,) = [s for s in report.skipped_folders if s.folder == "Calendar"]
+    assert "no message bodies (4 items listed" in skipped.reason
+    assert "Calendar" not in [f.source for f in report.folders]
+    assert not store.account("dst").has_folder(("Calendar",))  # no empty folder left behind
+
+
+def test_without_the_nonmail_mitigation_each_item_is_skipped_and_an_empty_folder_made(tmp_path):
+    store = _with_calendar()
+    report = _sim_to_sim(store, QuirkSpec(name="exchange-nonmail-folders-over-imap"), tmp_path,
+                         disable=["nonmail-folder-skip"])
     assert report.copied == 2
-    assert [(s.folder, s.reason) for s in report.skipped] == [("Calendar", "no-body")]
-    dst = store.account("dst")
-    assert not dst.has_folder(("Calendar",)) or not dst.folder(("Calendar",)).messages
+    assert [(s.folder, s.reason) for s in report.skipped] == [("Calendar", "no-body")] * 4
+    assert store.account("dst").folder(("Calendar",)).messages == []  # never the made-up message
 
 
 def test_bye_after_errors_reconnects_and_blames_only_the_refused(tmp_path):
