@@ -276,6 +276,28 @@ def event_to_ical(item, uid: str | None = None, occurrences: Mapping[str, object
     return _finish(cal)
 
 
+def occurrence_index(item, original_start) -> int:
+    """EWS's InstanceIndex of the occurrence of series ``item`` that originally started at
+    ``original_start``: its 1-based number among the starts the pattern gives, counted in the
+    series' own zone (deleted and moved occurrences keep theirs). ConversionError when the
+    pattern never starts there."""
+    from dateutil.rrule import rrulestr  # only series need it
+
+    tz = _zone(item, "_start_timezone")
+    all_day = bool(item.is_all_day)
+    first = _local(item.start, tz, all_day)
+    target = _local(original_start, tz, all_day)
+    if all_day:
+        first, target = dt.datetime.combine(first, dt.time()), dt.datetime.combine(target, dt.time())
+    rule = icalendar.vRecur(recurrence_rule(item.recurrence, first)).to_ical().decode("ascii")
+    for n, when in enumerate(rrulestr(rule, dtstart=first), 1):
+        if when == target:
+            return n
+        if when > target:
+            break
+    raise ConversionError(f"event {item.uid or item.id}: no occurrence of the series starts at {original_start}")
+
+
 def task_to_ical(item, uid: str | None = None) -> str:
     """A Task as one VCALENDAR with one VTODO (dates, status, percent complete)."""
     todo = icalendar.Todo()

@@ -6,10 +6,14 @@ rather than a draft — PR_MESSAGE_FLAGS (read; unsent only for drafts) and PR_M
 (the INTERNALDATE instant), registered by ``collab.mapi``.
 
 PIM items: a new item of the same class with every writable field the source item has set, the
-event UID included (read-only ones — ids, organizer, occurrence lists, timestamps — are the
-server's). A series is created with its recurrence only: EWS takes deleted and modified
-occurrences as later per-occurrence DeleteItem/UpdateItem calls, which are not done here (the EWS
-simulator does not offer them either); the flow notes such series per folder.
+event UID included. Read-only ones are the server's and cannot be carried: ids, timestamps, an
+event's organizer (Exchange makes the mailbox owner the organizer), a note's DateTimeCreated (its
+start) and a task's CompleteDate (Exchange sets it to the moment the task is saved completed).
+A series is created with its recurrence, then, as Exchange wants it, each deleted occurrence is
+removed (DeleteItem on an OccurrenceItemId: the master id + the occurrence's InstanceIndex) and
+each modified one updated (GetItem of that OccurrenceItemId, then UpdateItem of its times, subject,
+location, body and attendees, read from the source occurrence: what it lacks is deleted, as an
+occurrence starts as a copy of the master).
 
 There is no If-None-Match here: a re-run is kept from copying twice by the checkpoint alone.
 """
@@ -21,12 +25,14 @@ from datetime import datetime
 
 from exchangelib import UTC, EWSDateTime, Folder, Message
 
-from migrator.collab import mapi
+from migrator.collab import convert, mapi
 from migrator.sources.ews import EwsConnection
 
 
 
 # Fields a copy never takes: the server's own, or read back in another form.
+# What an occurrence's UpdateItem carries over from the source's modified occurrence.
+OCCURRENCE_FIELDS = ("start", "end", "subject", "location", "body", "required_attendees", "optional_attendees")
 _NOT_COPIED = {"mime_content", "parent_folder_id", "conversation_id", "recurrence_id", "photo", "notes",
                "reminder_due_by", "is_draft"}
 
@@ -96,4 +102,31 @@ class EwsSink(EwsConnection):
         for k, v in timezones.items():
             setattr(new, k, v)
         self.call(f"CreateItem {type(item).__name__}", new.save)
+        if getattr(item, "recurrence", None) is not None:
+            self._copy_exceptions(new, item)
         return new.id
+
+    def _copy_exceptions(self, new, item) -> None:
+        """The source series' deleted and modified occurrences, on the new master ``new``."""
+        name = item.uid or item.id
+        for gone in item.deleted_occurrences or ():
+            index = convert.occurrence_index(item, gone.start)
+            self.call(f"DeleteItem occurrence {index} of {name}", new.occurrence(index).delete)
+        modified = [o for o in item.modified_occurrences or () if o.id]
+        if not modified:
+            return
+        # The source occurrences themselves: EWS lists only their times on the master.
+        full = item.account.fetch([(o.id, o.changekey) for o in modified], only_fields=list(OCCURRENCE_FIELDS))
+        for occ, got in zip(modified, full):
+            index = convert.occurrence_index(item, occ.original_start)
+            target = new.occurrence(index)
+            self.call(f"GetItem occurrence {index} of {name}", target.refresh)
+            if isinstance(got, Exception):  # unreadable: move it at least (ModifiedOccurrences has the times)
+                target.start, target.end = occ.start, occ.end
+                fields = ["start", "end"]
+            else:
+                fields = list(OCCURRENCE_FIELDS)
+                for field in fields:
+                    setattr(target, field, getattr(got, field, None))
+            self.call(f"UpdateItem occurrence {index} of {name}",
+                      lambda t=target, f=fields: t.save(update_fields=f))

@@ -56,6 +56,28 @@ def is_instance(item: PimItem, key: str) -> bool:
 
 
 def _expand(master, lo: datetime, hi: datetime) -> list:
+    series, all_day = _series(master)
+    if all_day:
+        return [d.date() for d in series.between(lo.replace(tzinfo=None), hi.replace(tzinfo=None), inc=True)]
+    return series.between(lo, hi, inc=True)
+
+
+def nth_start(item: PimItem, index: int):
+    """The original start (DTSTART's type and zone) of the series' ``index``-th occurrence, 1-based,
+    counting every start the RRULE gives — deleted and moved ones keep their number, as EWS's
+    InstanceIndex does. None when the series has fewer occurrences (or is no series)."""
+    master, _ = pim.split_event(item)
+    if "RRULE" not in master or index < 1:
+        return None
+    series, all_day = _series(master)
+    for n, when in enumerate(series, 1):
+        if n == index:
+            return when.date() if all_day else when
+    return None
+
+
+def _series(master):
+    """dateutil's rule for the master, expanded in the series' own zone; (rule, all-day)."""
     dt = master.decoded("DTSTART")
     all_day = not isinstance(dt, datetime)
     rule = dict(master["RRULE"])
@@ -70,10 +92,8 @@ def _expand(master, lo: datetime, hi: datetime) -> list:
         rule["UNTIL"] = [until]
     text = icalendar.vRecur(rule).to_ical().decode("ascii")
     if all_day:
-        series = rrulestr(text, dtstart=datetime.combine(dt, time()))
-        return [d.date() for d in series.between(lo.replace(tzinfo=None), hi.replace(tzinfo=None), inc=True)]
-    series = rrulestr(text, dtstart=dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc))
-    return series.between(lo, hi, inc=True)
+        return rrulestr(text, dtstart=datetime.combine(dt, time())), True
+    return rrulestr(text, dtstart=dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)), False
 
 
 def parse_window(start: str | None, end: str | None) -> tuple[datetime, datetime]:

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 from lxml import etree
 
-from simulators.ews import calendar_view, folders, ids, items, mapi, paging, pim, restriction, sync
+from simulators.ews import calendar_view, folders, ids, items, mapi, occurrences, paging, pim, restriction, sync
 from simulators.ews.folders import FolderView
 from simulators.ews.soap import MNS, NSMAP, SoapFault, m, sub, t, xs_bool
 from simulators.store import ItemKind, MailItem, NoSuchFolder, PimItem, FolderExists
@@ -230,6 +230,26 @@ def resolve_item(ctx, item_id: str):
     return folder, item, occurrence
 
 
+def resolve_item_element(ctx, el: etree._Element):
+    """resolve_item for a t:ItemId or a t:OccurrenceItemId (RecurringMasterId + 1-based InstanceIndex)."""
+    if etree.QName(el).localname != "OccurrenceItemId":
+        return resolve_item(ctx, el.get("Id", ""))
+    folder, item, occurrence = resolve_item(ctx, el.get("RecurringMasterId", ""))
+    if occurrence is not None or not isinstance(item, PimItem) or item.kind is not ItemKind.EVENT:
+        raise OpError("ErrorItemNotFound")
+    try:
+        return folder, item, occurrences.key_of_index(item, int(el.get("InstanceIndex", "0")))
+    except ValueError as exc:  # OccurrenceError, or an InstanceIndex that is no number
+        raise OpError(getattr(exc, "code", "ErrorInvalidRequest"), str(exc)) from None
+
+
+def _target_element(change: etree._Element) -> etree._Element:
+    found = next((c for c in change if etree.QName(c).localname in ("ItemId", "OccurrenceItemId")), None)
+    if found is None:
+        raise SoapFault("ErrorSchemaValidation", "The request failed schema validation: ItemChange has no ItemId.")
+    return found
+
+
 def _render_item(ctx, folder, item, shape, occurrence=None):
     if occurrence is not None:
         head = items.head(ctx.account.username, folder, item)
@@ -302,7 +322,7 @@ def get_item(ctx, op):
     shape = items.shape_from(op.find(m("ItemShape")), listing=False)
     for el in _folder_ids(op, "ItemIds"):
         try:
-            folder, item, occurrence = resolve_item(ctx, el.get("Id", ""))
+            folder, item, occurrence = resolve_item_element(ctx, el)
             for quirk in ctx.quirks:
                 refused = quirk.ews_item_error(ctx, "GetItem", folder, item, shape)
                 if refused is not None:
@@ -453,14 +473,22 @@ def _create_mail(ctx, el, target: FolderView) -> MailItem:
 
 
 def update_item(ctx, op):
-    """UpdateItem for mail state: IsRead, Flag and the flag-carrying MAPI properties (mapi.py).
-    Other fields are refused per item, naming the field (the store keeps mail as raw bytes)."""
+    """UpdateItem for mail state: IsRead, Flag and the flag-carrying MAPI properties (mapi.py); and
+    for one occurrence of a series (its override: occurrences.FIELDS). Other fields are refused
+    per item, naming the field (the store keeps mail as raw bytes)."""
     root, msgs = _response("UpdateItem")
     box = op.find(m("ItemChanges"))
     for change in box if box is not None else []:
         try:
-            folder, item, occurrence = resolve_item(ctx, change.find(t("ItemId")).get("Id", ""))
-            if occurrence is not None or not isinstance(item, MailItem):
+            folder, item, occurrence = resolve_item_element(ctx, _target_element(change))
+            if occurrence is not None:
+                _update_occurrence(ctx, folder, item, occurrence, change.find(t("Updates")))
+                msg = _message(msgs, "UpdateItem")
+                sub(sub(msg, m("Items")), t("CalendarItem")).append(
+                    items.occurrence_id(ctx.account.username, folder, item, occurrence))
+                sub(sub(msg, m("ConflictResults")), t("Count"), "0")
+                continue
+            if not isinstance(item, MailItem):
                 raise OpError("ErrorInvalidRequest", "UpdateItem is simulated for messages only.")
             flags = set(item.flags)
             for update in change.find(t("Updates")) if change.find(t("Updates")) is not None else []:
@@ -475,6 +503,42 @@ def update_item(ctx, op):
         sub(sub(msg, m("Items")), t("Message")).append(items.id_element(ctx.account.username, folder, item))
         sub(sub(msg, m("ConflictResults")), t("Count"), "0")
     return root
+
+
+def _update_occurrence(ctx, folder, item: PimItem, key: str, updates) -> None:
+    """The override of occurrence ``key`` with the fields set (or deleted) by ``updates``."""
+    master, _ = pim.split_event(item)
+    zone = getattr(master.decoded("DTSTART"), "tzinfo", None)
+    changes: dict[str, object] = {}
+    for update in updates if updates is not None else []:
+        uri = update.find(t("FieldURI"))
+        field = (uri.get("FieldURI", "") if uri is not None else "").split(":")[-1]
+        if field in ("StartTimeZone", "EndTimeZone", "MeetingTimeZone"):
+            continue  # the override keeps the series' zone
+        if field not in occurrences.FIELDS:
+            raise OpError("ErrorInvalidRequest", f"UpdateItem of {field or 'an extended property'!r} "
+                                                 "on an occurrence is not simulated.")
+        value = None
+        if etree.QName(update).localname == "SetItemField" and field in pim.ATTENDEE_ROLES:
+            value = pim.parse_attendees(update.find(t("CalendarItem")), field, pim.ATTENDEE_ROLES[field])
+        elif etree.QName(update).localname == "SetItemField":
+            text = update.findtext(f"{t('CalendarItem')}/{t(field)}")
+            if text is None:
+                raise OpError("ErrorInvalidRequest", f"SetItemField {field} without a t:CalendarItem value.")
+            value = text
+            if field in ("Start", "End"):
+                value = pim.parse_dt(text, field).astimezone(zone or timezone.utc)
+        changes[occurrences.FIELDS[field]] = value
+    with ctx.store.lock:
+        item.payload = _occurrence_edit(occurrences.update, item, key, changes)
+    ctx.store.notify(ctx.account, folder)
+
+
+def _occurrence_edit(edit, item: PimItem, key: str, *args) -> str:
+    try:
+        return edit(item, key, *args)
+    except occurrences.OccurrenceError as exc:
+        raise OpError(exc.code, str(exc)) from None
 
 
 def _apply_update(flags: set[str], update) -> set[str]:
@@ -507,10 +571,14 @@ def delete_item(ctx, op):
     delete_type = op.get("DeleteType", "MoveToDeletedItems")
     for el in _folder_ids(op, "ItemIds"):
         try:
-            folder, item, occurrence = resolve_item(ctx, el.get("Id", ""))
+            folder, item, occurrence = resolve_item_element(ctx, el)
             if occurrence is not None:
-                raise OpError("ErrorInvalidRequest", "Deleting single occurrences is not simulated.")
-            _delete(ctx, folder, item, delete_type)
+                # A deleted occurrence is an EXDATE on the master (never a Deleted Items copy).
+                with ctx.store.lock:
+                    item.payload = _occurrence_edit(occurrences.delete, item, occurrence)
+                ctx.store.notify(ctx.account, folder)
+            else:
+                _delete(ctx, folder, item, delete_type)
         except OpError as err:
             _message(msgs, "DeleteItem", err)
             continue

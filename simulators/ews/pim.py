@@ -347,15 +347,15 @@ def parse_event(el: etree._Element) -> PimItem:
         ev.add("DESCRIPTION", el.findtext(t("Body")))
     if el.findtext(t("Location")):
         ev.add("LOCATION", el.findtext(t("Location")))
-    for tag, role in (("RequiredAttendees", "REQ-PARTICIPANT"), ("OptionalAttendees", "OPT-PARTICIPANT")):
-        for att in el.iterfind(f"{t(tag)}/{t('Attendee')}"):
-            addr = att.findtext(f"{t('Mailbox')}/{t('EmailAddress')}") or ""
-            prop = icalendar.vCalAddress(f"mailto:{addr}")
-            prop.params["ROLE"] = role
-            name = att.findtext(f"{t('Mailbox')}/{t('Name')}")
-            if name:
-                prop.params["CN"] = name
-            prop.params["PARTSTAT"] = _PARTSTAT.get(att.findtext(t("ResponseType")) or "", "NEEDS-ACTION")
+    organizer = el.findtext(f"{t('Organizer')}/{t('Mailbox')}/{t('EmailAddress')}")
+    if organizer:  # exchangelib never sends it (the server's); other clients may
+        prop = icalendar.vCalAddress(f"mailto:{organizer}")
+        name = el.findtext(f"{t('Organizer')}/{t('Mailbox')}/{t('Name')}")
+        if name and name != organizer:
+            prop.params["CN"] = name
+        ev.add("ORGANIZER", prop, encode=0)
+    for tag, role in ATTENDEE_ROLES.items():
+        for prop in parse_attendees(el, tag, role):
             ev.add("ATTENDEE", prop, encode=0)
     rec = el.find(t("Recurrence"))
     if rec is not None and len(rec):
@@ -363,7 +363,7 @@ def parse_event(el: etree._Element) -> PimItem:
             rule, _ = recurrence.from_ews(rec)
         except recurrence.UnsupportedRecurrence as exc:
             raise PayloadError(f"CreateItem CalendarItem {uid}: {exc}") from None
-        ev.add("RRULE", rule)
+        ev.add("RRULE", recurrence.plain_rule(rule, ev.decoded("DTSTART")))
     if xs_bool(el.findtext(t("ReminderIsSet"))):
         alarm = icalendar.Alarm()
         alarm.add("ACTION", "DISPLAY")
@@ -375,6 +375,24 @@ def parse_event(el: etree._Element) -> PimItem:
     if tz is not None:
         cal.add_missing_timezones()  # the contract: one VCALENDAR with the VTIMEZONEs it uses
     return PimItem(ItemKind.EVENT, uid, cal.to_ical().decode("utf-8"))
+
+
+ATTENDEE_ROLES = {"RequiredAttendees": "REQ-PARTICIPANT", "OptionalAttendees": "OPT-PARTICIPANT"}
+
+
+def parse_attendees(el: etree._Element, tag: str, role: str) -> list[icalendar.vCalAddress]:
+    """The ``tag`` (RequiredAttendees / OptionalAttendees) attendees of an item element as ATTENDEEs."""
+    out = []
+    for att in el.iterfind(f"{t(tag)}/{t('Attendee')}"):
+        addr = att.findtext(f"{t('Mailbox')}/{t('EmailAddress')}") or ""
+        prop = icalendar.vCalAddress(f"mailto:{addr}")
+        prop.params["ROLE"] = role
+        name = att.findtext(f"{t('Mailbox')}/{t('Name')}")
+        if name:
+            prop.params["CN"] = name
+        prop.params["PARTSTAT"] = _PARTSTAT.get(att.findtext(t("ResponseType")) or "", "NEEDS-ACTION")
+        out.append(prop)
+    return out
 
 
 def _calendar() -> icalendar.Calendar:
@@ -459,6 +477,8 @@ def parse_note(el: etree._Element) -> PimItem:
     journal.add("SUMMARY", el.findtext(t("Subject")) or "")
     if el.findtext(t("Body")):
         journal.add("DESCRIPTION", el.findtext(t("Body")))
+    if el.findtext(t("DateTimeCreated")):  # read-only for exchangelib; kept when a client sends it
+        journal.add("DTSTART", parse_dt(el.findtext(t("DateTimeCreated")), "DateTimeCreated").date())
     cal = _calendar()
     cal.add_component(journal)
     return PimItem(ItemKind.NOTE, uid, cal.to_ical().decode("utf-8"))

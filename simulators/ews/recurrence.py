@@ -7,7 +7,7 @@ several BYMONTHDAY ...) raise UnsupportedRecurrence naming the rule.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timezone
 
 from lxml import etree
 
@@ -120,3 +120,21 @@ def from_ews(rec: etree._Element) -> tuple[dict, date | None]:
         if rng.findtext(t("EndDate")):
             rule["UNTIL"] = date.fromisoformat(rng.findtext(t("EndDate"))[:10])
     return rule, start
+
+
+def plain_rule(rule: dict, dtstart: date | datetime) -> dict:
+    """``rule`` (from_ews) without what only restates DTSTART — a weekly BYDAY of its weekday, a
+    yearly BYMONTH of its month — and with UNTIL as the last start's instant for timed series
+    (EWS's EndDate is a day; RFC 5545 wants UNTIL of DTSTART's type)."""
+    rule = dict(rule)
+    if rule.get("FREQ") == "WEEKLY" and rule.get("BYDAY") == [list(DAYS)[dtstart.weekday()]]:
+        del rule["BYDAY"]
+    if rule.get("FREQ") == "YEARLY" and rule.get("BYMONTH") == dtstart.month and "BYDAY" not in rule:
+        del rule["BYMONTH"]
+        if rule.get("BYMONTHDAY") == dtstart.day:
+            del rule["BYMONTHDAY"]
+    until = rule.get("UNTIL")
+    if isinstance(dtstart, datetime) and isinstance(until, date) and not isinstance(until, datetime):
+        last = datetime.combine(until, dtstart.timetz()).replace(tzinfo=dtstart.tzinfo or timezone.utc)
+        rule["UNTIL"] = last.astimezone(timezone.utc)
+    return rule
