@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import random
 import re
+from collections import deque
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -110,7 +112,12 @@ class FaultyTransport:
         self.clock = clock
         self.lines = 0
         self.sent = 0  # bytes handed to the real transport
-        self._ready_at = 0.0  # when the last delayed write goes out (order is kept)
+        self._ready_at = 0.0  # when the last delayed write goes out
+        # Delayed output in the order it was produced: (due, action, args). One timer drains it, so
+        # a TLS start or a close queued behind a reply can never overtake it (two reactor timers
+        # due at the same instant have no guaranteed order).
+        self._due: deque[tuple[float, Callable, tuple]] = deque()
+        self._armed = False
         self.cut = False
         for f in faults:
             f.wire = self
@@ -144,20 +151,39 @@ class FaultyTransport:
 
     def later(self, delay: float, fault: Fault, data: bytes) -> None:
         """Send ``data`` on from after ``fault`` in ``delay`` seconds, behind earlier delayed data."""
-        now = self.clock.seconds()
-        self._ready_at = max(self._ready_at, now) + delay
-        nxt = self.faults.index(fault) + 1
-        self.clock.callLater(self._ready_at - now, self.pass_on, data, nxt)
+        self._ready_at = max(self._ready_at, self.clock.seconds()) + delay
+        self._queue(self._ready_at, self.pass_on, data, self.faults.index(fault) + 1)
+
+    def _queue(self, due: float, action: Callable, *args) -> None:
+        self._due.append((due, action, args))
+        self._arm()
+
+    def _arm(self) -> None:
+        if self._due and not self._armed:
+            self._armed = True
+            self.clock.callLater(max(0.0, self._due[0][0] - self.clock.seconds()), self._drain)
+
+    def _drain(self) -> None:
+        self._armed = False
+        while self._due and self._due[0][0] <= self.clock.seconds():
+            _, action, args = self._due.popleft()
+            action(*args)
+        self._arm()
 
     def loseConnection(self) -> None:
         if not any(f.lose() for f in self.faults):
-            self._close_when_sent()
+            self._when_sent(self._t.loseConnection)
 
-    def _close_when_sent(self) -> None:
-        if self._ready_at > self.clock.seconds():  # delayed data still due: close behind it
-            self.clock.callLater(self._ready_at - self.clock.seconds(), self._t.loseConnection)
+    def startTLS(self, context_factory) -> None:
+        # The reply announcing TLS may still be held back (latency, bandwidth): it must reach the
+        # client in the clear, so the handshake starts only behind it.
+        self._when_sent(self._t.startTLS, context_factory)
+
+    def _when_sent(self, action: Callable, *args) -> None:
+        if self._due:  # delayed data still to go: act behind it
+            self._queue(self._ready_at, action, *args)
         else:
-            self._t.loseConnection()
+            action(*args)
 
     def abort(self) -> None:
         self.cut = True
@@ -294,7 +320,7 @@ class ByeMidFetch(Fault):
                 self.wire.pass_on(data[:end] + b"\r\n* BYE " + self.params.text.encode() + b"\r\n",
                                   self.wire.faults.index(self) + 1)
                 self.wire.cut = True
-                self.wire._close_when_sent()
+                self.wire._when_sent(self.wire._t.loseConnection)
                 return None
         return data
 
@@ -310,7 +336,7 @@ class SlowClose(Fault):
         times: int = 0
 
     def lose(self):
-        self.wire.clock.callLater(self.params.ms / 1000, self.wire._close_when_sent)
+        self.wire.clock.callLater(self.params.ms / 1000, self.wire._when_sent, self.wire._t.loseConnection)
         return True
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import imaplib
+import ssl
 import socket
 from datetime import datetime, timezone
 
@@ -144,6 +145,17 @@ def test_loopback_latency_and_bandwidth_still_deliver():
             c.login("alice", "pw")
             c.select_folder("INBOX")
             assert [d[b"BODY[]"] for d in c.fetch([1, 2, 3], ["BODY.PEEK[]"]).values()] == [BODY] * 3
+
+
+@pytest.mark.parametrize("faults", [("latency:ms=30",), ("bandwidth:bytes_per_second=2000",)])
+def test_loopback_starttls_works_behind_delayed_replies(faults):
+    # The tagged OK that announces TLS is held back; the handshake must start only after it.
+    with served(*faults) as world:
+        with client(world.start_imap()) as c:
+            c.starttls(ssl.create_default_context(cafile=str(world.cafile)))
+            c.login("alice", "pw")
+            c.select_folder("INBOX")
+            assert [d[b"BODY[]"] for d in c.fetch([1], ["BODY.PEEK[]"]).values()] == [BODY]
 
 
 @pytest.mark.parametrize("fault", [

@@ -60,6 +60,12 @@ def test_case_collision_merge_is_caught():
                 "destination folder 'projects (2)' does not exist", "2 unexpected messages")
 
 
+def test_nonmail_folders_created_empty_are_caught():
+    result = without("m365-nonmail-folders-over-imap", "nonmail-folder-skip")
+    failed_with(result, "run 1 ended with exit code 1, expected 0", "destination folder 'Calendar' exists (0 messages), expected none")
+    assert {s["reason"] for s in result.runs[0].report["skipped"]} == {"no-body"}  # and still no made-up message
+
+
 def test_reserved_name_left_behind_is_caught():
     result = without("m365-reserved-folders", "folder-rename")
     failed_with(result, "run 1 ended with exit code 1, expected 0", "destination folder 'Files (2)' does not exist")
