@@ -58,6 +58,13 @@ class FrontProtocol(protocol.Protocol):
         self._waiters: list[defer.Deferred] = []
         self._closing = False
 
+    def dataReceived(self, data: bytes) -> None:
+        # Subclasses own ``session`` (their sans-I/O engine) and ``_emit`` (writing its outputs).
+        if not self._inbound(data):
+            return
+        self._touch()
+        self._emit(self.session.receive_data(data))
+
     def _register(self) -> None:
         if self.factory.faults:  # writes and closes of this connection go through its faults
             self.transport = self.factory.faults.wrap(self.transport)

@@ -37,12 +37,6 @@ class ImapServerProtocol(FrontProtocol):
         self._register()
         self._emit(self.session.start())
 
-    def dataReceived(self, data: bytes) -> None:
-        if not self._inbound(data):
-            return
-        self._touch()
-        self._emit(self.session.receive_data(data))
-
     def connectionLost(self, reason=None) -> None:
         f = self.factory
         self._stream = None

@@ -25,12 +25,6 @@ class Pop3ServerProtocol(FrontProtocol):
         self._register()
         self._emit(self.session.start())
 
-    def dataReceived(self, data: bytes) -> None:
-        if not self._inbound(data):
-            return
-        self._touch()
-        self._emit(self.session.receive_data(data))
-
     def connectionLost(self, reason=None) -> None:
         self.session.connection_lost()
         self._release()
