@@ -100,8 +100,12 @@ def test_update_occurrence_creates_an_override(series):
     again = master.occurrence(4)
     again.refresh()
     again.subject = "Jour fixe (moved twice)"
-    again.save(update_fields=["subject"])
-    assert [str(e["SUMMARY"]) for e in stored(store)] == ["Jour fixe", "Jour fixe (moved twice)"]
+    again.reminder_is_set, again.reminder_minutes_before_start = True, 30
+    again.save(update_fields=["subject", "reminder_is_set", "reminder_minutes_before_start"])
+    events = stored(store)
+    assert [str(e["SUMMARY"]) for e in events] == ["Jour fixe", "Jour fixe (moved twice)"]
+    assert [a.decoded("TRIGGER") for a in events[1].walk("VALARM")] == [timedelta(minutes=-30)]
+    assert not list(events[0].walk("VALARM"))
 
 
 def test_index_beyond_the_series_is_refused(series):

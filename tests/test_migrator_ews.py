@@ -325,6 +325,12 @@ def test_ews_to_ews_destination(make_world, tmp_path):
     expected = sorted((r.kind, {"contact": "Contacts", "event": "Calendar", "task": "Tasks", "note": "Notes"}[r.kind])
                       for r in pim_compare.read_store(world.source))
     assert counts(dest) == expected
+    # Series keep their cancelled (EXDATE) and moved (RECURRENCE-ID) occurrences, instants and all.
+    series = lambda acc: {r.uid: (r.fields["exdates"], r.fields["overrides"])  # noqa: E731
+                          for r in pim_compare.read_store(acc) if r.kind == "event" and r.fields["rrule"]}
+    assert any(exdates for exdates, _ in series(world.source).values())
+    assert any(overrides for _, overrides in series(world.source).values())
+    assert series(dest) == series(world.source)
 
 
 def test_malformed_source_item_reported_with_its_item_id(make_world, tmp_path):

@@ -12,7 +12,7 @@ start) and a task's CompleteDate (Exchange sets it to the moment the task is sav
 A series is created with its recurrence, then, as Exchange wants it, each deleted occurrence is
 removed (DeleteItem on an OccurrenceItemId: the master id + the occurrence's InstanceIndex) and
 each modified one updated (GetItem of that OccurrenceItemId, then UpdateItem of its times, subject,
-location, body and attendees, read from the source occurrence: what it lacks is deleted, as an
+location, body, attendees and reminder, read from the source occurrence: what it lacks is deleted, as an
 occurrence starts as a copy of the master).
 
 There is no If-None-Match here: a re-run is kept from copying twice by the checkpoint alone.
@@ -32,7 +32,8 @@ from migrator.sources.ews import EwsConnection
 
 # Fields a copy never takes: the server's own, or read back in another form.
 # What an occurrence's UpdateItem carries over from the source's modified occurrence.
-OCCURRENCE_FIELDS = ("start", "end", "subject", "location", "body", "required_attendees", "optional_attendees")
+OCCURRENCE_FIELDS = ("start", "end", "subject", "location", "body", "required_attendees", "optional_attendees",
+                     "reminder_is_set", "reminder_minutes_before_start")
 _NOT_COPIED = {"mime_content", "parent_folder_id", "conversation_id", "recurrence_id", "photo", "notes",
                "reminder_due_by", "is_draft"}
 

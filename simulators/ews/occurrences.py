@@ -9,7 +9,7 @@ text in, payload text out.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import icalendar
 
@@ -27,8 +27,9 @@ class OccurrenceError(ValueError):
 
 # The CalendarItem fields UpdateItem may change on an occurrence → the override's property.
 # Attendee fields map to their ROLE: each replaces the override's ATTENDEEs of that role only.
+# The reminder pair maps to VALARM: minutes before the start, or None for no reminder.
 FIELDS = {"Subject": "SUMMARY", "Location": "LOCATION", "Body": "DESCRIPTION", "Start": "DTSTART", "End": "DTEND",
-          **pim.ATTENDEE_ROLES}
+          "ReminderIsSet": "VALARM", "ReminderMinutesBeforeStart": "VALARM", **pim.ATTENDEE_ROLES}
 
 
 def key_of_index(item: PimItem, index: int) -> str:
@@ -66,6 +67,9 @@ def update(item: PimItem, key: str, changes: dict[str, object]) -> str:
         if name in pim.ATTENDEE_ROLES.values():
             _set_attendees(override, name, value or [])
             continue
+        if name == "VALARM":
+            _set_reminder(override, value)
+            continue
         override.pop(name, None)
         if value is not None:
             override.add(name, value)
@@ -79,6 +83,16 @@ def _set_attendees(override, role: str, new: list) -> None:
     override.pop("ATTENDEE", None)
     for prop in kept + new:
         override.add("ATTENDEE", prop, encode=0)
+
+
+def _set_reminder(override, minutes: int | None) -> None:
+    override.subcomponents = [c for c in override.subcomponents if c.name != "VALARM"]
+    if minutes is not None:
+        alarm = icalendar.Alarm()
+        alarm.add("ACTION", "DISPLAY")
+        alarm.add("DESCRIPTION", "Reminder")
+        alarm.add("TRIGGER", -timedelta(minutes=minutes))
+        override.add_component(alarm)
 
 
 def _locate(item: PimItem, key: str):

@@ -510,6 +510,7 @@ def _update_occurrence(ctx, folder, item: PimItem, key: str, updates) -> None:
     master, _ = pim.split_event(item)
     zone = getattr(master.decoded("DTSTART"), "tzinfo", None)
     changes: dict[str, object] = {}
+    reminder: dict[str, str | None] = {}
     for update in updates if updates is not None else []:
         uri = update.find(t("FieldURI"))
         field = (uri.get("FieldURI", "") if uri is not None else "").split(":")[-1]
@@ -528,7 +529,15 @@ def _update_occurrence(ctx, folder, item: PimItem, key: str, updates) -> None:
             value = text
             if field in ("Start", "End"):
                 value = pim.parse_dt(text, field).astimezone(zone or timezone.utc)
+        if field.startswith("Reminder"):
+            reminder[field] = value
+            continue
         changes[occurrences.FIELDS[field]] = value
+    if reminder:  # ReminderIsSet and ReminderMinutesBeforeStart make one VALARM (or none)
+        current = pim.render_event(item, [], occurrence=key)
+        is_set = xs_bool(reminder.get("ReminderIsSet", current.findtext(t("ReminderIsSet"))))
+        minutes = reminder.get("ReminderMinutesBeforeStart") or current.findtext(t("ReminderMinutesBeforeStart"))
+        changes["VALARM"] = int(minutes or 15) if is_set else None
     with ctx.store.lock:
         item.payload = _occurrence_edit(occurrences.update, item, key, changes)
     ctx.store.notify(ctx.account, folder)
