@@ -21,6 +21,7 @@ There is no If-None-Match here: a re-run is kept from copying twice by the check
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from datetime import datetime
 
 from exchangelib import UTC, EWSDateTime, Folder, Message
@@ -95,8 +96,10 @@ class EwsSink(EwsConnection):
         self.call("CreateItem message", msg.save)
         return msg.id
 
-    def create_copy(self, folder, item) -> str:
-        """A new item like ``item`` (a contact, event, task or note read from the source)."""
+    def create_copy(self, folder, item, occurrences: Mapping[str, object] | None = None) -> str:
+        """A new item like ``item`` (a contact, event, task or note read from the source).
+        ``occurrences``: a series' modified occurrences as read from the source, by ItemId (with
+        OCCURRENCE_FIELDS); when not given they are read through the source item's own account."""
         fields = copy_fields(item)
         timezones = {k: fields.pop(k) for k in ("_start_timezone", "_end_timezone") if k in fields}
         new = type(item)(account=self.account, folder=folder, **fields)
@@ -104,10 +107,10 @@ class EwsSink(EwsConnection):
             setattr(new, k, v)
         self.call(f"CreateItem {type(item).__name__}", new.save)
         if getattr(item, "recurrence", None) is not None:
-            self._copy_exceptions(new, item)
+            self._copy_exceptions(new, item, occurrences)
         return new.id
 
-    def _copy_exceptions(self, new, item) -> None:
+    def _copy_exceptions(self, new, item, occurrences: Mapping[str, object] | None) -> None:
         """The source series' deleted and modified occurrences, on the new master ``new``."""
         name = item.uid or item.id
         for gone in item.deleted_occurrences or ():
@@ -117,12 +120,15 @@ class EwsSink(EwsConnection):
         if not modified:
             return
         # The source occurrences themselves: EWS lists only their times on the master.
-        full = item.account.fetch([(o.id, o.changekey) for o in modified], only_fields=list(OCCURRENCE_FIELDS))
-        for occ, got in zip(modified, full):
+        if occurrences is None:
+            fetched = item.account.fetch([(o.id, o.changekey) for o in modified], only_fields=list(OCCURRENCE_FIELDS))
+            occurrences = {o.id: got for o, got in zip(modified, fetched)}
+        for occ in modified:
+            got = occurrences.get(occ.id)
             index = convert.occurrence_index(item, occ.original_start)
             target = new.occurrence(index)
             self.call(f"GetItem occurrence {index} of {name}", target.refresh)
-            if isinstance(got, Exception):  # unreadable: move it at least (ModifiedOccurrences has the times)
+            if got is None or isinstance(got, Exception):  # unreadable: its new times (from the master's list)
                 target.start, target.end = occ.start, occ.end
                 fields = ["start", "end"]
             else:

@@ -9,11 +9,13 @@ text in, payload text out.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import icalendar
+from lxml import etree
 
 from simulators.ews import calendar_view, pim
+from simulators.ews.soap import t, xs_bool
 from simulators.store import PimItem
 
 
@@ -52,6 +54,49 @@ def delete(item: PimItem, key: str) -> str:
     master.add("EXDATE", original)
     _drop_override(cal, key)
     return cal.to_ical().decode("utf-8")
+
+
+def apply_updates(item: PimItem, key: str, updates: etree._Element | None) -> str:
+    """The payload after UpdateItem's ``t:Updates`` (SetItemField / DeleteItemField with a
+    t:CalendarItem) on occurrence ``key``."""
+    return update(item, key, changes_from(item, key, updates))
+
+
+def changes_from(item: PimItem, key: str, updates: etree._Element | None) -> dict[str, object]:
+    """``t:Updates`` as update()'s changes; Start/End in the series' zone (the override keeps it)."""
+    master, _ = pim.split_event(item)
+    zone = getattr(master.decoded("DTSTART"), "tzinfo", None) or timezone.utc
+    changes: dict[str, object] = {}
+    reminder: dict[str, str | None] = {}
+    for change in updates if updates is not None else []:
+        uri = change.find(t("FieldURI"))
+        field = (uri.get("FieldURI", "") if uri is not None else "").split(":")[-1]
+        if field in ("StartTimeZone", "EndTimeZone", "MeetingTimeZone"):
+            continue  # exchangelib sends them with Start/End; the override keeps the series' zone
+        if field not in FIELDS:
+            raise OccurrenceError("ErrorInvalidRequest", f"event {item.item_id}: UpdateItem of "
+                                  f"{field or 'an extended property'!r} on an occurrence is not simulated.")
+        value = None
+        holder = change.find(t("CalendarItem"))
+        if etree.QName(change).localname == "SetItemField":
+            if holder is None:
+                raise OccurrenceError("ErrorInvalidRequest", f"SetItemField {field} without a t:CalendarItem.")
+            if field in pim.ATTENDEE_ROLES:
+                value = pim.parse_attendees(holder, field, pim.ATTENDEE_ROLES[field])
+            elif field in ("Start", "End"):
+                value = pim.parse_dt(holder.findtext(t(field)), field).astimezone(zone)
+            else:
+                value = holder.findtext(t(field)) or ""
+        if field.startswith("Reminder"):
+            reminder[field] = value
+        else:
+            changes[FIELDS[field]] = value
+    if reminder:  # ReminderIsSet and ReminderMinutesBeforeStart make one VALARM (or none)
+        current = pim.render_event(item, [], occurrence=key)
+        is_set = xs_bool(reminder.get("ReminderIsSet", current.findtext(t("ReminderIsSet"))))
+        minutes = reminder.get("ReminderMinutesBeforeStart") or current.findtext(t("ReminderMinutesBeforeStart"))
+        changes["VALARM"] = int(minutes or 15) if is_set else None
+    return changes
 
 
 def update(item: PimItem, key: str, changes: dict[str, object]) -> str:

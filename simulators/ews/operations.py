@@ -507,39 +507,8 @@ def update_item(ctx, op):
 
 def _update_occurrence(ctx, folder, item: PimItem, key: str, updates) -> None:
     """The override of occurrence ``key`` with the fields set (or deleted) by ``updates``."""
-    master, _ = pim.split_event(item)
-    zone = getattr(master.decoded("DTSTART"), "tzinfo", None)
-    changes: dict[str, object] = {}
-    reminder: dict[str, str | None] = {}
-    for update in updates if updates is not None else []:
-        uri = update.find(t("FieldURI"))
-        field = (uri.get("FieldURI", "") if uri is not None else "").split(":")[-1]
-        if field in ("StartTimeZone", "EndTimeZone", "MeetingTimeZone"):
-            continue  # the override keeps the series' zone
-        if field not in occurrences.FIELDS:
-            raise OpError("ErrorInvalidRequest", f"UpdateItem of {field or 'an extended property'!r} "
-                                                 "on an occurrence is not simulated.")
-        value = None
-        if etree.QName(update).localname == "SetItemField" and field in pim.ATTENDEE_ROLES:
-            value = pim.parse_attendees(update.find(t("CalendarItem")), field, pim.ATTENDEE_ROLES[field])
-        elif etree.QName(update).localname == "SetItemField":
-            text = update.findtext(f"{t('CalendarItem')}/{t(field)}")
-            if text is None:
-                raise OpError("ErrorInvalidRequest", f"SetItemField {field} without a t:CalendarItem value.")
-            value = text
-            if field in ("Start", "End"):
-                value = pim.parse_dt(text, field).astimezone(zone or timezone.utc)
-        if field.startswith("Reminder"):
-            reminder[field] = value
-            continue
-        changes[occurrences.FIELDS[field]] = value
-    if reminder:  # ReminderIsSet and ReminderMinutesBeforeStart make one VALARM (or none)
-        current = pim.render_event(item, [], occurrence=key)
-        is_set = xs_bool(reminder.get("ReminderIsSet", current.findtext(t("ReminderIsSet"))))
-        minutes = reminder.get("ReminderMinutesBeforeStart") or current.findtext(t("ReminderMinutesBeforeStart"))
-        changes["VALARM"] = int(minutes or 15) if is_set else None
     with ctx.store.lock:
-        item.payload = _occurrence_edit(occurrences.update, item, key, changes)
+        item.payload = _occurrence_edit(occurrences.apply_updates, item, key, updates)
     ctx.store.notify(ctx.account, folder)
 
 
@@ -548,6 +517,8 @@ def _occurrence_edit(edit, item: PimItem, key: str, *args) -> str:
         return edit(item, key, *args)
     except occurrences.OccurrenceError as exc:
         raise OpError(exc.code, str(exc)) from None
+    except pim.PayloadError as exc:  # a bad Start/End in the request, or a corrupt stored series
+        raise OpError("ErrorInvalidRequest", str(exc)) from None
 
 
 def _apply_update(flags: set[str], update) -> set[str]:
