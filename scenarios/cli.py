@@ -113,12 +113,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     # xdist workers are new interpreters: they must import this package even when not installed.
     root = str(Path(__file__).resolve().parents[1])
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+    started = time.monotonic()
     code = pytest.main(pytest_args)
+    wall = time.monotonic() - started
     if code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.NO_TESTS_COLLECTED) or not report_json.exists():
         print("quirkmail run: no scenarios ran", file=sys.stderr)
         return ExitCode.USAGE
     results = reports.read_json(report_json)
     Console().print(reports.summary_table(results))
+    print(f"wall time {wall:.1f} s on {workers} worker{'s' if workers > 1 else ''}")
     print(f"reports: {report_json}, {args.report_dir / reports.JUNIT_XML}, {args.report_dir / reports.REPORT_HTML}")
     t = reports.totals(results)
     return ExitCode.OK if t["failed"] == t["error"] == 0 else ExitCode.ITEMS_SKIPPED

@@ -179,7 +179,7 @@ def summary_table(results: list[ScenarioResult]) -> Table:
     t = totals(results)
     table = Table(
         title="quirkmail scenarios",
-        caption=f"{caption(t)} in {t['seconds']:.1f} s",
+        caption=f"{caption(t)}; {t['seconds']:.1f} s of scenario time",
     )
     for column in ("scenario", "area", "result", "copied", "seconds", "first failure"):
         table.add_column(column, justify="right" if column in ("copied", "seconds") else "left")
