@@ -12,12 +12,10 @@ its front plays) and an IMAP read when it is Dovecot; the destination is always 
 
 from __future__ import annotations
 
-import atexit
 import itertools
 import os
 import subprocess
 import tempfile
-import threading
 import time
 import uuid
 from contextlib import ExitStack
@@ -310,22 +308,12 @@ def add_dovecot_user(dovecot, user: str, password: str) -> None:
 
 # One Dovecot per process ------------------------------------------------------------------------
 
-_dovecot = None
-_dovecot_lock = threading.Lock()
-
-
 def shared_dovecot():
     """The process's Dovecot, started on first use; users are per scenario, so it is never reset."""
-    global _dovecot
-    with _dovecot_lock:
-        if _dovecot is None:
-            from scenarios.peers.dovecot import DovecotServer
+    from scenarios.peers.dovecot import DovecotServer
+    from scenarios.peers.process import shared
 
-            server = DovecotServer()
-            server.start()
-            atexit.register(server.stop)
-            _dovecot = server
-        return _dovecot
+    return shared(DovecotServer)
 
 
 # Migration runs ---------------------------------------------------------------------------------

@@ -13,8 +13,6 @@
 
 from __future__ import annotations
 
-import atexit
-import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -117,22 +115,12 @@ def build_pim_side(spec: PimDestinationSpec, stack: ExitStack) -> PimSide:
                    lambda: by_content(read_store(account)), account=account)
 
 
-_radicale = None
-_radicale_lock = threading.Lock()
-
-
 def shared_radicale():
-    """The process's Radicale, started on first use; users are per scenario, so never reset."""
-    global _radicale
-    with _radicale_lock:
-        if _radicale is None:
-            from scenarios.peers.radicale import RadicaleServer
+    """The process's Radicale, started on first use; users are per scenario, so it is never reset."""
+    from scenarios.peers.process import shared
+    from scenarios.peers.radicale import RadicaleServer
 
-            server = RadicaleServer()
-            server.start()
-            atexit.register(server.stop)
-            _radicale = server
-        return _radicale
+    return shared(RadicaleServer)
 
 
 def run_ews_engine(n: int, source: Side, dest: Side, options: Any) -> RunRecord:

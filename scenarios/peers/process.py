@@ -4,11 +4,13 @@ when it lost the race for a port, and a stop that cannot hang.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -123,3 +125,19 @@ class PeerProcess:
             if path.exists():
                 texts.extend(path.read_text(encoding="utf-8", errors="replace").splitlines())
         return "\n".join(texts[-lines:]) or f"({', '.join(self.LOGS)} empty)"
+
+
+_shared: dict[type, PeerProcess] = {}
+_shared_lock = threading.Lock()
+
+
+def shared(cls: type[PeerProcess]) -> PeerProcess:
+    """The process's one started instance of a peer harness (a Dovecot, a Radicale), made on first
+    use and stopped at exit. Scenarios add a user each, so it is never reset between them."""
+    with _shared_lock:
+        if cls not in _shared:
+            server = cls()
+            server.start()
+            atexit.register(server.stop)
+            _shared[cls] = server
+        return _shared[cls]
