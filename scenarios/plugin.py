@@ -74,14 +74,15 @@ class ScenarioFailed(Exception):
 class ScenarioItem(pytest.Item):
     def runtest(self) -> None:
         try:
-            result = run_scenario(load_scenario(self.path))
+            scenario = load_scenario(self.path)
+            result = run_scenario(scenario)
         except ScenarioError as exc:
             self._stash(self._errored(str(exc)))
             raise
         except Exception:
             self._stash(self._errored(traceback.format_exc()))
             raise
-        gap = load_scenario(self.path).known_gap
+        gap = scenario.known_gap
         if gap and not result.skipped and not result.error:
             if result.passed:  # strict, like pytest's xfail(strict=True): a stale marker hides nothing
                 result.passed = False
