@@ -263,9 +263,9 @@ class _Run:
     def _holds_no_mail(self, job: FolderJob, src: ImapSource) -> bool:
         """exchange-nonmail-folders-over-imap: Exchange lists Calendar, Contacts, Tasks, Notes ... as
         IMAP folders whose items come back without a body (BODY[] would give a made-up message).
-        Before a destination folder is created for it, the first few items are fetched: when none
+        Before a destination folder is created for it, its smallest few items are fetched: when none
         has a body and they still exist, the folder holds no mail and is skipped and reported."""
-        probe = sorted(job.sizes)[:NONMAIL_PROBE]
+        probe = sorted(sorted(job.sizes, key=job.sizes.__getitem__)[:NONMAIL_PROBE])  # cheapest to fetch twice
         if not probe or not self.mitigations.on("nonmail-folder-skip"):
             return False
         if any(m.raw is not None for m in src.fetch(job.plan.source, probe)):
