@@ -81,31 +81,31 @@ class SimulatorWorld:
         self.stop()
 
     def start_imap(self, port: int = 0, *, implicit_tls: bool = False) -> ServerHandle:
-        try:
-            factory = ImapServerFactory(
-                self.store, self.profile, tls_options=self._tls_options, implicit_tls=implicit_tls
-            )
-        except ValueError as exc:  # QuirkError, bad parameters: the profile's fault
-            raise LauncherError(f"IMAP server for profile {self.profile.name!r}: {exc}") from None
+        factory = self._build("IMAP", ImapServerFactory, implicit_tls)
         return self._listen("imap", factory, port, implicit_tls)
 
     def start_pop3(self, port: int = 0, *, implicit_tls: bool = False) -> ServerHandle:
         """POP3 on the INBOX of each account; STLS (or implicit TLS) with the world's certificate."""
-        try:
-            factory = Pop3ServerFactory(
-                self.store, self.profile, tls_options=self._tls_options, implicit_tls=implicit_tls
-            )
-        except ValueError as exc:  # QuirkError, bad parameters: the profile's fault
-            raise LauncherError(f"POP3 server for profile {self.profile.name!r}: {exc}") from None
+        factory = self._build("POP3", Pop3ServerFactory, implicit_tls)
         return self._listen("pop3", factory, port, implicit_tls)
 
     def start_ews(self, port: int = 0, *, tls: bool = False) -> ServerHandle:
         """EWS (SOAP over HTTP, HTTPS with ``tls``) at ``/EWS/Exchange.asmx`` (simulators.ews)."""
         try:
             site = EwsSite(self.store, self.profile)
-        except ValueError as exc:  # QuirkError, bad parameters: the profile's fault
-            raise LauncherError(f"EWS server for profile {self.profile.name!r}: {exc}") from None
+        except ValueError as exc:
+            raise self._profile_error("EWS", exc) from None
         return self._listen("ews", site, port, tls)
+
+    def _build(self, label: str, factory_class, implicit_tls: bool):
+        try:
+            return factory_class(self.store, self.profile, tls_options=self._tls_options, implicit_tls=implicit_tls)
+        except ValueError as exc:
+            raise self._profile_error(label, exc) from None
+
+    def _profile_error(self, label: str, exc: Exception) -> LauncherError:
+        # A bad quirk or fault (QuirkError/FaultError, ValueErrors) in the profile, or a port in use (SMTP)
+        return LauncherError(f"{label} server for profile {self.profile.name!r}: {exc}")
 
     def _listen(self, protocol: str, factory, port: int, implicit_tls: bool) -> ServerHandle:
         """Serve a Twisted factory on the reactor thread (TLS from the first byte if implicit)."""
@@ -133,7 +133,7 @@ class SimulatorWorld:
             )
             server.start()
         except (ValueError, SmtpServerError) as exc:  # QuirkError: the profile's; else the port's
-            raise LauncherError(f"SMTP server for profile {self.profile.name!r}: {exc}") from None
+            raise self._profile_error("SMTP", exc) from None
         self._smtp_servers.append(server)
         handle = ServerHandle("smtp", self.host, server.port, False)
         self.handles.append(handle)
