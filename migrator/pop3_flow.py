@@ -341,6 +341,19 @@ class Pop3Run:
                                  detail=f"POP3 (UIDL {m.uidl or 'none'}): {resolved.detail}")
                 )
             items.append((raw, resolved.instant))
+        # Delivery has no UID to match on later: each message is checkpointed as soon as it is
+        # delivered, so a crash can leave at most one delivered message unrecorded (a duplicate
+        # on the re-run). An IMAP folder is matched by identity, so a batch is checkpointed at once.
+        step, nbytes = 1 if self.target.via == "delivered" else max(1, len(todo)), 0
+        for start in range(0, len(todo), step):
+            nbytes += self._store(todo[start:start + step], items[start:start + step])
+            if self.report.aborted:
+                break
+        self.progress.advance(SOURCE_FOLDER, 0 if retry else len(chunk), nbytes)
+
+    def _store(self, todo: list[tuple[Pop3Message, bytes]], items: list[tuple[bytes, datetime | None]]) -> int:
+        """Store, then checkpoint what the destination confirmed; returns the bytes stored."""
+        assert self.target is not None
         lost: AppendInterrupted | None = None
         try:
             results = self.target.store(items)
@@ -365,10 +378,10 @@ class Pop3Run:
             self.state.pop3_record(confirmed)
         self.folder.copied += len(confirmed)
         self.folder.bytes += nbytes
-        self.progress.advance(SOURCE_FOLDER, 0 if retry else len(chunk), nbytes)
         if lost is not None:
             # The fate of the rest is unknown: stop; a re-run matches what landed (IMAP) by identity.
             self.report.aborted = f"destination connection lost: {lost}"
+        return nbytes
 
     def finish_session(self) -> None:
         """Delete what was asked and confirmed, then QUIT (which is what makes DELE take effect)."""

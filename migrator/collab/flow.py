@@ -29,6 +29,7 @@ from migrator.collab import convert, mapi
 from migrator.collab.kinds import ITEM_KINDS
 from migrator.collab.state import EwsState
 from migrator.folders import FolderPlan, ListEntry, Namespace, plan_folders
+from migrator.identity import Identity, IdentityIndex, identity_of
 from migrator.progress import NullProgress, ProgressSink
 from migrator.report import FolderReport, ItemError, KindCount, MigrationReport, SkippedFolder, Unmigratable
 from migrator.sinks.dav import DavSink, collection_name
@@ -148,10 +149,12 @@ class _EwsRun:
             job.count(kind).unmigratable += count
             self.report.unmigratable.append(Unmigratable(kind=kind, count=count, folder=job.shown, reason=reason))
 
-    def confirmed(self, job: _Job, kind: str, rows: list[tuple[str, str]], present: int, nbytes: int = 0) -> None:
-        """``rows`` (item_id, destination) were copied (or found present: the last ``present``)."""
+    def confirmed(self, job: _Job, kind: str, rows: list[tuple[str, str]], present: int, nbytes: int = 0,
+                  identities: dict[str, str] | None = None) -> None:
+        """``rows`` (item_id, destination) were copied (or found present: the last ``present``);
+        ``identities``: item_id → message identity, for mail copied over IMAP."""
         if self.state:
-            self.state.record([(i, kind, d) for i, d in rows if d])
+            self.state.record([(i, kind, d) for i, d in rows if d], identities)
         with self.lock:
             c = job.count(kind)
             c.copied += len(rows) - present
@@ -289,26 +292,47 @@ class _EwsRun:
             if plan.destination not in self.dest_names:
                 sink.create(plan.destination)
                 self.dest_names.add(plan.destination)
-        permanent, _ = sink.select(plan.destination)
+        permanent, exists = sink.select(plan.destination)
+        index = self._destination_index(sink, plan.destination, exists)
         for batch in self._mail_batches(items):
             if self.report.aborted:
                 return
             fetched = self.src.fetch("mail", batch)
-            todo: list[tuple[ListedItem, AppendItem]] = []
+            todo: list[tuple[ListedItem, AppendItem, str]] = []
+            present: list[tuple[str, str]] = []
+            idents: dict[str, str] = {}
             for li, got in zip(batch, fetched):
                 try:
-                    todo.append((li, self._append_item(got, permanent)))
+                    a = self._append_item(got, permanent)
                 except Exception as exc:  # one broken item never stops the batch
                     self.fail(job, "mail", li.id, exc)
-            results = sink.append_batch(plan.destination, [a for _, a in todo])
+                    continue
+                ident = identity_of(a.raw, len(a.raw))
+                idents[li.id] = str(ident)
+                if index is not None and index.take(ident):
+                    present.append((li.id, plan.destination))  # landed before a crash, or another tool's copy
+                else:
+                    todo.append((li, a, str(ident)))
+            results = sink.append_batch(plan.destination, [a for _, a, _ in todo])
             rows, nbytes = [], 0
-            for (li, a), res in zip(todo, results):
+            for (li, a, _), res in zip(todo, results):
                 if res.ok:
                     rows.append((li.id, plan.destination))
                     nbytes += len(a.raw)
                 else:
                     self.fail(job, "mail", li.id, RuntimeError(f"APPEND refused: {res.text}"))
-            self.confirmed(job, "mail", rows, 0, nbytes)
+            done = rows + present
+            self.confirmed(job, "mail", done, len(present), nbytes, {i: idents[i] for i, _ in done})
+
+    def _destination_index(self, sink: ImapSink, folder: str, exists: int) -> IdentityIndex | None:
+        """Merge: what the destination folder holds, less our own recorded copies, so a message
+        APPENDed by a run killed before its checkpoint commit is matched, not copied again."""
+        if self.options.mode != "merge" or not exists:
+            return None
+        index = sink.identities(folder, exists)
+        for ident in self.state.identities_in(folder) if self.state else []:
+            index.take(Identity.parse(ident))
+        return index
 
     @staticmethod
     def _append_item(item, permanent: list[str]) -> AppendItem:

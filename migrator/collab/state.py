@@ -2,6 +2,11 @@
 
 Kept in the migrator's checkpoint file (its own table), written only after the destination
 confirmed the item: an APPEND's OK, a PUT's 201/204, or a 412 (it was there already).
+
+Mail copied over IMAP also keeps its identity (``ews_identity``, committed with the row): a re-run
+after a crash matches the destination folder by identity (an APPEND confirmed but not yet
+recorded is found, not copied twice), and the identities of our recorded copies are taken out of
+that match first, so identical source messages are not mistaken for each other's copies.
 """
 
 from __future__ import annotations
@@ -21,6 +26,13 @@ CREATE TABLE IF NOT EXISTS ews_copied (
     kind           TEXT NOT NULL,
     dest           TEXT NOT NULL,
     confirmed_at   TEXT NOT NULL,
+    PRIMARY KEY (source_account, dest_account, item_id)
+);
+CREATE TABLE IF NOT EXISTS ews_identity (
+    source_account TEXT NOT NULL,
+    dest_account   TEXT NOT NULL,
+    item_id        TEXT NOT NULL,
+    identity       TEXT NOT NULL,
     PRIMARY KEY (source_account, dest_account, item_id)
 );
 """
@@ -49,8 +61,9 @@ class EwsState:
             ).fetchall()
         return {r[0] for r in rows}
 
-    def record(self, rows: list[tuple[str, str, str]]) -> None:
-        """(item_id, kind, destination) of confirmed items."""
+    def record(self, rows: list[tuple[str, str, str]], identities: dict[str, str] | None = None) -> None:
+        """(item_id, kind, destination) of confirmed items; ``identities``: item_id → identity of
+        the mail among them, in the same transaction."""
         if not rows:
             return
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -60,8 +73,22 @@ class EwsState:
                 "INSERT OR REPLACE INTO ews_copied VALUES (?,?,?,?,?,?)",
                 [(self._src, self._dst, i, k, d, now) for i, k, d in rows],
             )
+            self._db.executemany(
+                "INSERT OR REPLACE INTO ews_identity VALUES (?,?,?,?)",
+                [(self._src, self._dst, i, ident) for i, ident in (identities or {}).items()],
+            )
             self._db.execute("COMMIT")
+
+    def identities_in(self, dest: str) -> list[str]:
+        """Identities of the mail recorded as copied into destination folder ``dest``."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT i.identity FROM ews_identity i JOIN ews_copied c USING (source_account, dest_account, item_id) "
+                "WHERE c.source_account=? AND c.dest_account=? AND c.dest=?", (self._src, self._dst, dest)
+            ).fetchall()
+        return [r[0] for r in rows]
 
     def forget_all(self) -> None:
         with self._lock:
-            self._db.execute("DELETE FROM ews_copied WHERE source_account=? AND dest_account=?", (self._src, self._dst))
+            for table in ("ews_copied", "ews_identity"):
+                self._db.execute(f"DELETE FROM {table} WHERE source_account=? AND dest_account=?", (self._src, self._dst))
