@@ -3,16 +3,38 @@
 Providers throttle in their own words: M365 `NO Request is throttled. Suggested Backoff Time:
 299609 milliseconds`, Gmail's `[THROTTLED]` at the end of the text, Yahoo `NO [LIMIT] UID FETCH
 Rate limit hit.`, `[UNAVAILABLE]` / `[SERVERBUG]` (RFC 5530). A suggested time is honoured (up to
-``MAX_SUGGESTED``); otherwise the wait doubles from 50 ms like Dovecot's imapc (up to 16 s).
+``MAX_SUGGESTED``); otherwise the wait doubles from 50 ms like Dovecot's imapc (up to 16 s), with
+jitter: the workers of a pool are throttled together, and retrying in lockstep would throttle them
+together again. A doubling wait is drawn from [(1 - JITTER) × nominal, nominal] ("equal jitter");
+a time the server suggested is waited exactly. Only temporary refusals are retried at all: a
+refusal that names no temporary cause gives None.
+
+The draw is deterministic under a seed (``seed_jitter``, or ``QUIRKMAIL_JITTER_SEED`` in the
+environment for a child process), so a test or a replayed run waits the same.
 """
 
 from __future__ import annotations
 
+import os
+import random
 import re
 
 MAX_ATTEMPTS = 5
 MAX_SUGGESTED = 300.0  # seconds; a longer suggestion is still honoured up to this
 FIRST_DELAY, MAX_DELAY = 0.05, 16.0
+JITTER = 0.5  # share of a doubling wait that is random
+
+_rng = random.Random(os.environ.get("QUIRKMAIL_JITTER_SEED"))
+
+
+def seed_jitter(seed: int | str | None) -> None:
+    """Make the jitter replayable (None: from the system's randomness again)."""
+    _rng.seed(seed)
+
+
+def jittered(nominal: float) -> float:
+    """A wait in [(1 - JITTER) × nominal, nominal]: never longer than the nominal doubling."""
+    return nominal * (1.0 - JITTER * _rng.random())
 
 _SUGGESTED = re.compile(r"Suggested Backoff Time: (\d+) milliseconds", re.IGNORECASE)
 _TEMPORARY = re.compile(
@@ -34,11 +56,11 @@ def retry_delay(text: str, attempt: int) -> float | None:
 
 
 def backoff_delay(attempt: int) -> float | None:
-    """The doubling wait before attempt ``attempt + 1`` when the server names no time, or None
-    when the attempts are used up."""
+    """The doubling wait (jittered) before attempt ``attempt + 1`` when the server names no time,
+    or None when the attempts are used up."""
     if attempt + 1 >= MAX_ATTEMPTS:
         return None
-    return min(FIRST_DELAY * 2**attempt, MAX_DELAY)
+    return jittered(min(FIRST_DELAY * 2**attempt, MAX_DELAY))
 
 
 DEFER_ROUNDS = 3  # retry-later rounds within one run (greylisting, 4xx) before a message is reported deferred

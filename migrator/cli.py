@@ -10,12 +10,14 @@ is a terminal) — never from argv. Exit codes are ``migrator.errors.ExitCode``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from migrator.budget import DEFAULT_MAX_ITEM_ERRORS
 from migrator.errors import ExitCode, MigratorError, UsageError
 from migrator.urls import Endpoint, Secret, ServerURL, resolve_secret
 
@@ -25,19 +27,21 @@ def add_endpoint_arguments(parser: argparse.ArgumentParser, role: str, flag: str
     """``--FLAG URL``, ``--FLAG-password-env VAR``, ``--FLAG-password-file F``, ``--FLAG-cafile PEM``."""
     label = label or role
     parser.add_argument(f"--{flag}", required=required, metavar="URL", dest=f"{role}_url",
-                        help=f"{label} mailbox: imap://user@host[:port][?starttls=required|no&tls_verify=no] or imaps://…")
+                        help=f"{label} mailbox: imap://user@host[:port][?starttls=required|no&ca=PEM&verify=no] or imaps://…")
     secret = parser.add_mutually_exclusive_group()
     secret.add_argument(f"--{flag}-password-env", metavar="VAR", dest=f"{role}_password_env",
                         help=f"environment variable holding the {label} password")
     secret.add_argument(f"--{flag}-password-file", type=Path, metavar="FILE", dest=f"{role}_password_file",
                         help=f"file holding the {label} password (trailing newline ignored)")
-    parser.add_argument(f"--{flag}-cafile", type=Path, metavar="PEM", dest=f"{role}_cafile",
-                        help=f"extra CA certificate to trust for the {label} (overrides --cafile)")
+    parser.add_argument(f"--{flag}-cafile", f"--{flag}-ca-file", type=Path, metavar="PEM", dest=f"{role}_cafile",
+                        help=f"extra CA certificate to trust for the {label} (overrides --ca-file)")
 
 
 def endpoint_from_args(args: argparse.Namespace, role: str, *, interactive: bool | None = None) -> Endpoint:
     """The Endpoint for ``role``; prompts for the password only when stdin is a terminal."""
     url = ServerURL.parse(getattr(args, f"{role}_url"))
+    if getattr(args, "insecure", False):
+        url = dataclasses.replace(url, tls_verify=False)
     env, file = getattr(args, f"{role}_password_env", None), getattr(args, f"{role}_password_file", None)
     cafile = getattr(args, f"{role}_cafile", None) or getattr(args, "cafile", None)
     if url.scheme == "lmtp" and not env and not file:
@@ -54,7 +58,11 @@ def endpoint_from_args(args: argparse.Namespace, role: str, *, interactive: bool
 def add_migrate_arguments(parser: argparse.ArgumentParser) -> None:
     add_endpoint_arguments(parser, "source", "from", label="source")
     add_endpoint_arguments(parser, "dest", "to", label="destination")
-    parser.add_argument("--cafile", type=Path, metavar="PEM", help="extra CA certificate to trust for both servers")
+    parser.add_argument("--ca-file", "--cafile", type=Path, metavar="PEM", dest="cafile",
+                        help="extra CA certificate to trust for both servers (certificates are always verified)")
+    parser.add_argument("--insecure", action="store_true",
+                        help="skip TLS certificate verification for every server (said in the report; "
+                        "per server: ?verify=no)")
     parser.add_argument("--mode", choices=("merge", "replace"), default="merge",
                         help="merge (default): never overwrite or duplicate; replace: delete existing "
                         "destination messages in the mapped folders first")
@@ -68,6 +76,9 @@ def add_migrate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=200, metavar="N", help="messages per FETCH/APPEND batch")
     parser.add_argument("--state", type=Path, metavar="PATH", help="checkpoint file (default: under ~/.local/state/quirkmail)")
     parser.add_argument("--report", type=Path, metavar="FILE.json", help="write the migration report as JSON")
+    parser.add_argument("--max-item-errors", type=int, default=DEFAULT_MAX_ITEM_ERRORS, metavar="N",
+                        help=f"stop after N item errors (default {DEFAULT_MAX_ITEM_ERRORS}; 0 = never): exit code 5, "
+                        "a re-run resumes")
     parser.add_argument("--pop3-folder", default="INBOX", metavar="A/B",
                         help="POP3 source (pop3://, pop3s://): destination folder for the inbox (default INBOX); "
                         "with --to lmtp://user@host:port or smtp://… the messages are delivered instead")
@@ -106,6 +117,8 @@ def run_migrate(args: argparse.Namespace, *, console: Console | None = None) -> 
         dest = endpoint_from_args(args, "dest")
         if args.connections < 1 or args.batch_size < 1:
             raise UsageError("--connections and --batch-size must be at least 1")
+        if getattr(args, "max_item_errors", 0) < 0:
+            raise UsageError("--max-item-errors must be 0 (no limit) or more")
         if args.test_connection:
             reports = [test_connection(source, role="source"), test_connection(dest, role="destination")]
             if getattr(args, "pim_url", None):
@@ -134,6 +147,7 @@ def run_migrate(args: argparse.Namespace, *, console: Console | None = None) -> 
             deleted_items=getattr(args, "deleted_items", "by-kind"),
             gmail_labels=getattr(args, "gmail_labels", "once"),
             disable=disabled,
+            max_item_errors=getattr(args, "max_item_errors", DEFAULT_MAX_ITEM_ERRORS),
         )
         pim = endpoint_from_args(args, "pim") if getattr(args, "pim_url", None) else None
         for line in collab_preamble(source, options, pim):
@@ -179,6 +193,8 @@ def summary_table(report) -> Table:
             table.caption += f"\nnot deleted: {pop3.delete_failed}"
     if getattr(report, "collapsed", 0):
         table.caption += f"\n{report.collapsed} Gmail label copies not copied again (--gmail-labels {report.gmail_labels})"
+    if getattr(report, "tls_unverified", None):  # never let an unverified run pass for a verified one
+        table.caption += f"\nWARNING: TLS certificate NOT verified for {', '.join(report.tls_unverified)}"
     if getattr(report, "mitigations_off", None):  # never let a naive run pass for a careful one
         table.caption += f"\nmitigations OFF: {', '.join(report.mitigations_off)}"
     for s in report.skipped[:20]:

@@ -31,6 +31,7 @@ from pydantic import BaseModel, field_validator
 
 from migrator import dates
 from migrator.backoff import retry_delay
+from migrator.budget import DEFAULT_MAX_ITEM_ERRORS, ErrorBudget
 from migrator.collab.kinds import MAIL_ONLY, not_offered
 from migrator.errors import ConnectionFailed, ProtocolError, TooManyConnections, UsageError
 from migrator.folders import FolderPlan, ListEntry, Namespace, alternative_names, destination_name, plan_folders
@@ -93,6 +94,8 @@ class MigrationOptions(BaseModel):
     gmail_labels: GmailLabels = "once"
     # Mitigations switched off by name (migrator.mitigations.MITIGATIONS); default: all on
     disable: list[str] = []
+    # Stop the run after this many item errors (migrator.budget; 0 = never): exit code 5, resumable
+    max_item_errors: int = DEFAULT_MAX_ITEM_ERRORS
 
     @field_validator("disable")
     @classmethod
@@ -161,6 +164,7 @@ class _Run:
     def __init__(self, source: Endpoint, dest: Endpoint, options: MigrationOptions, progress: ProgressSink):
         self.source, self.dest, self.options, self.progress = source, dest, options, progress
         self.mitigations = Mitigations(options.disable)
+        self.budget = ErrorBudget(options.max_item_errors)
         self.report = MigrationReport(
             source=source.url.display(),
             destination=dest.url.display(),
@@ -203,6 +207,7 @@ class _Run:
             self.report.skipped.append(
                 SkippedItem(folder=job.plan.source, uid=uid, message_id=message_id, reason=reason, detail=detail)
             )
+        self._spend(self.budget.charge_skip(reason))
 
     def fail(self, job: FolderJob, uid: int | None, exc: BaseException) -> None:
         with self.lock:
@@ -210,6 +215,11 @@ class _Run:
             self.report.errors.append(
                 ItemError(folder=job.plan.source, uid=uid, error=type(exc).__name__, message=str(exc))
             )
+        self._spend(self.budget.charge())
+
+    def _spend(self, exhausted: str | None) -> None:
+        if exhausted:
+            self.abort(exhausted)
 
     def _failed(self, job: FolderJob, uid: int) -> bool:
         with self.lock:
@@ -555,7 +565,18 @@ def migrate(
 ) -> MigrationReport:
     """Copy the source mailbox into the destination. Connection/TLS/auth failures before the run
     starts raise (``ConnectionFailed``, ``TlsFailure``, ``AuthenticationFailed``); everything after
-    is in the returned report."""
+    is in the returned report, including any server whose TLS certificate was not verified."""
+    report = _migrate(source, dest, options, progress, pim_dest=pim_dest)
+    sides = (("source", source), ("destination", dest), ("PIM destination", pim_dest))
+    report.tls_unverified = [f"{role} {ep.url.display()}" for role, ep in sides if ep is not None and ep.tls_unverified]
+    if report.tls_unverified:
+        report.notes.append(f"TLS certificate verification was OFF for {', '.join(report.tls_unverified)} "
+                            "(--insecure / verify=no): the server's identity was not checked")
+    return report
+
+
+def _migrate(source: Endpoint, dest: Endpoint, options: MigrationOptions, progress: ProgressSink | None, *,
+             pim_dest: Endpoint | None) -> MigrationReport:
     if source.url.scheme in ("pop3", "pop3s"):
         from migrator.pop3_flow import migrate_pop3
 

@@ -12,6 +12,11 @@
     └── Aborted                   interrupted, error budget, quota; state saved    → 5
         └── LoginDeferred         login refused for now (POP3 [LOGIN-DELAY], [IN-USE]) → 5
 
+Exit code 5 also ends a run that used up its error budget (``--max-item-errors``, default 50,
+``migrator.budget``): the report's ``aborted`` starts "error budget exhausted", the checkpoint is
+kept and a re-run resumes. Items are isolated until then; only temporary refusals are retried,
+with jittered backoff (``migrator.backoff``).
+
 Every message names the endpoint (URL without secret), folder and UID where known, and the cause.
 Exception text never contains a password: endpoints are rendered by ``ServerURL.display``.
 """
@@ -27,7 +32,7 @@ class ExitCode(enum.IntEnum):
     USAGE = 2
     CONNECTION = 3  # connection or TLS failure
     AUTHENTICATION = 4
-    ABORTED = 5  # state saved; a re-run resumes
+    ABORTED = 5  # interrupted, over quota, error budget exhausted: state saved; a re-run resumes
 
 
 class MigratorError(Exception):

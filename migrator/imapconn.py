@@ -134,7 +134,8 @@ def login_error(where: str, text: str, caps: set[str]) -> MigratorError:
 def tls_text(exc: ssl.SSLError) -> str:
     verify = getattr(exc, "verify_message", None)
     if verify:
-        return f"certificate verify failed: {verify} (trust its CA with --cafile, or add ?tls_verify=no)"
+        return (f"certificate verify failed: {verify} (trust its CA with --ca-file PEM or ?ca=PEM, "
+                "or skip verification with --insecure / ?verify=no)")
     return str(exc.reason or exc)
 
 

@@ -143,6 +143,7 @@ class MigrationReport(BaseModel):
     gmail_labels: str | None = None  # "once" | "per-label" when the source was Gmail (X-GM-EXT-1)
     collapsed: int = 0  # Gmail label copies not copied again, over all folders
     mitigations_off: list[str] = []  # MigrationOptions.disable: what this run did NOT protect against
+    tls_unverified: list[str] = []  # "source imaps://…": servers whose certificate was not verified (verify=no)
 
     @property
     def exit_code(self) -> int:

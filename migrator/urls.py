@@ -2,6 +2,11 @@
 
 A password is never part of a URL or argv: it comes from an environment variable, a file or an
 interactive prompt and lives in a ``Secret`` whose ``str``/``repr`` are ``***``.
+
+TLS certificates are verified by default (implicit TLS and STARTTLS alike, every protocol):
+``?ca=PATH`` trusts one more CA (e.g. a simulator's self-signed certificate) for that server,
+``?verify=no`` (or ``tls_verify=no``; ``--insecure`` for both servers) skips verification, and
+the report says so (``MigrationReport.tls_unverified``).
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ class ServerURL:
     tls_verify: bool = True
     auth: str = "auto"  # POP3: auto = APOP when offered, else SASL PLAIN, else USER/PASS
     path: str = ""  # dav://: the home collection (default /<user>/)
+    ca: str = ""  # ?ca=PATH: a CA certificate (PEM) to trust for this server
 
     @classmethod
     def parse(cls, text: str) -> ServerURL:
@@ -77,7 +83,7 @@ class ServerURL:
         if not parts.username:
             raise UsageError(f"bad server URL {_safe(text)!r}: no user (imap://user@host)")
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-        unknown = set(query) - {"starttls", "tls_verify", "auth"}
+        unknown = set(query) - {"starttls", "tls_verify", "verify", "auth", "ca"}
         if unknown:
             raise UsageError(f"bad server URL {_safe(text)!r}: unknown parameter(s) {sorted(unknown)}")
         starttls = query.get("starttls", "auto").lower()
@@ -88,9 +94,11 @@ class ServerURL:
         auth = query.get("auth", "auto").lower()
         if auth not in AUTH_VALUES:
             raise UsageError(f"bad server URL {_safe(text)!r}: auth must be one of {', '.join(AUTH_VALUES)}, not {auth!r}")
-        verify = query.get("tls_verify", "yes").lower()
+        verify = query.get("verify", query.get("tls_verify", "yes")).lower()
         if verify not in ("yes", "no", "true", "false", "1", "0"):
-            raise UsageError(f"bad server URL {_safe(text)!r}: tls_verify must be yes or no")
+            raise UsageError(f"bad server URL {_safe(text)!r}: verify (tls_verify) must be yes or no")
+        if query.get("ca") == "":
+            raise UsageError(f"bad server URL {_safe(text)!r}: ca= needs the path of a PEM file")
         return cls(
             scheme=scheme,
             host=parts.hostname,
@@ -100,6 +108,7 @@ class ServerURL:
             tls_verify=verify in ("yes", "true", "1"),
             auth=auth,
             path=parts.path if scheme.startswith("dav") else "",
+            ca=unquote(query.get("ca", "")),
         )
 
     @property
@@ -150,6 +159,17 @@ class Endpoint:
     url: ServerURL
     password: Secret
     cafile: Path | None = None  # extra CA to trust (e.g. a simulator's self-signed certificate)
+
+    def __post_init__(self) -> None:
+        if self.cafile is None and self.url.ca:  # ?ca=PATH in the URL
+            self.cafile = Path(self.url.ca)
+        if self.cafile is not None and self.url.tls_verify and not Path(self.cafile).is_file():
+            raise UsageError(f"{self.url.display()}: CA file {self.cafile} does not exist")
+
+    @property
+    def tls_unverified(self) -> bool:
+        """TLS (if any) to this server skips certificate verification: said in the report."""
+        return not self.url.tls_verify
 
     def __str__(self) -> str:
         return self.url.display()

@@ -65,7 +65,8 @@ def build_ews_side(spec: ServerSpec, account, base_dir: Path, stack: ExitStack) 
     world = stack.enter_context(SimulatorWorld(account._store, profile))
     handle = world.start_ews()
     user = account.username
-    endpoint = Endpoint(ServerURL.parse(handle.url(user)), Secret(account.password))
+    # Served over http today; should the front use TLS, the world's CA is what verifies it.
+    endpoint = Endpoint(ServerURL.parse(handle.url(user)), Secret(account.password), cafile=world.cafile)
     return EwsSide(
         endpoint,
         lambda: one_verb(snapshot_account(account, label=handle.url(user))),
@@ -111,7 +112,7 @@ def build_pim_side(spec: PimDestinationSpec, stack: ExitStack) -> PimSide:
     account = Store().add_account(user, password)
     world = stack.enter_context(SimulatorWorld(account._store, load_profile(spec.profile)))
     handle = world.start_ews()
-    return PimSide(Endpoint(ServerURL.parse(handle.url(user)), Secret(password)), False,
+    return PimSide(Endpoint(ServerURL.parse(handle.url(user)), Secret(password), cafile=world.cafile), False,
                    lambda: by_content(read_store(account)), account=account)
 
 

@@ -60,6 +60,11 @@ def test_smtp_replies_are_classified(reply, action, reason, code, status):
     assert classify_smtp(reply.decode()) == verdict  # str (AppendResult.text) and bytes alike
 
 
+def jittered(waits: list[float], nominal: list[float]) -> bool:
+    """The doubling waits, each drawn from [nominal / 2, nominal] (``backoff.jittered``)."""
+    return len(waits) == len(nominal) and all(n / 2 <= w <= n for w, n in zip(waits, nominal))
+
+
 def test_imap_target_refusals_use_the_same_verdicts():
     verdict = ImapTarget.verdict
     assert (verdict("NO [OVERQUOTA] Quota exceeded").action, verdict("NO [OVERQUOTA] x").reason) == (STOP_RUN, "over-quota")
@@ -90,11 +95,14 @@ def test_login_retry_delay():
     assert login_retry_delay("LOGIN-DELAY", 30, 1) is None  # refused again after waiting it out
     assert login_retry_delay("LOGIN-DELAY", 900, 0) is None  # a later run's business
     assert login_retry_delay("LOGIN-DELAY", None, 0) is None  # unknown delay: do not guess
-    assert [login_retry_delay("IN-USE", None, a) for a in range(6)] == [0.05, 0.1, 0.2, 0.4, None, None]
+    waits = [login_retry_delay("IN-USE", None, a) for a in range(6)]
+    assert waits[4:] == [None, None]
+    assert all(n / 2 <= w <= n for w, n in zip(waits, [0.05, 0.1, 0.2, 0.4]))  # jittered doubling
 
 
 def test_backoff_and_defer_schedules():
-    assert [backoff_delay(a) for a in range(5)] == [0.05, 0.1, 0.2, 0.4, None]
+    waits = [backoff_delay(a) for a in range(5)]
+    assert waits[4] is None and all(n / 2 <= w <= n for w, n in zip(waits, [0.05, 0.1, 0.2, 0.4]))
     assert [defer_delay(r) for r in range(DEFER_ROUNDS + 1)] == [0.5, 1.0, 2.0, None]
     assert defer_delay(0, 20.0) == 20.0 and defer_delay(0, 300.0) is None
 
@@ -174,7 +182,7 @@ def test_421_reconnects_and_sends_the_same_message_again(tmp_path):
     report = deliver(store, tmp_path, [QuirkSpec(name="smtp-throttle-421", params={"after": 3})], fake=fake,
                      pop3_delete=True)
     assert (report.exit_code, report.copied, report.skipped_count, report.pop3.destination_reconnects) == (0, 7, 0, 2)
-    assert fake.waits == [0.05, 0.05]  # one pause per 421: each reconnect starts a fresh backoff
+    assert jittered(fake.waits, [0.05, 0.05])  # one pause per 421: each reconnect starts a fresh backoff
     assert each_once(store, msgs) and source(store) == []
 
 
@@ -184,7 +192,7 @@ def test_421_every_time_aborts_after_bounded_attempts_and_deletes_nothing(tmp_pa
     report = deliver(store, tmp_path, [QuirkSpec(name="smtp-throttle-421", params={"after": 0})], fake=fake,
                      pop3_delete=True)
     assert report.exit_code == 5 and "closed the connection 5 times" in report.aborted
-    assert fake.waits == [0.05, 0.1, 0.2, 0.4] and report.pop3.deleted == 0
+    assert jittered(fake.waits, [0.05, 0.1, 0.2, 0.4]) and report.pop3.deleted == 0
     assert delivered(store) == [] and source(store) == msgs
 
 
@@ -276,7 +284,7 @@ def test_in_use_lock_is_retried_until_the_other_session_goes(tmp_path):
 
         fake.on_sleep = release
         report = migrate_pop3(src, dst, MigrationOptions(state_path=tmp_path / "s.sqlite"), sleep=fake.sleep)
-    assert fake.waits[0] == 0.05 and len(fake.waits) >= 1 and report.exit_code == 0
+    assert len(fake.waits) >= 1 and jittered(fake.waits[:1], [0.05]) and report.exit_code == 0
     assert any("IN-USE" in n for n in report.notes) and each_once(store, msgs)
 
 
@@ -293,5 +301,5 @@ def test_in_use_lock_never_released_is_deferred_exit_5(tmp_path):
                 migrate_pop3(src, dst, MigrationOptions(state_path=tmp_path / "s.sqlite"), sleep=fake.sleep)
         finally:
             holder.abandon()
-    assert info.value.exit_code == 5 and fake.waits == [0.05, 0.1, 0.2, 0.4]
+    assert info.value.exit_code == 5 and jittered(fake.waits, [0.05, 0.1, 0.2, 0.4])
     assert "another session holds the mailbox lock" in str(info.value) and delivered(store) == []

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from migrator.collab import convert, mapi
 from migrator.collab.kinds import ITEM_KINDS
+from migrator.budget import ErrorBudget
 from migrator.collab.state import EwsState
 from migrator.folders import FolderPlan, ListEntry, Namespace, plan_folders
 from migrator.identity import Identity, IdentityIndex, identity_of
@@ -94,6 +95,7 @@ class _EwsRun:
         self.lock = threading.Lock()
         self.local = threading.local()
         self.sinks: list = []
+        self.budget = ErrorBudget(options.max_item_errors)
         self.state: EwsState | None = None
         self.done: set[str] = set()
         self.collections: dict[str, tuple[tuple[str, ...], str]] = {}  # kind → (folder path, display name)
@@ -143,6 +145,9 @@ class _EwsRun:
             job.count(kind).failed += 1
             self.report.errors.append(ItemError(folder=job.shown, uid=None, item_id=item_id,
                                                 error=type(exc).__name__, message=str(exc)))
+            exhausted = self.budget.charge()
+            if exhausted and not self.report.aborted:
+                self.report.aborted = exhausted
 
     def unmigratable(self, job: _Job, kind: str, count: int, reason: str) -> None:
         with self.lock:
@@ -223,6 +228,8 @@ class _EwsRun:
     # Copying ------------------------------------------------------------------------------------
 
     def run_folder(self, job: _Job) -> None:
+        if self.report.aborted:
+            return
         listing = self.src.list_items(job.folder)
         job.report.notes += listing.notes
         job.report.source_count = len(listing.items)
@@ -387,6 +394,8 @@ class _EwsRun:
         sink = self.ews()
         folder = sink.folder(job.folder.path, job.folder.folder_class, job.folder.distinguished)
         for batch in self._mail_batches(items):
+            if self.report.aborted:
+                return
             rows, nbytes = [], 0
             for li, got in zip(batch, self.src.fetch("mail", batch)):
                 try:
@@ -405,6 +414,8 @@ class _EwsRun:
         home = self.folders_by_path.get(path)
         folder = sink.folder(path, home.folder_class if home else _KIND_CLASS[kind], home.distinguished if home else None)
         for start in range(0, len(items), PIM_BATCH):
+            if self.report.aborted:
+                return
             batch = items[start:start + PIM_BATCH]
             rows = []
             for li, got in zip(batch, self.src.fetch(kind, batch)):

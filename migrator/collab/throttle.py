@@ -8,12 +8,14 @@ or bound it), so every overload surfaces here as an exception:
   ``ErrorTooManyObjectsOpened``, ``ErrorExceededConnectionCount``, ``ErrorTimeoutExpired``,
   a closed connection, and HTTP 401 — but 401 only after the same credentials already worked
   (before that it is a wrong password and retrying would lock the account).
-Without a suggested time the wait doubles from 0.5 s up to 30 s.
+Without a suggested time the wait doubles from 0.5 s up to 30 s, jittered (``backoff.jittered``).
 """
 
 from __future__ import annotations
 
 from exchangelib import errors as ews_errors
+
+from migrator.backoff import jittered
 
 MAX_ATTEMPTS = 8
 MAX_SUGGESTED = 300.0  # seconds
@@ -38,7 +40,7 @@ def retry_delay(exc: BaseException, attempt: int, *, authenticated_before: bool)
     back_off = getattr(exc, "back_off", None)
     if back_off:
         return min(float(back_off), MAX_SUGGESTED)
-    return min(FIRST_DELAY * 2**attempt, MAX_DELAY)
+    return jittered(min(FIRST_DELAY * 2**attempt, MAX_DELAY))
 
 
 def is_throttling(exc: BaseException, *, authenticated_before: bool) -> bool:
