@@ -171,6 +171,10 @@ def _add_serve(sub) -> None:
                    help="which fronts to serve the one store through, comma-separated from "
                    f"{', '.join(FRONTS)} (default: all)")
     p.add_argument("--port", type=int, default=0, help="IMAP port (default: a free one; the other fronts always get free ports)")
+    p.add_argument("--store-dir", type=Path, metavar="DIR",
+                   help="keep the mailboxes in DIR (SQLite, each change committed atomically): a restarted or "
+                   "killed server comes back with the same messages, UIDs, UIDVALIDITY, dates and flags "
+                   "(the fixture is only generated when DIR is new)")
     p.add_argument("--implicit-tls", action="store_true",
                    help="TLS from the first byte (imaps://, pop3s://, https for EWS) instead of STARTTLS/STLS")
     p.set_defaults(handler=cmd_serve)
@@ -262,12 +266,23 @@ def _start_front(world, front: str, args):
 def _serve(args, profile, fronts: list[str], spec, base_dir: Path, password: str, password_note: str) -> int:
     from simulators.fixtures import populate
     from simulators.launcher import SimulatorWorld
+    from simulators.persist import StorePersistence
     from simulators.store import Store
 
     store = Store()
-    account = store.add_account(args.user, password)
-    if spec is not None:
-        populate(account, spec, profile, base_dir=base_dir)
+    persisted = None
+    if args.store_dir and StorePersistence.exists(args.store_dir):  # a restart: the mailboxes as they were
+        persisted = StorePersistence(store, args.store_dir)
+    account = store.accounts.get(args.user)
+    if account is None:
+        account = store.add_account(args.user, password)
+        if spec is not None:
+            populate(account, spec, profile, base_dir=base_dir)
+    else:
+        account.password = password  # this start's password, whatever the last one's was
+    if args.store_dir:
+        persisted = persisted or StorePersistence(store, args.store_dir)  # a first start: saves the fixture
+        persisted.save(account)
     with SimulatorWorld(store, profile) as world:
         handles = [_start_front(world, front, args) for front in fronts]
         messages = sum(len(f.messages) for f in account.folders.values())
@@ -276,6 +291,8 @@ def _serve(args, profile, fronts: list[str], spec, base_dir: Path, password: str
         for handle in handles:
             print(f"{handle.protocol + ':':6} {handle.url(args.user)}")
         print(f"cafile: {world.cafile}")
+        if persisted is not None:
+            print(f"store: {persisted.path} (every change is written before it is acknowledged)")
         print(password_note)
         print("Ctrl-C stops", flush=True)
         try:
