@@ -100,6 +100,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         *paths,
         "-p", "scenarios.plugin",
         "-p", "no:cacheprovider",
+        "-p", "no:benchmark",  # where pytest-benchmark is installed, its xdist warning is noise here
         "--scenario-report-dir", str(args.report_dir),
         "-o", "addopts=",
         "-q",
