@@ -204,6 +204,7 @@ class Pop3Run:
             self._replace()
         if self.state is not None:
             self.started_rows = len(self.state.pop3_done())
+            self._report_doubts()
         self.note("POP3 shows the inbox only: only the source INBOX is migrated (no other folders, no flags)")
         while True:
             try:
@@ -225,6 +226,17 @@ class Pop3Run:
                     break
         self.report.pop3.destination_reconnects = self.target.reconnects
         self.finish_session()
+
+    def _report_doubts(self) -> None:
+        """Deliveries an earlier run started but died before seeing confirmed: LMTP/SMTP cannot
+        look into the mailbox, so they are delivered again and may be there twice. Said plainly."""
+        doubts = self.state.pop3_in_doubt() if self.state else []
+        if doubts and not self.options.dry_run:
+            self.report.pop3.possible_duplicates = len(doubts)
+            self.note(f"{len(doubts)} message(s) were being delivered when an earlier run stopped (UIDL "
+                      f"{', '.join(u or 'none' for u, _ in doubts[:10])}): delivery cannot be checked, so they are "
+                      "delivered again and may be at the destination twice")
+            self.state.pop3_forget_doubts()
 
     def _replace(self) -> None:
         """Replace mode: empty the destination folder and forget the checkpoint first."""
@@ -363,6 +375,9 @@ class Pop3Run:
         """Store, then checkpoint what the destination confirmed; returns the bytes stored."""
         assert self.target is not None
         lost: AppendInterrupted | None = None
+        if self.state and self.target.via == "delivered":
+            for m, _ in todo:
+                self.state.pop3_begin(m.uidl, str(m.identity))
         try:
             results = self.target.store(items)
         except AppendInterrupted as exc:
@@ -374,6 +389,8 @@ class Pop3Run:
                 self.deletable.add(m.number)
                 nbytes += m.size
             else:
+                if self.state and self.target.via == "delivered":
+                    self.state.pop3_end(m.uidl, str(m.identity))
                 verdict = self.target.verdict(res.text)
                 if verdict.action == RETRY_LATER:
                     self.deferred.append(Deferred(m, res.text, verdict.delay))

@@ -105,6 +105,7 @@ class Pop3Report(BaseModel):
     reconnects: int = 0
     destination_reconnects: int = 0  # new delivery connections after a 421 (the server closed the channel)
     deferred: int = 0  # temporarily refused (SMTP 4xx, throttling) and still refused at the end: kept on the source
+    possible_duplicates: int = 0  # LMTP/SMTP deliveries an earlier run died during: delivered again, maybe twice
     deleted: int = 0  # removed from the source (only after the destination confirmed them)
     kept: int = 0  # left on the server
     delete_failed: str | None = None  # why deletion did not happen (QUIT refused, connection lost ...)

@@ -45,7 +45,21 @@ CREATE TABLE IF NOT EXISTS pop3_copied (
     confirmed_at   TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS pop3_copied_accounts ON pop3_copied (source_account, dest_account);
+-- POP3 → LMTP/SMTP: a message being delivered (committed before the delivery starts, removed with
+-- its confirmation). A row left over means a run died in between: the message may be there twice.
+CREATE TABLE IF NOT EXISTS pop3_in_flight (
+    source_account TEXT NOT NULL,
+    dest_account   TEXT NOT NULL,
+    uidl           TEXT NOT NULL,
+    identity       TEXT NOT NULL,
+    started_at     TEXT NOT NULL
+);
 """
+
+
+# Confirmed (or refused): that delivery is no longer in doubt; one row per answer.
+_END_FLIGHT = ("DELETE FROM pop3_in_flight WHERE rowid IN (SELECT rowid FROM pop3_in_flight WHERE source_account=? "
+               "AND dest_account=? AND uidl=? AND identity=? LIMIT 1)")
 
 
 def default_state_path(source: str, dest: str) -> Path:
@@ -153,7 +167,29 @@ class State:
         with self._lock:
             self._db.execute("BEGIN")
             self._db.executemany("INSERT INTO pop3_copied VALUES (?,?,?,?,?,?,?,?)", rows)
+            self._db.executemany(_END_FLIGHT, [(self._src, self._dst, c.uidl, c.identity) for c in items if c.via == "delivered"])
             self._db.execute("COMMIT")
+
+    def pop3_end(self, uidl: str, identity: str) -> None:
+        """A delivery was answered without being confirmed (refused): no longer in doubt."""
+        with self._lock:
+            self._db.execute(_END_FLIGHT, (self._src, self._dst, uidl, identity))
+
+    def pop3_begin(self, uidl: str, identity: str) -> None:
+        """A delivery is about to start (committed first, so a crash leaves it on record)."""
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        with self._lock:
+            self._db.execute("INSERT INTO pop3_in_flight VALUES (?,?,?,?,?)", (self._src, self._dst, uidl, identity, now))
+
+    def pop3_in_doubt(self) -> list[tuple[str, str]]:
+        """(UIDL, identity) of deliveries an earlier run started and never saw confirmed."""
+        with self._lock:
+            return self._db.execute("SELECT uidl, identity FROM pop3_in_flight WHERE source_account=? AND dest_account=?",
+                                    (self._src, self._dst)).fetchall()
+
+    def pop3_forget_doubts(self) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM pop3_in_flight WHERE source_account=? AND dest_account=?", (self._src, self._dst))
 
     def pop3_forget(self) -> None:
         """Replace mode: the destination folder was emptied, so nothing is confirmed any more."""

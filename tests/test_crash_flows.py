@@ -4,12 +4,14 @@ the destination: every source message exactly once, bytes and dates intact.
 POP3 → IMAP and EWS → IMAP re-match what landed before a kill by identity: zero duplicates.
 POP3 → LMTP cannot look into the mailbox it delivers to: a message delivered but not yet
 checkpointed when the process dies is delivered again. Each message is checkpointed on its own
-(the window is one message), and the test pins that bound: at most one duplicate per kill.
+(the window is one message), a delivery is put on record before it starts, and the re-run reports
+the message in doubt: the test pins that bound (one duplicate per kill) and that report.
 """
 
 from __future__ import annotations
 
 import collections
+import json
 import random
 from datetime import timezone
 
@@ -108,8 +110,12 @@ def test_pop3_to_lmtp_duplicates_at_most_one_message_per_kill(dovecot, tmp_path)
             done = run_engine(args, env, at_commit=k)
             assert done.returncode == -9, done.stderr
             kills += 1
-        final = run_engine(args, env)
+        final = run_engine(args + ["--report", str(tmp_path / "final.json")], env)
     assert final.returncode == 0, final.stdout + final.stderr
+    # The last kill's message in doubt is said so: the report counts it and names its UIDL.
+    report = json.loads((tmp_path / "final.json").read_text())
+    assert report["pop3"]["possible_duplicates"] == 1
+    assert any("may be at the destination twice" in n for n in report["notes"])
     # Dovecot adds its own Received line per delivery: count by Message-ID (each fixture message has one).
     got = collections.Counter(message_id_of(raw) for raw, _, _ in snapshot(dovecot, dst)["INBOX"])
     assert set(got) == {message_id_of(m.raw) for m in src.folders[("INBOX",)].messages}  # nothing lost

@@ -98,6 +98,7 @@ def test_cli_runs_print_and_report_no_secret(servers, tmp_path):
                      "pop3-dest-unreachable": 3}, codes
 
 
+@pytest.mark.slow
 def test_in_process_runs_log_and_raise_no_secret(servers, tmp_path, caplog):
     """DEBUG logging of everything (imapclient logs each command it sends), every exception's text,
     repr and traceback, every report's JSON."""
