@@ -36,7 +36,7 @@ TIMEOUT = 120.0  # seconds per socket operation; large folders answer slowly (sl
 
 
 def tls_context(endpoint: Endpoint) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cafile=str(endpoint.cafile) if endpoint.cafile else None)
+    ctx = ssl.create_default_context(cafile=endpoint.trusted_ca())
     if not endpoint.url.tls_verify:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE

@@ -163,8 +163,15 @@ class Endpoint:
     def __post_init__(self) -> None:
         if self.cafile is None and self.url.ca:  # ?ca=PATH in the URL
             self.cafile = Path(self.url.ca)
-        if self.cafile is not None and self.url.tls_verify and not Path(self.cafile).is_file():
+
+    def trusted_ca(self) -> str | None:
+        """The extra CA file to verify against (None: the system's store only), checked when TLS
+        is about to be used: a missing file is a usage error, not an obscure ssl one."""
+        if self.cafile is None or not self.url.tls_verify:
+            return None
+        if not Path(self.cafile).is_file():
             raise UsageError(f"{self.url.display()}: CA file {self.cafile} does not exist")
+        return str(self.cafile)
 
     @property
     def tls_unverified(self) -> bool:

@@ -11,8 +11,10 @@ from migrator import backoff
 from migrator.budget import ErrorBudget
 from migrator.engine import MigrationOptions, migrate
 from migrator.urls import Endpoint, Secret, ServerURL
+from simulators.fixtures import FixtureSpec, populate
 from simulators.launcher import SimulatorWorld
 from simulators.profiles import load_profile
+from simulators.quirks import QuirkSpec
 from simulators.store import Store
 from tests.test_migrator_support import PASSWORD, dovecot, endpoint, snapshot, user  # noqa: F401 (fixture)
 
@@ -60,3 +62,19 @@ def test_error_budget_stops_the_run_and_a_rerun_resumes(dovecot, tmp_path):
     assert again.exit_code == 1 and not again.aborted
     assert (again.copied + report.copied, len(again.skipped)) == (30 - len(bad), len(bad))
     assert len(snapshot(dovecot, dst)["INBOX"]) == 30 - len(bad)
+
+
+def test_error_budget_stops_an_ews_run(tmp_path):
+    """Every second message fails MIME conversion at the EWS source: the budget of 3 stops the run."""
+    profile = load_profile("exchange").with_quirks([QuirkSpec.parse("ews-mime-conversion-failed:every=2")])
+    src = Store().add_account("ewa", PASSWORD)
+    populate(src, FixtureSpec(seed=52, messages=24, folders=2), profile)
+    dst = Store().add_account("dan", PASSWORD)
+    with SimulatorWorld(src._store, profile) as sw, SimulatorWorld(dst._store, load_profile("generic")) as dw:
+        source = Endpoint(ServerURL.parse(sw.start_ews().url("ewa")), Secret(PASSWORD))
+        dest = Endpoint(ServerURL.parse(dw.start_imap().url("dan")), Secret(PASSWORD), cafile=dw.cafile)
+        report = migrate(source, dest, MigrationOptions(state_path=tmp_path / "s.sqlite", items=["mail"],
+                                                        connections=1, batch_size=4, max_item_errors=3))
+    assert report.exit_code == 5 and report.aborted.startswith("error budget exhausted: 3 item errors")
+    assert {e.error for e in report.errors} == {"ErrorMimeContentConversionFailed"}
+    assert 3 <= len(report.errors) < 12  # stopped early: a batch in flight at most, not all 12

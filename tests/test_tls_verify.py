@@ -94,7 +94,7 @@ def test_url_and_cli_options(monkeypatch):
     with pytest.raises(UsageError, match="ca= needs"):
         ServerURL.parse("imaps://a@h?ca=")
     with pytest.raises(UsageError, match="CA file /nonexistent.pem does not exist"):
-        ep("imaps://a@h?ca=/nonexistent.pem")
+        probe(ep("imaps://a@127.0.0.1:1?ca=/nonexistent.pem"), role="source")  # before any connection
     parser = argparse.ArgumentParser()
     add_migrate_arguments(parser)
     args = parser.parse_args(["--from", "imaps://a@h", "--to", "imap://b@k", "--insecure",

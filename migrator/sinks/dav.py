@@ -112,7 +112,7 @@ class DavSink:
         self.home = f"{scheme}://{url.host}:{url.port}{path if path.endswith('/') else path + '/'}"
         self.session = requests.Session()
         self.session.auth = (url.user, endpoint.password.reveal())
-        self.session.verify = str(endpoint.cafile) if endpoint.cafile and url.tls_verify else url.tls_verify
+        self.session.verify = endpoint.trusted_ca() or url.tls_verify
         self.timeout = timeout
         self._known: dict[str, str] | None = None
 

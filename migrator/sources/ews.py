@@ -113,7 +113,7 @@ def _register_trust(endpoint: Endpoint) -> None:
     if not url.tls_verify:
         verify = False
     elif endpoint.cafile:
-        verify = str(endpoint.cafile)
+        verify = endpoint.trusted_ca()
     with _TrustAdapter.lock:
         if verify is None:
             _TrustAdapter.trust.pop((url.host, url.port), None)
