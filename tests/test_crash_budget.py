@@ -64,6 +64,7 @@ def test_error_budget_stops_the_run_and_a_rerun_resumes(dovecot, tmp_path):
     assert len(snapshot(dovecot, dst)["INBOX"]) == 30 - len(bad)
 
 
+@pytest.mark.slow
 def test_error_budget_stops_an_ews_run(tmp_path):
     """Every second message fails MIME conversion at the EWS source: the budget of 3 stops the run."""
     profile = load_profile("exchange").with_quirks([QuirkSpec.parse("ews-mime-conversion-failed:every=2")])
