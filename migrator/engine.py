@@ -17,6 +17,7 @@ loss, an over-quota destination, a progress-sink error or Ctrl-C stops the run: 
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 import threading
@@ -36,6 +37,7 @@ from migrator.errors import ConnectionFailed, ProtocolError, TooManyConnections,
 from migrator.folders import FolderPlan, ListEntry, Namespace, alternative_names, destination_name, plan_folders
 from migrator.gmail import ARCHIVE_NAME, GmailLabels, LabelFolder, plan_labels
 from migrator.identity import Identity, IdentityIndex, identity_of, message_id_of
+from migrator.longlines import EXCHANGE_LINE_LIMIT, longest_line, rewrap
 from migrator.mitigations import Mitigations, check_names
 from migrator.pool import ConnectionPool, run_now, run_workers
 from migrator.progress import NullProgress, ProgressSink
@@ -46,6 +48,7 @@ from migrator.report import (
     FolderReport,
     ItemError,
     MigrationReport,
+    RepairedItem,
     SkippedFolder,
     SkippedItem,
 )
@@ -93,6 +96,14 @@ class MigrationOptions(BaseModel):
     gmail_labels: GmailLabels = "once"
     # Mitigations switched off by name (migrator.mitigations.MITIGATIONS); default: all on
     disable: list[str] = []
+    # Extensions never used although advertised, on both sides (broken-move: ["MOVE"]). The engine
+    # itself never MOVEs (it copies with APPEND and leaves the source as it was).
+    ignore_capabilities: list[str] = []
+    # exchange-append-limits: a message with a longer line is skipped ("line-too-long") or, with
+    # "rewrap", its over-long body parts re-encoded quoted-printable and reported as repaired.
+    # None = Exchange's limit on a Microsoft destination (by its greeting), no limit elsewhere.
+    max_line_length: int | None = None
+    long_lines: Literal["skip", "rewrap"] = "skip"
 
     @field_validator("disable")
     @classmethod
@@ -464,8 +475,10 @@ class _Run:
                     with self.lock:
                         job.report.already_present += 1
                     continue
-                items.append(self._prepare(job, m))
-                sources.append((m, ident))
+                item = self._fit_lines(job, m, self._prepare(job, m))
+                if item is not None:
+                    items.append(item)
+                    sources.append((m, ident))
             except Exception as exc:  # one broken message never stops the folder
                 self.fail(job, m.uid, exc)
         todo = list(zip(sources, items))
@@ -481,13 +494,15 @@ class _Run:
                 results, lost = exc.results, exc
             if confirm:
                 results = self._confirm_stored(job, sink, mids, before, results)
-            confirmed, retry, delay, added = [], [], 0.0, 0
+            confirmed, retry, delay, added, flagged = [], [], 0.0, 0, []
             backoff = self.mitigations.on("throttle-backoff")
             for ((m, ident), item), res in zip(todo, results):
                 wait = None if res.ok or not backoff else retry_delay(res.text, attempt)
                 if res.ok:
                     confirmed.append(Confirmed(m.uid, str(ident), plan.destination, res.uid))
                     added += m.size
+                    if "\\Flagged" in item.flags:
+                        flagged.append((m, res.uid))
                 elif wait is not None:  # throttled: the same message again after the wait
                     retry.append(((m, ident), item))
                     delay = max(delay, wait)
@@ -498,6 +513,7 @@ class _Run:
                         self.abort(f"destination over quota in {plan.destination!r}: {res.text}")
             if self.state:
                 self.state.record(plan.source, job.uidvalidity, confirmed)
+            self._restore_flagged(job, sink, flagged)
             nbytes += added
             with self.lock:
                 job.report.copied += len(confirmed)
@@ -530,10 +546,67 @@ class _Run:
             out.append(res)
         return out
 
+    def _restore_flagged(self, job: FolderJob, sink: ImapSink, copied: list[tuple[SourceMessage, int | None]]) -> None:
+        """exchange-flagged-on-append-lost: Exchange stores an APPENDed message without the \\Flagged
+        the APPEND gave, and answers OK. UID STORE sets it again, on the APPENDUID, else on the one
+        destination message with the same Message-ID (two or none: left as it is, and said so)."""
+        if not copied or not self.mitigations.on("flag-after-append"):
+            return
+        uids, unsure = [], []
+        for m, uid in copied:
+            if uid is None:
+                mid = message_id_of(m.raw)
+                found = sink.uids_with_message_id(job.plan.destination, mid) if mid else []
+                uid = found[0] if len(found) == 1 else None
+            (uids if uid is not None else unsure).append(uid if uid is not None else m.uid)
+        try:
+            sink.add_flags(job.plan.destination, uids, ["\\Flagged"])
+        except ProtocolError as exc:
+            self.note(f"\\Flagged could not be set again after APPEND in {job.plan.destination!r}: {exc}")
+            return
+        with self.lock:
+            self.report.flags_restored += len(uids)
+        if unsure:
+            job.report.notes.append(f"\\Flagged not set again on source UID(s) {unsure}: no APPENDUID and no "
+                                    "single Message-ID match at the destination")
+
+    def _fit_lines(self, job: FolderJob, m: SourceMessage, item: AppendItem) -> AppendItem | None:
+        """exchange-append-limits: a line over the destination's limit gets the APPEND refused with
+        `BAD Command Argument Error. 11` (one more error towards Exchange's BYE). Such a message is
+        skipped and reported up front, or re-wrapped (``long_lines: rewrap``) and reported as repaired."""
+        limit = self.options.max_line_length
+        if limit is None and self.conns.sink().microsoft:
+            limit = EXCHANGE_LINE_LIMIT
+        if limit is None or not self.mitigations.on("line-length-check"):
+            return item
+        longest = longest_line(item.raw)
+        if longest <= limit:
+            return item
+        fixed = rewrap(item.raw, limit) if self.options.long_lines == "rewrap" else None
+        if fixed is None:
+            why = " (cannot be re-wrapped: a header line, or an encoded part)" if self.options.long_lines == "rewrap" else ""
+            self.skip(job, m.uid, "line-too-long", f"a line of {longest} characters > the destination's {limit}{why}",
+                      message_id_of(m.raw))
+            return None
+        with self.lock:
+            self.report.repaired.append(RepairedItem(
+                folder=job.plan.source, uid=m.uid, message_id=message_id_of(m.raw), repair="rewrapped",
+                detail=f"a line of {longest} characters: body part(s) re-encoded quoted-printable "
+                       f"({len(m.raw)} → {len(fixed)} bytes)",
+            ))
+        return AppendItem(fixed, item.flags, item.internaldate)
+
     def _prepare(self, job: FolderJob, m: SourceMessage) -> AppendItem:
         resolved = dates.resolve(m.internaldate, m.raw)
+        flags = list(m.flags)
+        if self.mitigations.on("mdn-neutralise") and asks_receipt(m.raw, flags):
+            # mdn-resend: the receipt was sent when the source message was read; Exchange would
+            # send it again for the copy unless $MDNSent says it went.
+            flags.append(MDN_SENT)
+            with self.lock:
+                self.report.mdn_neutralised += 1
         permanent = job.permanent if self.mitigations.on("permanentflags-filter") else []
-        kept, dropped = filter_flags(m.flags, permanent or list(m.flags))
+        kept, dropped = filter_flags(flags, permanent or flags)
         with self.lock:
             if resolved.used != "internaldate":
                 self.report.date_fallbacks.append(
@@ -543,6 +616,18 @@ class _Run:
                 self.report.dropped_flags.append(DroppedFlags(folder=job.plan.source, uid=m.uid, flags=dropped))
         # Without a date the destination stamps the migration time: the damage bad-date-headers does.
         return AppendItem(m.raw, kept, resolved.instant if self.mitigations.on("internaldate") else None)
+
+
+MDN_SENT = "$MDNSent"
+_DNT = re.compile(rb"^Disposition-Notification-To:", re.IGNORECASE | re.MULTILINE)
+
+
+def asks_receipt(raw: bytes, flags: list[str]) -> bool:
+    """A read message that asks for a read receipt (Disposition-Notification-To) not marked sent."""
+    if "\\Seen" not in flags or any(f.lower() == MDN_SENT.lower() for f in flags):
+        return False
+    end = raw.find(b"\r\n\r\n")
+    return _DNT.search(raw[: end if end >= 0 else len(raw)]) is not None
 
 
 def migrate(
@@ -567,6 +652,9 @@ def migrate(
     if source.url.scheme not in ("imap", "imaps") or dest.url.scheme not in ("imap", "imaps"):
         raise UsageError(f"cannot migrate {source.url.scheme}:// to {dest.url.scheme}://: mail goes IMAP → IMAP, "
                          "or POP3 → IMAP/LMTP/SMTP")
+    if options.ignore_capabilities:
+        ignored = frozenset(c.upper() for c in options.ignore_capabilities)
+        source, dest = (dataclasses.replace(e, ignore_capabilities=ignored) for e in (source, dest))
     t0 = time.monotonic()
     run = _Run(source, dest, options, progress or NullProgress())
     run.report.items = list(options.items)

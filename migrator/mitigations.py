@@ -27,6 +27,12 @@ reproduce what a naive tool does. Default: every mitigation on.
 | appendlimit-skip       | appendlimit                                 | engine: _Run.analyse                    | oversize messages are sent and refused one by one          |
 | nonmail-folder-skip    | exchange-nonmail-folders-over-imap          | engine: _Run._holds_no_mail             | Calendar/Contacts/... are created empty at the destination |
 |                        |                                             |                                         | and every item in them is skipped as no-body               |
+| flag-after-append      | exchange-flagged-on-append-lost             | engine: _Run._restore_flagged           | \\Flagged given in APPEND is lost at Exchange: flag         |
+|                        |                                             |                                         | mismatches                                                 |
+| line-length-check      | exchange-append-limits                      | engine: _Run._fit_lines                 | a message with a line over the destination's limit is sent |
+|                        |                                             |                                         | and refused (BAD, counted towards Exchange's BYE)          |
+| mdn-neutralise         | mdn-resend                                  | engine: _Run._prepare                   | Exchange sends a read receipt again for every read copy    |
+|                        |                                             |                                         | that asked for one                                         |
 """
 
 from __future__ import annotations
@@ -44,6 +50,9 @@ MITIGATIONS: dict[str, str] = {
     "reconnect-resume": "a lost connection is reopened and the batch resumed after re-matching",
     "appendlimit-skip": "messages over the advertised APPENDLIMIT are skipped and reported up front",
     "nonmail-folder-skip": "a folder whose items come without a message body is skipped as a non-mail folder",
+    "flag-after-append": "\\Flagged is set again by UID STORE after APPEND (Exchange drops it from APPEND)",
+    "line-length-check": "messages with a line over the destination's limit are skipped (or re-wrapped) up front",
+    "mdn-neutralise": "read messages asking for a read receipt get $MDNSent, so the destination sends none",
 }
 
 
