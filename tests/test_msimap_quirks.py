@@ -11,30 +11,24 @@ import pytest
 from simulators.imap.engine import ImapSession
 from simulators.launcher import SimulatorWorld
 from simulators.profiles import load_profile
-from simulators.quirks import QuirkSpec, build_all
+from simulators.quirks import QuirkSpec
 from simulators.store import Store
+from tests.test_imap_quirks import run, session
 
 WHEN = datetime(2024, 1, 5, tzinfo=timezone.utc)
 MSG = b"Subject: x\r\nMessage-ID: <m1@x>\r\n\r\nbody\r\n"
 RECEIPT_ASKED = b"From: bob@x\r\nSubject: hi\r\nMessage-ID: <r1@x>\r\nDisposition-Notification-To: bob@x\r\n\r\nbody\r\n"
 
 
-def setup(*quirks, profile: str = "generic") -> tuple[ImapSession, Store]:
+def setup(*quirks: str, profile: str = "generic") -> tuple[ImapSession, Store]:
     store = Store()
     acc = store.add_account("alice", "pw")
     acc.create_folder(("Sent",), special_use="\\Sent")
     acc.create_folder(("Archive",))
     acc.append(("INBOX",), MSG, internaldate=WHEN)
-    specs = [q if isinstance(q, QuirkSpec) else QuirkSpec.parse(q) for q in quirks]
-    p = load_profile(profile).with_quirks(specs)
-    s = ImapSession(store, p, build_all(p.quirks, "imap"))
-    s.start()
+    s = session(*quirks, store=store, profile=profile)
     run(s, b"a LOGIN alice pw\r\n")
     return s, store
-
-
-def run(s: ImapSession, data: bytes) -> bytes:
-    return b"".join(o for o in s.receive_data(data) if isinstance(o, bytes))
 
 
 def append(flags: bytes, raw: bytes) -> bytes:
@@ -75,8 +69,7 @@ def test_examine_shows_no_permanent_flags_select_does():
 
 
 def test_invalid_flags_refuse_the_whole_append_and_store():
-    spec = QuirkSpec(name="invalid-flags-on-append", params={"permanent": ["\\Seen", "$Forwarded"], "max_keywords": 1})
-    s, store = setup(spec)
+    s, store = setup("invalid-flags-on-append:permanent=\\Seen|$Forwarded,max_keywords=1")
     out = run(s, append(b"\\Seen $NotJunk", MSG) + append(b"\\Seen \\Indexed", MSG) + append(b"\\Seen $Forwarded", MSG))
     assert out.count(b"p NO APPEND Invalid flag list\r\n") == 2 and b"p OK [APPENDUID" in out
     assert len(store.account("alice").folder(("INBOX",)).messages) == 2
