@@ -78,3 +78,9 @@ def test_receipts_sent_again_without_neutralising_are_caught():
 def test_mdn_neutralised_messages_are_counted_and_noted():
     result = run_scenario(scenario("mdn-resend"))
     assert result.runs[0].report["mdn_neutralised"] == 2 and result.verify.total("mdn_marked") == 2
+
+
+def test_m365_refuses_a_system_flag_it_cannot_store_without_the_filter():
+    result = without("examine-empty-permanentflags", "permanentflags-filter")
+    failed_with(result, "run 1 ended with exit code 1, expected 0", "1 missing")
+    assert [s["detail"] for s in result.runs[0].report["skipped"]] == ["APPEND command error: BAD [Command Argument Error. 11]"]
