@@ -95,3 +95,26 @@ def test_verifier_accepts_mdnsent_only_on_a_read_message_that_asked():
     assert ok.identical and ok.total("mdn_marked") == 1
     unread = compare(_snap(set(), asked), _snap({"$MDNSent"}, asked))
     assert unread.folders[0].flag_mismatches[0].detail == "gained $MDNSent"
+
+
+def test_flagged_is_restored_by_message_id_without_uidplus(tmp_path):
+    """No APPENDUID (no UIDPLUS): the one destination message with the Message-ID gets \\Flagged."""
+    from migrator.engine import MigrationOptions, migrate
+
+    src_store, dst_store = Store(), Store()
+    src = src_store.add_account("alice", "pw")
+    dst_store.add_account("bob", "pw")
+    for i, flags in enumerate([{"\\Seen", "\\Flagged"}, {"\\Seen"}, {"\\Flagged"}]):
+        src.append(("INBOX",), b"Message-ID: <f%d@x>\r\nSubject: %d\r\n\r\nbody\r\n" % (i, i), flags=flags, internaldate=WHEN)
+    exchange = load_profile("exchange")
+    no_uidplus = exchange.model_copy(update={"imap": exchange.imap.model_copy(update={
+        "capabilities_after_auth": [c for c in exchange.imap.capabilities_after_auth if c != "UIDPLUS"]})})
+    with SimulatorWorld(src_store, load_profile("generic")) as a, SimulatorWorld(dst_store, no_uidplus) as b:
+        ha, hb = a.start_imap(), b.start_imap()
+        report = migrate(Endpoint(ServerURL.parse(ha.url("alice")), Secret("pw"), cafile=a.cafile),
+                         Endpoint(ServerURL.parse(hb.url("bob")), Secret("pw"), cafile=b.cafile),
+                         MigrationOptions(state_path=tmp_path / "s.sqlite"))
+    got = {m.raw.split(b"\r\n")[0]: m.flags for m in dst_store.account("bob").folder(("INBOX",)).messages}
+    assert report.flags_restored == 2 and report.copied == 3
+    assert got == {b"Message-ID: <f0@x>": {"\\Seen", "\\Flagged"}, b"Message-ID: <f1@x>": {"\\Seen"},
+                   b"Message-ID: <f2@x>": {"\\Flagged"}}
