@@ -161,9 +161,11 @@ class FolderJob:
 class _Unfinished(ConnectionFailed):
     """A batch cut short by a lost connection: the messages still to do and the bytes done."""
 
-    def __init__(self, message: str, left: list[SourceMessage], nbytes: int):
+    def __init__(self, message: str, left: list[SourceMessage], nbytes: int,
+                 flagged: list[tuple[SourceMessage, int | None]] | None = None):
         super().__init__(message)
         self.left, self.nbytes = left, nbytes
+        self.flagged = flagged or []  # copied with \\Flagged, not yet STOREd again (flag-after-append)
 
 
 class _Run:
@@ -449,19 +451,22 @@ class _Run:
         except ConnectionFailed as first:
             # Only the messages whose fate is unknown go again, after matching what landed.
             left, nbytes = (first.left, first.nbytes) if isinstance(first, _Unfinished) else (messages, 0)
+            flagged = first.flagged if isinstance(first, _Unfinished) else []
             if not self.mitigations.on("reconnect-resume"):
                 self.abort(f"destination connection lost in folder {job.plan.source!r}: {first}")
                 return
             try:
                 self.conns.renew("sink")
-                nbytes += self._append(job, left, rematch=True)
+                nbytes += self._append(job, left, rematch=True, flagged=flagged)
             except ConnectionFailed as second:
                 self.abort(f"destination connection lost twice in folder {job.plan.source!r}: {first}; then: {second}")
                 return
         self.tell(job.plan.display_path, len(uids), nbytes)
 
-    def _append(self, job: FolderJob, messages: list[SourceMessage], *, rematch: bool) -> int:
-        """APPEND one batch and checkpoint what the destination confirmed; returns bytes copied."""
+    def _append(self, job: FolderJob, messages: list[SourceMessage], *, rematch: bool,
+                flagged: list[tuple[SourceMessage, int | None]] | None = None) -> int:
+        """APPEND one batch and checkpoint what the destination confirmed; returns bytes copied.
+        ``flagged``: copies confirmed before a lost connection that still need \\Flagged."""
         sink, plan = self.conns.sink(), job.plan
         index: IdentityIndex | None = None
         if rematch:  # an APPEND may have landed before the connection died: match, don't recopy
@@ -494,7 +499,8 @@ class _Run:
                 results, lost = exc.results, exc
             if confirm:
                 results = self._confirm_stored(job, sink, mids, before, results)
-            confirmed, retry, delay, added, flagged = [], [], 0.0, 0, []
+            confirmed, retry, delay, added = [], [], 0.0, 0
+            flagged = list(flagged or [])
             backoff = self.mitigations.on("throttle-backoff")
             for ((m, ident), item), res in zip(todo, results):
                 wait = None if res.ok or not backoff else retry_delay(res.text, attempt)
@@ -513,14 +519,15 @@ class _Run:
                         self.abort(f"destination over quota in {plan.destination!r}: {res.text}")
             if self.state:
                 self.state.record(plan.source, job.uidvalidity, confirmed)
-            self._restore_flagged(job, sink, flagged)
             nbytes += added
             with self.lock:
                 job.report.copied += len(confirmed)
                 job.report.bytes += added
             if lost is not None:
                 unknown = [m for (m, _), _ in todo[len(results):]] + [m for (m, _), _ in retry]
-                raise _Unfinished(str(lost), unknown, nbytes)
+                raise _Unfinished(str(lost), unknown, nbytes, flagged)  # STOREd on the next connection
+            self._restore_flagged(job, sink, flagged)
+            flagged = []
             if not retry or self.stop.is_set():
                 return nbytes
             time.sleep(delay)
