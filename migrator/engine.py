@@ -41,6 +41,7 @@ from migrator.longlines import EXCHANGE_LINE_LIMIT, longest_line, rewrap
 from migrator.mitigations import Mitigations, check_names
 from migrator.pool import ConnectionPool, run_now, run_workers
 from migrator.progress import NullProgress, ProgressSink
+from migrator.receipts import MDN_SENT, asks_receipt
 from migrator.report import (
     ConnectionReport,
     DateFallback,
@@ -559,13 +560,16 @@ class _Run:
         destination message with the same Message-ID (two or none: left as it is, and said so)."""
         if not copied or not self.mitigations.on("flag-after-append"):
             return
-        uids, unsure = [], []
+        uids, unsure = [], []  # destination UIDs; source UIDs of copies not found for sure
         for m, uid in copied:
             if uid is None:
                 mid = message_id_of(m.raw)
                 found = sink.uids_with_message_id(job.plan.destination, mid) if mid else []
                 uid = found[0] if len(found) == 1 else None
-            (uids if uid is not None else unsure).append(uid if uid is not None else m.uid)
+            if uid is None:
+                unsure.append(m.uid)
+            else:
+                uids.append(uid)
         try:
             sink.add_flags(job.plan.destination, uids, ["\\Flagged"])
         except ProtocolError as exc:
@@ -623,18 +627,6 @@ class _Run:
                 self.report.dropped_flags.append(DroppedFlags(folder=job.plan.source, uid=m.uid, flags=dropped))
         # Without a date the destination stamps the migration time: the damage bad-date-headers does.
         return AppendItem(m.raw, kept, resolved.instant if self.mitigations.on("internaldate") else None)
-
-
-MDN_SENT = "$MDNSent"
-_DNT = re.compile(rb"^Disposition-Notification-To:", re.IGNORECASE | re.MULTILINE)
-
-
-def asks_receipt(raw: bytes, flags: list[str]) -> bool:
-    """A read message that asks for a read receipt (Disposition-Notification-To) not marked sent."""
-    if "\\Seen" not in flags or any(f.lower() == MDN_SENT.lower() for f in flags):
-        return False
-    end = raw.find(b"\r\n\r\n")
-    return _DNT.search(raw[: end if end >= 0 else len(raw)]) is not None
 
 
 def migrate(

@@ -6,8 +6,8 @@ from __future__ import annotations
 import email
 from datetime import datetime, timezone
 
-from migrator.engine import asks_receipt
 from migrator.longlines import longest_line, rewrap
+from migrator.receipts import asks_receipt
 from migrator.sources.imap import ImapSource
 from migrator.urls import Endpoint, Secret, ServerURL
 from scenarios.snapshot import FolderSnapshot, MailboxSnapshot, record_of
