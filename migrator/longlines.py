@@ -3,8 +3,9 @@
 Exchange refuses an APPEND with a line over ~9900 characters (`BAD Command Argument Error. 11`).
 The engine skips such a message by default; ``rewrap`` is the optional, reported repair: every
 leaf part sent as 7bit/8bit/binary whose lines are too long is re-encoded quoted-printable (RFC
-2045: lines of at most 76 characters, the decoded content unchanged). Headers are never touched:
-a message whose header block has an over-long line cannot be repaired this way.
+2045: lines of at most 76 characters, the decoded text unchanged). Only text/* parts: in other
+parts line ends are data, and message/* may not be encoded at all. Headers are never touched: a
+message whose header block has an over-long line cannot be repaired this way.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ def rewrap(raw: bytes, limit: int) -> bytes | None:
         body = part.get_payload(decode=True) or b""
         if cte not in _RAW_ENCODINGS or longest_line(body) <= limit:
             continue
+        if part.get_content_maintype() != "text":
+            return None  # line ends in binary data are data; message/* may not be encoded (RFC 2046)
         # CRLF line ends are text line breaks, kept as breaks (not =0D encoded).
         text = body.replace(b"\r\n", b"\n")
         encoded = quopri.encodestring(text).replace(b"\n", b"\r\n")

@@ -45,6 +45,8 @@ def test_rewrap_gives_up_on_what_it_cannot_fix():
     b64 = b"Content-Transfer-Encoding: base64\r\n\r\n" + b"QUJD" * 3000 + b"\r\n"
     assert rewrap(b64, 9900) is None  # an encoded part's own lines are not ours to re-fold
     assert rewrap(PLAIN, 20000) is None  # nothing too long: nothing to repair
+    binary = b"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n" + LONG + b"\r\n"
+    assert rewrap(binary, 9900) is None  # its line ends are data
 
 
 def test_a_receipt_is_asked_by_read_unmarked_messages_only():
