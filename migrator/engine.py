@@ -59,6 +59,8 @@ from migrator.state import Confirmed, State, default_state_path
 from migrator.urls import Endpoint
 
 # CREATE refusals that are about the name itself, so another name will do.
+# An APPEND refused for its flags (imapsync FAQ.Flags: "NO APPEND Invalid flag list").
+_FLAG_REFUSAL = re.compile(r"invalid flag", re.IGNORECASE)
 _NAME_REFUSED = re.compile(r"reserved|\[CANNOT\]|whitespace|forbidden|invalid (mailbox|folder) name", re.IGNORECASE)
 MAX_BATCH_BYTES = 8 * 1024 * 1024  # a batch's bodies are held in memory and sent in one write
 NONMAIL_PROBE = 3  # items fetched to tell a non-mail folder (exchange-nonmail-folders-over-imap)
@@ -513,6 +515,8 @@ class _Run:
                 elif wait is not None:  # throttled: the same message again after the wait
                     retry.append(((m, ident), item))
                     delay = max(delay, wait)
+                elif (plain := self._without_keywords(job, m, item, res.text)) is not None:
+                    retry.append(((m, ident), plain))
                 else:
                     reason = res.reason or refusal_reason(res.text)
                     self.skip(job, m.uid, reason, res.text, message_id_of(m.raw))
@@ -553,6 +557,17 @@ class _Run:
                                        f"{mid} is in {job.plan.destination!r} (gmail-append-dedup)", "not-stored")
             out.append(res)
         return out
+
+    def _without_keywords(self, job: FolderJob, m: SourceMessage, item: AppendItem, text: str) -> AppendItem | None:
+        """invalid-flags-on-append: a destination whose PERMANENTFLAGS list \\* may still refuse a
+        message for its keywords (more than it takes on one message). Once: the message again with
+        its system flags only, the keywords reported as dropped."""
+        keywords = [f for f in item.flags if not f.startswith("\\")]
+        if not keywords or not _FLAG_REFUSAL.search(text) or not self.mitigations.on("permanentflags-filter"):
+            return None
+        with self.lock:
+            self.report.dropped_flags.append(DroppedFlags(folder=job.plan.source, uid=m.uid, flags=keywords))
+        return AppendItem(item.raw, [f for f in item.flags if f.startswith("\\")], item.internaldate)
 
     def _restore_flagged(self, job: FolderJob, sink: ImapSink, copied: list[tuple[SourceMessage, int | None]]) -> None:
         """exchange-flagged-on-append-lost: Exchange stores an APPENDed message without the \\Flagged

@@ -14,6 +14,7 @@ from scenarios.snapshot import FolderSnapshot, MailboxSnapshot, record_of
 from scenarios.verify import compare
 from simulators.launcher import SimulatorWorld
 from simulators.profiles import load_profile
+from simulators.quirks import QuirkSpec
 from simulators.store import Store
 
 LONG = b"y" * 12000
@@ -99,24 +100,45 @@ def test_verifier_accepts_mdnsent_only_on_a_read_message_that_asked():
     assert unread.folders[0].flag_mismatches[0].detail == "gained $MDNSent"
 
 
-def test_flagged_is_restored_by_message_id_without_uidplus(tmp_path):
-    """No APPENDUID (no UIDPLUS): the one destination message with the Message-ID gets \\Flagged."""
+def _migrate(messages: list[tuple[bytes, set[str]]], dest_profile, tmp_path, **options):
+    """Simulator → simulator: the report and the destination INBOX as {first header line: flags}."""
     from migrator.engine import MigrationOptions, migrate
 
     src_store, dst_store = Store(), Store()
     src = src_store.add_account("alice", "pw")
     dst_store.add_account("bob", "pw")
-    for i, flags in enumerate([{"\\Seen", "\\Flagged"}, {"\\Seen"}, {"\\Flagged"}]):
-        src.append(("INBOX",), b"Message-ID: <f%d@x>\r\nSubject: %d\r\n\r\nbody\r\n" % (i, i), flags=flags, internaldate=WHEN)
-    exchange = load_profile("exchange")
-    no_uidplus = exchange.model_copy(update={"imap": exchange.imap.model_copy(update={
-        "capabilities_after_auth": [c for c in exchange.imap.capabilities_after_auth if c != "UIDPLUS"]})})
-    with SimulatorWorld(src_store, load_profile("generic")) as a, SimulatorWorld(dst_store, no_uidplus) as b:
+    for raw, flags in messages:
+        src.append(("INBOX",), raw, flags=flags, internaldate=WHEN)
+    with SimulatorWorld(src_store, load_profile("generic")) as a, SimulatorWorld(dst_store, dest_profile) as b:
         ha, hb = a.start_imap(), b.start_imap()
         report = migrate(Endpoint(ServerURL.parse(ha.url("alice")), Secret("pw"), cafile=a.cafile),
                          Endpoint(ServerURL.parse(hb.url("bob")), Secret("pw"), cafile=b.cafile),
-                         MigrationOptions(state_path=tmp_path / "s.sqlite"))
+                         MigrationOptions(state_path=tmp_path / "s.sqlite", **options))
     got = {m.raw.split(b"\r\n")[0]: m.flags for m in dst_store.account("bob").folder(("INBOX",)).messages}
+    return report, got
+
+
+def test_flagged_is_restored_by_message_id_without_uidplus(tmp_path):
+    """No APPENDUID (no UIDPLUS): the one destination message with the Message-ID gets \\Flagged."""
+    messages = [(b"Message-ID: <f%d@x>\r\nSubject: %d\r\n\r\nbody\r\n" % (i, i), flags)
+                for i, flags in enumerate([{"\\Seen", "\\Flagged"}, {"\\Seen"}, {"\\Flagged"}])]
+    exchange = load_profile("exchange")
+    no_uidplus = exchange.model_copy(update={"imap": exchange.imap.model_copy(update={
+        "capabilities_after_auth": [c for c in exchange.imap.capabilities_after_auth if c != "UIDPLUS"]})})
+    report, got = _migrate(messages, no_uidplus, tmp_path)
     assert report.flags_restored == 2 and report.copied == 3
     assert got == {b"Message-ID: <f0@x>": {"\\Seen", "\\Flagged"}, b"Message-ID: <f1@x>": {"\\Seen"},
                    b"Message-ID: <f2@x>": {"\\Flagged"}}
+
+
+def test_too_many_keywords_go_again_without_them(tmp_path):
+    """PERMANENTFLAGS says \\* but the destination takes at most 4 keywords a message."""
+    labels = {f"$label{i}" for i in range(8)}
+    messages = [(b"Message-ID: <k@x>\r\n\r\nbody\r\n", {"\\Seen", *labels}),
+                (b"Message-ID: <j@x>\r\n\r\nbody\r\n", {"\\Seen", "$Forwarded"})]
+    dest = load_profile("generic").with_quirks([QuirkSpec.parse("invalid-flags-on-append:max_keywords=4")])
+    report, got = _migrate(messages, dest, tmp_path)
+    assert report.copied == 2 and [sorted(d.flags) for d in report.dropped_flags] == [sorted(labels)]
+    assert got == {b"Message-ID: <k@x>": {"\\Seen"}, b"Message-ID: <j@x>": {"\\Seen", "$Forwarded"}}
+    naive, got = _migrate(messages, dest, tmp_path / "off", disable=["permanentflags-filter"])
+    assert naive.copied == 1 and [s.reason for s in naive.skipped] == ["refused"]
