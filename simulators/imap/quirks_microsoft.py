@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from simulators.imap.engine import CommandFailed
 from simulators.quirks import Quirk, register
 from simulators.store import utcnow
 
@@ -102,8 +103,8 @@ class BrokenMove(Quirk):
             try:
                 with session.store.lock:
                     copy(command)
-            except Exception as exc:  # CommandFailed: the copy itself was refused
-                return getattr(exc, "reply", "NO MOVE failed.")
+            except CommandFailed as exc:  # the copy itself was refused (no such mailbox ...)
+                return exc.reply
         return self.params.reply
 
 
