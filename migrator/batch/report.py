@@ -82,14 +82,16 @@ class BatchReport(BaseModel):
 
 
 def summary_table(report: BatchReport) -> Table:
-    """One row per account (the single run's columns), totals and every failure in the caption."""
+    """One row per account (the single run's figures; source and destination URLs are in the
+    JSON), totals and every account's failure in the caption."""
     table = Table(title=f"batch {report.batch_file}: {len(report.accounts)} account(s)")
-    for col in ("account", "source", "destination", "outcome", "copied", "present", "skipped", "failed", "MB", "s"):
-        table.add_column(col, justify="left" if col in ("account", "source", "destination", "outcome") else "right")
+    table.add_column("account", no_wrap=True)
+    table.add_column("outcome", no_wrap=True)
+    for col in ("copied", "present", "skipped", "failed", "MB", "s"):
+        table.add_column(col, justify="right")
     for a in report.accounts:
-        label = a.outcome + (" (earlier run)" if a.reused else "")
-        table.add_row(a.id, a.source, a.destination, label, str(a.copied), str(a.already_present), str(a.skipped),
-                      str(a.failed), f"{a.bytes / 1e6:.1f}", f"{a.seconds:.1f}")
+        table.add_row(a.id, a.outcome + ("*" if a.reused else ""), str(a.copied), str(a.already_present),
+                      str(a.skipped), str(a.failed), f"{a.bytes / 1e6:.1f}", f"{a.seconds:.1f}")
     t = report.totals()
     this_run = sum(a.copied for a in report.accounts if not a.reused)
     rate = this_run / report.seconds if report.seconds else 0.0
@@ -100,6 +102,8 @@ def summary_table(report: BatchReport) -> Table:
         f"({rate:.0f} msg/s), at most {report.per_host} account(s) per source server, "
         f"{report.accounts_parallel} in parallel"
     )
+    if any(a.reused for a in report.accounts):
+        table.caption += "\n* finished in an earlier run of this batch, not run again (--again runs them)"
     if report.stopped:
         table.caption += f"\nSTOPPED: {report.stopped}; {len(report.not_started)} account(s) not started (re-run to resume)"
     for a in report.accounts:

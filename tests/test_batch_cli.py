@@ -1,0 +1,53 @@
+"""``quirkmail migrate --batch``: the command line around run_batch, on simulators."""
+
+from __future__ import annotations
+
+import json
+
+from scenarios.cli import main
+from simulators.fixtures import FixtureSpec, populate
+from simulators.launcher import SimulatorWorld
+from simulators.profiles import load_profile
+from simulators.store import Store
+
+PASSWORD = "pw-batch-cli-7"
+
+
+def test_batch_command_writes_summary_logs_and_exits_with_the_worst_class(tmp_path, monkeypatch, capsys):
+    profile = load_profile("generic")
+    src, dst = Store(), Store()
+    populate(src.add_account("alice", PASSWORD), FixtureSpec(seed=3, messages=10, folders=2), profile)
+    src.add_account("bob", PASSWORD)
+    dst.add_account("alice", PASSWORD)
+    dst.add_account("bob", PASSWORD)
+    (tmp_path / "alice.pw").write_text(PASSWORD + "\n")
+    monkeypatch.setenv("QM_DST_PW", PASSWORD)
+    monkeypatch.delenv("QM_UNSET_PW", raising=False)
+    with SimulatorWorld(src, profile) as s, SimulatorWorld(dst, profile) as d:
+        a, b = s.start_imap(), d.start_imap()
+        csv = tmp_path / "accounts.csv"
+        csv.write_text(
+            "source,source_user,source_secret,dest,dest_user,dest_secret\n"
+            f"imap://127.0.0.1:{a.port}?starttls=no,alice,file:alice.pw,imap://127.0.0.1:{b.port}?starttls=no,alice,env:QM_DST_PW\n"
+            f"imap://127.0.0.1:{a.port}?starttls=no,bob,env:QM_UNSET_PW,imap://127.0.0.1:{b.port}?starttls=no,bob,{PASSWORD}\n"
+        )
+        code = main(["migrate", "--batch", str(csv), "--per-host", "1"])
+        out, err = capsys.readouterr()
+        assert main(["migrate", "--batch", str(csv), "--from", "imap://x@h"]) == 2  # one account's option
+    assert code == 2  # bob's secret is missing: bad input, the worst class of the two
+    assert "plain password(s) in the batch file on line(s) 3" in err and PASSWORD not in out + err
+    assert "not with --batch" in capsys.readouterr().err
+    outdir = tmp_path / "accounts-batch"
+    summary = json.loads((outdir / "summary.json").read_text())
+    alice, bob = summary["accounts"]
+    assert (alice["outcome"], alice["copied"]) == ("ok", 10)
+    assert (bob["outcome"], bob["exit_code"]) == ("bad-input", 2)
+    assert "environment variable QM_UNSET_PW is not set" in bob["error"]
+    assert summary["peak_per_host"] == {f"127.0.0.1:{a.port}": 1}
+    assert "alice@127.0.0.1" in out and "bad-input" in out  # the summary table
+    events = [json.loads(line) for line in (outdir / "accounts" / f"{alice['id']}.jsonl").read_text().splitlines()]
+    kinds = [e["event"] for e in events]
+    assert kinds[:2] == ["start", "plan"] and kinds[-1] == "end" and kinds.count("folder") == 2
+    assert sum(e["messages"] for e in events if e["event"] == "progress") == 10
+    assert json.loads((outdir / "accounts" / f"{alice['id']}.report.json").read_text())["copied"] == 10
+    assert (outdir / "state" / f"{alice['id']}.sqlite").exists()
