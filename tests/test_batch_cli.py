@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from scenarios.cli import main
 from simulators.fixtures import FixtureSpec, populate
 from simulators.launcher import SimulatorWorld
@@ -51,3 +53,19 @@ def test_batch_command_writes_summary_logs_and_exits_with_the_worst_class(tmp_pa
     assert sum(e["messages"] for e in events if e["event"] == "progress") == 10
     assert json.loads((outdir / "accounts" / f"{alice['id']}.report.json").read_text())["copied"] == 10
     assert (outdir / "state" / f"{alice['id']}.sqlite").exists()
+
+
+def test_one_output_folder_serves_one_batch_at_a_time(tmp_path):
+    from migrator.batch.accounts import parse_batch
+    from migrator.batch.ledger import Ledger
+    from migrator.batch.runner import BatchOptions, run_batch
+    from migrator.errors import UsageError
+
+    batch = parse_batch("h;u;env:P;d;u;env:P;\n")
+    holder = Ledger(tmp_path / "out")
+    holder.lock()
+    try:
+        with pytest.raises(UsageError, match="another batch is running with the output folder"):
+            run_batch(batch, BatchOptions(outdir=tmp_path / "out"))
+    finally:
+        holder.unlock()

@@ -72,7 +72,11 @@ def run_batch_command(args: argparse.Namespace, *, console: Console, err: Consol
     for warning in batch.warnings:
         err.print(f"quirkmail migrate: warning: {warning}", markup=False, highlight=False)
     progress = RichBatchProgress(err) if err.is_terminal else NullBatchProgress()
-    report = run_batch(batch, options, name=str(args.batch), progress=progress)
+    try:
+        report = run_batch(batch, options, name=str(args.batch), progress=progress)
+    except MigratorError as exc:  # the output folder is in use, or cannot be made
+        err.print(f"quirkmail migrate: {exc}", markup=False, highlight=False)
+        return int(exc.exit_code)
     console.print(summary_table(report))
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)

@@ -6,25 +6,43 @@
     <outdir>/accounts/<id>.report.json    its last full MigrationReport
     <outdir>/state/<id>.sqlite            its checkpoint (migrator.state): a half-done account
                                           continues where the destination last confirmed
+    <outdir>/.lock                        held while a batch runs: two at once would share checkpoints
 
 Result files are written whole and renamed into place, so a crash never leaves half a result.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
 from migrator.batch.report import AccountResult
+from migrator.errors import UsageError
 
 
 class Ledger:
     def __init__(self, outdir: Path):
         self.outdir = Path(outdir)
-        (self.outdir / "accounts").mkdir(parents=True, exist_ok=True)
-        (self.outdir / "state").mkdir(parents=True, exist_ok=True)
+        try:
+            (self.outdir / "accounts").mkdir(parents=True, exist_ok=True)
+            (self.outdir / "state").mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"cannot use the output folder {self.outdir}: {exc.strerror}") from None
+
+    def lock(self) -> None:
+        """Hold the folder's lock until the process ends or ``unlock``; UsageError when taken."""
+        self._lock_file = (self.outdir / ".lock").open("w")
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_file.close()
+            raise UsageError(f"another batch is running with the output folder {self.outdir}") from None
+
+    def unlock(self) -> None:
+        self._lock_file.close()  # closing the file releases the lock
 
     def journal_path(self, account_id: str) -> Path:
         return self.outdir / "accounts" / f"{account_id}.jsonl"

@@ -51,17 +51,25 @@ Migrate = Callable[..., MigrationReport]
 
 def run_batch(batch: BatchFile, options: BatchOptions, *, name: str = "batch", progress: BatchProgress | None = None,
               stop: threading.Event | None = None, migrate_fn: Migrate = migrate) -> BatchReport:
-    progress = progress or NullBatchProgress()
-    stop = stop or threading.Event()
     ledger = Ledger(options.outdir)
+    ledger.lock()
+    try:
+        return _run(batch, options, ledger, name, progress or NullBatchProgress(), stop or threading.Event(), migrate_fn)
+    finally:
+        ledger.unlock()
+
+
+def _run(batch: BatchFile, options: BatchOptions, ledger: Ledger, name: str, progress: BatchProgress,
+         stop: threading.Event, migrate_fn: Migrate) -> BatchReport:
     t0 = time.monotonic()
     report = BatchReport(batch_file=name, started=datetime.now(timezone.utc), per_host=options.per_host,
                          accounts_parallel=options.accounts_parallel, connections=options.migration.connections)
     results: dict[str, AccountResult] = {}
+    dry_run = options.migration.dry_run  # plans only: neither reuses nor records finished accounts
     todo: list[AccountLine] = []
     for account in batch.accounts:
         earlier = ledger.previous(account.id)
-        if earlier and earlier.finished and not options.again and _same_pair(earlier, account):
+        if earlier and earlier.finished and not (options.again or dry_run) and _same_pair(earlier, account):
             results[account.id] = earlier.model_copy(update={"reused": True})
         else:
             todo.append(account)
@@ -146,7 +154,8 @@ def _run_account(account: AccountLine, options: BatchOptions, ledger: Ledger, pr
                   copied=result.copied, already_present=result.already_present, skipped=result.skipped,
                   failed=result.failed, bytes=result.bytes, seconds=result.seconds)
     journal.close()
-    ledger.save(account.id, result, report)
+    if not options.migration.dry_run:
+        ledger.save(account.id, result, report)
     return result
 
 
