@@ -35,6 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.bench_imap import wait_for_login  # noqa: E402
 from migrator.urls import Endpoint, Secret, ServerURL  # noqa: E402
 from scenarios.peers.dovecot import DovecotServer  # noqa: E402
 
@@ -110,8 +111,9 @@ def _memory_kb(pid: str) -> int:
     return int(line.split()[1]) if line else 0  # a zombie has no memory lines
 
 
-def run_batch_process(args: list[str], env: dict) -> tuple[float, int, int]:
-    """Run ``quirkmail migrate --batch …`` in its own process: (seconds, exit code, peak RSS in KB)."""
+def run_batch_process(args: list[str], env: dict) -> tuple[float, int, int, float]:
+    """Run ``quirkmail migrate --batch …`` in its own process: (seconds, exit code, peak RSS in KB,
+    CPU seconds)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "scenarios", "migrate", *args], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -122,22 +124,7 @@ def run_batch_process(args: list[str], env: dict) -> tuple[float, int, int]:
     proc.stderr.close()
     if proc.returncode != 0:
         print(err[-3000:], file=sys.stderr)
-    return seconds, proc.returncode, usage.ru_maxrss  # Linux: kilobytes
-
-
-def wait_for_login(dovecot: DovecotServer, user: str, password: str) -> None:
-    from imapclient import IMAPClient
-
-    deadline = time.monotonic() + 5
-    while True:
-        try:
-            with IMAPClient(dovecot.host, port=dovecot.imap_port, ssl=False, timeout=5) as c:
-                c.login(user, password)
-            return
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+    return seconds, proc.returncode, usage.ru_maxrss, usage.ru_utime + usage.ru_stime  # ru_maxrss: KB on Linux
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -183,12 +170,12 @@ def main(argv: list[str] | None = None) -> int:
                           "--accounts-parallel", str(args.accounts_parallel), "--connections", str(args.connections)]
             env = {**os.environ, SRC_ENV: src_pw, DST_ENV: dst_pw, "PYTHONPATH": str(ROOT)}
             with GroupMemory(dovecot.pid) as dovecot_memory:
-                seconds, code, rss_kb = run_batch_process(batch_args, env)
+                seconds, code, rss_kb, cpu = run_batch_process(batch_args, env)
             summary = json.loads((outdir / "summary.json").read_text())
             verify_started = time.perf_counter()
             identical = verify_all(sims, dovecot, src_pw, dst_pw)
             verify_seconds = time.perf_counter() - verify_started
-            again_seconds, again_code, again_rss = run_batch_process([*batch_args, "--again"], env)
+            again_seconds, again_code, again_rss, _ = run_batch_process([*batch_args, "--again"], env)
             again = json.loads((outdir / "summary.json").read_text())
     finally:
         stop.set()
@@ -218,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         "msg_per_s": round(copied / seconds, 1),
         "mb_per_s": round(nbytes / 1e6 / seconds, 2),
         "engine_peak_rss_mb": round(rss_kb / 1024, 1),
+        "engine_cpu_seconds": round(cpu, 1),  # user + system: how far from one core the engine ran
         "dovecot_peak_pss_mb": round(dovecot_memory.peak_kb / 1024, 1),
         "dovecot_peak_processes": dovecot_memory.peak_processes,
         "peak_per_host": summary["peak_per_host"],
@@ -235,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.accounts_parallel} accounts in parallel, {args.connections} connections each")
     print(f"batch: exit {code}, {copied} copied in {seconds:.1f} s ({summary['seconds']:.1f} s after start-up) "
           f"= {result['msg_per_s']:.0f} msg/s, "
-          f"{result['mb_per_s']} MB/s; engine peak RSS {result['engine_peak_rss_mb']} MB, "
+          f"{result['mb_per_s']} MB/s; engine peak RSS {result['engine_peak_rss_mb']} MB, CPU {cpu:.1f} s, "
           f"Dovecot peak PSS {result['dovecot_peak_pss_mb']} MB over {dovecot_memory.peak_processes} processes")
     print(f"verified identical: {identical}/{args.accounts} ({verify_seconds:.1f} s); "
           f"--again re-run: {again_seconds:.1f} s, {result['again']['copied']} copied  → {args.out}")
