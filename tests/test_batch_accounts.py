@@ -103,3 +103,7 @@ def test_pick_skips_servers_at_their_cap_and_accounts_already_running():
     assert pick(accounts, Counter({"a:143": 1}), set(), per_host=1) == 2
     assert pick(accounts[3:], Counter({"b:143": 1}), {("b:143", "u1")}, per_host=2) is None  # same source account
     assert pick(accounts, Counter({"a:143": 2, "b:143": 2}), set(), per_host=2) is None
+    # an account put back for a retry waits for its time; the next one goes first meanwhile
+    due = {accounts[0].id: 10.0}
+    assert pick(accounts, Counter(), set(), per_host=2, due=due, now=9.0) == 1
+    assert pick(accounts, Counter(), set(), per_host=2, due=due, now=10.0) == 0

@@ -148,3 +148,44 @@ def test_stopped_batch_resumes_without_redoing_or_duplicating(servers, tmp_path)
     for a in second.accounts:
         dest_user = a.destination.split("://")[1].split("@")[0]
         assert verified(sources, dest, dest_user)  # every message once: nothing copied twice
+
+
+class ReleaseOnDeferral(NullBatchProgress):
+    """Closes the connections that crowd an account out when the batch defers it."""
+
+    def __init__(self, blockers):
+        self.blockers, self.deferred = blockers, []
+
+    def account_deferred(self, result, seconds: float) -> None:
+        self.deferred.append((result.id, result.outcome, result.error, seconds))
+        for client in self.blockers:
+            client.logout()
+
+
+def test_account_refused_for_its_connection_limit_is_retried_once(tmp_path):
+    from imapclient import IMAPClient
+
+    limit = 1 + 2 * CONNECTIONS
+    profile = load_profile("generic").model_copy(update={
+        "quirks": [QuirkSpec.parse(f"gmail-too-many-connections:limit={limit}")]})
+    store, dest_store = Store(), Store()
+    populate(store.add_account("busy", PASSWORD), FixtureSpec(seed=5, messages=6, folders=1), profile)
+    dest_store.add_account("busy", PASSWORD)
+    with SimulatorWorld(store, profile) as src, SimulatorWorld(dest_store, load_profile("generic")) as dst:
+        a, b = src.start_imap(), dst.start_imap()
+        blockers = []
+        for _ in range(limit):  # another client holds every connection Gmail allows the account
+            client = IMAPClient(a.host, port=a.port, ssl=False)
+            client.login("busy", PASSWORD)
+            blockers.append(client)
+        batch = parse_batch(f"127.0.0.1;busy;{PASSWORD};127.0.0.1;busy;{PASSWORD}; "
+                            f"--port1 {a.port} --port2 {b.port} --notls1 --notls2\n")
+        progress = ReleaseOnDeferral(blockers)
+        report = run_batch(batch, options(tmp_path).model_copy(update={"retry_after": 0.1}), progress=progress)
+    [(account_id, outcome, error, seconds)] = progress.deferred
+    assert (outcome, seconds) == ("connection", 0.1)
+    assert "TooManyConnections" in error and "Too many simultaneous connections. (Failure)" in error
+    [result] = report.accounts
+    assert (result.outcome, result.copied, result.attempts) == ("ok", 6, 2)
+    log = (tmp_path / "out" / "accounts" / f"{account_id}.jsonl").read_text()
+    assert log.count('"event": "start"') == 2 and '"retry_in": 0.1' in log

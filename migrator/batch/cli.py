@@ -15,7 +15,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from migrator.batch.schedule import DEFAULT_CONNECTIONS, DEFAULT_PARALLEL, DEFAULT_PER_HOST
+from migrator.batch.schedule import DEFAULT_CONNECTIONS, DEFAULT_PARALLEL, DEFAULT_PER_HOST, DEFAULT_RETRY_AFTER
 from migrator.errors import MigratorError, UsageError
 
 # Single-run options that name one account's files or servers: meaningless for a whole batch.
@@ -38,6 +38,9 @@ def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
                        help=f"accounts of one source server (host:port) migrated at once (default {DEFAULT_PER_HOST})")
     group.add_argument("--accounts-parallel", type=int, default=DEFAULT_PARALLEL, metavar="N",
                        help=f"accounts migrated at once over all servers (default {DEFAULT_PARALLEL})")
+    group.add_argument("--retry-after", type=float, default=DEFAULT_RETRY_AFTER, metavar="SECONDS",
+                       help="an account refused for its connection limit (another client holds them) or a login "
+                       f"delay is tried once more this much later (default {DEFAULT_RETRY_AFTER:.0f})")
     group.add_argument("--again", action="store_true",
                        help="run accounts that finished in an earlier run too (a delta pass copies only new mail)")
 
@@ -62,6 +65,7 @@ def run_batch_command(args: argparse.Namespace, *, console: Console, err: Consol
             per_host=args.per_host,
             accounts_parallel=args.accounts_parallel,
             again=args.again,
+            retry_after=args.retry_after,
             migration=options_from_args(args, default_connections=DEFAULT_CONNECTIONS),
             source_cafile=args.source_cafile or args.cafile,
             dest_cafile=args.dest_cafile or args.cafile,

@@ -28,6 +28,7 @@ class BatchProgress(Protocol):
     def account_plan(self, account_id: str, messages: int) -> None: ...
     def advance(self, account_id: str, messages: int) -> None: ...
     def account_done(self, result: AccountResult) -> None: ...
+    def account_deferred(self, result: AccountResult, seconds: float) -> None: ...  # refused for now: retried
     def end(self) -> None: ...
 
 
@@ -45,6 +46,9 @@ class NullBatchProgress:
         pass
 
     def account_done(self, result: AccountResult) -> None:
+        pass
+
+    def account_deferred(self, result: AccountResult, seconds: float) -> None:
         pass
 
     def end(self) -> None:
@@ -83,15 +87,25 @@ class RichBatchProgress:
             self._progress.advance(self._messages, messages)
 
     def account_done(self, result: AccountResult) -> None:
+        self._drop(result.id)
         with self._lock:
-            task = self._tasks.pop(result.id, None)
-            if task is not None:
-                self._progress.remove_task(task)
             self._progress.advance(self._accounts, 1)
         mark = "✓" if result.finished else "✗"
-        self._progress.console.print(
-            f"{mark} {result.id}: {result.outcome}, {result.copied} copied, {result.already_present} present"
-            + (f" — {result.error}" if result.error else ""), markup=False, highlight=False)
+        self._say(f"{mark} {result.id}: {result.outcome}, {result.copied} copied, {result.already_present} present"
+                  + (f" — {result.error}" if result.error else ""))
+
+    def account_deferred(self, result: AccountResult, seconds: float) -> None:
+        self._drop(result.id)
+        self._say(f"↻ {result.id}: {result.error} — trying again in {seconds:.0f} s")
+
+    def _drop(self, account_id: str) -> None:
+        with self._lock:
+            task = self._tasks.pop(account_id, None)
+            if task is not None:
+                self._progress.remove_task(task)
+
+    def _say(self, line: str) -> None:
+        self._progress.console.print(line, markup=False, highlight=False)
 
     def end(self) -> None:
         self._progress.stop()

@@ -2,7 +2,9 @@
 batch file, on worker threads, under the caps of ``migrator.batch.schedule``.
 
 Each account is isolated: whatever it raises (wrong password, unreachable host, a bug) becomes
-its ``AccountResult`` with the error's class, and the other accounts go on. Each has its own
+its ``AccountResult`` with the error's class, and the other accounts go on. An account refused for
+the moment (too many connections of that user — another client holds them —, a POP3 login delay)
+is put back once and tried again ``retry_after`` seconds later (the server's delay when it said one). Each has its own
 checkpoint, importing log and result file (``migrator.batch.ledger``), so running the batch again
 skips the accounts that finished and continues the others from their checkpoints. Stopping (the
 ``stop`` event, set on Ctrl-C) starts no new account and ends the running ones at their next
@@ -25,9 +27,9 @@ from migrator.batch.journal import Journal, report_events
 from migrator.batch.ledger import Ledger, write_atomically
 from migrator.batch.progress import AccountSink, BatchProgress, BatchStopped, NullBatchProgress
 from migrator.batch.report import AccountResult, BatchReport, outcome
-from migrator.batch.schedule import DEFAULT_CONNECTIONS, DEFAULT_PARALLEL, DEFAULT_PER_HOST, Slots
+from migrator.batch.schedule import DEFAULT_CONNECTIONS, DEFAULT_PARALLEL, DEFAULT_PER_HOST, DEFAULT_RETRY_AFTER, Slots
 from migrator.engine import MigrationOptions, migrate
-from migrator.errors import ExitCode, MigratorError
+from migrator.errors import ExitCode, LoginDeferred, MigratorError, TooManyConnections
 from migrator.report import MigrationReport
 from migrator.urls import Endpoint, Secret, resolve_secret
 
@@ -41,6 +43,7 @@ class BatchOptions(BaseModel):
     per_host: int = DEFAULT_PER_HOST
     accounts_parallel: int = DEFAULT_PARALLEL
     again: bool = False  # run finished accounts too (a delta pass: their checkpoints copy only what is new)
+    retry_after: float = DEFAULT_RETRY_AFTER  # seconds before an account refused for its connection limit runs again
     migration: MigrationOptions = MigrationOptions(connections=DEFAULT_CONNECTIONS)
     source_cafile: Path | None = None
     dest_cafile: Path | None = None
@@ -76,12 +79,20 @@ def _run(batch: BatchFile, options: BatchOptions, ledger: Ledger, name: str, pro
     slots = Slots(todo, per_host=options.per_host, stop=stop)
     lock = threading.Lock()
 
+    retried: set[str] = set()  # accounts already given their one retry in this run
+
     def worker() -> None:
         while (account := slots.take()) is not None:
+            retry_in = None
             try:
-                result = _run_account(account, options, ledger, progress, stop, migrate_fn)
+                result, retry_in = _run_account(account, options, ledger, progress, stop, migrate_fn,
+                                                may_retry=account.id not in retried)
             finally:
-                slots.release(account)
+                slots.release(account, retry_in=retry_in)
+            if retry_in is not None:
+                retried.add(account.id)
+                progress.account_deferred(result, retry_in)
+                continue
             with lock:
                 results[account.id] = result
             progress.account_done(result)
@@ -119,7 +130,9 @@ def _same_pair(earlier: AccountResult, account: AccountLine) -> bool:
 
 
 def _run_account(account: AccountLine, options: BatchOptions, ledger: Ledger, progress: BatchProgress,
-                 stop: threading.Event, migrate_fn: Migrate) -> AccountResult:
+                 stop: threading.Event, migrate_fn: Migrate, *, may_retry: bool) -> tuple[AccountResult, float | None]:
+    """Run one account; its result, and when to try it again (None: don't) — once, after a
+    refusal that is about the moment, not the account: its connection limit, a login delay."""
     earlier = ledger.previous(account.id)
     attempts = (earlier.attempts + 1) if earlier and _same_pair(earlier, account) else 1
     journal = Journal(ledger.journal_path(account.id))
@@ -131,6 +144,7 @@ def _run_account(account: AccountLine, options: BatchOptions, ledger: Ledger, pr
                            destination=account.dest.display(), exit_code=int(ExitCode.OK), outcome="ok",
                            attempts=attempts)
     report: MigrationReport | None = None
+    retry_in: float | None = None
     t0 = time.monotonic()
     try:
         source = Endpoint(account.source, _reveal(account.source_secret, "source"), cafile=options.source_cafile)
@@ -139,6 +153,8 @@ def _run_account(account: AccountLine, options: BatchOptions, ledger: Ledger, pr
         report = migrate_fn(source, dest, run_options, AccountSink(account.id, progress, journal, stop))
     except MigratorError as exc:
         _classify(result, int(exc.exit_code), f"{type(exc).__name__}: {exc}")
+        if may_retry and not stop.is_set() and isinstance(exc, (TooManyConnections, LoginDeferred)):
+            retry_in = getattr(exc, "wait", None) or options.retry_after
     except BatchStopped as exc:  # raised through a flow that does not catch its sink's errors
         _classify(result, int(ExitCode.ABORTED), f"stopped: {exc}")
     except Exception as exc:  # a bug in one account must not stop the others
@@ -152,11 +168,11 @@ def _run_account(account: AccountLine, options: BatchOptions, ledger: Ledger, pr
     result.finished_at = datetime.now(timezone.utc)
     journal.event("end", outcome=result.outcome, exit_code=result.exit_code, error=result.error,
                   copied=result.copied, already_present=result.already_present, skipped=result.skipped,
-                  failed=result.failed, bytes=result.bytes, seconds=result.seconds)
+                  failed=result.failed, bytes=result.bytes, seconds=result.seconds, retry_in=retry_in)
     journal.close()
     if not options.migration.dry_run:
         ledger.save(account.id, result, report)
-    return result
+    return result, retry_in
 
 
 def _reveal(ref: SecretRef, role: str) -> Secret:
