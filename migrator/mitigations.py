@@ -27,6 +27,9 @@ reproduce what a naive tool does. Default: every mitigation on.
 | appendlimit-skip       | appendlimit                                 | engine: _Run.analyse                    | oversize messages are sent and refused one by one          |
 | nonmail-folder-skip    | exchange-nonmail-folders-over-imap          | engine: _Run._holds_no_mail             | Calendar/Contacts/... are created empty at the destination |
 |                        |                                             |                                         | and every item in them is skipped as no-body               |
+| batch-connection-retry | gmail-too-many-connections,                 | batch.runner: _run_account              | a batch account whose login meets its connection limit (or |
+|                        | dovecot-userip-limit, POP3 [LOGIN-DELAY]/   |                                         | a POP3 login delay) fails as "connection"; no second try   |
+|                        | [IN-USE]                                    |                                         |                                                            |
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ MITIGATIONS: dict[str, str] = {
     "reconnect-resume": "a lost connection is reopened and the batch resumed after re-matching",
     "appendlimit-skip": "messages over the advertised APPENDLIMIT are skipped and reported up front",
     "nonmail-folder-skip": "a folder whose items come without a message body is skipped as a non-mail folder",
+    "batch-connection-retry": "a batch account refused for its connection limit or a login delay is tried once more later",
 }
 
 

@@ -162,7 +162,8 @@ class ReleaseOnDeferral(NullBatchProgress):
             client.logout()
 
 
-def test_account_refused_for_its_connection_limit_is_retried_once(tmp_path):
+@pytest.mark.parametrize("retry", [True, False], ids=["retried", "batch-connection-retry-off"])
+def test_account_refused_for_its_connection_limit_is_retried_once(tmp_path, retry):
     from imapclient import IMAPClient
 
     limit = 1 + 2 * CONNECTIONS
@@ -181,7 +182,14 @@ def test_account_refused_for_its_connection_limit_is_retried_once(tmp_path):
         batch = parse_batch(f"127.0.0.1;busy;{PASSWORD};127.0.0.1;busy;{PASSWORD}; "
                             f"--port1 {a.port} --port2 {b.port} --notls1 --notls2\n")
         progress = ReleaseOnDeferral(blockers)
-        report = run_batch(batch, options(tmp_path).model_copy(update={"retry_after": 0.1}), progress=progress)
+        opts = options(tmp_path).model_copy(update={"retry_after": 0.1})
+        if not retry:
+            opts.migration = opts.migration.model_copy(update={"disable": ["batch-connection-retry"]})
+        report = run_batch(batch, opts, progress=progress)
+        if not retry:
+            [result] = report.accounts
+            assert progress.deferred == [] and (result.outcome, result.attempts) == ("connection", 1)
+            return
     [(account_id, outcome, error, seconds)] = progress.deferred
     assert (outcome, seconds) == ("connection", 0.1)
     assert "TooManyConnections" in error and "Too many simultaneous connections. (Failure)" in error

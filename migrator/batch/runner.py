@@ -30,6 +30,7 @@ from migrator.batch.report import AccountResult, BatchReport, outcome
 from migrator.batch.schedule import DEFAULT_CONNECTIONS, DEFAULT_PARALLEL, DEFAULT_PER_HOST, DEFAULT_RETRY_AFTER, Slots
 from migrator.engine import MigrationOptions, migrate
 from migrator.errors import ExitCode, LoginDeferred, MigratorError, TooManyConnections
+from migrator.mitigations import Mitigations
 from migrator.report import MigrationReport
 from migrator.urls import Endpoint, Secret, resolve_secret
 
@@ -153,7 +154,8 @@ def _run_account(account: AccountLine, options: BatchOptions, ledger: Ledger, pr
         report = migrate_fn(source, dest, run_options, AccountSink(account.id, progress, journal, stop))
     except MigratorError as exc:
         _classify(result, int(exc.exit_code), f"{type(exc).__name__}: {exc}")
-        if may_retry and not stop.is_set() and isinstance(exc, (TooManyConnections, LoginDeferred)):
+        if may_retry and not stop.is_set() and isinstance(exc, (TooManyConnections, LoginDeferred)) \
+                and Mitigations(options.migration.disable).on("batch-connection-retry"):
             retry_in = getattr(exc, "wait", None) or options.retry_after
     except BatchStopped as exc:  # raised through a flow that does not catch its sink's errors
         _classify(result, int(ExitCode.ABORTED), f"stopped: {exc}")
