@@ -48,6 +48,8 @@ class NullProgress:
 
 class MessageRateColumn(ProgressColumn):
     def render(self, task: Task) -> Text:
+        if task.fields.get("rate") is False:  # a bar counting something else (the batch's accounts)
+            return Text("")
         return Text(f"{task.speed or 0:.0f} msg/s", style="progress.data.speed")
 
 

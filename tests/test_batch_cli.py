@@ -69,3 +69,30 @@ def test_one_output_folder_serves_one_batch_at_a_time(tmp_path):
             run_batch(batch, BatchOptions(outdir=tmp_path / "out"))
     finally:
         holder.unlock()
+
+
+def test_rich_progress_shows_accounts_messages_and_each_outcome():
+    import io
+
+    from rich.console import Console
+
+    from migrator.batch.progress import RichBatchProgress
+    from migrator.batch.report import AccountResult
+
+    out = io.StringIO()
+    progress = RichBatchProgress(Console(file=out, force_terminal=True, width=100, color_system=None))
+    progress.begin(3, 1)
+    progress.account_started("a@x")
+    progress.account_plan("a@x", 10)
+    progress.advance("a@x", 10)
+    progress.account_done(AccountResult(id="a@x", line=2, source="s", destination="d", exit_code=0, outcome="ok",
+                                        copied=10))
+    progress.account_started("b@x")
+    progress.account_deferred(AccountResult(id="b@x", line=3, source="s", destination="d", exit_code=3,
+                                            outcome="connection", error="TooManyConnections: limit"), 60)
+    progress.end()
+    text = out.getvalue()
+    assert "✓ a@x: ok, 10 copied, 0 present" in text
+    assert "↻ b@x: TooManyConnections: limit — trying again in 60 s" in text
+    accounts_bar = [line for line in text.splitlines() if "accounts" in line][-1]
+    assert "2/3" in accounts_bar and "msg/s" not in accounts_bar and "10/10" in text

@@ -68,7 +68,7 @@ class RichBatchProgress:
 
     def begin(self, accounts: int, done_earlier: int) -> None:
         self._progress.start()
-        self._accounts = self._progress.add_task("[bold]accounts", total=accounts, completed=done_earlier)
+        self._accounts = self._progress.add_task("[bold]accounts", total=accounts, completed=done_earlier, rate=False)
         self._messages = self._progress.add_task("[bold]messages", total=0)
 
     def account_started(self, account_id: str) -> None:
