@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 
 import pytest
 
@@ -13,6 +14,13 @@ from simulators.profiles import load_profile
 from simulators.store import Store
 
 PASSWORD = "pw-batch-cli-7"
+
+
+def closed_port() -> int:
+    """A loopback port nobody listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def test_batch_command_writes_summary_logs_and_exits_with_the_worst_class(tmp_path, monkeypatch, capsys):
@@ -32,20 +40,22 @@ def test_batch_command_writes_summary_logs_and_exits_with_the_worst_class(tmp_pa
             "source,source_user,source_secret,dest,dest_user,dest_secret\n"
             f"imap://127.0.0.1:{a.port}?starttls=no,alice,file:alice.pw,imap://127.0.0.1:{b.port}?starttls=no,alice,env:QM_DST_PW\n"
             f"imap://127.0.0.1:{a.port}?starttls=no,bob,env:QM_UNSET_PW,imap://127.0.0.1:{b.port}?starttls=no,bob,{PASSWORD}\n"
+            f"imap://127.0.0.1:{closed_port()}?starttls=no,carol,env:QM_DST_PW,imap://127.0.0.1:{b.port},carol,env:QM_DST_PW\n"
         )
         code = main(["migrate", "--batch", str(csv), "--per-host", "1"])
         out, err = capsys.readouterr()
         assert main(["migrate", "--batch", str(csv), "--from", "imap://x@h"]) == 2  # one account's option
-    assert code == 2  # bob's secret is missing: bad input, the worst class of the two
+    assert code == 3  # the worst class of the three: carol's server is unreachable
     assert "plain password(s) in the batch file on line(s) 3" in err and PASSWORD not in out + err
     assert "not with --batch" in capsys.readouterr().err
     outdir = tmp_path / "accounts-batch"
     summary = json.loads((outdir / "summary.json").read_text())
-    alice, bob = summary["accounts"]
+    alice, bob, carol = summary["accounts"]
     assert (alice["outcome"], alice["copied"]) == ("ok", 10)
     assert (bob["outcome"], bob["exit_code"]) == ("bad-input", 2)
     assert "environment variable QM_UNSET_PW is not set" in bob["error"]
-    assert summary["peak_per_host"] == {f"127.0.0.1:{a.port}": 1}
+    assert (carol["outcome"], carol["exit_code"]) == ("connection", 3) and "ConnectionFailed" in carol["error"]
+    assert summary["peak_per_host"][f"127.0.0.1:{a.port}"] == 1
     assert "alice@127.0.0.1" in out and "bad-input" in out  # the summary table
     events = [json.loads(line) for line in (outdir / "accounts" / f"{alice['id']}.jsonl").read_text().splitlines()]
     kinds = [e["event"] for e in events]

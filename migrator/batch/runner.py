@@ -2,13 +2,13 @@
 batch file, on worker threads, under the caps of ``migrator.batch.schedule``.
 
 Each account is isolated: whatever it raises (wrong password, unreachable host, a bug) becomes
-its ``AccountResult`` with the error's class, and the other accounts go on. An account refused for
-the moment (too many connections of that user — another client holds them —, a POP3 login delay)
-is put back once and tried again ``retry_after`` seconds later (the server's delay when it said one). Each has its own
-checkpoint, importing log and result file (``migrator.batch.ledger``), so running the batch again
-skips the accounts that finished and continues the others from their checkpoints. Stopping (the
-``stop`` event, set on Ctrl-C) starts no new account and ends the running ones at their next
-batch of messages, checkpoints kept.
+its ``AccountResult`` with the error's class, and the other accounts go on. An account refused
+for the moment (its user's connection limit is held by another client, a POP3 login delay) is
+put back once and tried again ``retry_after`` seconds later (the server's delay when it said
+one). Each account has its own checkpoint, importing log and result file
+(``migrator.batch.ledger``), so running the batch again skips the accounts that finished and
+continues the others from their checkpoints. Stopping (the ``stop`` event, set on Ctrl-C) starts
+no new account and ends the running ones at their next batch of messages, checkpoints kept.
 """
 
 from __future__ import annotations
