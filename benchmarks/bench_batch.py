@@ -111,6 +111,12 @@ def _memory_kb(pid: str) -> int:
     return int(line.split()[1]) if line else 0  # a zombie has no memory lines
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a running process has used so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (fields 14, 15)
+
+
 def run_batch_process(args: list[str], env: dict) -> tuple[float, int, int, float]:
     """Run ``quirkmail migrate --batch …`` in its own process: (seconds, exit code, peak RSS in KB,
     CPU seconds)."""
@@ -169,8 +175,10 @@ def main(argv: list[str] | None = None) -> int:
             batch_args = ["--batch", str(csv), "--outdir", str(outdir), "--per-host", str(args.per_host),
                           "--accounts-parallel", str(args.accounts_parallel), "--connections", str(args.connections)]
             env = {**os.environ, SRC_ENV: src_pw, DST_ENV: dst_pw, "PYTHONPATH": str(ROOT)}
+            sim_cpu = cpu_seconds(child.pid)
             with GroupMemory(dovecot.pid) as dovecot_memory:
                 seconds, code, rss_kb, cpu = run_batch_process(batch_args, env)
+            sim_cpu = cpu_seconds(child.pid) - sim_cpu
             summary = json.loads((outdir / "summary.json").read_text())
             verify_started = time.perf_counter()
             identical = verify_all(sims, dovecot, src_pw, dst_pw)
@@ -194,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         "megabytes": round(nbytes / 1e6, 2),
         "dovecot_storage": args.storage,
         "cpus": os.cpu_count(),
+        "load_average_1min": round(os.getloadavg()[0], 1),  # other work on the machine while it ran
         "per_host": args.per_host,
         "accounts_parallel": args.accounts_parallel,
         "connections_per_account": args.connections,
@@ -206,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         "mb_per_s": round(nbytes / 1e6 / seconds, 2),
         "engine_peak_rss_mb": round(rss_kb / 1024, 1),
         "engine_cpu_seconds": round(cpu, 1),  # user + system: how far from one core the engine ran
+        "simulators_cpu_seconds": round(sim_cpu, 1),  # the one process serving every source (one reactor thread)
         "dovecot_peak_pss_mb": round(dovecot_memory.peak_kb / 1024, 1),
         "dovecot_peak_processes": dovecot_memory.peak_processes,
         "peak_per_host": summary["peak_per_host"],
@@ -223,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.accounts_parallel} accounts in parallel, {args.connections} connections each")
     print(f"batch: exit {code}, {copied} copied in {seconds:.1f} s ({summary['seconds']:.1f} s after start-up) "
           f"= {result['msg_per_s']:.0f} msg/s, "
-          f"{result['mb_per_s']} MB/s; engine peak RSS {result['engine_peak_rss_mb']} MB, CPU {cpu:.1f} s, "
+          f"{result['mb_per_s']} MB/s; engine peak RSS {result['engine_peak_rss_mb']} MB, CPU {cpu:.1f} s "
+          f"(simulators {sim_cpu:.1f} s), "
           f"Dovecot peak PSS {result['dovecot_peak_pss_mb']} MB over {dovecot_memory.peak_processes} processes")
     print(f"verified identical: {identical}/{args.accounts} ({verify_seconds:.1f} s); "
           f"--again re-run: {again_seconds:.1f} s, {result['again']['copied']} copied  → {args.out}")
