@@ -288,21 +288,18 @@ def _with(url: ServerURL, *, scheme: str | None = None, port: int | None = None,
 
 
 def _assign_ids(rows: list[_Row]) -> None:
-    """``user@host`` for each line without an id; ``user@host_port`` when hosts differ only by
-    port; the line number as a last resort — stable as long as the file's lines stay the same."""
-    def slug(text: str) -> str:
-        return _ID_UNSAFE.sub("_", text)
+    """``user@host`` for each line without an id; ``user@host_port`` when that is not unique; the
+    line number as a last resort — stable as long as the file's lines stay the same."""
+    def candidates(r: _Row) -> tuple[str, str]:
+        short = _ID_UNSAFE.sub("_", f"{r.source.user}@{r.source.host}")
+        return short, f"{short}_{r.source.port}"
 
-    plain = Counter(slug(f"{r.source.user}@{r.source.host}") for r in rows if not r.id)
-    ported = Counter(slug(f"{r.source.user}@{r.source.host}_{r.source.port}") for r in rows if not r.id)
+    unnamed = [r for r in rows if not r.id]
+    uses = Counter(c for r in unnamed for c in set(candidates(r)))
     taken = {r.id for r in rows if r.id}
-    for r in rows:
-        if r.id:
-            continue
-        short = slug(f"{r.source.user}@{r.source.host}")
-        longer = slug(f"{r.source.user}@{r.source.host}_{r.source.port}")
-        r.id = short if plain[short] == 1 and short not in taken else longer if ported[longer] == 1 and longer not in taken \
-            else f"{longer}-line{r.line}"
+    for r in unnamed:
+        unique = [c for c in candidates(r) if uses[c] == 1 and c not in taken]
+        r.id = unique[0] if unique else f"{candidates(r)[1]}-line{r.line}"
 
 
 def _check_duplicates(rows: list[_Row], problems: list[str]) -> None:
