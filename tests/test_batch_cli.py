@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
+from rich.console import Console
 
+from migrator.batch.accounts import parse_batch
+from migrator.batch.ledger import Ledger
+from migrator.batch.progress import RichBatchProgress
+from migrator.batch.report import AccountResult
+from migrator.batch.runner import BatchOptions, run_batch
+from migrator.errors import UsageError
 from scenarios.cli import main
+from scenarios.snapshot import snapshot_account
+from scenarios.verify import compare
 from simulators.fixtures import FixtureSpec, populate
 from simulators.launcher import SimulatorWorld
 from simulators.profiles import load_profile
+from simulators.quirks import QuirkSpec
 from simulators.store import Store
 
 PASSWORD = "pw-batch-cli-7"
@@ -66,11 +83,6 @@ def test_batch_command_writes_summary_logs_and_exits_with_the_worst_class(tmp_pa
 
 
 def test_one_output_folder_serves_one_batch_at_a_time(tmp_path):
-    from migrator.batch.accounts import parse_batch
-    from migrator.batch.ledger import Ledger
-    from migrator.batch.runner import BatchOptions, run_batch
-    from migrator.errors import UsageError
-
     batch = parse_batch("h;u;env:P;d;u;env:P;\n")
     holder = Ledger(tmp_path / "out")
     holder.lock()
@@ -82,13 +94,6 @@ def test_one_output_folder_serves_one_batch_at_a_time(tmp_path):
 
 
 def test_rich_progress_shows_accounts_messages_and_each_outcome():
-    import io
-
-    from rich.console import Console
-
-    from migrator.batch.progress import RichBatchProgress
-    from migrator.batch.report import AccountResult
-
     out = io.StringIO()
     progress = RichBatchProgress(Console(file=out, force_terminal=True, width=100, color_system=None))
     progress.begin(3, 1)
@@ -106,3 +111,39 @@ def test_rich_progress_shows_accounts_messages_and_each_outcome():
     assert "↻ b@x: TooManyConnections: limit — trying again in 60 s" in text
     accounts_bar = [line for line in text.splitlines() if "accounts" in line][-1]
     assert "2/3" in accounts_bar and "msg/s" not in accounts_bar and "10/10" in text
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_batch_cleanly_and_the_same_command_resumes(tmp_path, monkeypatch):
+    slow = load_profile("generic").with_faults([QuirkSpec.parse("latency:ms=20,times=0")])
+    src, dst = Store(), Store()
+    for n in range(4):
+        populate(src.add_account(f"u{n}", PASSWORD), FixtureSpec(seed=60 + n, messages=30, folders=2), slow)
+        dst.add_account(f"u{n}", PASSWORD)
+    with SimulatorWorld(src, slow) as s, SimulatorWorld(dst, load_profile("generic")) as d:
+        a, b = s.start_imap(), d.start_imap()
+        csv = tmp_path / "accounts.csv"
+        csv.write_text("source,source_user,source_secret,dest,dest_user,dest_secret\n" + "".join(
+            f"imap://127.0.0.1:{a.port}?starttls=no,u{n},env:QM_PW,imap://127.0.0.1:{b.port}?starttls=no,u{n},env:QM_PW\n"
+            for n in range(4)))
+        argv = ["migrate", "--batch", str(csv), "--per-host", "2", "--connections", "1", "--batch-size", "3"]
+        root = str(Path(__file__).resolve().parents[1])
+        monkeypatch.setenv("QM_PW", PASSWORD)
+        env = {**os.environ, "PYTHONPATH": root}
+        proc = subprocess.Popen([sys.executable, "-m", "scenarios", *argv], env=env, cwd=root,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        logs = tmp_path / "accounts-batch" / "accounts"
+        deadline = time.monotonic() + 60
+        while not any('"event": "progress"' in f.read_text() for f in logs.glob("*.jsonl")):
+            assert time.monotonic() < deadline and proc.poll() is None, "the batch never started copying"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        proc.communicate(timeout=60)
+        assert proc.returncode == 5
+        first = json.loads((tmp_path / "accounts-batch" / "summary.json").read_text())
+        assert first["stopped"] == "interrupted"
+        assert first["not_started"] or any(x["outcome"] == "aborted" for x in first["accounts"])
+
+        assert main(argv) == 0  # the same command again, in this process
+    for n in range(4):
+        assert compare(snapshot_account(src.accounts[f"u{n}"]), snapshot_account(dst.accounts[f"u{n}"])).identical
