@@ -197,3 +197,16 @@ def test_account_refused_for_its_connection_limit_is_retried_once(tmp_path, retr
     assert (result.outcome, result.copied, result.attempts) == ("ok", 6, 2)
     log = (tmp_path / "out" / "accounts" / f"{account_id}.jsonl").read_text()
     assert log.count('"event": "start"') == 2 and '"retry_in": 0.1' in log
+
+
+def test_a_dry_run_marks_nothing_finished(servers, tmp_path):
+    sources, dest, dest_handle = servers
+    batch = parse_batch(batch_text(sources, dest_handle, bad=""))
+    dry = options(tmp_path)
+    dry.migration = dry.migration.model_copy(update={"dry_run": True})
+    planned = run_batch(batch, dry)
+    assert all(a.outcome == "ok" and a.copied > 0 for a in planned.accounts)
+    assert sum(len(f.messages) for acc in dest.store.accounts.values() for f in acc.folders.values()) == 0
+    real = run_batch(batch, options(tmp_path))
+    assert [a.reused for a in real.accounts] == [False] * 6
+    assert [a.copied for a in real.accounts] == [a.copied for a in planned.accounts]
