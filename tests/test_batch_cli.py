@@ -115,10 +115,10 @@ def test_rich_progress_shows_accounts_messages_and_each_outcome():
 
 @pytest.mark.slow
 def test_ctrl_c_stops_the_batch_cleanly_and_the_same_command_resumes(tmp_path, monkeypatch):
-    slow = load_profile("generic").with_faults([QuirkSpec.parse("latency:ms=20,times=0")])
+    slow = load_profile("generic").with_faults([QuirkSpec.parse("latency:ms=15,times=0")])
     src, dst = Store(), Store()
     for n in range(4):
-        populate(src.add_account(f"u{n}", PASSWORD), FixtureSpec(seed=60 + n, messages=30, folders=2), slow)
+        populate(src.add_account(f"u{n}", PASSWORD), FixtureSpec(seed=60 + n, messages=20, folders=2), slow)
         dst.add_account(f"u{n}", PASSWORD)
     with SimulatorWorld(src, slow) as s, SimulatorWorld(dst, load_profile("generic")) as d:
         a, b = s.start_imap(), d.start_imap()

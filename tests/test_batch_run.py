@@ -47,8 +47,8 @@ class PeakUsers(Counter):
 
 @pytest.fixture
 def servers():
-    # 15 ms per reply keeps each account busy long enough for accounts to overlap.
-    profile = load_profile("generic").with_faults([QuirkSpec.parse("latency:ms=15,times=0")])
+    # 8 ms per reply keeps each account busy long enough for accounts to overlap.
+    profile = load_profile("generic").with_faults([QuirkSpec.parse("latency:ms=8,times=0")])
     sources, dest_store = [], Store()
     with SimulatorWorld(Store(), profile) as a, SimulatorWorld(Store(), profile) as b, \
             SimulatorWorld(dest_store, load_profile("generic")) as dest:
