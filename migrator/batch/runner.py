@@ -20,7 +20,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from migrator.batch.accounts import AccountLine, BatchFile, SecretRef
 from migrator.batch.journal import Journal, report_events
@@ -38,8 +38,6 @@ log = logging.getLogger(__name__)
 
 
 class BatchOptions(BaseModel):
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
     outdir: Path
     per_host: int = DEFAULT_PER_HOST
     accounts_parallel: int = DEFAULT_PARALLEL
