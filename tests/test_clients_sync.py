@@ -1,0 +1,94 @@
+"""A clean pull by real clients (mbsync, offlineimap3, imapclient) from the gmail and m365 profiles.
+
+Every message of the fixture must arrive in every selectable folder, byte for byte once each
+client's documented rewrites are undone (tests/clients_support.py). Against Gmail both clients
+store each label folder's copy on its own, All Mail included (so one message lands two or three
+times, as their Gmail users see), and neither makes a mailbox of the \\Noselect ``[Gmail]``:
+offlineimap drops \\Noselect folders from its folder list (repository/IMAP.py ``getfolders``),
+mbsync only makes ``[Gmail]`` the parent directory of the nested Maildirs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import imapclient
+import pytest
+
+from tests.clients_support import (
+    CLIENTS,
+    PASSWORD,
+    USER,
+    client_for,
+    expected_folders,
+    fixture_store,
+    imap_client,
+    serve,
+)
+
+PROFILES = ("gmail", "m365")
+NOSELECT = rb"\Noselect"  # as imapclient gives LIST flags
+
+
+@pytest.mark.peer
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("name", CLIENTS)
+def test_clean_pull_brings_every_message(name: str, profile: str, tmp_path: Path):
+    store = fixture_store(profile)
+    want = expected_folders(store, profile)
+    client = client_for(name, profile)
+    with serve(store, profile) as (world, handle):
+        run = client.run(handle, world.cafile, tmp_path)
+    assert run.returncode == 0, run.output
+    got = client.received(run, want)
+    assert got == want
+    # The fixture's 12 messages; on Gmail each also in All Mail, some in a user label too.
+    assert sum(len(m) for m in want.values()) == (24 if profile == "gmail" else 12)
+    if profile == "gmail":
+        _assert_gmail_layout(name, client, run, store, got)
+
+
+def _assert_gmail_layout(name: str, client, run, store, got: dict[str, list[bytes]]) -> None:
+    """Each label folder's copy stored on its own; no mailbox for the \\Noselect ``[Gmail]``."""
+    account = store.account(USER)
+    distinct = {m.extra["gm_msgid"] for f in account.folders.values() for m in f.messages}
+    assert len(got["[Gmail]/All Mail"]) == len(distinct) == 12
+    assert len(got["INBOX"]) + len(got["[Gmail]/All Mail"]) > len(distinct)  # INBOX mail twice
+    gmail_dir = client.local_box(run.root, "[Gmail]")
+    assert not (gmail_dir / "cur").exists()
+    if name == "offlineimap":
+        assert not gmail_dir.exists()
+        created = [line.removeprefix("Creating folder ") for line in run.output.splitlines()
+                   if line.startswith("Creating folder ")]
+        assert "[Gmail].All Mail[local]" in created and not any(c.startswith("[Gmail][") for c in created)
+    else:
+        assert (gmail_dir / "All Mail" / "cur").is_dir()
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_imapclient_reads_every_message_verbatim(profile: str):
+    store = fixture_store(profile)
+    account = store.account(USER)
+    with serve(store, profile) as (world, handle), imap_client(world, handle) as client:
+        client.login(USER, PASSWORD)
+        listed = client.list_folders()
+        got = {}
+        for flags, _delim, name in listed:
+            if NOSELECT in flags:
+                with pytest.raises(imapclient.exceptions.IMAPClientError) as refused:
+                    client.select_folder(name, readonly=True)
+                continue
+            client.select_folder(name, readonly=True)
+            uids = client.search("ALL")
+            fetched = client.fetch(uids, ["BODY.PEEK[]"]) if uids else {}
+            got[name] = sorted(v[b"BODY[]"] for v in fetched.values())
+    want = {
+        "/".join(path): sorted(m.raw for m in folder.messages)
+        for path, folder in account.folders.items()
+        if folder.selectable
+    }
+    assert got == want  # CRLF and all: imapclient changes nothing
+    if profile == "gmail":
+        assert str(refused.value) == (
+            "select failed: [NONEXISTENT] Unknown Mailbox: [Gmail] (now in authenticated state) (Failure)"
+        )
