@@ -190,3 +190,13 @@ def client_for(name: str, profile: str) -> Client:
 
 
 CLIENTS = ("mbsync", "offlineimap")
+
+
+def pull(name: str, profile: str, tmp: Path, *quirks: str, password: str = PASSWORD,
+         extra: tuple[str, ...] = ()) -> tuple[Store, Client, ClientRun]:
+    """One run of a CLI client against a fresh fixture mailbox served with ``profile`` + ``quirks``."""
+    store = fixture_store(profile)
+    client = client_for(name, profile)
+    with serve(store, profile, *quirks) as (world, handle):
+        run = client.run(handle, world.cafile, tmp, password=password, extra=extra)
+    return store, client, run

@@ -23,7 +23,9 @@ from pathlib import Path
 import imapclient
 import pytest
 
-from tests.clients_support import CLIENTS, PASSWORD, USER, client_for, expected_folders, fixture_store, imap_client, serve
+from tests.clients_support import (
+    CLIENTS, PASSWORD, USER, client_for, expected_folders, fixture_store, imap_client, pull, serve,
+)
 
 M365_THROTTLED = "Request is throttled. Suggested Backoff Time: 299609 milliseconds"
 TOO_MANY = "[ALERT] Too many simultaneous connections. (Failure)"
@@ -66,11 +68,8 @@ def test_m365_throttling_reply_reaches_the_client(name: str, tmp_path: Path):
 @pytest.mark.peer
 @pytest.mark.parametrize("name", CLIENTS)
 def test_gmail_throttled_suffix_is_carried_and_ignored(name: str, tmp_path: Path):
-    store = fixture_store("gmail")
-    client = client_for(name, "gmail")
     trace = ("-Dn",) if name == "mbsync" else ("-d", "imap")  # protocol traces
-    with serve(store, "gmail", "gmail-throttled-suffix:after=4,times=3") as (world, handle):
-        run = client.run(handle, world.cafile, tmp_path, extra=trace)
+    store, client, run = pull(name, "gmail", tmp_path, "gmail-throttled-suffix:after=4,times=3", extra=trace)
     throttled = [line for line in run.output.splitlines() if "[THROTTLED]" in line]
     assert run.returncode == 0  # (no run.output in messages: a trace may show the login)
     assert _arrived(client, run, store, "gmail") == 24
@@ -95,10 +94,7 @@ def test_gmail_too_many_connections_refuses_the_login(name: str, tmp_path: Path)
 @pytest.mark.peer
 @pytest.mark.parametrize("name", CLIENTS)
 def test_app_password_alert_reaches_the_client(name: str, tmp_path: Path):
-    store = fixture_store("gmail")
-    client = client_for(name, "gmail")
-    with serve(store, "gmail") as (world, handle):
-        run = client.run(handle, world.cafile, tmp_path, password="normal-password")
+    _store, _client, run = pull(name, "gmail", tmp_path, password="normal-password")
     _assert_login_refused(name, run, APP_PASSWORD)
 
 

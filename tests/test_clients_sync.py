@@ -19,10 +19,10 @@ from tests.clients_support import (
     CLIENTS,
     PASSWORD,
     USER,
-    client_for,
     expected_folders,
     fixture_store,
     imap_client,
+    pull,
     serve,
 )
 
@@ -34,11 +34,8 @@ NOSELECT = rb"\Noselect"  # as imapclient gives LIST flags
 @pytest.mark.parametrize("profile", PROFILES)
 @pytest.mark.parametrize("name", CLIENTS)
 def test_clean_pull_brings_every_message(name: str, profile: str, tmp_path: Path):
-    store = fixture_store(profile)
+    store, client, run = pull(name, profile, tmp_path)
     want = expected_folders(store, profile)
-    client = client_for(name, profile)
-    with serve(store, profile) as (world, handle):
-        run = client.run(handle, world.cafile, tmp_path)
     assert run.returncode == 0, run.output
     got = client.received(run, want)
     assert got == want
