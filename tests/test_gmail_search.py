@@ -157,16 +157,38 @@ def test_gmail_search_through_imapclient(gmail, query: str, uids: list[int]):
     assert client.gmail_search(query) == uids
 
 
-def test_unparseable_query_gets_gmails_bad():
-    store = gmail_store()
-    profile = load_profile("gmail")
-    session = ImapSession(store, profile, build_all(profile.quirks, "imap"))
+def session_on(profile_name: str):
+    """A logged-in ImapSession with INBOX selected, and a function: command bytes → reply bytes."""
+    profile = load_profile(profile_name)
+    session = ImapSession(gmail_store(), profile, build_all(profile.quirks, "imap"))
     session.start()
-    session.receive_data(b"a LOGIN alice pw\r\nb SELECT INBOX\r\n")
-    out = b"".join(o for o in session.receive_data(b'c UID SEARCH X-GM-RAW "from:"\r\n') if isinstance(o, bytes))
-    assert out == b"c BAD Could not parse command\r\n"
-    out = b"".join(o for o in session.receive_data(b"d SEARCH X-GM-MSGID 1700000000000000001\r\n") if isinstance(o, bytes))
-    assert out.startswith(b"* SEARCH 2\r\nd OK ")
+
+    def send(line: bytes) -> bytes:
+        return b"".join(o for o in session.receive_data(line + b"\r\n") if isinstance(o, bytes))
+
+    send(b"a LOGIN alice pw")
+    send(b"b SELECT INBOX")
+    return send
+
+
+def test_unparseable_query_and_label_get_gmails_bad():
+    send = session_on("gmail")
+    assert send(b'c UID SEARCH X-GM-RAW "from:"') == b"c BAD Could not parse command\r\n"
+    assert send(b"d SEARCH X-GM-MSGID 1700000000000000001").startswith(b"* SEARCH 2\r\nd OK ")
+    assert send(b"e SEARCH X-GM-THRID twelve") == b"e BAD Could not parse command\r\n"
+    assert send(b'f STORE 1 +X-GM-LABELS ("a//b")') == b"f BAD Could not parse command\r\n"
+    assert send(b"g STORE 1 +X-GM-LABELS.SILENT (Work)").startswith(b"g OK ")  # no FETCH line
+    assert send(b"h SEARCH X-GM-LABELS work") == b"* SEARCH 1 2\r\nh OK Search completed (0.001 + 0.000 secs).\r\n"
+
+
+def test_other_profiles_know_neither_extension():
+    send = session_on("generic")
+    assert send(b'c SEARCH X-GM-RAW "in:inbox"') == (
+        b"c BAD Error in IMAP command SEARCH: unknown search key 'X-GM-RAW' (0.001 + 0.000 secs).\r\n"
+    )
+    assert send(b"d STORE 1 +X-GM-LABELS (Work)") == (
+        b"d BAD Error in IMAP command STORE: Invalid arguments (0.001 + 0.000 secs).\r\n"
+    )
 
 
 def test_label_store_files_and_unfiles_the_message(gmail):
@@ -187,3 +209,11 @@ def test_label_store_files_and_unfiles_the_message(gmail):
     assert client.gmail_search("label:work") == [2]
     assert account.folders[("Projects", "2024")].messages == []
     assert len(account.folders[("[Gmail]", "All Mail")].messages) == 4  # All Mail never loses one
+
+
+def test_non_ascii_label_round_trip(gmail):
+    client, store = gmail
+    assert client.add_gmail_labels([4], ["Réunions"]) == {4: ["Réunions"]}  # an archived message
+    assert [m.uid for m in store.account("alice").folders[("Réunions",)].messages] == [1]
+    assert client.gmail_search("label:réunions") == [4]
+    assert client.gmail_search("-in:inbox label:RÉUNIONS") == [4]

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from typing import Any
@@ -118,19 +119,29 @@ def file_message(account: Account, profile, folder: Folder, raw: bytes, flags, w
 
 def labels_of(session, msgid: int) -> list[str]:
     """X-GM-LABELS of one message: every folder but All Mail that holds a copy."""
+    return label_index(session, {msgid}).get(msgid, [])
+
+
+def label_index(session, msgids: set[int] | None = None) -> dict[int, list[str]]:
+    """X-GM-MSGID → X-GM-LABELS for ``msgids`` (None: every message), in one pass over the folders."""
     archive = all_mail(session.account, session.profile)
-    labels = []
+    index: dict[int, list[str]] = {}
     for path, folder in session.account.folders.items():
-        if folder is archive or not any(m.extra.get("gm_msgid") == msgid for m in folder.messages):
+        if folder is archive:
             continue
-        use = folder.special_use or session.profile.special_use_of(path)
-        if path == INBOX:
-            labels.append("\\Inbox")
-        elif use in SYSTEM_LABELS:
-            labels.append(SYSTEM_LABELS[use])
-        else:
-            labels.append(session.names.to_wire(path).decode("ascii"))
-    return labels
+        held = {m.extra["gm_msgid"] for m in folder.messages if "gm_msgid" in m.extra}
+        for msgid in held if msgids is None else held & msgids:
+            index.setdefault(msgid, []).append(_folder_label(session, path, folder))
+    return index
+
+
+def _folder_label(session, path: tuple[str, ...], folder: Folder) -> str:
+    use = folder.special_use or session.profile.special_use_of(path)
+    if path == INBOX:
+        return "\\Inbox"
+    if use in SYSTEM_LABELS:
+        return SYSTEM_LABELS[use]
+    return session.names.to_wire(path).decode("ascii")
 
 
 def ensure_ids(session, item: MailItem) -> int:
@@ -170,21 +181,29 @@ def label_folder(session, label: str, *, create: bool) -> Folder | None:
     return folder
 
 
-def _label_names(session, item: MailItem) -> list[str]:
-    """X-GM-LABELS of the item as search compares them (user labels decoded from mUTF-7)."""
-    labels = labels_of(session, ensure_ids(session, item))
-    return [lb if lb.startswith("\\") else imap_utf7.decode(lb.encode("ascii")) for lb in labels]
+def _decoded(label: str) -> str:
+    """A label as search compares it: user labels decoded from modified UTF-7."""
+    if label.startswith("\\") or not label.isascii():  # system labels; raw UTF-8 as some clients send
+        return label
+    return imap_utf7.decode(label.encode("ascii"))
 
 
-@dataclass(frozen=True, eq=False)
 class GmailRaw(SearchKey):
-    """A parsed Gmail query bound to the session whose folders say where each message is."""
+    """A parsed Gmail query bound to the session whose folders say where each message is. One
+    key serves one SEARCH: the labels of every message are gathered once, when a term first
+    asks (each message's own lookup would scan every folder)."""
 
-    term: gmail_search.Term
-    session: Any
+    def __init__(self, term: gmail_search.Term, session):
+        self.term = term
+        self.session = session
+
+    @cached_property
+    def _labels(self) -> dict[int, list[str]]:
+        return {msgid: [_decoded(lb) for lb in labels] for msgid, labels in label_index(self.session).items()}
 
     def matches(self, item, ctx):
-        facts = gmail_search.Facts(lambda: _label_names(self.session, item), ctx.now)
+        msgid = ensure_ids(self.session, item)
+        facts = gmail_search.Facts(lambda: self._labels.get(msgid, []), ctx.now)
         return self.term.test(item, facts)
 
 
@@ -253,7 +272,7 @@ class GmailLabels(Quirk):
     def imap_search_keys(self, session):
         return {
             "X-GM-RAW": lambda text: _raw_query(session, text),
-            "X-GM-LABELS": lambda text: GmailRaw(gmail_search.HasLabel(gmail_search.label_key(text)), session),
+            "X-GM-LABELS": lambda text: GmailRaw(gmail_search.HasLabel(gmail_search.label_key(_decoded(text))), session),
             "X-GM-MSGID": lambda text: _id_key(session, "gm_msgid", text),
             "X-GM-THRID": lambda text: _id_key(session, "gm_thrid", text),
         }
