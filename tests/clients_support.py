@@ -179,6 +179,33 @@ class OfflineImap(Client):
         return root / wire.replace("/", ".")
 
 
+class OfflineImapGmailLabels(OfflineImap):
+    """offlineimap3's Gmail label sync (``synclabels = yes`` into a GmailMaildir): it fetches
+    X-GM-LABELS with each message and adds one ``X-Keywords:`` header line holding them, sorted
+    and comma-separated, as sent (modified UTF-7); nothing else changes."""
+
+    _KEYWORDS = re.compile(rb"^X-Keywords:[ ]?(.*)\n", re.MULTILINE)
+
+    def __init__(self):
+        super().__init__("Gmail")
+
+    def config(self, handle, cafile, root, work, password):
+        text = super().config(handle, cafile, root, work, password)
+        return text.replace("[Account sim]\n", "[Account sim]\nsynclabels = yes\n").replace(
+            "type = Maildir", "type = GmailMaildir")
+
+    def labels(self, data: bytes) -> set[str]:
+        found = self._KEYWORDS.findall(data.partition(b"\n\n")[0] + b"\n")
+        assert len(found) == 1, data[:300]
+        return {label for label in found[0].decode().split(",") if label}
+
+    def undo(self, data):
+        head, sep, body = data.partition(b"\n\n")
+        head, count = self._KEYWORDS.subn(b"", head + b"\n")
+        assert count == 1, data[:300]
+        return head[:-1] + sep + body
+
+
 MBSYNC = Mbsync()
 
 
@@ -192,11 +219,12 @@ def client_for(name: str, profile: str) -> Client:
 CLIENTS = ("mbsync", "offlineimap")
 
 
-def pull(name: str, profile: str, tmp: Path, *quirks: str, password: str = PASSWORD,
+def pull(name: str | Client, profile: str, tmp: Path, *quirks: str, password: str = PASSWORD,
          extra: tuple[str, ...] = ()) -> tuple[Store, Client, ClientRun]:
-    """One run of a CLI client against a fresh fixture mailbox served with ``profile`` + ``quirks``."""
+    """One run of a CLI client (by name, or as set up) against a fresh fixture mailbox served
+    with ``profile`` + ``quirks``."""
     store = fixture_store(profile)
-    client = client_for(name, profile)
+    client = client_for(name, profile) if isinstance(name, str) else name
     with serve(store, profile, *quirks) as (world, handle):
         run = client.run(handle, world.cafile, tmp, password=password, extra=extra)
     return store, client, run

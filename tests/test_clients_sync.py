@@ -5,7 +5,8 @@ client's documented rewrites are undone (tests/clients_support.py). Against Gmai
 store each label folder's copy on its own, All Mail included (so one message lands two or three
 times, as their Gmail users see), and neither makes a mailbox of the \\Noselect ``[Gmail]``:
 offlineimap drops \\Noselect folders from its folder list (repository/IMAP.py ``getfolders``),
-mbsync only makes ``[Gmail]`` the parent directory of the nested Maildirs.
+mbsync only makes ``[Gmail]`` the parent directory of the nested Maildirs. offlineimap's own
+Gmail label sync (``synclabels``) writes each copy's X-GM-LABELS into an ``X-Keywords`` line.
 """
 
 from __future__ import annotations
@@ -15,8 +16,12 @@ from pathlib import Path
 import imapclient
 import pytest
 
+from simulators.imap.gmail import SYSTEM_LABELS
+from simulators.imap.names import Names
+from simulators.store import INBOX
 from tests.clients_support import (
     CLIENTS,
+    OfflineImapGmailLabels,
     PASSWORD,
     USER,
     expected_folders,
@@ -60,6 +65,32 @@ def _assert_gmail_layout(name: str, client, run, store, got: dict[str, list[byte
         assert "[Gmail].All Mail[local]" in created and not any(c.startswith("[Gmail][") for c in created)
     else:
         assert (gmail_dir / "All Mail" / "cur").is_dir()
+
+
+@pytest.mark.peer
+def test_offlineimap_label_sync_writes_each_messages_labels(tmp_path: Path):
+    client = OfflineImapGmailLabels()
+    store, _client, run = pull(client, "gmail", tmp_path)
+    assert run.returncode == 0, run.output
+    want = expected_folders(store, "gmail")
+    assert client.received(run, want) == want  # the X-Keywords line is its only change
+    # Each copy carries its message's labels: every folder but All Mail holding it, as Gmail names them.
+    names, account = Names("/"), store.account(USER)
+    labels: dict[bytes, set[str]] = {}
+    for path, folder in account.folders.items():
+        if folder.special_use == "\\All":
+            continue
+        name = "\\Inbox" if path == INBOX else SYSTEM_LABELS.get(folder.special_use, names.to_wire(path).decode())
+        for m in folder.messages:
+            labels.setdefault(m.raw.split(b"Message-ID: ")[1].split(b"\r\n")[0], set()).add(name)
+    all_mail = client.local_box(run.root, "[Gmail]/All Mail")
+    seen = {}
+    for f in [*(all_mail / "cur").iterdir(), *(all_mail / "new").iterdir()]:
+        data = f.read_bytes()
+        seen[data.split(b"Message-ID: ")[1].split(b"\n")[0]] = client.labels(data)
+    assert len(seen) == 12
+    assert seen == {mid: labels.get(mid, set()) for mid in seen}
+    assert sum(lb == {"\\Inbox", "R&AOk-unions"} for lb in seen.values()) == 1  # mUTF-7, as sent
 
 
 @pytest.mark.parametrize("profile", PROFILES)
