@@ -179,6 +179,9 @@ def test_unparseable_query_and_label_get_gmails_bad():
     assert send(b'f STORE 1 +X-GM-LABELS ("a//b")') == b"f BAD Could not parse command\r\n"
     assert send(b"g STORE 1 +X-GM-LABELS.SILENT (Work)").startswith(b"g OK ")  # no FETCH line
     assert send(b"h SEARCH X-GM-LABELS work") == b"* SEARCH 1 2\r\nh OK Search completed (0.001 + 0.000 secs).\r\n"
+    send(b"i EXAMINE INBOX")
+    assert send(b"j STORE 1 -X-GM-LABELS (Work)") == b"j OK Store ignored with read-only mailbox (0.001 + 0.000 secs).\r\n"
+    assert send(b"k SEARCH X-GM-LABELS work") == b"* SEARCH 1 2\r\nk OK Search completed (0.001 + 0.000 secs).\r\n"
 
 
 def test_other_profiles_know_neither_extension():

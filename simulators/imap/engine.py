@@ -858,9 +858,9 @@ class ImapSession:
         """STORE of an attribute other than FLAGS (Gmail's X-GM-LABELS): a quirk's, or BAD."""
         view = self.view
         items = [view.items[i] for i in idx]
-        if view.read_only:
-            raise _bad(cmd.name, "Invalid arguments")
         texts = [_text(v) for v in values]
+        if view.read_only:  # as STORE FLAGS (Dovecot's words); nothing is asked of the quirk
+            return "OK Store ignored with read-only mailbox" + TIMING
         data = self._quirk("imap_store_items", self, view.folder, items, mode.upper(), texts)
         if data is None:
             raise _bad(cmd.name, "Invalid arguments")
