@@ -1,7 +1,7 @@
 """Provider refusals reach real clients intact (QUIRKS.md: m365-throttled-backoff,
 gmail-throttled-suffix, gmail-too-many-connections, app-password-required).
 
-What each client does with them, as measured here (mbsync 1.4.4, offlineimap3 8.0, imapclient 3):
+What each client does with them, as measured here (mbsync 1.4.4, offlineimap3 8.0, imapclient 4.1):
 
 - M365 throttling (a NO to one command): mbsync prints the reply, skips that one message and
   still exits 0 — and a re-run does not fetch it either: mbsync reads a NO to UID FETCH as "the
