@@ -125,9 +125,40 @@ class Quirk:
         """Values of extension FETCH items for one message, e.g. {"X-GM-MSGID": b"1278455344230334865"}."""
         return None
 
+    def imap_search_keys(self, session: Any) -> dict[str, Any] | None:
+        """Extension SEARCH keys taking one string: name → callable(str) → a
+        simulators.imap.search.SearchKey (Gmail: X-GM-RAW); it raises SearchSyntaxError."""
+        return None
+
+    def imap_store_items(self, session: Any, folder: Any, items: list, mode: str, values: list[str]) -> list[bytes] | str | None:
+        """STORE of an attribute other than FLAGS (``mode`` like "+X-GM-LABELS", upper-cased) on
+        ``items``: the FETCH data to report for each (b"X-GM-LABELS (\\Inbox)"), a refusal
+        reply ("BAD ..."), or None: not this quirk's attribute."""
+        return None
+
     def imap_append_size(self, session: Any, size: int) -> str | None:
         """A reply that refuses an APPEND of ``size`` bytes (asked when the literal is announced and
         again before storing: answer from state, do not count calls)."""
+        return None
+
+    def imap_message_refused(self, session: Any, raw: bytes) -> str | None:
+        """A reply that refuses an APPENDed message for its content (Exchange: over-long lines)."""
+        return None
+
+    def imap_flags_refused(self, session: Any, command: str, flags: set) -> str | None:
+        """A reply that refuses an APPEND or STORE for its flags (``command``: "APPEND" or "STORE")."""
+        return None
+
+    def imap_stored_flags(self, session: Any, flags: set) -> set | None:
+        """The flags an accepted APPEND really stores, when the server drops some silently."""
+        return None
+
+    def imap_appended(self, session: Any, folder: Any, item: Any) -> None:
+        """Told after an APPEND stored ``item`` (a MailItem) in ``folder`` (servers that react to mail)."""
+        return None
+
+    def imap_permanent_flags(self, session: Any, folder: Any, read_only: bool, flags: list) -> tuple[list, str] | None:
+        """(flags, text) of the ``* OK [PERMANENTFLAGS (...)] text`` line of SELECT/EXAMINE."""
         return None
 
     def imap_reply(self, session: Any, reply: str) -> str | None:
@@ -273,7 +304,8 @@ def _load_builtin_quirks() -> None:
     import importlib
 
     for module in (
-        "simulators.imap.quirks", "simulators.imap.gmail", "simulators.smtp.quirks", "simulators.pop3.quirks", "simulators.ews.quirks",
+        "simulators.imap.quirks", "simulators.imap.quirks_microsoft", "simulators.imap.gmail",
+        "simulators.smtp.quirks", "simulators.pop3.quirks", "simulators.ews.quirks",
     ):
         try:
             importlib.import_module(module)
