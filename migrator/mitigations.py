@@ -33,6 +33,9 @@ reproduce what a naive tool does. Default: every mitigation on.
 |                        |                                             |                                         | and refused (BAD, counted towards Exchange's BYE)          |
 | mdn-neutralise         | mdn-resend                                  | engine: _Run._prepare                   | Exchange sends a read receipt again for every read copy    |
 |                        |                                             |                                         | that asked for one                                         |
+| batch-connection-retry | gmail-too-many-connections,                 | batch.runner: _run_account              | a batch account whose login meets its connection limit (or |
+|                        | dovecot-userip-limit, POP3 [LOGIN-DELAY]/   |                                         | a POP3 login delay) fails as "connection"; no second try   |
+|                        | [IN-USE]                                    |                                         |                                                            |
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ MITIGATIONS: dict[str, str] = {
     "flag-after-append": "\\Flagged is set again by UID STORE after APPEND (Exchange drops it from APPEND)",
     "line-length-check": "messages with a line over the destination's limit are skipped (or re-wrapped) up front",
     "mdn-neutralise": "read messages asking for a read receipt get $MDNSent, so the destination sends none",
+    "batch-connection-retry": "a batch account refused for its connection limit or a login delay is tried once more later",
 }
 
 
