@@ -1,9 +1,10 @@
-"""SASL XOAUTH2 for SMTP AUTH, server side: the client's initial response, and Gmail's error.
+"""SASL XOAUTH2, server side, for every front (IMAP AUTHENTICATE, POP3 AUTH, SMTP AUTH). Pure.
 
-The initial client response (Google's "OAuth 2.0 Mechanism" page,
+The client's response (Google's "OAuth 2.0 Mechanism" page,
 https://developers.google.com/gmail/imap/xoauth2-protocol) is
-``base64("user=" {User} "^Aauth=Bearer " {Access Token} "^A^A")``; on a bad token Gmail sends a
-``334`` challenge holding base64 JSON and the final ``535`` only after the client's empty line.
+``base64("user=" {User} "^Aauth=Bearer " {Access Token} "^A^A")``. On a bad token Gmail sends a
+continuation holding base64 JSON (IMAP ``+ <b64>``, SMTP ``334 <b64>``) and the final refusal only
+after the client's empty line (xoauth2-error-continuation).
 """
 
 from __future__ import annotations
