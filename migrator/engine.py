@@ -32,7 +32,7 @@ from pydantic import BaseModel, field_validator
 from migrator import dates
 from migrator.backoff import retry_delay
 from migrator.collab.kinds import MAIL_ONLY, not_offered
-from migrator.errors import ConnectionFailed, ProtocolError, TooManyConnections, UsageError
+from migrator.errors import AuthenticationFailed, ConnectionFailed, ProtocolError, TooManyConnections, UsageError
 from migrator.folders import FolderPlan, ListEntry, Namespace, alternative_names, destination_name, plan_folders
 from migrator.gmail import ARCHIVE_NAME, GmailLabels, LabelFolder, plan_labels
 from migrator.identity import Identity, IdentityIndex, identity_of, message_id_of
@@ -205,6 +205,13 @@ class _Run:
             )
 
     def fail(self, job: FolderJob, uid: int | None, exc: BaseException) -> None:
+        if isinstance(exc, AuthenticationFailed):
+            # A reconnect's login was refused (oauth-token-expiry: the token file holds no fresh
+            # token): every later connection would be too, so the run stops; no retry loop.
+            with self.lock:
+                self.report.login_refused = self.report.login_refused or str(exc)
+            self.abort(f"stopped at a refused reconnect: {exc}")
+            return
         with self.lock:
             job.report.failed += 1
             self.report.errors.append(

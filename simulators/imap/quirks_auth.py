@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from simulators.pop3.quirks import offer_sasl
 from simulators.quirks import Quirk, register
 from simulators.xoauth2 import error_challenge
 
@@ -28,6 +29,11 @@ class _Params(BaseModel):
 def _names(value):
     # On the command line (name:key=value) a list is written "MOVE|UIDPLUS".
     return value.split("|") if isinstance(value, str) else value
+
+
+def _offer_xoauth2(caps: list[str], authenticated: bool) -> list[str] | None:
+    """``AUTH=XOAUTH2`` added to the pre-login capabilities when the profile lacks it."""
+    return None if authenticated or "AUTH=XOAUTH2" in caps else caps + ["AUTH=XOAUTH2"]
 
 
 @register
@@ -53,9 +59,7 @@ class Xoauth2ErrorContinuation(Quirk):
         reply: str = GMAIL_INVALID_CREDENTIALS
 
     def imap_capabilities(self, caps, authenticated):
-        if authenticated or "AUTH=XOAUTH2" in caps:
-            return None
-        return caps + ["AUTH=XOAUTH2"]
+        return _offer_xoauth2(caps, authenticated)
 
     def imap_sasl_failure(self, session, mechanism, reply):
         if mechanism != "XOAUTH2":
@@ -82,7 +86,8 @@ class OAuthTokenExpiry(Quirk):
     refresher writes the new one to the client's token file). Every other token is refused with
     the same words. IMAP: Gmail's reply (imapsync FAQ.XOAUTH2, offlineimap issues); POP3:
     Microsoft's `-ERR Authentication failure: unknown user name or bad password.` (fdm#123).
-    ``watch(callback)`` is told ``(user, logins_left)`` after each XOAUTH2 login.
+    ``watch(callback)`` is told ``(user, logins_left)`` after each XOAUTH2 login. XOAUTH2 is
+    advertised (IMAP ``AUTH=XOAUTH2``, POP3 ``SASL ... XOAUTH2``) when the profile lacks it.
     """
 
     name = "oauth-token-expiry"
@@ -111,6 +116,12 @@ class OAuthTokenExpiry(Quirk):
 
     def watch(self, callback: Callable[[str, int | None], None]) -> None:
         self._watchers.append(callback)
+
+    def imap_capabilities(self, caps, authenticated):
+        return _offer_xoauth2(caps, authenticated)
+
+    def pop3_capabilities(self, caps, authenticated):
+        return offer_sasl(caps, authenticated, "XOAUTH2")
 
     def _expired(self, grant: _Grant) -> bool:
         p = self.params
