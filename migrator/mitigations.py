@@ -27,6 +27,13 @@ reproduce what a naive tool does. Default: every mitigation on.
 | appendlimit-skip       | appendlimit                                 | engine: _Run.analyse                    | oversize messages are sent and refused one by one          |
 | nonmail-folder-skip    | exchange-nonmail-folders-over-imap          | engine: _Run._holds_no_mail             | Calendar/Contacts/... are created empty at the destination |
 |                        |                                             |                                         | and every item in them is skipped as no-body               |
+
+Always on, not switchable (no naive variant worth reproducing): capabilities are taken from the
+post-login list only (imapconn, via imapclient: capabilities-change-after-auth — its scenario's
+damage proof switches appendlimit-skip off); an XOAUTH2 error continuation is answered with an
+empty line and its JSON decoded (imapconn.Xoauth2, sources/pop3: xoauth2-error-continuation);
+secrets from a variable or file are re-read at every connect (urls.Secret: oauth-token-expiry),
+and a refused reconnect login stops the run with exit 4 instead of retrying (engine: _Run.fail).
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Imported by ``simulators.quirks._load_builtin_quirks``; each class registers itself by name.
 ``app-password-required`` and ``oauth-only`` are the IMAP quirks of those names, which cover POP3
-too (``simulators.imap.quirks``). Quirk objects belong to one server and are shared by its
+too (``simulators.imap.quirks``), as do ``oauth-token-expiry`` and ``capabilities-change-after-auth``
+(``simulators.imap.quirks_auth``). Quirk objects belong to one server and are shared by its
 connections, so counting quirks count per server, as a provider does.
 """
 
