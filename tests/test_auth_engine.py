@@ -217,3 +217,16 @@ def test_rotate_token_needs_xoauth2_and_the_expiry_quirk(tmp_path):
     with pytest.raises(ScenarioError, match="needs the oauth-token-expiry quirk"):
         result = run_scenario(load_scenario(bad))
     assert result is None
+
+
+@pytest.mark.peer  # the destination is Dovecot
+def test_pop3_reconnect_with_a_stale_token_ends_with_exit_4():
+    s = load_scenario(LIBRARY / "pop3" / "oauth-token-expiry-pop3.yaml")
+    result = run_scenario(s.model_copy(update={"source": s.source.model_copy(update={"rotate_token": False})}))
+    if result.skipped:
+        pytest.skip(result.skipped)
+    [run] = result.runs
+    assert run.exit_code == ExitCode.AUTHENTICATION
+    assert OAUTH_REJECTED in run.report["login_refused"]
+    assert "Authentication failure: unknown user name or bad password." in run.report["login_refused"]
+    assert run.report["pop3"]["reconnects"] == 1
