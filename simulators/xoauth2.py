@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterable
+from typing import Any
 
 
 class XOAuth2Error(ValueError):
@@ -30,6 +32,21 @@ def parse_xoauth2(blob: bytes) -> tuple[str, str]:
     if "user" not in fields or scheme.lower() != "bearer" or not token:
         raise XOAuth2Error("XOAUTH2 response needs user=... and auth=Bearer <token>")
     return fields["user"], token
+
+
+def token_verdict(quirks: Iterable[Any], protocol: str, user: str, token: str, account: Any) -> bool | str:
+    """Whether a bearer token logs ``account`` in, every quirk's ``oauth_check`` combined: the
+    first refusal reply wins (an expired token), then a plain False, then a True (a token a quirk
+    issued or names); when no quirk has a say, the account's password doubles as its token."""
+    verdicts = [q.oauth_check(protocol, user, token, account) for q in quirks]
+    refusal = next((v for v in verdicts if isinstance(v, str)), None)
+    if refusal is not None:
+        return refusal
+    if any(v is False for v in verdicts):
+        return False
+    if any(v is True for v in verdicts):
+        return account is not None
+    return account is not None and account.password == token
 
 
 def xoauth2_response(user: str, token: str) -> bytes:

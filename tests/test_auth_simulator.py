@@ -325,3 +325,14 @@ def test_pop3_token_expiry_uses_microsofts_words():
             replies.append(c.line())
             c.close()
     assert replies == [b"+OK Logged in.", b"-ERR Authentication failure: unknown user name or bad password."]
+
+
+def test_oauth_only_and_token_expiry_compose():
+    """M365 without basic auth and an expiring token: the expired token gets the words given to
+    the expiry quirk, an issued token still logs in although it is not the password."""
+    with served("oauth-only", "oauth-token-expiry:after_logins=1,reply=NO AUTHENTICATE failed.", profile="m365") as world:
+        port = world.start_imap().port
+        assert login_xoauth2(port, PASSWORD) == b"a OK AUTHENTICATE completed."  # Exchange's words
+        assert login_xoauth2(port, PASSWORD) == b"a NO AUTHENTICATE failed."
+        [quirk] = world.quirks("oauth-token-expiry")
+        assert login_xoauth2(port, quirk.issue("alice")) == b"a OK AUTHENTICATE completed."

@@ -54,6 +54,7 @@ from simulators.imap.view import MailboxView
 from simulators.profiles import Profile
 from simulators.quirks import Quirk
 from simulators.store import INBOX, SYSTEM_FLAGS, Account, Folder, FolderExists, NoSuchFolder, Store
+from simulators.xoauth2 import token_verdict
 
 
 log = logging.getLogger(__name__)
@@ -455,10 +456,13 @@ class ImapSession:
         if refusal is not None:
             return refusal
         account = self.store.accounts.get(user)
-        verdict = self._quirk("oauth_check", "imap", user, password, account) if mechanism == "XOAUTH2" else None
-        if isinstance(verdict, str):
-            return verdict
-        if account is None or not (verdict if verdict is not None else account.password == password):
+        if mechanism == "XOAUTH2":
+            ok = token_verdict(self.quirks, "imap", user, password, account)
+            if isinstance(ok, str):
+                return ok
+        else:
+            ok = account is not None and account.password == password
+        if not ok:
             return "NO [AUTHENTICATIONFAILED] Authentication failed."
         if self.login_gate is not None:
             refusal = self.login_gate(user)

@@ -238,11 +238,12 @@ class OAuthOnly(Quirk):
     def imap_login(self, session, user, password):
         return None if session.auth_mechanism == "XOAUTH2" else f"NO {session.auth_command} failed."
 
+    def imap_reply(self, session, reply):
+        # A refused bearer token gets Microsoft's words too.
+        return "NO AUTHENTICATE failed." if reply == "NO [AUTHENTICATIONFAILED] Authentication failed." else None
+
     def oauth_check(self, protocol, user, token, account):
-        # A refused token gets Microsoft's words too (the POP3 ones as for any AUTH).
-        if account is not None and token == (self.params.token or account.password):
-            return True
-        return "NO AUTHENTICATE failed." if protocol == "imap" else self.pop3_login(None, user, token, "AUTH", False)
+        return None if self.params.token is None else token == self.params.token
 
     # POP3 (outlook.office365.com, as quoted in fdm#123 and email-oauth2-proxy#244): XOAUTH2 is
     # offered and works (the account's password is the bearer token); USER/PASS and the other
@@ -251,7 +252,7 @@ class OAuthOnly(Quirk):
         return offer_sasl(caps, authenticated, "XOAUTH2")
 
     def pop3_login(self, session, user, password, mechanism, valid):
-        if mechanism == "XOAUTH2":
+        if mechanism == "XOAUTH2" and valid:
             return None
         if mechanism in ("USER", "APOP"):
             return "-ERR Logon failure: unknown user name or bad password."

@@ -140,7 +140,9 @@ class OAuthTokenExpiry(Quirk):
 
     def oauth_logged_in(self, protocol, user, token):
         with self._lock:
-            grant = self._grants[token]
+            grant = self._grants.get(token)
+            if grant is None:  # accepted on another quirk's word (oauth-only's own token)
+                return
             grant.logins += 1
             if grant.first_used is None:
                 grant.first_used = self.clock()

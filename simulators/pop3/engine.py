@@ -43,6 +43,7 @@ from simulators.pop3.maildrop import Maildrop, multiline, top
 from simulators.profiles import Profile
 from simulators.quirks import Quirk
 from simulators.store import Account, Store
+from simulators.xoauth2 import token_verdict
 
 
 class Signal(enum.Enum):
@@ -334,12 +335,12 @@ class Pop3Session:
         """USER/PASS, APOP, AUTH: the reply. For XOAUTH2 ``password`` is the bearer token, valid
         when it is the account's password unless a quirk says otherwise (``oauth_check``)."""
         account = self.store.accounts.get(user)
-        verdict = self._quirk("oauth_check", "pop3", user, password, account) if mechanism == "XOAUTH2" else None
-        if isinstance(verdict, str):
-            return verdict
-        valid = account is not None and password is not None and (
-            verdict if verdict is not None else account.password == password
-        )
+        if mechanism == "XOAUTH2":
+            valid = token_verdict(self.quirks, "pop3", user, password, account)
+            if isinstance(valid, str):
+                return valid
+        else:
+            valid = account is not None and password is not None and account.password == password
         refusal = self._quirk("pop3_login", self, user, password or "", mechanism, valid)
         if refusal is not None:
             return refusal
