@@ -105,6 +105,10 @@ def connect(endpoint: Endpoint, *, role: str) -> tuple[imapclient.IMAPClient, st
                 elif url.starttls == "required":
                     raise TlsFailure(f"{where}: STARTTLS required but not advertised")
             xoauth2 = Xoauth2(url.user, endpoint.password.reveal()) if url.auth == "xoauth2" else None
+            if xoauth2 is not None and "AUTH=XOAUTH2" not in capability_set(client):
+                offered = " ".join(sorted(c for c in capability_set(client) if c.startswith("AUTH="))) or "none"
+                raise AuthenticationFailed(f"{where}: ?auth=xoauth2 asked for, but the server does not offer "
+                                           f"AUTH=XOAUTH2 (it offers {offered})")
             try:
                 if xoauth2 is not None:
                     client._command_and_check("authenticate", "XOAUTH2", xoauth2)

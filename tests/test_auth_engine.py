@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from migrator.errors import ExitCode, OAuthTokenRejected, UsageError
+from migrator.errors import AuthenticationFailed, ExitCode, OAuthTokenRejected, UsageError
 from migrator.imapconn import close_quietly, connect, xoauth2_response
 from migrator.replies import OAUTH_REJECTED, oauth_error, oauth_refusal
 from migrator.sinks.imap import ImapSink
@@ -131,6 +131,13 @@ def test_error_continuation_is_answered_and_its_json_reported(world_of):
     assert "Invalid credentials (Failure)" in text
     assert "the provider reports status 400, schemes Bearer, scope https://mail.google.com/" in text
     assert TOKEN not in text
+
+
+def test_xoauth2_asked_of_a_server_without_it_says_so(world_of):
+    world = world_of()  # generic: AUTH=PLAIN AUTH=LOGIN
+    with pytest.raises(AuthenticationFailed, match=r"does not offer AUTH=XOAUTH2 \(it offers AUTH=LOGIN AUTH=PLAIN\)") as refused:
+        connect(endpoint(world.start_imap().url("alice") + "?auth=xoauth2", Secret(TOKEN)), role="source")
+    assert not isinstance(refused.value, OAuthTokenRejected)
 
 
 def test_sink_uses_the_post_login_capabilities_only(world_of):
