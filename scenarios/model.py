@@ -193,6 +193,8 @@ class Expectations(_Block):
     # The source holds exactly what it held before (no \\Seen set by a careless FETCH, nothing moved).
     source_unchanged: bool = True
     date_fallbacks: int | None = None  # the engine resorted to Received/Date this many times
+    # A substring of what ended the last run: its error, else its report's refused login / abort.
+    error: str | None = None
     # Contacts/events/tasks/notes and EWS report checks (scenarios.model_collab).
     collab: CollabExpectations | None = None
     pop3: Pop3Expectations | None = None  # a POP3 run's report and the source left behind

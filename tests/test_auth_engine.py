@@ -237,3 +237,19 @@ def test_pop3_reconnect_with_a_stale_token_ends_with_exit_4():
     assert OAUTH_REJECTED in run.report["login_refused"]
     assert "Authentication failure: unknown user name or bad password." in run.report["login_refused"]
     assert run.report["pop3"]["reconnects"] == 1
+
+
+def test_expect_error_reads_the_error_then_the_report():
+    from scenarios.expectations import RunRecord, why_stopped
+
+    assert why_stopped(RunRecord(run=1, exit_code=4, seconds=0, error="AuthenticationFailed: x")) == "AuthenticationFailed: x"
+    record = RunRecord(run=1, exit_code=4, seconds=0, report={"login_refused": "y", "aborted": "z"})
+    assert why_stopped(record) == "y"
+    assert why_stopped(RunRecord(run=1, exit_code=0, seconds=0, report={})) == ""
+
+
+def test_stale_scenario_fails_when_the_error_is_not_the_oauth_one():
+    s = load_scenario(LIBRARY / "quirks" / "oauth-token-expiry-stale.yaml")
+    s = s.model_copy(update={"expect": s.expect.model_copy(update={"error": "wrong password"})})
+    result = run_scenario(s)
+    assert result.failures == [f"the last run does not say 'wrong password': {result.runs[0].report['login_refused']}"]
