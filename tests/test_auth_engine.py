@@ -253,3 +253,13 @@ def test_stale_scenario_fails_when_the_error_is_not_the_oauth_one():
     s = s.model_copy(update={"expect": s.expect.model_copy(update={"error": "wrong password"})})
     result = run_scenario(s)
     assert result.failures == [f"the last run does not say 'wrong password': {result.runs[0].report['login_refused']}"]
+
+
+def test_pop3_source_trusts_the_post_login_capa(world_of):
+    world = world_of("capabilities-change-after-auth:disappear=TOP|PIPELINING")
+    source = Pop3Source(endpoint(world.start_pop3().url("alice"), Secret(TOKEN)))
+    try:
+        assert "TOP" in source.caps_before and "PIPELINING" in source.caps_before
+        assert not source.has_top and not source.pipelining and "UIDL" in source.caps
+    finally:
+        source.abandon()
