@@ -12,7 +12,9 @@ Failures are isolated per item: a refused APPEND or FETCH is reported with its f
 the run continues. A lost connection is retried once on a fresh connection (after re-matching the
 batch by identity, so an APPEND confirmed just before the loss is not copied twice); a second
 loss, an over-quota destination, a progress-sink error or Ctrl-C stops the run: the report says
-``aborted`` (exit code 5) and a re-run resumes from the checkpoint.
+``aborted`` (exit code 5) and a re-run resumes from the checkpoint. A fresh connection whose
+login is refused (an expired OAuth token: the secret is re-read at every connect) stops the run
+too, with exit code 4 (``login_refused``): no retry loop.
 """
 
 from __future__ import annotations
@@ -661,7 +663,8 @@ def migrate(
 ) -> MigrationReport:
     """Copy the source mailbox into the destination. Connection/TLS/auth failures before the run
     starts raise (``ConnectionFailed``, ``TlsFailure``, ``AuthenticationFailed``); everything after
-    is in the returned report."""
+    is in the returned report (a reconnect whose login is refused, e.g. an expired OAuth token,
+    stops the run: ``report.login_refused``, exit 4)."""
     if source.url.scheme in ("pop3", "pop3s"):
         from migrator.pop3_flow import migrate_pop3
 
