@@ -27,12 +27,14 @@ def add_endpoint_arguments(parser: argparse.ArgumentParser, role: str, flag: str
     """``--FLAG URL``, ``--FLAG-password-env VAR``, ``--FLAG-password-file F``, ``--FLAG-cafile PEM``."""
     label = label or role
     parser.add_argument(f"--{flag}", required=required, metavar="URL", dest=f"{role}_url",
-                        help=f"{label} mailbox: imap://user@host[:port][?starttls=required|no&ca=PEM&verify=no] or imaps://…")
+                        help=f"{label} mailbox: imap://user@host[:port][?starttls=required|no&ca=PEM&verify=no&auth=xoauth2] "
+                        "or imaps://… (auth=xoauth2: the secret is an OAuth access token)")
     secret = parser.add_mutually_exclusive_group()
     secret.add_argument(f"--{flag}-password-env", metavar="VAR", dest=f"{role}_password_env",
-                        help=f"environment variable holding the {label} password")
+                        help=f"environment variable holding the {label} password or token (read again at every connect)")
     secret.add_argument(f"--{flag}-password-file", type=Path, metavar="FILE", dest=f"{role}_password_file",
-                        help=f"file holding the {label} password (trailing newline ignored)")
+                        help=f"file holding the {label} password or token (trailing newline ignored; read again at "
+                        "every connect, so a refreshed token file is picked up)")
     parser.add_argument(f"--{flag}-cafile", f"--{flag}-ca-file", type=Path, metavar="PEM", dest=f"{role}_cafile",
                         help=f"extra CA certificate to trust for the {label} (overrides --ca-file)")
 

@@ -36,6 +36,13 @@ reproduce what a naive tool does. Default: every mitigation on.
 | batch-connection-retry | gmail-too-many-connections,                 | batch.runner: _run_account              | a batch account whose login meets its connection limit (or |
 |                        | dovecot-userip-limit, POP3 [LOGIN-DELAY]/   |                                         | a POP3 login delay) fails as "connection"; no second try   |
 |                        | [IN-USE]                                    |                                         |                                                            |
+
+Always on, not switchable (no naive variant worth reproducing): capabilities are taken from the
+post-login list only (imapconn, via imapclient: capabilities-change-after-auth — its scenario's
+damage proof switches appendlimit-skip off); an XOAUTH2 error continuation is answered with an
+empty line and its JSON decoded (imapconn.Xoauth2, sources/pop3: xoauth2-error-continuation);
+secrets from a variable or file are re-read at every connect (urls.Secret: oauth-token-expiry),
+and a refused reconnect login stops the run with exit 4 instead of retrying (engine: _Run.fail).
 """
 
 from __future__ import annotations
