@@ -74,6 +74,17 @@ class Quirk:
     # IMAP hooks (simulators.imap.engine). Each returns None for the normal behaviour. A "reply"
     # is the tagged reply text without the tag, e.g. "NO Mailbox already exists".
 
+    def imap_names(self, delimiter: str, prefix: str) -> tuple[str, str] | None:
+        """(hierarchy delimiter, personal namespace prefix) instead of the profile's; asked once
+        per session, before anything is named."""
+        return None
+
+    def imap_untagged(self, session: Any, command: str, line: bytes, item: Any = None) -> bytes | None:
+        """A rewritten untagged reply of LIST/LSUB, STATUS or FETCH (``line`` without its CRLF;
+        a FETCH response whole, literals included); ``item`` is the Folder of a LIST/STATUS line,
+        the MailItem of a FETCH response. For malformed replies and raw UTF-8 names."""
+        return None
+
     def imap_greeting(self, session: Any) -> str | None:
         """The greeting text after ``* OK `` instead of the profile's."""
         return None
@@ -128,6 +139,10 @@ class Quirk:
     def imap_append_size(self, session: Any, size: int) -> str | None:
         """A reply that refuses an APPEND of ``size`` bytes (asked when the literal is announced and
         again before storing: answer from state, do not count calls)."""
+        return None
+
+    def imap_append_content(self, session: Any, raw: bytes) -> str | None:
+        """A reply that refuses an APPENDed message for its bytes (bare LF, NUL, 8-bit headers ...)."""
         return None
 
     def imap_reply(self, session: Any, reply: str) -> str | None:
@@ -273,7 +288,7 @@ def _load_builtin_quirks() -> None:
     import importlib
 
     for module in (
-        "simulators.imap.quirks", "simulators.imap.gmail", "simulators.smtp.quirks", "simulators.pop3.quirks", "simulators.ews.quirks",
+        "simulators.imap.quirks", "simulators.imap.quirks_names", "simulators.imap.gmail", "simulators.smtp.quirks", "simulators.pop3.quirks", "simulators.ews.quirks",
     ):
         try:
             importlib.import_module(module)

@@ -46,9 +46,11 @@ class Names:
             if text.upper().startswith(self.prefix.upper()):
                 text = text[len(self.prefix) :]
             else:
-                # Courier's wording, as clients meet it (quirk inbox-namespace-prefix).
+                # Dovecot's words for a name outside every namespace (src/imap/imap-commands-util.c,
+                # client_find_namespace), as users of INBOX.-prefixed servers quote them.
                 raise MailboxNameError(
-                    f"Invalid mailbox name - should probably be prefixed with: {self.prefix}"
+                    "Client tried to access nonexistent namespace. "
+                    f"(Mailbox name should probably be prefixed with: {self.prefix})"
                 )
         d = self.delimiter
         if text.endswith(d):  # "Work/" names "Work" (CREATE's trailing delimiter)
