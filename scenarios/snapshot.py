@@ -60,6 +60,9 @@ class FolderSnapshot(BaseModel):
 class MailboxSnapshot(BaseModel):
     label: str  # where it was read from, without secrets (URL or "store:user")
     folders: dict[str, FolderSnapshot] = {}  # key: "/".join(path)
+    # The side's hierarchy delimiter on the wire, when known: a folder name part holding it cannot
+    # be kept as one folder there (the verifier expects the engine's documented rename).
+    delimiter: str | None = None
 
     def folder(self, path: Iterable[str]) -> FolderSnapshot | None:
         return self.folders.get("/".join(path))
@@ -133,9 +136,10 @@ def split_name(name: str, delimiter: str | None, prefix: str) -> tuple[str, ...]
 Rewrite = Callable[[str, bytes], bytes]
 
 
-def snapshot_account(account: Account, label: str | None = None, *, rewrite: Rewrite | None = None) -> MailboxSnapshot:
+def snapshot_account(account: Account, label: str | None = None, *, rewrite: Rewrite | None = None,
+                     delimiter: str | None = None) -> MailboxSnapshot:
     """The truth of a simulator store account (selectable folders only, like IMAP shows)."""
-    snap = MailboxSnapshot(label=label or f"store:{account.username}")
+    snap = MailboxSnapshot(label=label or f"store:{account.username}", delimiter=delimiter)
     for path, folder in sorted(account.folders.items()):
         if not folder.selectable:
             continue
@@ -163,7 +167,8 @@ def snapshot_imap(endpoint: Endpoint, *, timeout: float = 60.0, rewrite: Rewrite
     except (OSError, imapclient.exceptions.IMAPClientError) as exc:
         raise SnapshotError(f"{label}: cannot log in: {exc}") from None
     try:
-        return MailboxSnapshot(label=label, folders=dict(_read_folders(client, label, rewrite)))
+        folders = dict(_read_folders(client, label, rewrite))
+        return MailboxSnapshot(label=label, folders=folders, delimiter=_delimiter(client))
     finally:
         try:
             client.logout()
@@ -190,6 +195,12 @@ def _connect(endpoint: Endpoint, timeout: float):
     client.login(url.user, endpoint.password.reveal())
     client.normalise_times = False  # keep INTERNALDATE aware: we compare instants
     return client
+
+
+def _delimiter(client) -> str | None:
+    listed = client.list_folders("", "INBOX")
+    delim = listed[0][1] if listed else None
+    return delim.decode() if isinstance(delim, bytes) else delim
 
 
 def _read_folders(client, label: str, rewrite: Rewrite | None = None) -> Iterator[tuple[str, FolderSnapshot]]:

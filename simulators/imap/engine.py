@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from simulators.imap import fetch
-from simulators.imap.names import MailboxNameError, Names, mailbox_atom
+from simulators.imap.names import MailboxNameError, mailbox_atom, names_for
 from simulators.imap.sasl import MECHANISMS as SASL_MECHANISMS
 from simulators.imap.sasl import SaslExchange
 from simulators.imap.syntax import (
@@ -151,8 +151,7 @@ class ImapSession:
         self.profile = profile
         self.imap = profile.imap
         self.quirks = list(quirks)
-        naming = self._quirk("imap_names", self.imap.delimiter, self.imap.namespace_prefix)
-        self.names = Names(*(naming or (self.imap.delimiter, self.imap.namespace_prefix)))
+        self.names = names_for(self.imap, self.quirks)
         self.tls_active = tls_active
         self.tls_available = tls_available
         self.login_gate = login_gate

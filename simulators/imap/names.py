@@ -67,6 +67,17 @@ class Names:
         return _compile(reference + pattern, self.delimiter).fullmatch
 
 
+def names_for(imap, quirks) -> Names:
+    """A session's naming rules: the profile's ``imap`` block, unless a quirk says otherwise
+    (``imap_names``: inbox-namespace-prefix, hierarchy-delimiter). Verifiers use it too."""
+    naming = (imap.delimiter, imap.namespace_prefix)
+    for q in quirks:
+        changed = q.imap_names(*naming)
+        if changed is not None:
+            return Names(*changed)
+    return Names(*naming)
+
+
 @lru_cache(maxsize=256)
 def _compile(pattern: str, delimiter: str) -> re.Pattern:
     out = []
