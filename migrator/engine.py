@@ -587,8 +587,11 @@ def migrate(
 def _plan_and_copy(run: _Run) -> None:
     options = run.options
     ctl_src, ctl_sink = run.conns.source(), run.conns.sink()  # log in now: fail fast, typed
-    src_entries, src_ns = ctl_src.folders()
-    dst_entries, dst_ns = ctl_sink.folders()
+    lenient = run.mitigations.on("lenient-list")
+    src_entries, src_ns = ctl_src.folders(lenient=lenient)
+    dst_entries, dst_ns = ctl_sink.folders(lenient=lenient)
+    for problem in ctl_src.list_problems + ctl_sink.list_problems:  # malformed-responses: said, not fatal
+        run.note(problem)
     run.append_limit = ctl_sink.append_limit
     run.dest_delimiter = dst_ns.delimiter
     mapping = plan_folders(

@@ -172,6 +172,15 @@ def expect_ok(where: str, call, *args, **kwargs):
             time.sleep(delay)
 
 
+def list_raw(client: imapclient.IMAPClient) -> list:
+    """``LIST "" *`` as imaplib's untagged data, unparsed: ``migrator.list_reply`` reads each line
+    on its own (imapclient fails the whole listing on one malformed line, and reads raw UTF-8
+    names as Latin-1)."""
+    typ, data = client._imap._simple_command("LIST", '""', '"*"')
+    client._checkok("list", typ, data)
+    return client._imap._untagged_response(typ, data, "LIST")[1]
+
+
 def uid_fetch(client: imapclient.IMAPClient, uids: str, items: list[str]) -> dict[int, dict]:
     """``UID FETCH <set> (items)`` with a sequence-set string such as ``1:*`` or ``4:9,12``.
 
