@@ -73,7 +73,7 @@ def test_modified_utf7_names_quirk_lists_raw_utf8_and_takes_both_spellings_back(
     ("nil-string", b"e EXAMINE INBOX\r\nf UID FETCH 2 (UID INTERNALDATE)\r\n",
      b"* 2 FETCH (UID 2 INTERNALDATE NIL)\r\nf OK Fetch completed"),
     ("fetch-extra-item", b"e EXAMINE INBOX\r\nf UID FETCH 1 (UID FLAGS)\r\n",
-     b"* 1 FETCH (UID 1 FLAGS (\\Recent) X-SPAM-REPORT {18}\r\nscore=7.5 (spam?))\r\nf OK"),
+     b"* 1 FETCH (UID 1 FLAGS (\\Recent) X-SPAM-REPORT {17}\r\nscore=7.5 (spam?))\r\nf OK"),
 ])
 def test_malformed_responses_garble_exactly_the_chosen_reply(kind, command, expected):
     out = run(session(f"malformed-responses:kind={kind}"), command)

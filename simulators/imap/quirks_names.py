@@ -104,7 +104,8 @@ def _quoted(raw: bytes) -> bytes:
 
 Malformation = Literal["list-missing-quote", "nil-string", "empty-status", "fetch-extra-item"]
 _INTERNALDATE = re.compile(rb'INTERNALDATE "[^"]*"')
-EXTRA_ITEM = b"X-SPAM-REPORT {18}\r\nscore=7.5 (spam?)"
+_SPAM_REPORT = b"score=7.5 (spam?)"
+EXTRA_ITEM = b"X-SPAM-REPORT {%d}\r\n%s" % (len(_SPAM_REPORT), _SPAM_REPORT)
 
 
 @register
@@ -112,7 +113,7 @@ class MalformedResponses(Quirk):
     """Replies that break strict parsers: a LIST name without its closing quote, NIL for a string,
     an empty STATUS list, an unknown extra FETCH item.
 
-    ``kind`` picks the malformation; ``folder`` (path joined with "/") or ``uid`` narrow it to one
+    ``kind`` picks the malformation; ``folder`` (path joined with "/") and ``uid`` narrow it to one
     folder or message (default: every LIST/STATUS line of a non-INBOX folder, every message):
 
     - ``list-missing-quote``: ``* LIST (\\HasNoChildren) "/" "Old Mail`` — the line ends inside
@@ -120,7 +121,7 @@ class MalformedResponses(Quirk):
     - ``nil-string``: ``INTERNALDATE NIL`` in FETCH, where RFC 3501 requires a quoted date-time;
     - ``empty-status``: ``* STATUS Work ()`` whatever was asked;
     - ``fetch-extra-item``: an item nobody asked for, with a literal, before the closing paren
-      (``X-SPAM-REPORT {18}``).
+      (``X-SPAM-REPORT {17}``).
     """
 
     name = "malformed-responses"
@@ -145,6 +146,8 @@ class MalformedResponses(Quirk):
         if kind == "empty-status" and command == "STATUS" and item is not None and self._folder_hit(item):
             return line[: line.rindex(b" (")] + b" ()"
         if command != "FETCH" or item is None or (self.params.uid is not None and item.uid != self.params.uid):
+            return None
+        if self.params.folder is not None and not self._folder_hit(session.view.folder):
             return None
         if kind == "nil-string":
             return _INTERNALDATE.sub(b"INTERNALDATE NIL", line, count=1)
