@@ -32,6 +32,7 @@ from pydantic import BaseModel, field_validator
 from migrator import dates
 from migrator.backoff import retry_delay
 from migrator.collab.kinds import MAIL_ONLY, not_offered
+from migrator.content import describe, refused_content, repaired
 from migrator.errors import ConnectionFailed, ProtocolError, TooManyConnections, UsageError
 from migrator.folders import FolderPlan, ListEntry, Namespace, alternative_names, destination_name, plan_folders
 from migrator.gmail import ARCHIVE_NAME, GmailLabels, LabelFolder, plan_labels
@@ -491,9 +492,13 @@ class _Run:
                 elif wait is not None:  # throttled: the same message again after the wait
                     retry.append(((m, ident), item))
                     delay = max(delay, wait)
+                elif (fixed := self._repair(job, m.uid, item, res.text)) is not None:
+                    retry.append(((m, ident), fixed))  # bare LF: once more, with CRLF
                 else:
-                    reason = res.reason or refusal_reason(res.text)
-                    self.skip(job, m.uid, reason, res.text, message_id_of(m.raw))
+                    problem = refused_content(res.text, item.raw)
+                    reason = res.reason or problem or refusal_reason(res.text)
+                    detail = f"{res.text} ({describe(problem, item.raw)})" if problem else res.text
+                    self.skip(job, m.uid, reason, detail, message_id_of(m.raw))
                     if reason == "over-quota":
                         self.abort(f"destination over quota in {plan.destination!r}: {res.text}")
             if self.state:
@@ -510,6 +515,18 @@ class _Run:
             time.sleep(delay)
             todo = retry
         return nbytes
+
+    def _repair(self, job: FolderJob, uid: int, item: AppendItem, text: str) -> AppendItem | None:
+        """bare-lf: a message refused for bare LF line endings goes again with CRLF (once: the
+        repaired bytes have none left), and the folder's notes say so (``migrator.content``)."""
+        reason = refused_content(text, item.raw)
+        fixed = repaired(reason, item.raw) if reason and self.mitigations.on("content-repair") else None
+        if fixed is None:
+            return None
+        with self.lock:
+            job.report.notes.append(f"UID {uid}: refused ({text}): sent again with CRLF line endings "
+                                    f"({describe(reason, item.raw)})")
+        return AppendItem(fixed, item.flags, item.internaldate)
 
     def _confirm_stored(self, job: FolderJob, sink: ImapSink, mids: list[str | None], before: dict[str, int],
                         results: list[AppendResult]) -> list[AppendResult]:

@@ -27,6 +27,9 @@ reproduce what a naive tool does. Default: every mitigation on.
 | appendlimit-skip       | appendlimit                                 | engine: _Run.analyse                    | oversize messages are sent and refused one by one          |
 | nonmail-folder-skip    | exchange-nonmail-folders-over-imap          | engine: _Run._holds_no_mail             | Calendar/Contacts/... are created empty at the destination |
 |                        |                                             |                                         | and every item in them is skipped as no-body               |
+| content-repair         | bare-lf                                     | engine: _Run._repair                    | a message refused for bare LF line endings is skipped      |
+|                        | (nul-bytes, 8bit-headers, long-lines are    | (migrator.content)                      | (reason bare-lf) instead of sent again with CRLF           |
+|                        | skipped with their own reason either way)   |                                         |                                                            |
 | lenient-list           | modified-utf7-names, malformed-responses    | engine: _plan_and_copy                  | imapclient's strict LIST parser: raw UTF-8 names read as   |
 |                        | (LIST lines)                                | (migrator.list_reply)                   | Latin-1 (those folders fail), one bad line fails the run   |
 """
@@ -46,6 +49,7 @@ MITIGATIONS: dict[str, str] = {
     "reconnect-resume": "a lost connection is reopened and the batch resumed after re-matching",
     "appendlimit-skip": "messages over the advertised APPENDLIMIT are skipped and reported up front",
     "nonmail-folder-skip": "a folder whose items come without a message body is skipped as a non-mail folder",
+    "content-repair": "a message refused for bare LF line endings is sent again with CRLF, and the repair reported",
     "lenient-list": "LIST lines are read one by one: raw UTF-8 names decoded, a missing quote tolerated, bad lines reported",
 }
 

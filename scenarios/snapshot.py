@@ -42,8 +42,9 @@ class MessageRecord(BaseModel):
     uid: int
     identity: str  # Message-ID, else a hash of From/Date/Subject/To (see message_identity)
     sha256: str
-    # Of the bytes with bare LF turned into CRLF: IMAP requires CRLF, so servers (Dovecot among
-    # them) hand a bare-LF message back with CRLF. Pairing uses this; ``sha256`` tells them apart.
+    # Of ``wire_form(raw)``: IMAP requires CRLF and a literal cannot carry NUL, so servers (Dovecot
+    # among them) hand a bare-LF message back with CRLF and show NUL as 0x80. Pairing uses this;
+    # ``sha256`` tells them apart.
     sha256_crlf: str
     size: int
     flags: frozenset[str]
@@ -80,6 +81,13 @@ class MailboxSnapshot(BaseModel):
 _BARE_LF = re.compile(rb"(?<!\r)\n")
 
 
+def wire_form(raw: bytes) -> bytes:
+    """The bytes as a non-binary FETCH BODY[] can show them: bare LF as CRLF (IMAP requires CRLF)
+    and NUL as 0x80 (a literal cannot carry NUL; Dovecot stores the NUL and gives it back only
+    through BINARY[], RFC 3516)."""
+    return _BARE_LF.sub(b"\r\n", raw).replace(b"\0", b"\x80")
+
+
 def _header_block(raw: bytes) -> bytes:
     for sep in (b"\r\n\r\n", b"\n\n"):
         end = raw.find(sep)
@@ -109,7 +117,7 @@ def record_of(uid: int, raw: bytes, flags: Iterable[str], internaldate: datetime
         uid=uid,
         identity=message_identity(raw),
         sha256=hashlib.sha256(raw).hexdigest(),
-        sha256_crlf=hashlib.sha256(_BARE_LF.sub(b"\r\n", raw)).hexdigest(),
+        sha256_crlf=hashlib.sha256(wire_form(raw)).hexdigest(),
         size=len(raw),
         flags=frozenset(f for f in flags if f not in SESSION_FLAGS),
         internaldate=internaldate,

@@ -229,7 +229,7 @@ def _pair_by_identity(src: list[MessageRecord], dest: list[MessageRecord], diff:
 
 def _check_pair(src: MessageRecord, dest: MessageRecord, diff: FolderDiff) -> None:
     if src.sha256 != dest.sha256 and src.sha256_crlf == dest.sha256_crlf:
-        diff.crlf_normalised.append(_ref(src, "bare LF came back as CRLF"))
+        diff.crlf_normalised.append(_ref(src, "came back as IMAP shows it: bare LF as CRLF, NUL as 0x80"))
     if src.internaldate != dest.internaldate:  # aware datetimes: compares the instants
         diff.date_mismatches.append(
             _ref(src, f"INTERNALDATE {src.internaldate.isoformat()} became {dest.internaldate.isoformat()}")
