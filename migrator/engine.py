@@ -607,6 +607,8 @@ def _plan_and_copy(run: _Run) -> None:
     lenient = run.mitigations.on("lenient-list")
     src_entries, src_ns = ctl_src.folders(lenient=lenient)
     dst_entries, dst_ns = ctl_sink.folders(lenient=lenient)
+    if not run.mitigations.on("namespace-prefix"):  # a naive tool: names as if there were no prefix
+        src_ns, dst_ns = Namespace("", src_ns.delimiter), Namespace("", dst_ns.delimiter)
     for problem in ctl_src.list_problems + ctl_sink.list_problems:  # malformed-responses: said, not fatal
         run.note(problem)
     run.append_limit = ctl_sink.append_limit
@@ -620,6 +622,7 @@ def _plan_and_copy(run: _Run) -> None:
         include=options.include,
         exclude=options.exclude,
         map_special_use=options.map_special_use,
+        keep_parts_whole=run.mitigations.on("delimiter-rename"),
     )
     run.report.skipped_folders = [SkippedFolder(folder=n, reason=r) for n, r in mapping.skipped]
     state_path = options.state_path or default_state_path(run.report.source, run.report.destination)

@@ -30,6 +30,10 @@ reproduce what a naive tool does. Default: every mitigation on.
 | content-repair         | bare-lf                                     | engine: _Run._repair                    | a message refused for bare LF line endings is skipped      |
 |                        | (nul-bytes, 8bit-headers, long-lines are    | (migrator.content)                      | (reason bare-lf) instead of sent again with CRLF           |
 |                        | skipped with their own reason either way)   |                                         |                                                            |
+| namespace-prefix       | inbox-namespace-prefix                      | engine: _plan_and_copy                  | NAMESPACE ignored: folders created outside INBOX. are      |
+|                        |                                             |                                         | refused, a Courier source's INBOX.x lands as INBOX/x       |
+| delimiter-rename       | hierarchy-delimiter                         | engine: _plan_and_copy                  | a name holding the destination's delimiter ("a/b") splits  |
+|                        |                                             | (folders.plan_folders)                  | into a parent and a child there                            |
 | lenient-list           | modified-utf7-names, malformed-responses    | engine: _plan_and_copy                  | imapclient's strict LIST parser: raw UTF-8 names read as   |
 |                        | (LIST lines)                                | (migrator.list_reply)                   | Latin-1 (those folders fail), one bad line fails the run   |
 """
@@ -50,6 +54,8 @@ MITIGATIONS: dict[str, str] = {
     "appendlimit-skip": "messages over the advertised APPENDLIMIT are skipped and reported up front",
     "nonmail-folder-skip": "a folder whose items come without a message body is skipped as a non-mail folder",
     "content-repair": "a message refused for bare LF line endings is sent again with CRLF, and the repair reported",
+    "namespace-prefix": "folder names are mapped through each side's NAMESPACE prefix (INBOX. on Courier-like servers)",
+    "delimiter-rename": "a folder name part holding the destination's delimiter is renamed, not split",
     "lenient-list": "LIST lines are read one by one: raw UTF-8 names decoded, a missing quote tolerated, bad lines reported",
 }
 
