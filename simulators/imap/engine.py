@@ -152,6 +152,8 @@ class ImapSession:
         self.imap = profile.imap
         self.quirks = list(quirks)
         self.names = names_for(self.imap, self.quirks)
+        # Quirks that rewrite untagged replies (malformed-responses, modified-utf7-names).
+        self._garbles = any(type(q).imap_untagged is not Quirk.imap_untagged for q in self.quirks)
         self.tls_active = tls_active
         self.tls_available = tls_available
         self.login_gate = login_gate
@@ -800,7 +802,7 @@ class ImapSession:
                         )
                     except ValueError as exc:  # message.SectionError and friends: the item, not the session
                         raise _bad(name, str(exc)) from None
-            if data and self.quirks:  # (a bulk FETCH without quirks is not copied again)
+            if data and self._garbles:  # (a bulk FETCH is not copied again for nothing)
                 data = self._rewritten("FETCH", data.removesuffix(b"\r\n"), item) + b"\r\n"
             if data:
                 yield data
