@@ -249,6 +249,8 @@ class ImapSession:
 
     def _rewritten(self, command: str, line: bytes, item) -> bytes:
         """An untagged reply line as a quirk may garble it (malformed-responses, raw UTF-8 names)."""
+        if not self._garbles:
+            return line
         changed = self._quirk("imap_untagged", self, command, line, item)
         return line if changed is None else changed
 
@@ -802,7 +804,7 @@ class ImapSession:
                         )
                     except ValueError as exc:  # message.SectionError and friends: the item, not the session
                         raise _bad(name, str(exc)) from None
-            if data and self._garbles:  # (a bulk FETCH is not copied again for nothing)
+            if data and self._garbles:  # (only then: a bulk FETCH is not copied again for nothing)
                 data = self._rewritten("FETCH", data.removesuffix(b"\r\n"), item) + b"\r\n"
             if data:
                 yield data
