@@ -217,12 +217,16 @@ def _read_folders(client, label: str, rewrite: Rewrite | None = None) -> Iterato
         personal = client.namespace().personal
         if personal:
             prefix = personal[0][0] or ""
-    for flags, delimiter, name in client.list_folders():
-        flag_set = {f.decode() if isinstance(f, bytes) else f for f in flags}
+    from migrator.imapconn import list_raw
+    from migrator.list_reply import parse_list
+
+    # Line by line, names in raw UTF-8 or modified UTF-7 (imapclient reads raw UTF-8 as Latin-1).
+    entries, _problems = parse_list(list_raw(client))
+    for entry in entries:
+        name, flag_set = entry.name, set(entry.flags)
         if {"\\Noselect", "\\NonExistent"} & {f.title() for f in flag_set}:
             continue
-        delim = delimiter.decode() if isinstance(delimiter, bytes) else delimiter
-        path = split_name(name, delim, prefix)
+        path = split_name(name, entry.delimiter, prefix)
         special = next((f for f in flag_set if f in _SPECIAL_USE_FLAGS), None)
         key = "/".join(path)
         try:
