@@ -60,3 +60,25 @@ def test_nul_bytes_reach_dovecot_intact_though_body_shows_them_as_0x80(dovecot, 
         c.logout()
     assert body[0][1] == raw.replace(b"\0", b"\x80")  # a literal cannot carry NUL
     assert binary[0][1] == raw  # stored byte for byte (RFC 3516 gives it back)
+
+
+@pytest.mark.peer
+def test_nul_bytes_read_from_a_dovecot_source_arrive_as_nul_not_0x80(dovecot, tmp_path):
+    raw = NUL_EML.read_bytes()
+    utf8 = b"Subject: x\r\nMessage-ID: <utf8@x>\r\n\r\nplain \xc3\x80 text\r\n"  # 0x80 of UTF-8 stays
+    src_user = user(dovecot)
+    c = imaplib.IMAP4(dovecot.host, dovecot.imap_port)
+    try:
+        c.login(src_user, PASSWORD)
+        for message in (raw, utf8):
+            c.append("INBOX", None, None, message)
+    finally:
+        c.logout()
+    store = Store()
+    dest = store.add_account("bob", PASSWORD)
+    with SimulatorWorld(store, load_profile("generic")) as world:
+        handle = world.start_imap()
+        dst = Endpoint(ServerURL.parse(handle.url("bob")), Secret(PASSWORD), cafile=world.cafile)
+        report = migrate(endpoint(dovecot, src_user), dst, MigrationOptions(state_path=tmp_path / "s.sqlite"))
+    assert (report.copied, report.failed) == (2, 0)
+    assert sorted(m.raw for m in dest.folders[("INBOX",)].messages) == sorted([raw, utf8])

@@ -15,7 +15,7 @@ from imapclient import exceptions as imap_exc
 
 from migrator.folders import ListEntry, Namespace
 from migrator.identity import IDENTITY_FIELDS
-from migrator.imapconn import close_quietly, connect, expect_ok, list_raw, translated, uid_fetch
+from migrator.imapconn import close_quietly, connect, expect_ok, list_raw, translated, uid_fetch, uid_fetch_binary
 from migrator.list_reply import parse_list
 from migrator.urls import Endpoint
 
@@ -182,7 +182,22 @@ class ImapSource:
                     raw=bytes(raw) if raw is not None else None,
                 )
             )
+        self._restore_nul(folder, out)
         return out
+
+    def _restore_nul(self, folder: str, messages: list[SourceMessage]) -> None:
+        """nul-bytes: BODY[] cannot carry NUL, so Dovecot sends 0x80 in its place. Where the server
+        offers BINARY (RFC 3516), a message showing 0x80 is read again with BINARY.PEEK[], and the
+        result kept only when it differs by NUL → 0x80 alone (a decoded Content-Transfer-Encoding,
+        which BINARY[] may give, never slips in)."""
+        suspects = {m.uid: m for m in messages if m.raw and b"\x80" in m.raw}
+        if not suspects or not self.client.has_capability("BINARY"):
+            return
+        data = expect_ok(self.where(folder), uid_fetch_binary, self.client, uid_set(suspects))
+        for uid, binary in data.items():
+            m = suspects.get(uid)
+            if m is not None and binary != m.raw and binary.replace(b"\0", b"\x80") == m.raw:
+                m.raw = binary
 
 
 def _header_value(item: dict) -> bytes:
