@@ -3,19 +3,23 @@
 Pure: (the server's reply text, the message bytes) in, a stable reason code out. Servers word it
 their own way — Cyrus `NO Message contains bare newlines` / `... NUL characters` / `... non-ASCII
 characters in headers`, Exchange a bare `BAD Command Argument Error. 11` for lines over ~9900
-characters — so the reply is matched first and the bytes confirm a vague one.
+characters (a destination the engine did not know for Exchange, so ``longlines``' up-front check
+did not run) — so the reply is matched first and the bytes confirm a vague one.
 
 Only bare LF is repaired: CRLF is what RFC 3501/5322 require on the wire and what Dovecot hands
 back anyway, so the message's meaning is untouched. NUL bytes, 8-bit headers and long lines are
 skipped with their reason: changing them would change what the message says (a signed or encoded
-part breaks), and a reported skip can be handled by hand.
+part breaks), and a reported skip can be handled by hand (long lines: ``long_lines: rewrap``).
 """
 
 from __future__ import annotations
 
 import re
 
-BARE_LF, NUL_BYTES, EIGHT_BIT_HEADERS, LONG_LINES = "bare-lf", "nul-bytes", "8bit-headers", "long-lines"
+from migrator.longlines import longest_line
+
+# LONG_LINES is the code the engine's up-front check (exchange-append-limits) reports too.
+BARE_LF, NUL_BYTES, EIGHT_BIT_HEADERS, LONG_LINES = "bare-lf", "nul-bytes", "8bit-headers", "line-too-long"
 LONG_LINE = 998  # RFC 5322 §2.1.1: the hard limit; Exchange refuses past ~9900
 
 _BARE_LF = re.compile(rb"(?<!\r)\n")
@@ -30,10 +34,6 @@ _VAGUE = re.compile(r"Command Argument Error", re.IGNORECASE)  # Exchange: says 
 
 def has_bare_lf(raw: bytes) -> bool:
     return _BARE_LF.search(raw) is not None
-
-
-def longest_line(raw: bytes) -> int:
-    return max((len(line.rstrip(b"\r")) for line in raw.split(b"\n")), default=0)
 
 
 def refused_content(text: str, raw: bytes) -> str | None:

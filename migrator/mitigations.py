@@ -18,8 +18,8 @@ reproduce what a naive tool does. Default: every mitigation on.
 |                        | gmail-all-mail-archive-only                 |                                         |                                                            |
 | gmail-append-confirm   | gmail-append-dedup                          | engine: _Run._append                    | an APPENDUID is trusted although nothing was stored        |
 | gmail-1000-warning     | gmail-1000-per-folder                       | engine: _Run.analyse                    | no warning for a folder showing exactly 1000 messages      |
-| permanentflags-filter  | invalid-flags-on-append,                    | engine: _Run._prepare                   | every source flag is sent; the destination may refuse the  |
-|                        | examine-empty-permanentflags                |                                         | whole APPEND                                               |
+| permanentflags-filter  | invalid-flags-on-append,                    | engine: _Run._prepare,                  | every source flag is sent; the destination may refuse the  |
+|                        | examine-empty-permanentflags                | _Run._without_keywords (too many)       | whole APPEND                                               |
 | case-collision-rename  | case-insensitive-folders                    | engine: _Run._create                    | two folders differing by case are merged silently          |
 | folder-rename          | m365-reserved-folders,                      | engine: _Run._create                    | a refused name leaves the folder (and its mail) behind     |
 |                        | folder-name-restrictions                    |                                         |                                                            |
@@ -27,9 +27,15 @@ reproduce what a naive tool does. Default: every mitigation on.
 | appendlimit-skip       | appendlimit                                 | engine: _Run.analyse                    | oversize messages are sent and refused one by one          |
 | nonmail-folder-skip    | exchange-nonmail-folders-over-imap          | engine: _Run._holds_no_mail             | Calendar/Contacts/... are created empty at the destination |
 |                        |                                             |                                         | and every item in them is skipped as no-body               |
+| flag-after-append      | exchange-flagged-on-append-lost             | engine: _Run._restore_flagged           | \\Flagged given in APPEND is lost at Exchange: flag         |
+|                        |                                             |                                         | mismatches                                                 |
+| line-length-check      | exchange-append-limits                      | engine: _Run._fit_lines                 | a message with a line over the destination's limit is sent |
+|                        |                                             |                                         | and refused (BAD, counted towards Exchange's BYE)          |
+| mdn-neutralise         | mdn-resend                                  | engine: _Run._prepare                   | Exchange sends a read receipt again for every read copy    |
+|                        |                                             |                                         | that asked for one                                         |
 | content-repair         | bare-lf                                     | engine: _Run._repair                    | a message refused for bare LF line endings is skipped      |
-|                        | (nul-bytes, 8bit-headers, long-lines are    | (migrator.content)                      | (reason bare-lf) instead of sent again with CRLF           |
-|                        | skipped with their own reason either way)   |                                         |                                                            |
+|                        | (nul-bytes, 8bit-headers and a refused long | (migrator.content)                      | (reason bare-lf) instead of sent again with CRLF           |
+|                        | line are skipped with their reason anyway)  |                                         |                                                            |
 | namespace-prefix       | inbox-namespace-prefix                      | engine: _plan_and_copy                  | NAMESPACE ignored: folders created outside INBOX. are      |
 |                        |                                             |                                         | refused, a Courier source's INBOX.x lands as INBOX/x       |
 | delimiter-rename       | hierarchy-delimiter                         | engine: _plan_and_copy                  | a name holding the destination's delimiter ("a/b") splits  |
@@ -47,12 +53,16 @@ MITIGATIONS: dict[str, str] = {
     "gmail-msgid": "Gmail: one copy per X-GM-MSGID (or per label), archive-only mail from All Mail, All Mail last",
     "gmail-append-confirm": "a Gmail-like destination's APPEND is confirmed by Message-ID, not by its UID",
     "gmail-1000-warning": "a folder showing exactly 1000 messages is reported as possibly capped",
-    "permanentflags-filter": "flags the destination's PERMANENTFLAGS refuse are dropped and reported",
+    "permanentflags-filter": "flags the destination's PERMANENTFLAGS refuse are dropped and reported; a message "
+                             "refused for its keywords (too many) goes again without them",
     "case-collision-rename": "a folder colliding by case with an existing one is renamed, never merged",
     "folder-rename": "a folder name the destination refuses (reserved, whitespace, characters) is renamed",
     "reconnect-resume": "a lost connection is reopened and the batch resumed after re-matching",
     "appendlimit-skip": "messages over the advertised APPENDLIMIT are skipped and reported up front",
     "nonmail-folder-skip": "a folder whose items come without a message body is skipped as a non-mail folder",
+    "flag-after-append": "\\Flagged is set again by UID STORE after APPEND (Exchange drops it from APPEND)",
+    "line-length-check": "messages with a line over the destination's limit are skipped (or re-wrapped) up front",
+    "mdn-neutralise": "read messages asking for a read receipt get $MDNSent, so the destination sends none",
     "content-repair": "a message refused for bare LF line endings is sent again with CRLF, and the repair reported",
     "namespace-prefix": "folder names are mapped through each side's NAMESPACE prefix (INBOX. on Courier-like servers)",
     "delimiter-rename": "a folder name part holding the destination's delimiter is renamed, not split",

@@ -23,7 +23,7 @@ NUL_EML = Path(__file__).resolve().parent.parent / "scenarios/library/quirks/mes
     ("Message contains bare newlines", b"a\nb", "bare-lf"),
     ("NO Message contains NUL characters", b"a\0b", "nul-bytes"),
     ("Message contains non-ASCII characters in headers", b"Subject: \xc3\xa4\r\n\r\n", "8bit-headers"),
-    ("APPEND command error: BAD [Command Argument Error. 11]", b"x" * 10000, "long-lines"),
+    ("APPEND command error: BAD [Command Argument Error. 11]", b"x" * 10000, "line-too-long"),
     ("APPEND command error: BAD [Command Argument Error. 11]", b"short\r\n", None),  # too big, not too long
     ("[OVERQUOTA] Quota exceeded", b"a\0b", None),
 ])
@@ -34,7 +34,7 @@ def test_refused_content_is_named_by_the_reply_and_the_bytes(text, raw, reason):
 def test_only_bare_lf_is_repaired_and_only_once():
     assert repaired("bare-lf", b"A: b\n\nc\r\nd\n") == b"A: b\r\n\r\nc\r\nd\r\n"
     assert repaired("bare-lf", b"A: b\r\n\r\nc\r\n") is None  # nothing left to repair: no loop
-    assert repaired("nul-bytes", b"a\0b") is None and repaired("long-lines", b"x" * 10000) is None
+    assert repaired("nul-bytes", b"a\0b") is None and repaired("line-too-long", b"x" * 10000) is None
     assert describe("nul-bytes", b"a\0b\0") == "2 NUL byte(s)"
     assert describe("8bit-headers", "From: Jürgen\r\nTo: a\r\n\r\nü".encode()) == "8-bit bytes in From"
 

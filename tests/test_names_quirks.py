@@ -94,7 +94,6 @@ def test_malformed_responses_can_be_narrowed_to_one_folder_or_message():
     ("bare-lf", b"Subject: a\n\nbody\n", b"NO Message contains bare newlines"),
     ("nul-bytes", b"Subject: a\r\n\r\nbo\0dy\r\n", b"NO Message contains NUL characters"),
     ("8bit-headers", "Subject: Grüße\r\n\r\nbody\r\n".encode(), b"NO Message contains non-ASCII characters in headers"),
-    ("long-lines:max_line=40", b"Subject: a\r\n\r\n" + b"x" * 41 + b"\r\n", b"BAD Command Argument Error. 11"),
 ])
 def test_content_quirks_refuse_what_they_name_and_take_the_rest(quirk, message, reply):
     s = session(quirk)

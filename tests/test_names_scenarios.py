@@ -54,9 +54,9 @@ def test_malformed_list_line_is_reported_and_strict_parsing_fails_the_run():
 
 
 def test_bare_lf_refusal_is_repaired_with_crlf_and_reported():
-    rows = _folders(run_scenario(scenario("bare-lf")))
-    assert rows["Odd"]["notes"] == ["UID 2: refused (Message contains bare newlines): sent again with CRLF "
-                                    "line endings (8 bare LF line ending(s))"]
+    repaired = run_scenario(scenario("bare-lf")).runs[0].report["repaired"]
+    assert [(r["uid"], r["repair"], r["detail"]) for r in repaired] == [
+        (2, "crlf", "refused (Message contains bare newlines): sent again with CRLF line endings (8 bare LF line ending(s))")]
 
 
 def test_bare_lf_refusal_without_repair_is_caught():
@@ -73,4 +73,4 @@ def test_refused_content_is_skipped_with_its_own_reason_and_the_servers_words():
         ("nul-bytes", "Message contains NUL characters (2 NUL byte(s))"),
     }
     long = run_scenario(scenario("long-lines")).runs[0].report["skipped"]
-    assert [(s["reason"], s["detail"].endswith("(longest line 20000 characters)")) for s in long] == [("long-lines", True)]
+    assert [(s["reason"], s["detail"].endswith("(longest line 20000 characters)")) for s in long] == [("line-too-long", True)]

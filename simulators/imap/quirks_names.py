@@ -5,8 +5,9 @@ Imported by ``simulators.quirks._load_builtin_quirks``; each class registers its
 - naming: ``inbox-namespace-prefix``, ``hierarchy-delimiter`` (the session's delimiter and
   personal-namespace prefix, hook ``imap_names``), ``modified-utf7-names`` (raw UTF-8 in LIST);
 - ``malformed-responses``: one chosen malformation of LIST, STATUS or FETCH replies;
-- content refusals of APPEND: ``bare-lf``, ``nul-bytes``, ``8bit-headers``, ``long-lines``
-  (Cyrus' and Exchange's words, hook ``imap_append_content``).
+- content refusals of APPEND: ``bare-lf``, ``nul-bytes``, ``8bit-headers`` (Cyrus' words, hook
+  ``imap_message_refused``); long lines are Exchange's, in ``quirks_microsoft``
+  (exchange-append-limits).
 
 Replies are reproduced byte for byte as the servers' sources or users' reports give them.
 """
@@ -167,7 +168,7 @@ class _ContentCheck(Quirk):
     def refuses(self, raw: bytes) -> bool:
         raise NotImplementedError
 
-    def imap_append_content(self, session, raw):
+    def imap_message_refused(self, session, raw):
         return self.params.reply if self.refuses(raw) else None
 
 
@@ -225,17 +226,3 @@ class EightBitHeaders(_ContentCheck):
         end = raw.find(b"\r\n\r\n")
         header = raw if end < 0 else raw[:end]
         return not header.isascii()
-
-
-@register
-class LongLines(_ContentCheck):
-    """Exchange: a line longer than ~9900 characters gets `BAD Command Argument Error. 11`."""
-
-    name = "long-lines"
-
-    class Params(_Params):
-        max_line: int = 9900
-        reply: str = "BAD Command Argument Error. 11"
-
-    def refuses(self, raw):
-        return any(len(line.rstrip(b"\r")) > self.params.max_line for line in raw.split(b"\n"))
