@@ -2,9 +2,8 @@
 
 Pure: (the server's reply text, the message bytes) in, a stable reason code out. Servers word it
 their own way — Cyrus `NO Message contains bare newlines` / `... NUL characters` / `... non-ASCII
-characters in headers`, Exchange a bare `BAD Command Argument Error. 11` for lines over ~9900
-characters (a destination the engine did not know for Exchange, so ``longlines``' up-front check
-did not run) — so the reply is matched first and the bytes confirm a vague one.
+characters in headers`. Exchange's bare `BAD Command Argument Error. 11` names no cause and is
+left alone here: long lines are found before APPEND (``longlines``, mitigation line-length-check).
 
 Only bare LF is repaired: CRLF is what RFC 3501/5322 require on the wire and what Dovecot hands
 back anyway, so the message's meaning is untouched. NUL bytes, 8-bit headers and long lines are
@@ -20,7 +19,6 @@ from migrator.longlines import longest_line
 
 # LONG_LINES is the code the engine's up-front check (exchange-append-limits) reports too.
 BARE_LF, NUL_BYTES, EIGHT_BIT_HEADERS, LONG_LINES = "bare-lf", "nul-bytes", "8bit-headers", "line-too-long"
-LONG_LINE = 998  # RFC 5322 §2.1.1: the hard limit; Exchange refuses past ~9900
 
 _BARE_LF = re.compile(rb"(?<!\r)\n")
 _WORDED = [
@@ -29,7 +27,6 @@ _WORDED = [
     (re.compile(r"non-ASCII characters in header|8-?bit (characters )?in header", re.IGNORECASE), EIGHT_BIT_HEADERS),
     (re.compile(r"line (is )?too long|line length|lines? longer", re.IGNORECASE), LONG_LINES),
 ]
-_VAGUE = re.compile(r"Command Argument Error", re.IGNORECASE)  # Exchange: says nothing of the cause
 
 
 def has_bare_lf(raw: bytes) -> bool:
@@ -41,8 +38,6 @@ def refused_content(text: str, raw: bytes) -> str | None:
     for pattern, reason in _WORDED:
         if pattern.search(text):
             return reason
-    if _VAGUE.search(text) and longest_line(raw) > LONG_LINE:
-        return LONG_LINES
     return None
 
 

@@ -34,8 +34,8 @@ reproduce what a naive tool does. Default: every mitigation on.
 | mdn-neutralise         | mdn-resend                                  | engine: _Run._prepare                   | Exchange sends a read receipt again for every read copy    |
 |                        |                                             |                                         | that asked for one                                         |
 | content-repair         | bare-lf                                     | engine: _Run._repair                    | a message refused for bare LF line endings is skipped      |
-|                        | (nul-bytes, 8bit-headers and a refused long | (migrator.content)                      | (reason bare-lf) instead of sent again with CRLF           |
-|                        | line are skipped with their reason anyway)  |                                         |                                                            |
+|                        | (nul-bytes, 8bit-headers are skipped with   | (migrator.content)                      | (reason bare-lf) instead of sent again with CRLF           |
+|                        | their own reason either way)                |                                         |                                                            |
 | namespace-prefix       | inbox-namespace-prefix                      | engine: _plan_and_copy                  | NAMESPACE ignored: folders created outside INBOX. are      |
 |                        |                                             |                                         | refused, a Courier source's INBOX.x lands as INBOX/x       |
 | delimiter-rename       | hierarchy-delimiter                         | engine: _plan_and_copy                  | a name holding the destination's delimiter ("a/b") splits  |

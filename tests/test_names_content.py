@@ -23,8 +23,8 @@ NUL_EML = Path(__file__).resolve().parent.parent / "scenarios/library/quirks/mes
     ("Message contains bare newlines", b"a\nb", "bare-lf"),
     ("NO Message contains NUL characters", b"a\0b", "nul-bytes"),
     ("Message contains non-ASCII characters in headers", b"Subject: \xc3\xa4\r\n\r\n", "8bit-headers"),
-    ("APPEND command error: BAD [Command Argument Error. 11]", b"x" * 10000, "line-too-long"),
-    ("APPEND command error: BAD [Command Argument Error. 11]", b"short\r\n", None),  # too big, not too long
+    ("NO Line too long", b"x" * 10000, "line-too-long"),
+    ("APPEND command error: BAD [Command Argument Error. 11]", b"x" * 10000, None),  # names no cause
     ("[OVERQUOTA] Quota exceeded", b"a\0b", None),
 ])
 def test_refused_content_is_named_by_the_reply_and_the_bytes(text, raw, reason):
