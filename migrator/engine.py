@@ -12,7 +12,9 @@ Failures are isolated per item: a refused APPEND or FETCH is reported with its f
 the run continues. A lost connection is retried once on a fresh connection (after re-matching the
 batch by identity, so an APPEND confirmed just before the loss is not copied twice); a second
 loss, an over-quota destination, a progress-sink error or Ctrl-C stops the run: the report says
-``aborted`` (exit code 5) and a re-run resumes from the checkpoint.
+``aborted`` (exit code 5) and a re-run resumes from the checkpoint. A fresh connection whose
+login is refused (an expired OAuth token: the secret is re-read at every connect) stops the run
+too, with exit code 4 (``login_refused``): no retry loop.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from migrator import dates
 from migrator.backoff import retry_delay
 from migrator.collab.kinds import MAIL_ONLY, not_offered
 from migrator.content import describe, refused_content, repaired
-from migrator.errors import ConnectionFailed, ProtocolError, TooManyConnections, UsageError
+from migrator.errors import AuthenticationFailed, ConnectionFailed, ProtocolError, TooManyConnections, UsageError
 from migrator.folders import FolderPlan, ListEntry, Namespace, alternative_names, destination_name, plan_folders
 from migrator.gmail import ARCHIVE_NAME, GmailLabels, LabelFolder, plan_labels
 from migrator.identity import Identity, IdentityIndex, identity_of, message_id_of
@@ -222,6 +224,13 @@ class _Run:
             )
 
     def fail(self, job: FolderJob, uid: int | None, exc: BaseException) -> None:
+        if isinstance(exc, AuthenticationFailed):
+            # A reconnect's login was refused (oauth-token-expiry: the token file holds no fresh
+            # token): every later connection would be too, so the run stops; no retry loop.
+            with self.lock:
+                self.report.login_refused = self.report.login_refused or str(exc)
+            self.abort(f"stopped at a refused reconnect: {exc}")
+            return
         with self.lock:
             job.report.failed += 1
             self.report.errors.append(
@@ -673,7 +682,8 @@ def migrate(
 ) -> MigrationReport:
     """Copy the source mailbox into the destination. Connection/TLS/auth failures before the run
     starts raise (``ConnectionFailed``, ``TlsFailure``, ``AuthenticationFailed``); everything after
-    is in the returned report."""
+    is in the returned report (a reconnect whose login is refused, e.g. an expired OAuth token,
+    stops the run: ``report.login_refused``, exit 4)."""
     if source.url.scheme in ("pop3", "pop3s"):
         from migrator.pop3_flow import migrate_pop3
 

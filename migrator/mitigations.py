@@ -42,6 +42,18 @@ reproduce what a naive tool does. Default: every mitigation on.
 |                        |                                             | (folders.plan_folders)                  | into a parent and a child there                            |
 | lenient-list           | modified-utf7-names, malformed-responses    | engine: _plan_and_copy                  | imapclient's strict LIST parser: raw UTF-8 names read as   |
 |                        | (LIST lines)                                | (migrator.list_reply)                   | Latin-1 (those folders fail), one bad line fails the run   |
+| batch-connection-retry | gmail-too-many-connections,                 | batch.runner: _run_account              | a batch account whose login meets its connection limit (or |
+|                        | dovecot-userip-limit, POP3 [LOGIN-DELAY]/   |                                         | a POP3 login delay) fails as "connection"; no second try   |
+|                        | [IN-USE]                                    |                                         |                                                            |
+
+Always on, not switchable (no naive variant worth reproducing): capabilities are taken from the
+post-login list only (imapconn, via imapclient: capabilities-change-after-auth — its scenario's
+damage proof switches appendlimit-skip off); an XOAUTH2 error continuation is answered with an
+empty line and its JSON decoded (imapconn.Xoauth2, sources/pop3: xoauth2-error-continuation);
+secrets from a variable or file are re-read at every connect (urls.Secret: oauth-token-expiry),
+and a refused reconnect login stops the run with exit 4 instead of retrying (engine: _Run.fail);
+a source message whose BODY[] shows 0x80 is read again with BINARY.PEEK[] where BINARY is
+offered, kept only when it differs by NUL alone (sources/imap: nul-bytes, Dovecot shows NUL as 0x80).
 """
 
 from __future__ import annotations
@@ -67,6 +79,7 @@ MITIGATIONS: dict[str, str] = {
     "namespace-prefix": "folder names are mapped through each side's NAMESPACE prefix (INBOX. on Courier-like servers)",
     "delimiter-rename": "a folder name part holding the destination's delimiter is renamed, not split",
     "lenient-list": "LIST lines are read one by one: raw UTF-8 names decoded, a missing quote tolerated, bad lines reported",
+    "batch-connection-retry": "a batch account refused for its connection limit or a login delay is tried once more later",
 }
 
 
