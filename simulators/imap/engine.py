@@ -206,6 +206,12 @@ class ImapSession:
     def tls_started(self) -> None:
         self.tls_active = True
 
+    @property
+    def between_commands(self) -> bool:
+        """The next line would be read as a new command (not a literal, SASL or IDLE line)."""
+        return (not self._paused and self.state is not State.LOGOUT and self._auth is None
+                and self.idling is None and self.reader.idle)
+
     def capabilities(self) -> list[str]:
         authenticated = self.state in _AUTH
         caps = list(self.imap.capabilities_after_auth if authenticated else self.imap.capabilities_before_auth)

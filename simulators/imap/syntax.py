@@ -25,6 +25,9 @@ from dataclasses import dataclass
 
 MAX_LINE = 65536  # like Dovecot's imap_max_line_length
 MAX_LITERAL = 256 * 1024 * 1024
+# Parenthesised lists nest at most this deep: a line of "(((((" must be a BAD, not a RecursionError
+# that takes the connection down. Real commands nest a few levels (SEARCH OR (...)).
+MAX_LIST_DEPTH = 100
 
 _LITERAL_AT_END = re.compile(rb"\{(\d{1,12})(\+?)\}$")
 
@@ -110,6 +113,11 @@ class CommandReader:
 
     def receive_data(self, data: bytes) -> None:
         self._buf += data
+
+    @property
+    def idle(self) -> bool:
+        """Nothing of a command is buffered or pending (no partial line, literal or skip)."""
+        return not self._buf and not self._line_mode and not self._skip and not self._discarding
 
     def next_event(self) -> Event | None:
         while True:
@@ -227,7 +235,9 @@ def tokenize(data: bytes) -> list:
     return tokens
 
 
-def _parse_list(data: bytes, pos: int, *, top: bool) -> tuple[list, int]:
+def _parse_list(data: bytes, pos: int, *, top: bool, depth: int = 0) -> tuple[list, int]:
+    if depth > MAX_LIST_DEPTH:
+        raise ImapSyntaxError("Too deeply nested list")
     out: list = []
     n = len(data)
     while True:
@@ -243,7 +253,7 @@ def _parse_list(data: bytes, pos: int, *, top: bool) -> tuple[list, int]:
                 raise ImapSyntaxError("Unexpected ')'")
             return out, pos + 1
         if c == 0x28:  # (
-            sub, pos = _parse_list(data, pos + 1, top=False)
+            sub, pos = _parse_list(data, pos + 1, top=False, depth=depth + 1)
             out.append(sub)
         elif c == 0x22:  # "
             s, pos = _parse_quoted(data, pos + 1)

@@ -1,0 +1,46 @@
+"""How long the fuzz tests run, and how many inputs each target got.
+
+Two run lengths, picked by the ``QUIRKMAIL_FUZZ`` environment variable:
+
+* unset / ``ci`` — each target runs its modest ``examples`` count, derandomized (the same inputs
+  on every run, so a CI failure reproduces), no example database;
+* ``long`` — ``LONG_FACTOR`` times as many, freshly random each run (``benchmarks/fuzz_long.py``
+  runs it and writes reports/bench/fuzz.json).
+
+Settings are applied per test (``@fuzz``), never as a global profile, so the rest of the suite is
+untouched. ``RUNS`` counts the inputs each target really ran (shrinking included), in-process.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections import Counter
+
+from hypothesis import HealthCheck, given, settings
+
+LONG = os.environ.get("QUIRKMAIL_FUZZ", "ci").lower() == "long"
+LONG_FACTOR = 40
+RUNS: Counter[str] = Counter()
+
+
+def fuzz(target: str, examples: int, **strategies):
+    """``@given(**strategies)`` with this run length's settings; counts inputs under ``target``."""
+
+    def decorate(test):
+        @functools.wraps(test)
+        def counted(*args, **kwargs):
+            RUNS[target] += 1
+            return test(*args, **kwargs)
+
+        return settings(
+            max_examples=examples * LONG_FACTOR if LONG else examples,
+            deadline=None,
+            derandomize=not LONG,
+            database=None,
+            # Generated inputs are big on purpose (10,000-byte lines); nested strategies filter.
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+            print_blob=True,
+        )(given(**strategies)(counted))
+
+    return decorate

@@ -1,0 +1,19 @@
+"""The minimal inputs the fuzzers (tests/test_fuzz_*.py) found, one test each, kept as plain tests
+so a regression fails fast and readably without hypothesis."""
+
+from __future__ import annotations
+
+from tests.test_fuzz_imap import make_session
+
+
+def run(session, data: bytes) -> bytes:
+    return b"".join(o for o in session.receive_data(data) if isinstance(o, bytes))
+
+
+def test_imap_deeply_nested_list_is_bad_not_a_recursion_error():
+    # Found by test_item_parsers_raise_only_syntax_errors: "(" * 1000 overflowed the tokenizer's
+    # recursion and the exception escaped receive_data (the connection died).
+    session = make_session("generic")
+    reply = run(session, b"a NOOP " + b"(" * 1000 + b"\r\n")
+    assert reply == b"a BAD Error in IMAP command NOOP: Too deeply nested list\r\n"
+    assert run(session, b"b NOOP\r\n").startswith(b"b OK NOOP completed")
