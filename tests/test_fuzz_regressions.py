@@ -17,3 +17,14 @@ def test_imap_deeply_nested_list_is_bad_not_a_recursion_error():
     reply = run(session, b"a NOOP " + b"(" * 1000 + b"\r\n")
     assert reply == b"a BAD Error in IMAP command NOOP: Too deeply nested list\r\n"
     assert run(session, b"b NOOP\r\n").startswith(b"b OK NOOP completed")
+
+
+def test_imap_huge_or_non_ascii_sequence_number_is_bad():
+    # Found by test_item_parsers_raise_only_syntax_errors: "a MOVE 9...9 Sent" (5000 digits) made
+    # int() raise ValueError past Python's digit limit; "²" passed str.isdigit().
+    session = make_session("generic")
+    run(session, b"l LOGIN alice pw\r\ns SELECT INBOX\r\n")
+    for number in (b"9" * 5000, b"4294967296", "\u00b2".encode()):
+        reply = run(session, b"a FETCH " + number + b" FLAGS\r\n")
+        assert reply.startswith(b"a BAD Error in IMAP command FETCH: Invalid messageset"), reply
+    assert run(session, b"b FETCH 1 UID\r\n").startswith(b"* 1 FETCH (UID 1)\r\nb OK")

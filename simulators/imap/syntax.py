@@ -444,7 +444,9 @@ def parse_sequence_set(text: str, largest: int) -> list[tuple[int, int]]:
 def _seq_number(s: str, largest: int, whole: str) -> int:
     if s == "*":
         return largest
-    if not s.isdigit() or int(s) == 0:
+    # ASCII digits only ("²".isdigit() is true), and a 32-bit number as in RFC 3501's nz-number:
+    # int() of a 5000-digit atom raises ValueError, not our syntax error.
+    if not (s.isascii() and s.isdigit()) or len(s) > 10 or not 0 < int(s) < 2**32:
         raise ImapSyntaxError(f"Invalid messageset: {whole}")
     return int(s)
 
