@@ -148,7 +148,7 @@ def test_session_answers_every_line_and_keeps_serving(profile, setup, script):
     tags = {b"l", b"s", b"a", b"zz", b"*"}
     assert_well_formed(session.receive_data(setup), tags)
     for line in script:
-        tags.add(line.split(b" ", 1)[0])
+        tags.update(piece.split(b" ", 1)[0].rstrip(b"\r") for piece in line.split(b"\n"))
         before = session.between_commands
         outputs = session.receive_data(line)
         assert_well_formed(outputs, tags)

@@ -28,3 +28,13 @@ def test_imap_huge_or_non_ascii_sequence_number_is_bad():
         reply = run(session, b"a FETCH " + number + b" FLAGS\r\n")
         assert reply.startswith(b"a BAD Error in IMAP command FETCH: Invalid messageset"), reply
     assert run(session, b"b FETCH 1 UID\r\n").startswith(b"* 1 FETCH (UID 1)\r\nb OK")
+
+
+def test_imap_8bit_command_name_is_echoed_not_a_unicode_error():
+    # Found by test_session_answers_every_line_and_keeps_serving: "a \x80APABILITY" after login;
+    # the reply text held the atom's surrogate escape and encoding it raised out of receive_data.
+    session = make_session("generic")
+    run(session, b"l LOGIN alice pw\r\n")
+    reply = run(session, b"a \x80APABILITY\r\n")
+    assert reply == b"a BAD Error in IMAP command \x80APABILITY: Unknown command (0.001 + 0.000 secs).\r\n"
+    assert run(session, b"b NOOP\r\n").startswith(b"b OK")

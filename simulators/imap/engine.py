@@ -235,7 +235,9 @@ class ImapSession:
         return out
 
     def _send(self, line: bytes | str) -> None:
-        self._out.append(line.encode() if isinstance(line, str) else line)
+        # surrogateescape: atoms are decoded that way (syntax._parse_atom), so an 8-bit command
+        # name or keyword echoed in a reply goes back as the bytes the client sent.
+        self._out.append(line.encode("utf-8", "surrogateescape") if isinstance(line, str) else line)
 
     def _tagged(self, tag: str, reply: str) -> None:
         """Every tagged reply goes out here: quirks may rewrite it, and errors are counted."""
