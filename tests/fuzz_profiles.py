@@ -19,6 +19,8 @@ from collections import Counter
 
 from hypothesis import HealthCheck, given, settings
 
+from simulators.profiles import Profile, load_profile
+
 LONG = os.environ.get("QUIRKMAIL_FUZZ", "ci").lower() == "long"
 LONG_FACTOR = 40
 RUNS: Counter[str] = Counter()
@@ -44,3 +46,9 @@ def fuzz(target: str, examples: int, **strategies):
         )(given(**strategies)(counted))
 
     return decorate
+
+
+@functools.cache
+def profile_named(name: str) -> Profile:
+    """Profiles are read-only to sessions; loading one takes ~30 ms, too long per example."""
+    return load_profile(name)

@@ -3,6 +3,10 @@ so a regression fails fast and readably without hypothesis."""
 
 from __future__ import annotations
 
+import pytest
+
+from migrator.errors import ProtocolError
+from migrator.sources.pop3 import parse_listing, parse_sizes
 from tests.test_fuzz_imap import make_session
 
 
@@ -38,3 +42,15 @@ def test_imap_8bit_command_name_is_echoed_not_a_unicode_error():
     reply = run(session, b"a \x80APABILITY\r\n")
     assert reply == b"a BAD Error in IMAP command \x80APABILITY: Unknown command (0.001 + 0.000 secs).\r\n"
     assert run(session, b"b NOOP\r\n").startswith(b"b OK")
+
+
+def test_pop3_listing_with_a_huge_message_number_is_skipped_not_a_value_error():
+    # Found by test_reply_parsers_give_values_or_protocol_errors: int() of a 5000-digit number.
+    assert parse_listing([b"9" * 5000 + b" abc", b"2 xyz"]) == {2: "xyz"}
+
+
+def test_pop3_malformed_list_line_is_a_protocol_error_naming_it():
+    # LIST sizes used to be int(second word): "1 abc" raised ValueError out of Pop3Source.listing.
+    assert parse_sizes([b"1 120", b"2 7 extra", b""]) == {1: 120, 2: 7}
+    with pytest.raises(ProtocolError, match=r"malformed LIST line b'1 abc'"):
+        parse_sizes([b"1 120", b"1 abc"])
