@@ -54,3 +54,12 @@ def test_pop3_malformed_list_line_is_a_protocol_error_naming_it():
     assert parse_sizes([b"1 120", b"2 7 extra", b""]) == {1: 120, 2: 7}
     with pytest.raises(ProtocolError, match=r"malformed LIST line b'1 abc'"):
         parse_sizes([b"1 120", b"1 abc"])
+
+
+@pytest.mark.parametrize("item", [b"BODY[]<" + b"9" * 5000 + b".1>", b"BODY[" + b"9" * 5000 + b"]", b"BODY[]<0.4294967296>"])
+def test_imap_huge_section_or_partial_number_is_bad(item):
+    # Found by the long run of test_item_parsers_raise_only_syntax_errors: int() of 5000 digits.
+    session = make_session("generic")
+    run(session, b"l LOGIN alice pw\r\ns SELECT INBOX\r\n")
+    reply = run(session, b"a FETCH 1 " + item + b"\r\n")
+    assert reply.startswith(b"a BAD Error in IMAP command FETCH: Invalid"), reply

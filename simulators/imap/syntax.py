@@ -383,7 +383,7 @@ def parse_fetch_att(item) -> FetchAtt:
     part, text, fields = _parse_section(spec)
     partial = None
     if origin is not None:
-        if length is None:
+        if length is None or not (_number32(origin) and _number32(length)):
             raise ImapSyntaxError(f"Invalid partial: {item}")
         partial = (int(origin), int(length))
     canonical = spec.upper()
@@ -412,7 +412,7 @@ def _parse_section(spec: str) -> tuple[tuple[int, ...], str | None, tuple[str, .
     for piece in filter(None, head.split(".")) if head else ():
         if text is not None:
             text += "." + piece.upper()
-        elif piece.isdigit() and int(piece) > 0:
+        elif _number32(piece) and int(piece) > 0:
             parts.append(int(piece))
         else:
             text = piece.upper()
@@ -441,12 +441,16 @@ def parse_sequence_set(text: str, largest: int) -> list[tuple[int, int]]:
     return ranges
 
 
+def _number32(s: str) -> bool:
+    """RFC 3501's number: ASCII digits ("²".isdigit() is true too) below 2^32. Checked before
+    int(), which raises ValueError past 4300 digits instead of our syntax error."""
+    return s.isascii() and s.isdigit() and len(s) <= 10 and int(s) < 2**32
+
+
 def _seq_number(s: str, largest: int, whole: str) -> int:
     if s == "*":
         return largest
-    # ASCII digits only ("²".isdigit() is true), and a 32-bit number as in RFC 3501's nz-number:
-    # int() of a 5000-digit atom raises ValueError, not our syntax error.
-    if not (s.isascii() and s.isdigit()) or len(s) > 10 or not 0 < int(s) < 2**32:
+    if not _number32(s) or int(s) == 0:
         raise ImapSyntaxError(f"Invalid messageset: {whole}")
     return int(s)
 
