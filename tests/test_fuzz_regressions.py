@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from migrator.errors import ProtocolError
+from migrator.sinks.imap import expand_uid_set
 from migrator.sources.pop3 import parse_listing, parse_sizes
 from tests.test_fuzz_imap import make_session
 
@@ -63,3 +64,10 @@ def test_imap_huge_section_or_partial_number_is_bad(item):
     run(session, b"l LOGIN alice pw\r\ns SELECT INBOX\r\n")
     reply = run(session, b"a FETCH 1 " + item + b"\r\n")
     assert reply.startswith(b"a BAD Error in IMAP command FETCH: Invalid"), reply
+
+
+@pytest.mark.parametrize("text", ["5::7", "", "1,,2", "1:4294967295", "9" * 5000])
+def test_appenduid_set_malformed_or_huge_is_none_not_a_crash(text):
+    # Found by test_append_replies_give_results: "5::7" raised ValueError out of the MULTIAPPEND
+    # batch; "1:4294967295" would have built a four-billion-element list.
+    assert expand_uid_set(text, 3) is None
