@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from migrator.backoff import retry_delay
 from migrator.errors import ProtocolError
 from migrator.sinks.imap import expand_uid_set
 from migrator.sources.pop3 import parse_listing, parse_sizes
@@ -71,3 +72,10 @@ def test_appenduid_set_malformed_or_huge_is_none_not_a_crash(text):
     # Found by test_append_replies_give_results: "5::7" raised ValueError out of the MULTIAPPEND
     # batch; "1:4294967295" would have built a four-billion-element list.
     assert expand_uid_set(text, 3) is None
+
+
+@pytest.mark.parametrize("digits, delay", [("9" * 400, 300.0), ("9" * 5000, 300.0), ("0" * 20 + "1500", 1.5)])
+def test_throttle_with_a_huge_suggested_backoff_waits_the_longest(digits, delay):
+    # Found by test_refusal_texts_give_verdicts_and_bounded_delays: 400 digits overflowed the
+    # float division (OverflowError), 5000 digits hit int()'s limit (ValueError).
+    assert retry_delay(f"NO Request is throttled. Suggested Backoff Time: {digits} milliseconds", 0) == delay
