@@ -7,6 +7,7 @@ import pytest
 
 from migrator.backoff import retry_delay
 from migrator.errors import ProtocolError
+from migrator.fetch_parser import parse_fetch
 from migrator.sinks.imap import expand_uid_set
 from migrator.sources.pop3 import parse_listing, parse_sizes
 from tests.test_fuzz_imap import make_session
@@ -79,3 +80,14 @@ def test_throttle_with_a_huge_suggested_backoff_waits_the_longest(digits, delay)
     # Found by test_refusal_texts_give_verdicts_and_bounded_delays: 400 digits overflowed the
     # float division (OverflowError), 5000 digits hit int()'s limit (ValueError).
     assert retry_delay(f"NO Request is throttled. Suggested Backoff Time: {digits} milliseconds", 0) == delay
+
+
+@pytest.mark.parametrize("head", [
+    b'1 (UID 7 INTERNALDATE "4294967295-Jan-2024 10:00:00 +0100" BODY[] {4}',
+    b"1 (UID " + b"9" * 5000 + b" BODY[] {4}",
+    b"1 (UID 7 BODY[] {" + b"9" * 5000 + b"}",
+])
+def test_fetch_parser_hands_unreadable_numbers_to_the_full_parser(head):
+    # Found by test_fetch_parser_gives_messages_or_none: OverflowError from the INTERNALDATE day,
+    # ValueError from int() of 5000 digits. None means "fall back to imapclient's parser".
+    assert parse_fetch([(head, b"body"), b")"]) is None
