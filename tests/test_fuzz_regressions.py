@@ -8,6 +8,7 @@ import pytest
 from migrator.backoff import retry_delay
 from migrator.errors import ProtocolError
 from migrator.fetch_parser import parse_fetch
+from migrator.replies import login_delay_of
 from migrator.sinks.imap import expand_uid_set
 from migrator.sources.pop3 import parse_listing, parse_sizes
 from tests.test_fuzz_imap import make_session
@@ -91,3 +92,9 @@ def test_fetch_parser_hands_unreadable_numbers_to_the_full_parser(head):
     # Found by test_fetch_parser_gives_messages_or_none: OverflowError from the INTERNALDATE day,
     # ValueError from int() of 5000 digits. None means "fall back to imapclient's parser".
     assert parse_fetch([(head, b"body"), b")"]) is None
+
+
+def test_login_delay_with_a_non_ascii_digit_is_unknown():
+    # Found while writing the POP3 fuzzer: "²".isdigit() is true but float("²") raises ValueError.
+    assert login_delay_of({"LOGIN-DELAY": ["\u00b2"]}) is None
+    assert login_delay_of({"LOGIN-DELAY": ["900"]}) == 900.0
