@@ -11,6 +11,10 @@ from migrator.fetch_parser import parse_fetch
 from migrator.replies import login_delay_of
 from migrator.sinks.imap import expand_uid_set
 from migrator.sources.pop3 import parse_listing, parse_sizes
+from simulators.ews import EwsService, HttpRequest
+from tests.fuzz_profiles import profile_named
+from tests.test_ews_engine import envelope
+from tests.test_fuzz_ews import AUTH, fresh_store
 from tests.test_fuzz_imap import make_session
 
 
@@ -98,3 +102,26 @@ def test_login_delay_with_a_non_ascii_digit_is_unknown():
     # Found while writing the POP3 fuzzer: "²".isdigit() is true but float("²") raises ValueError.
     assert login_delay_of({"LOGIN-DELAY": ["\u00b2"]}) is None
     assert login_delay_of({"LOGIN-DELAY": ["900"]}) == 900.0
+
+
+RESTRICTED_FIND = (
+    '<m:FindItem Traversal="Shallow"><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape>'
+    '<m:Restriction>{}</m:Restriction><m:ParentFolderIds><t:DistinguishedFolderId Id="inbox"/>'
+    "</m:ParentFolderIds></m:FindItem>"
+)
+SIZE_IS = '<t:IsEqualTo><t:FieldURI FieldURI="item:Size"/><t:FieldURIOrConstant><t:Constant Value="{}"/>' \
+          "</t:FieldURIOrConstant></t:IsEqualTo>"
+
+
+@pytest.mark.parametrize("expression", [
+    "<t:And><t:Not/></t:And>",  # found by the EWS fuzzer: IndexError on an empty Not
+    '<t:Contains><t:FieldURI FieldURI="item:Subject"/></t:Contains>',  # AttributeError: no Constant
+    SIZE_IS.format("abc"), SIZE_IS.format("9" * 5000),  # ValueError from int()
+    "<t:Not>" * 200 + SIZE_IS.format("1") + "</t:Not>" * 200,  # RecursionError
+])
+def test_ews_malformed_restriction_is_a_per_folder_error_not_an_internal_error(expression):
+    service = EwsService(fresh_store(), profile_named("exchange"), quirks=[])
+    body = envelope(RESTRICTED_FIND.format(expression))
+    response = service.handle(HttpRequest("POST", "/EWS/Exchange.asmx", AUTH, body))
+    assert response.status == 200
+    assert b'ResponseClass="Error"' in response.body and b"<m:ResponseCode>ErrorInvalidRequest<" in response.body
