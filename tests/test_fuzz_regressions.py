@@ -125,3 +125,18 @@ def test_ews_malformed_restriction_is_a_per_folder_error_not_an_internal_error(e
     response = service.handle(HttpRequest("POST", "/EWS/Exchange.asmx", AUTH, body))
     assert response.status == 200
     assert b'ResponseClass="Error"' in response.body and b"<m:ResponseCode>ErrorInvalidRequest<" in response.body
+
+
+def test_ews_create_item_with_an_empty_message_flags_value_fails_schema_validation():
+    # Found by the long EWS fuzz run: an empty PR_MESSAGE_FLAGS (0x0E07) Value made int('') raise
+    # out of CreateItem (ErrorInternalServerError); Exchange refuses such a request as a whole.
+    service = EwsService(fresh_store(), profile_named("exchange"), quirks=[])
+    body = envelope(
+        '<m:CreateItem MessageDisposition="SaveOnly"><m:Items><t:Message><t:MimeContent CharacterSet="UTF-8">'
+        "U3ViamVjdDogeA0KDQpib2R5DQo=</t:MimeContent><t:ExtendedProperty><t:ExtendedFieldURI PropertyTag="
+        '"0x0E07" PropertyType="Integer"/><t:Value></t:Value></t:ExtendedProperty></t:Message></m:Items>'
+        "</m:CreateItem>")
+    response = service.handle(HttpRequest("POST", "/EWS/Exchange.asmx", AUTH, body))
+    assert response.status == 500
+    assert b"ErrorSchemaValidation</e:ResponseCode>" in response.body
+    assert b"The value '' is invalid according to its datatype" in response.body
