@@ -3,15 +3,19 @@ so a regression fails fast and readably without hypothesis."""
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
 
 from migrator.backoff import retry_delay
+from migrator.dates import parse_rfc5322_date, resolve
 from migrator.errors import ProtocolError
 from migrator.fetch_parser import parse_fetch
 from migrator.replies import login_delay_of
 from migrator.sinks.imap import expand_uid_set
 from migrator.sources.pop3 import parse_listing, parse_sizes
 from simulators.ews import EwsService, HttpRequest
+from simulators.imap import message
 from tests.fuzz_profiles import profile_named
 from tests.test_ews_engine import envelope
 from tests.test_fuzz_ews import AUTH, fresh_store
@@ -140,3 +144,23 @@ def test_ews_create_item_with_an_empty_message_flags_value_fails_schema_validati
     assert response.status == 500
     assert b"ErrorSchemaValidation</e:ResponseCode>" in response.body
     assert b"The value '' is invalid according to its datatype" in response.body
+
+
+def test_imap_search_sent_on_a_date_header_with_an_overflowing_day_is_no_match():
+    # Found by test_message_views_never_raise: parsedate_to_datetime raised OverflowError for
+    # "4294967295 Jan 2024" and SEARCH SENTON answered NO [SERVERBUG]; a zone-less Date was naive.
+    session = make_session("generic")
+    run(session, b"l LOGIN alice pw\r\n")
+    raw = b"Date: Mon, 4294967295 Jan 2024 10:00:00 +0100\r\n\r\nx\r\n"
+    run(session, b"a APPEND INBOX {%d}\r\n" % len(raw))
+    run(session, raw + b"\r\ns SELECT INBOX\r\n")
+    assert run(session, b"b SEARCH SENTON 1-Jan-2024\r\n").startswith(b"* SEARCH 1\r\nb OK")
+    assert message.sent_date(b"Date: 1 Jan 99 10:00\r\n\r\n") == datetime(1999, 1, 1, 10, 0, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("text", ["Mon, 4294967295 Jan 2024 10:00:00 +0100", "Fri, 01 Jan 2021 10:00:00 +9999"])
+def test_engine_date_with_an_overflowing_day_or_zone_is_impossible_not_a_crash(text):
+    # Found by test_date_texts_give_an_instant_or_a_reason: OverflowError from datetime(), and
+    # ValueError from timezone() for offsets past 24 h; both escaped resolve() and the copy.
+    assert parse_rfc5322_date(text) == (None, f"impossible date {text!r}")
+    assert resolve(None, f"Date: {text}\r\n\r\n".encode()).used == "none"
