@@ -8,22 +8,33 @@ Two run lengths, picked by the ``QUIRKMAIL_FUZZ`` environment variable:
   runs it and writes reports/bench/fuzz.json).
 
 Settings are applied per test (``@fuzz``), never as a global profile, so the rest of the suite is
-untouched. ``RUNS`` counts the inputs each target really ran (shrinking included), in-process.
+untouched. ``RUNS`` counts the inputs each target really ran (shrinking included); with
+``QUIRKMAIL_FUZZ_COUNTS=<dir>`` each process (xdist workers too) writes them there at exit.
 """
 
 from __future__ import annotations
 
+import atexit
 import functools
+import json
 import os
 from collections import Counter
+from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 
 from simulators.profiles import Profile, load_profile
 
 LONG = os.environ.get("QUIRKMAIL_FUZZ", "ci").lower() == "long"
-LONG_FACTOR = 40
+LONG_FACTOR = 75
 RUNS: Counter[str] = Counter()
+COUNTS_DIR = os.environ.get("QUIRKMAIL_FUZZ_COUNTS")
+
+
+@atexit.register
+def _write_counts() -> None:
+    if COUNTS_DIR and RUNS:
+        Path(COUNTS_DIR, f"runs-{os.getpid()}.json").write_text(json.dumps(RUNS))
 
 
 def fuzz(target: str, examples: int, **strategies):

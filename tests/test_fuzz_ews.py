@@ -103,7 +103,7 @@ def assert_answered(response) -> None:
     assert (response.status == 500) == (code is not None)
 
 
-@fuzz("ews-service", 150, bodies=st.lists(requests, min_size=1, max_size=3))
+@fuzz("ews-service", 60, bodies=st.lists(requests, min_size=1, max_size=3))
 def test_every_request_gets_a_response_or_a_fault_and_the_service_keeps_serving(bodies):
     service = EwsService(fresh_store(), profile_named("exchange"), quirks=[])
     for body in bodies:

@@ -107,7 +107,7 @@ def assert_well_formed(outputs: list, tags: set[bytes]) -> None:
             assert tag in tags and rest.startswith((b"OK", b"NO", b"BAD")), f"malformed response: {line!r}"
 
 
-@fuzz("imap-reader", 400, data=garbage(SEEDS, 4), split=st.integers(0, 400))
+@fuzz("imap-reader", 150, data=garbage(SEEDS, 4), split=st.integers(0, 400))
 def test_reader_turns_any_bytes_into_events(data, split):
     reader = CommandReader(max_line=2048)
     reader.receive_data(data[:split])
@@ -123,7 +123,7 @@ def test_reader_turns_any_bytes_into_events(data, split):
             assert event.name == event.name.upper() and event.name
 
 
-@fuzz("imap-items", 400, data=garbage(SEEDS + [b"(BODY[1.2.HEADER.FIELDS (A B)]<0.9> FLAGS)", b"1:3,5,*"], 4))
+@fuzz("imap-items", 150, data=garbage(SEEDS + [b"(BODY[1.2.HEADER.FIELDS (A B)]<0.9> FLAGS)", b"1:3,5,*"], 4))
 def test_item_parsers_raise_only_syntax_errors(data):
     try:
         tokens = tokenize(data.rstrip(b"\r\n"))
@@ -141,7 +141,7 @@ def test_item_parsers_raise_only_syntax_errors(data):
                 pass
 
 
-@fuzz("imap-session", 250, profile=st.sampled_from(PROFILES), setup=st.sampled_from([b"", b"l LOGIN alice pw\r\n",
+@fuzz("imap-session", 100, profile=st.sampled_from(PROFILES), setup=st.sampled_from([b"", b"l LOGIN alice pw\r\n",
       b"l LOGIN alice pw\r\ns SELECT INBOX\r\n"]), script=st.lists(lines(SEEDS), min_size=1, max_size=6))
 def test_session_answers_every_line_and_keeps_serving(profile, setup, script):
     session = make_session(profile)

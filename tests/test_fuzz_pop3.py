@@ -55,7 +55,7 @@ def assert_one_reply_each(out: bytes, line: bytes) -> None:
         assert rest.endswith(b".\r\n") or rest.startswith(b"-ERR"), (line, out[-200:])
 
 
-@fuzz("pop3-session", 250, profile=st.sampled_from(PROFILES), setup=st.sampled_from([b"", LOGIN]),
+@fuzz("pop3-session", 100, profile=st.sampled_from(PROFILES), setup=st.sampled_from([b"", LOGIN]),
       script=st.lists(lines(SEEDS), min_size=1, max_size=8))
 def test_session_answers_every_line_and_keeps_serving(profile, setup, script):
     session = make_session(profile)
@@ -82,7 +82,7 @@ def split_lines(data: bytes) -> list[bytes]:
     return data.split(b"\r\n")
 
 
-@fuzz("pop3-reply-parsers", 500, data=garbage([CAPA, LISTING, UIDL, GREETINGS], 4))
+@fuzz("pop3-reply-parsers", 150, data=garbage([CAPA, LISTING, UIDL, GREETINGS], 4))
 def test_reply_parsers_give_values_or_protocol_errors(data):
     caps = parse_capa(split_lines(data))
     assert all(isinstance(k, str) and isinstance(v, list) for k, v in caps.items())
