@@ -1,14 +1,17 @@
 """Fuzzing the migrator's pure reply readers: FETCH data, tagged APPEND replies, throttle and
-refusal texts. Each gives a value (or None where its contract says "not mine, fall back") and
+refusal texts, EWS failures (exchangelib's exceptions with what a server put in them). Each gives a value (or None where its contract says "not mine, fall back") and
 never raises anything but the engine's typed ``ProtocolError``."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from urllib.parse import quote
 
+from exchangelib import errors as ews_errors
 from hypothesis import strategies as st
 
 from migrator import backoff, replies
+from migrator.collab import throttle
 from migrator.fetch_parser import parse_fetch
 from migrator.imapconn import capability_value
 from migrator.sinks.imap import APPENDUID_SET, expand_uid_set, parse_tagged
@@ -92,3 +95,21 @@ def test_refusal_texts_give_verdicts_and_bounded_delays(value, attempt):
     assert wait is None or wait >= 0
     uids = expand_uid_set(value, 3)
     assert uids is None or len(uids) == 3
+
+
+EWS_FAILURES = [ews_errors.ErrorServerBusy, ews_errors.ErrorTimeoutExpired, ews_errors.UnauthorizedError,
+                ews_errors.RedirectError, ews_errors.TransportError, ews_errors.ErrorItemNotFound]
+
+
+@fuzz("migrator-ews-throttle", 150, kind=st.sampled_from(EWS_FAILURES), message=text([b"503 closed connection"], 2),
+      back_off=st.none() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True, allow_infinity=True),
+      attempt=st.integers(0, 10), before=st.booleans())
+def test_ews_failures_give_bounded_non_negative_delays(kind, message, back_off, attempt, before):
+    if kind is ews_errors.ErrorServerBusy:
+        exc = kind(message, back_off=back_off)
+    elif kind is ews_errors.RedirectError:
+        exc = kind(url="https://mail.example/" + quote(message))
+    else:
+        exc = kind(message)
+    delay = throttle.retry_delay(exc, attempt, authenticated_before=before)
+    assert delay is None or 0 <= delay <= max(throttle.MAX_SUGGESTED, throttle.MAX_DELAY)

@@ -6,8 +6,10 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
+from exchangelib.errors import ErrorServerBusy
 
 from migrator.backoff import retry_delay
+from migrator.collab import throttle
 from migrator.dates import parse_rfc5322_date, resolve
 from migrator.errors import ProtocolError
 from migrator.fetch_parser import parse_fetch
@@ -164,3 +166,11 @@ def test_engine_date_with_an_overflowing_day_or_zone_is_impossible_not_a_crash(t
     # ValueError from timezone() for offsets past 24 h; both escaped resolve() and the copy.
     assert parse_rfc5322_date(text) == (None, f"impossible date {text!r}")
     assert resolve(None, f"Date: {text}\r\n\r\n".encode()).used == "none"
+
+
+@pytest.mark.parametrize("back_off, delay", [(-1, 0.5), (float("nan"), 0.5), (float("inf"), 300.0), (2.5, 2.5)])
+def test_ews_server_busy_with_a_negative_or_nan_back_off_uses_the_doubling_wait(back_off, delay):
+    # Found by test_ews_failures_give_bounded_non_negative_delays: BackOffMilliseconds=-1000 gave a
+    # delay of -1.0 s, and the throttle's time.sleep(-1.0) raises ValueError.
+    exc = ErrorServerBusy("busy", back_off=back_off)
+    assert throttle.retry_delay(exc, 0, authenticated_before=True) == delay
