@@ -1,10 +1,12 @@
 """The long fuzz run: every tests/test_fuzz_*.py property with LONG_FACTOR times its CI inputs.
 
-    python benchmarks/fuzz_long.py [--workers 2] [--out reports/bench/fuzz.json]
+    python benchmarks/fuzz_long.py [--workers 2] [--timeout SECONDS] [--out reports/bench/fuzz.json]
 
 Runs pytest with ``QUIRKMAIL_FUZZ=long`` (fresh random inputs each run, see tests/fuzz_profiles.py)
 and writes the inputs each target ran, the wall time and the failing tests (a failure is a bug
 found: hypothesis prints its minimal example in the pytest output, which is kept beside the JSON).
+``--timeout`` stops the run (its process group) after that long; the inputs counted so far are
+still written (``"completed": false``), since workers flush their counts as they go.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -27,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--timeout", type=float, default=None)
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "bench" / "fuzz.json")
     args = parser.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -36,11 +40,20 @@ def main() -> int:
         files = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_fuzz_*.py"))
         started = datetime.now(timezone.utc)
         t0 = time.monotonic()
-        proc = subprocess.run(
-            [sys.executable, "-m", "pytest", *files, "-q", "-n", str(args.workers), "-p", "no:cacheprovider",
-             f"--junitxml={junit}"],
-            cwd=ROOT, env=env, capture_output=True, text=True,
-        )
+        log = args.out.with_suffix(".log")
+        with log.open("w", encoding="utf-8") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "pytest", *files, "-q", "-n", str(args.workers), "-p", "no:cacheprovider",
+                 f"--junitxml={junit}"],
+                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+            try:
+                proc.wait(timeout=args.timeout)
+                completed = True
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGTERM)  # pytest and its xdist workers, all ours
+                proc.wait()
+                completed = False
         seconds = time.monotonic() - t0
         runs: Counter[str] = Counter()
         for f in Path(tmp).glob("runs-*.json"):
@@ -50,11 +63,11 @@ def main() -> int:
             {"test": f"{c.get('classname')}::{c.get('name')}", "message": (bad.get("message") or "")[:500]}
             for c in cases for bad in list(c.findall("failure")) + list(c.findall("error"))
         ]
-    log = args.out.with_suffix(".log")
-    log.write_text(proc.stdout + proc.stderr, encoding="utf-8")
     result = {
         "started": started.isoformat(timespec="seconds"),
         "seconds": round(seconds, 1),
+        "completed": completed,
+        "workers": args.workers,
         "inputs_per_target": dict(sorted(runs.items())),
         "inputs_total": sum(runs.values()),
         "failures": failures,
