@@ -174,3 +174,13 @@ def test_ews_server_busy_with_a_negative_or_nan_back_off_uses_the_doubling_wait(
     # delay of -1.0 s, and the throttle's time.sleep(-1.0) raises ValueError.
     exc = ErrorServerBusy("busy", back_off=back_off)
     assert throttle.retry_delay(exc, 0, authenticated_before=True) == delay
+
+
+@pytest.mark.parametrize("field", [b"\x80UBJECT", b'"\xffSUBJECT"'])
+def test_imap_8bit_header_field_name_is_answered_not_an_internal_error(field):
+    # Found by the long fuzz run (imap-session, imap-items): the field list was re-encoded as
+    # strict UTF-8, so an 8-bit atom raised UnicodeEncodeError and FETCH answered NO [SERVERBUG].
+    session = make_session("generic")
+    run(session, b"l LOGIN alice pw\r\ns SELECT INBOX\r\n")
+    reply = run(session, b"a UID FETCH 1 (BODY.PEEK[HEADER.FIELDS (" + field + b" FROM)])\r\n")
+    assert b"[SERVERBUG]" not in reply and b"\r\na OK" in reply, reply

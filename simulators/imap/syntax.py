@@ -401,10 +401,10 @@ def _parse_section(spec: str) -> tuple[tuple[int, ...], str | None, tuple[str, .
         if not rest.endswith(")"):
             raise ImapSyntaxError("Invalid BODY[..] section")
         try:
-            names = tokenize(rest[:-1].encode())
+            names = tokenize(rest[:-1].encode("utf-8", "surrogateescape"))  # atoms keep 8-bit that way
         except ImapSyntaxError:
             raise ImapSyntaxError("Invalid BODY[..] section") from None
-        fields = tuple((n.decode() if isinstance(n, bytes) else n).upper() for n in names)
+        fields = tuple((n.decode("utf-8", "surrogateescape") if isinstance(n, bytes) else n).upper() for n in names)
         if not fields:
             raise ImapSyntaxError("Invalid BODY[..] section")
     parts: list[int] = []
