@@ -14,7 +14,8 @@ from migrator.dates import parse_rfc5322_date, resolve
 from migrator.errors import ProtocolError
 from migrator.fetch_parser import parse_fetch
 from migrator.replies import login_delay_of
-from migrator.sinks.imap import expand_uid_set
+from migrator.imapconn import capability_value
+from migrator.sinks.imap import expand_uid_set, parse_tagged
 from migrator.sources.pop3 import parse_listing, parse_sizes
 from simulators.ews import EwsService, HttpRequest
 from simulators.imap import message
@@ -184,3 +185,17 @@ def test_imap_8bit_header_field_name_is_answered_not_an_internal_error(field):
     run(session, b"l LOGIN alice pw\r\ns SELECT INBOX\r\n")
     reply = run(session, b"a UID FETCH 1 (BODY.PEEK[HEADER.FIELDS (" + field + b" FROM)])\r\n")
     assert b"[SERVERBUG]" not in reply and b"\r\na OK" in reply, reply
+
+
+def test_negative_or_huge_capability_value_is_unknown():
+    # Found by the long fuzz run: "APPENDLIMIT=-1" gave -1 (every message "too large").
+    assert capability_value({"APPENDLIMIT=-1"}, "APPENDLIMIT") is None
+    assert capability_value({"APPENDLIMIT=" + "9" * 5000}, "APPENDLIMIT") is None
+    assert capability_value({"APPENDLIMIT=35651584"}, "APPENDLIMIT") == 35651584
+
+
+def test_appenduid_with_a_5000_digit_uid_is_no_uid_not_a_value_error():
+    # Found by the long fuzz run: int() of a 5000-digit APPENDUID raised out of parse_tagged.
+    result = parse_tagged("OK", [b"[APPENDUID 1700000000 " + b"9" * 5000 + b"] Append completed."])
+    assert result.ok and result.uid is None
+    assert parse_tagged("OK", [b"[APPENDUID 1700000000 5] Append completed."]).uid == 5

@@ -33,7 +33,7 @@ from migrator.imapconn import capability_set, capability_value, close_quietly, c
 from migrator.sources.imap import HEADER_ITEM, _header_value, decode_flags, list_entries, personal_namespace
 from migrator.urls import Endpoint
 
-APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]", re.IGNORECASE)
+APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d{1,10})\]", re.IGNORECASE)  # a UID is 32-bit; int() of more can raise
 APPENDUID_SET = re.compile(rb"\[APPENDUID (\d+) ([\d:,]+)\]", re.IGNORECASE)
 DEFAULT_PERMANENT = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 
