@@ -59,6 +59,16 @@ class DroppedFlags(BaseModel):
     flags: list[str]
 
 
+class RepairedItem(BaseModel):
+    """A message the engine changed on purpose, to get it accepted (never silently)."""
+
+    folder: str
+    uid: int
+    message_id: str | None = None
+    repair: str  # stable code: "rewrapped" (long lines re-encoded quoted-printable), "crlf" (bare LF)
+    detail: str = ""
+
+
 class DateFallback(BaseModel):
     folder: str
     uid: int
@@ -134,6 +144,8 @@ class MigrationReport(BaseModel):
     bytes: int = 0
     notes: list[str] = []  # run-wide remarks (fewer connections than asked, read-ahead off ...)
     aborted: str | None = None  # why the run stopped early; the state is saved, a re-run resumes
+    # A reconnect's login was refused mid-run (an expired OAuth token): the run stopped (exit 4).
+    login_refused: str | None = None
     pop3: Pop3Report | None = None  # set when the source was POP3
     pim_destination: str | None = None  # CardDAV/CalDAV (or EWS) destination of non-mail items
     items: list[str] = []  # kinds asked for ("mail", "contacts", "calendars", "tasks", "notes")
@@ -143,9 +155,14 @@ class MigrationReport(BaseModel):
     gmail_labels: str | None = None  # "once" | "per-label" when the source was Gmail (X-GM-EXT-1)
     collapsed: int = 0  # Gmail label copies not copied again, over all folders
     mitigations_off: list[str] = []  # MigrationOptions.disable: what this run did NOT protect against
+    repaired: list[RepairedItem] = []  # messages changed to be accepted (MigrationOptions.long_lines: rewrap)
+    flags_restored: int = 0  # \\Flagged set again by STORE after APPEND (flag-after-append)
+    mdn_neutralised: int = 0  # read messages asking for a receipt given $MDNSent (mdn-neutralise)
 
     @property
     def exit_code(self) -> int:
+        if self.login_refused:
+            return int(ExitCode.AUTHENTICATION)
         if self.aborted:
             return int(ExitCode.ABORTED)
         if self.skipped_count or self.failed or self.unmigratable:

@@ -42,12 +42,15 @@ class MessageRecord(BaseModel):
     uid: int
     identity: str  # Message-ID, else a hash of From/Date/Subject/To (see message_identity)
     sha256: str
-    # Of the bytes with bare LF turned into CRLF: IMAP requires CRLF, so servers (Dovecot among
-    # them) hand a bare-LF message back with CRLF. Pairing uses this; ``sha256`` tells them apart.
+    # Of ``wire_form(raw)``: IMAP requires CRLF and a literal cannot carry NUL, so servers (Dovecot
+    # among them) hand a bare-LF message back with CRLF and show NUL as 0x80. Pairing uses this;
+    # ``sha256`` tells them apart.
     sha256_crlf: str
     size: int
     flags: frozenset[str]
     internaldate: datetime  # aware; compared as an instant
+    # Read and asking for a read receipt (Disposition-Notification-To): a copy may gain $MDNSent.
+    mdn_requested: bool = False
 
 
 class FolderSnapshot(BaseModel):
@@ -55,11 +58,16 @@ class FolderSnapshot(BaseModel):
     name: str  # as the server shows it (decoded from modified UTF-7)
     special_use: str | None = None
     messages: list[MessageRecord] = []
+    # PERMANENTFLAGS of a read-write SELECT (destinations): a flag outside them cannot be stored.
+    permanent_flags: list[str] | None = None
 
 
 class MailboxSnapshot(BaseModel):
     label: str  # where it was read from, without secrets (URL or "store:user")
     folders: dict[str, FolderSnapshot] = {}  # key: "/".join(path)
+    # The side's hierarchy delimiter on the wire, when known: a folder name part holding it cannot
+    # be kept as one folder there (the verifier expects the engine's documented rename).
+    delimiter: str | None = None
 
     def folder(self, path: Iterable[str]) -> FolderSnapshot | None:
         return self.folders.get("/".join(path))
@@ -77,6 +85,13 @@ class MailboxSnapshot(BaseModel):
 _BARE_LF = re.compile(rb"(?<!\r)\n")
 
 
+def wire_form(raw: bytes) -> bytes:
+    """The bytes as a non-binary FETCH BODY[] can show them: bare LF as CRLF (IMAP requires CRLF)
+    and NUL as 0x80 (a literal cannot carry NUL; Dovecot stores the NUL and gives it back only
+    through BINARY[], RFC 3516)."""
+    return _BARE_LF.sub(b"\r\n", raw).replace(b"\0", b"\x80")
+
+
 def _header_block(raw: bytes) -> bytes:
     for sep in (b"\r\n\r\n", b"\n\n"):
         end = raw.find(sep)
@@ -91,7 +106,14 @@ def message_identity(raw: bytes) -> str:
     The Message-ID when there is one; otherwise a hash of the headers a server never rewrites.
     Only used to tell "changed bytes" from "missing + unexpected": exact copies pair by hash.
     """
-    headers = BytesHeaderParser(policy=compat32).parsebytes(_header_block(raw))
+    return _identity(_headers(raw))
+
+
+def _headers(raw: bytes):
+    return BytesHeaderParser(policy=compat32).parsebytes(_header_block(raw))
+
+
+def _identity(headers) -> str:
     msgid = (headers.get("Message-ID") or "").strip()
     if msgid:
         return msgid
@@ -102,13 +124,16 @@ def message_identity(raw: bytes) -> str:
 
 
 def record_of(uid: int, raw: bytes, flags: Iterable[str], internaldate: datetime) -> MessageRecord:
+    headers = _headers(raw)
+    flags = frozenset(f for f in flags if f not in SESSION_FLAGS)
     return MessageRecord(
         uid=uid,
-        identity=message_identity(raw),
+        identity=_identity(headers),
+        mdn_requested="\\Seen" in flags and headers.get("Disposition-Notification-To") is not None,
         sha256=hashlib.sha256(raw).hexdigest(),
-        sha256_crlf=hashlib.sha256(_BARE_LF.sub(b"\r\n", raw)).hexdigest(),
+        sha256_crlf=hashlib.sha256(wire_form(raw)).hexdigest(),
         size=len(raw),
-        flags=frozenset(f for f in flags if f not in SESSION_FLAGS),
+        flags=flags,
         internaldate=internaldate,
     )
 
@@ -133,9 +158,10 @@ def split_name(name: str, delimiter: str | None, prefix: str) -> tuple[str, ...]
 Rewrite = Callable[[str, bytes], bytes]
 
 
-def snapshot_account(account: Account, label: str | None = None, *, rewrite: Rewrite | None = None) -> MailboxSnapshot:
+def snapshot_account(account: Account, label: str | None = None, *, rewrite: Rewrite | None = None,
+                     delimiter: str | None = None) -> MailboxSnapshot:
     """The truth of a simulator store account (selectable folders only, like IMAP shows)."""
-    snap = MailboxSnapshot(label=label or f"store:{account.username}")
+    snap = MailboxSnapshot(label=label or f"store:{account.username}", delimiter=delimiter)
     for path, folder in sorted(account.folders.items()):
         if not folder.selectable:
             continue
@@ -150,8 +176,15 @@ def snapshot_account(account: Account, label: str | None = None, *, rewrite: Rew
     return snap
 
 
-def snapshot_imap(endpoint: Endpoint, *, timeout: float = 60.0, rewrite: Rewrite | None = None) -> MailboxSnapshot:
-    """Read every selectable folder of a mailbox over IMAP, read-only (EXAMINE, BODY.PEEK)."""
+def snapshot_imap(
+    endpoint: Endpoint, *, timeout: float = 60.0, rewrite: Rewrite | None = None, permanent_flags: bool = False
+) -> MailboxSnapshot:
+    """Read every selectable folder of a mailbox over IMAP, read-only (EXAMINE, BODY.PEEK).
+
+    ``permanent_flags``: also SELECT each folder read-write first, for the flags it can store
+    (EXAMINE may list none: examine-empty-permanentflags). The EXAMINE that follows deselects it
+    without an expunge (RFC 3501 6.3.1), so nothing changes.
+    """
     import imapclient
 
     url = endpoint.url
@@ -163,7 +196,8 @@ def snapshot_imap(endpoint: Endpoint, *, timeout: float = 60.0, rewrite: Rewrite
     except (OSError, imapclient.exceptions.IMAPClientError) as exc:
         raise SnapshotError(f"{label}: cannot log in: {exc}") from None
     try:
-        return MailboxSnapshot(label=label, folders=dict(_read_folders(client, label, rewrite)))
+        folders = dict(_read_folders(client, label, rewrite, permanent_flags))
+        return MailboxSnapshot(label=label, folders=folders, delimiter=_delimiter(client))
     finally:
         try:
             client.logout()
@@ -187,30 +221,54 @@ def _connect(endpoint: Endpoint, timeout: float):
     if not implicit and starttls != "no":
         if starttls == "required" or client.has_capability("STARTTLS"):
             client.starttls(context)
-    client.login(url.user, endpoint.password.reveal())
+    if getattr(url, "auth", "auto") == "xoauth2":  # an OAuth-only simulator side
+        client.oauth2_login(url.user, endpoint.password.reveal())
+    else:
+        client.login(url.user, endpoint.password.reveal())
     client.normalise_times = False  # keep INTERNALDATE aware: we compare instants
     return client
 
 
-def _read_folders(client, label: str, rewrite: Rewrite | None = None) -> Iterator[tuple[str, FolderSnapshot]]:
+def _delimiter(client) -> str | None:
+    listed = client.list_folders("", "INBOX")
+    delim = listed[0][1] if listed else None
+    return delim.decode() if isinstance(delim, bytes) else delim
+
+
+def _read_folders(
+    client, label: str, rewrite: Rewrite | None = None, permanent_flags: bool = False
+) -> Iterator[tuple[str, FolderSnapshot]]:
     prefix = ""
     if client.has_capability("NAMESPACE"):
         personal = client.namespace().personal
         if personal:
             prefix = personal[0][0] or ""
-    for flags, delimiter, name in client.list_folders():
-        flag_set = {f.decode() if isinstance(f, bytes) else f for f in flags}
+    from migrator.imapconn import list_raw
+    from migrator.list_reply import parse_list
+
+    # Line by line, names in raw UTF-8 or modified UTF-7 (imapclient reads raw UTF-8 as Latin-1).
+    entries, _problems = parse_list(list_raw(client))
+    for entry in entries:
+        name, flag_set = entry.name, set(entry.flags)
         if {"\\Noselect", "\\NonExistent"} & {f.title() for f in flag_set}:
             continue
-        delim = delimiter.decode() if isinstance(delimiter, bytes) else delimiter
-        path = split_name(name, delim, prefix)
+        path = split_name(name, entry.delimiter, prefix)
         special = next((f for f in flag_set if f in _SPECIAL_USE_FLAGS), None)
         key = "/".join(path)
         try:
+            permanent = _permanent_flags(client, name) if permanent_flags else None
             messages = list(_read_messages(client, name, (lambda raw: rewrite(key, raw)) if rewrite else None))
         except Exception as exc:  # imapclient raises several unrelated types here
             raise SnapshotError(f"{label}: folder {name!r}: {exc}") from None
-        yield key, FolderSnapshot(path=path, name=name, special_use=special, messages=messages)
+        yield key, FolderSnapshot(path=path, name=name, special_use=special, messages=messages,
+                                  permanent_flags=permanent)
+
+
+def _permanent_flags(client, name: str) -> list[str] | None:
+    info = client.select_folder(name, readonly=False)
+    if b"PERMANENTFLAGS" not in info:
+        return None  # RFC 3501: none given means every flag can be stored
+    return [f.decode() if isinstance(f, bytes) else f for f in info[b"PERMANENTFLAGS"]]
 
 
 _SPECIAL_USE_FLAGS = frozenset(

@@ -74,6 +74,17 @@ class Quirk:
     # IMAP hooks (simulators.imap.engine). Each returns None for the normal behaviour. A "reply"
     # is the tagged reply text without the tag, e.g. "NO Mailbox already exists".
 
+    def imap_names(self, delimiter: str, prefix: str) -> tuple[str, str] | None:
+        """(hierarchy delimiter, personal namespace prefix) instead of the profile's; asked once
+        per session, before anything is named."""
+        return None
+
+    def imap_untagged(self, session: Any, command: str, line: bytes, item: Any = None) -> bytes | None:
+        """A rewritten untagged reply of LIST/LSUB, STATUS or FETCH (``line`` without its CRLF;
+        a FETCH response whole, literals included); ``item`` is the Folder of a LIST/STATUS line,
+        the MailItem of a FETCH response. For malformed replies and raw UTF-8 names."""
+        return None
+
     def imap_greeting(self, session: Any) -> str | None:
         """The greeting text after ``* OK `` instead of the profile's."""
         return None
@@ -125,9 +136,40 @@ class Quirk:
         """Values of extension FETCH items for one message, e.g. {"X-GM-MSGID": b"1278455344230334865"}."""
         return None
 
+    def imap_search_keys(self, session: Any) -> dict[str, Any] | None:
+        """Extension SEARCH keys taking one string: name → callable(str) → a
+        simulators.imap.search.SearchKey (Gmail: X-GM-RAW); it raises SearchSyntaxError."""
+        return None
+
+    def imap_store_items(self, session: Any, folder: Any, items: list, mode: str, values: list[str]) -> list[bytes] | str | None:
+        """STORE of an attribute other than FLAGS (``mode`` like "+X-GM-LABELS", upper-cased) on
+        ``items``: the FETCH data to report for each (b"X-GM-LABELS (\\Inbox)"), a refusal
+        reply ("BAD ..."), or None: not this quirk's attribute."""
+        return None
+
     def imap_append_size(self, session: Any, size: int) -> str | None:
         """A reply that refuses an APPEND of ``size`` bytes (asked when the literal is announced and
         again before storing: answer from state, do not count calls)."""
+        return None
+
+    def imap_message_refused(self, session: Any, raw: bytes) -> str | None:
+        """A reply that refuses an APPENDed message for its content (Exchange: over-long lines)."""
+        return None
+
+    def imap_flags_refused(self, session: Any, command: str, flags: set) -> str | None:
+        """A reply that refuses an APPEND or STORE for its flags (``command``: "APPEND" or "STORE")."""
+        return None
+
+    def imap_stored_flags(self, session: Any, flags: set) -> set | None:
+        """The flags an accepted APPEND really stores, when the server drops some silently."""
+        return None
+
+    def imap_appended(self, session: Any, folder: Any, item: Any) -> None:
+        """Told after an APPEND stored ``item`` (a MailItem) in ``folder`` (servers that react to mail)."""
+        return None
+
+    def imap_permanent_flags(self, session: Any, folder: Any, read_only: bool, flags: list) -> tuple[list, str] | None:
+        """(flags, text) of the ``* OK [PERMANENTFLAGS (...)] text`` line of SELECT/EXAMINE."""
         return None
 
     def imap_reply(self, session: Any, reply: str) -> str | None:
@@ -140,6 +182,23 @@ class Quirk:
 
     def imap_connection_limit(self) -> tuple[int, str] | None:
         """(connections per user, refusal reply) instead of the profile's limit and Dovecot's words."""
+        return None
+
+    def imap_sasl_failure(self, session: Any, mechanism: str, reply: str) -> tuple[str, str] | None:
+        """(base64 challenge, final reply) for a refused AUTHENTICATE: the challenge goes out as a
+        ``+`` continuation and the final reply only after the client's answer (Gmail's XOAUTH2)."""
+        return None
+
+    # XOAUTH2 hooks, asked by the IMAP and POP3 fronts alike (``protocol``: "imap" or "pop3").
+
+    def oauth_check(self, protocol: str, user: str, token: str, account: Any) -> bool | str | None:
+        """Whether ``token`` is a valid bearer token for ``account`` (a store Account, None when the
+        user is unknown): True, False, or a refusal reply in the front's words (IMAP ``NO ...``,
+        POP3 ``-ERR ...``). None = the default rule: the account's password doubles as its token."""
+        return None
+
+    def oauth_logged_in(self, protocol: str, user: str, token: str) -> None:
+        """Told after an XOAUTH2 login with ``token`` succeeded (for quirks that count logins)."""
         return None
 
     # POP3 hooks (simulators.pop3.engine). Each returns None for the normal behaviour. A "reply"
@@ -273,7 +332,9 @@ def _load_builtin_quirks() -> None:
     import importlib
 
     for module in (
-        "simulators.imap.quirks", "simulators.imap.gmail", "simulators.smtp.quirks", "simulators.pop3.quirks", "simulators.ews.quirks",
+        "simulators.imap.quirks", "simulators.imap.quirks_auth", "simulators.imap.quirks_microsoft",
+        "simulators.imap.quirks_names",
+        "simulators.imap.gmail", "simulators.smtp.quirks", "simulators.pop3.quirks", "simulators.ews.quirks",
     ):
         try:
             importlib.import_module(module)

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from simulators.imap import fetch
-from simulators.imap.names import MailboxNameError, Names, mailbox_atom
+from simulators.imap.names import MailboxNameError, mailbox_atom, names_for
 from simulators.imap.sasl import MECHANISMS as SASL_MECHANISMS
 from simulators.imap.sasl import SaslExchange
 from simulators.imap.syntax import (
@@ -54,6 +54,7 @@ from simulators.imap.view import MailboxView
 from simulators.profiles import Profile
 from simulators.quirks import Quirk
 from simulators.store import INBOX, SYSTEM_FLAGS, Account, Folder, FolderExists, NoSuchFolder, Store
+from simulators.xoauth2 import token_verdict
 
 
 log = logging.getLogger(__name__)
@@ -151,7 +152,9 @@ class ImapSession:
         self.profile = profile
         self.imap = profile.imap
         self.quirks = list(quirks)
-        self.names = Names(self.imap.delimiter, self.imap.namespace_prefix)
+        self.names = names_for(self.imap, self.quirks)
+        # Quirks that rewrite untagged replies (malformed-responses, modified-utf7-names).
+        self._garbles = any(type(q).imap_untagged is not Quirk.imap_untagged for q in self.quirks)
         self.tls_active = tls_active
         self.tls_available = tls_available
         self.login_gate = login_gate
@@ -162,12 +165,14 @@ class ImapSession:
         self.view: MailboxView | None = None
         self.idling: str | None = None  # tag of the running IDLE
         self._auth: SaslExchange | None = None
+        self._sasl_final: tuple[str, str] | None = None  # (tag, reply) held back by an error continuation
         self._errors = 0
         # Dovecot disconnects after 20 BAD replies; a quirk may say otherwise (Exchange: 10 errors).
         self._error_limit = self._quirk("imap_error_limit") or (MAX_BAD_COMMANDS, "Too many invalid IMAP commands.", False)
         self._asked_capability = False
         self.id_sent = False  # for quirks (NetEase refuses SELECT before ID)
         self.auth_command = ""  # "LOGIN" or "AUTHENTICATE" while credentials are checked
+        self.auth_mechanism = ""  # the SASL mechanism of AUTHENTICATE ("PLAIN", "XOAUTH2" ...)
         self._out: list[Output] = []
         self.reader = CommandReader(literal_policy=self._literal_policy)
 
@@ -252,6 +257,13 @@ class ImapSession:
                 self._send(f"* BYE {bye}\r\n")
                 self._out.append(CLOSE)
                 self.state = State.LOGOUT
+
+    def _rewritten(self, command: str, line: bytes, item) -> bytes:
+        """An untagged reply line as a quirk may garble it (malformed-responses, raw UTF-8 names)."""
+        if not self._garbles:
+            return line
+        changed = self._quirk("imap_untagged", self, command, line, item)
+        return line if changed is None else changed
 
     def _quirk(self, hook: str, *args):
         for q in self.quirks:
@@ -420,6 +432,10 @@ class ImapSession:
             else:
                 self._tagged(tag, "BAD Expected DONE.")
             return
+        if self._sasl_final is not None:  # the client answered an error continuation
+            (tag, reply), self._sasl_final = self._sasl_final, None
+            self._tagged(tag, "BAD Authentication aborted by client." if line.strip() == b"*" else reply)
+            return
         exchange, self._auth = self._auth, None
         if exchange is None:
             return
@@ -437,22 +453,41 @@ class ImapSession:
             self._ask_auth()
             return
         user, password = exchange.credentials()
-        self._tagged(exchange.tag, self._login("AUTHENTICATE", user, password))
+        reply = self._login("AUTHENTICATE", user, password, exchange.mech)
+        continuation = None if reply.startswith("OK") else self._quirk("imap_sasl_failure", self, exchange.mech, reply)
+        if continuation is None:
+            self._tagged(exchange.tag, reply)
+            return
+        challenge, final = continuation
+        self._sasl_final = (exchange.tag, final)
+        self._send(f"+ {challenge}\r\n")
+        self.reader.expect_line()
 
-    def _login(self, command: str, user: str, password: str) -> str:
-        self.auth_command = command
+    def _login(self, command: str, user: str, password: str, mechanism: str = "") -> str:
+        """LOGIN / AUTHENTICATE: the tagged reply. For XOAUTH2 ``password`` is the bearer token,
+        valid when it is the account's password unless a quirk says otherwise (``oauth_check``)."""
+        self.auth_command, self.auth_mechanism = command, mechanism
         if "LOGINDISABLED" in self.capabilities():  # a profile that wants TLS first
             return "NO [PRIVACYREQUIRED] Plaintext authentication disallowed on non-secure (SSL/TLS) connections."
         refusal = self._quirk("imap_login", self, user, password)
         if refusal is not None:
             return refusal
         account = self.store.accounts.get(user)
-        if account is None or account.password != password:
+        if mechanism == "XOAUTH2":
+            ok = token_verdict(self.quirks, "imap", user, password, account)
+            if isinstance(ok, str):
+                return ok
+        else:
+            ok = account is not None and account.password == password
+        if not ok:
             return "NO [AUTHENTICATIONFAILED] Authentication failed."
         if self.login_gate is not None:
             refusal = self.login_gate(user)
             if refusal is not None:
                 return refusal
+        if mechanism == "XOAUTH2":
+            for q in self.quirks:
+                q.oauth_logged_in("imap", user, password)
         self.account = account
         self.state = State.AUTHENTICATED
         caps = " ".join(self.capabilities())
@@ -511,12 +546,14 @@ class ImapSession:
         flags = ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"] + view.keywords()
         self._send("* FLAGS (" + " ".join(flags) + ")\r\n")
         if read_only:
-            self._send(b"* OK [PERMANENTFLAGS ()] Read-only mailbox.\r\n")
+            permanent, text = [], "Read-only mailbox."
         else:
             permanent = [f for f in self.imap.permanent_flags if f != "\\*"] + view.keywords()
             if "\\*" in self.imap.permanent_flags:
                 permanent.append("\\*")
-            self._send("* OK [PERMANENTFLAGS (" + " ".join(permanent) + ")] Flags permitted.\r\n")
+            text = "Flags permitted."
+        permanent, text = self._quirk("imap_permanent_flags", self, folder, read_only, permanent) or (permanent, text)
+        self._send("* OK [PERMANENTFLAGS (" + " ".join(permanent) + f")] {text}\r\n")
         self._send(b"* %d EXISTS\r\n* %d RECENT\r\n" % (len(view), len(view.recent)))
         unseen = next((i for i, m in enumerate(view.items) if "\\Seen" not in m.flags), None)
         if unseen is not None:
@@ -612,9 +649,9 @@ class ImapSession:
             raise _bad(cmd.name, "Invalid arguments")  # LIST-EXTENDED is not advertised
         reference, pattern = _text(cmd.args[0]), _text(cmd.args[1])
         keyword = "LSUB" if lsub else "LIST"
-        delim = self.imap.delimiter
+        delim = self.names.delimiter
         if not pattern:
-            self._send(f'* {keyword} (\\Noselect) "{delim}" ""\r\n')
+            self._send(f"* {keyword} (\\Noselect) ".encode() + astring(delim) + b' ""\r\n')
             return f"OK {keyword.title()} completed" + TIMING
         match = self.names.matcher(reference, pattern)
         wire = {p: self.names.to_wire(p).decode("ascii") for p in self.account.folders}
@@ -629,9 +666,8 @@ class ImapSession:
                 use = folder.special_use or self.profile.special_use_of(path)
                 if use and self.has_capability("SPECIAL-USE"):
                     attrs.append(use)
-            self._send(
-                f"* {keyword} ({' '.join(attrs)}) \"{delim}\" ".encode() + mailbox_atom(name) + b"\r\n"
-            )
+            line = f"* {keyword} ({' '.join(attrs)}) ".encode() + astring(delim) + b" " + mailbox_atom(name)
+            self._send(self._rewritten(cmd.name, line, folder) + b"\r\n")
         return f"OK {keyword.title()} completed" + TIMING
 
     def cmd_LIST(self, cmd: Command) -> str:
@@ -661,7 +697,8 @@ class ImapSession:
             else:
                 raise _bad("STATUS", f"Invalid status item {key}")
             values.append(f"{key} {value}")
-        self._send(b"* STATUS " + mailbox_atom(_text(cmd.args[0])) + f" ({' '.join(values)})\r\n".encode())
+        line = b"* STATUS " + mailbox_atom(_text(cmd.args[0])) + f" ({' '.join(values)})".encode()
+        self._send(self._rewritten("STATUS", line, folder) + b"\r\n")
         if self.view is not None and self.view.folder is folder:
             return "OK [CLIENTBUG] Status on selected mailbox completed" + TIMING
         return "OK Status completed" + TIMING
@@ -675,16 +712,23 @@ class ImapSession:
             limit = self.imap.append_limit
             if limit is not None and len(raw) > limit:
                 raise _no(TOOBIG)
-            refusal = self._quirk("imap_append_size", self, len(raw))
+            refusal = (self._quirk("imap_append_size", self, len(raw)) or self._quirk("imap_message_refused", self, raw)
+                       or self._quirk("imap_flags_refused", self, "APPEND", flags))
             if refusal is not None:
                 raise CommandFailed(refusal)
             self._check_flags("APPEND", flags)
         uids = []
         for flags, when, raw in messages:
+            stored = self._quirk("imap_stored_flags", self, flags)
+            flags = flags if stored is None else stored
             uid = self._quirk("imap_append", self, folder, raw, flags, when)
             if uid is None:
                 uid = self.account.append(folder.path, raw, flags=flags, internaldate=when).uid
             uids.append(uid)
+            item = folder.by_uid(uid)
+            if item is not None:  # None: a quirk stored nothing here (Gmail's dedup)
+                for q in self.quirks:
+                    q.imap_appended(self, folder, item)
         if self.has_capability("UIDPLUS"):
             return f"OK [APPENDUID {folder.uidvalidity} {format_sequence_set(uids)}] Append completed" + TIMING
         return "OK Append completed" + TIMING
@@ -695,8 +739,8 @@ class ImapSession:
                 raise _bad(command, f"Invalid system flag {f.upper()}")
 
     def cmd_NAMESPACE(self, cmd: Command) -> str:
-        prefix = astring(self.imap.namespace_prefix).decode()
-        self._send(f'* NAMESPACE (({prefix} "{self.imap.delimiter}")) NIL NIL\r\n')
+        prefix, delim = astring(self.names.prefix), astring(self.names.delimiter)
+        self._send(b"* NAMESPACE ((" + prefix + b" " + delim + b")) NIL NIL\r\n")
         return "OK Namespace completed" + TIMING
 
     def cmd_ENABLE(self, cmd: Command) -> str:
@@ -748,9 +792,12 @@ class ImapSession:
     def _search(self, cmd: Command, uid: bool) -> str:
         from simulators.imap import search
 
-        try:
-            key = search.parse_search(cmd.args)  # CHARSET, when given, is the first argument
+        extensions = self._quirk("imap_search_keys", self)
+        try:  # CHARSET, when given, is the first argument
+            key = search.parse_search(cmd.args, extensions=extensions)
         except search.SearchSyntaxError as exc:
+            if exc.reply:
+                raise CommandFailed(exc.reply) from None
             if exc.badcharset:
                 raise _no(f"[BADCHARSET ({' '.join(exc.badcharset)})] Unknown charset" + TIMING) from None
             raise _bad(cmd.name, str(exc)) from None
@@ -803,6 +850,8 @@ class ImapSession:
                         )
                     except ValueError as exc:  # message.SectionError and friends: the item, not the session
                         raise _bad(name, str(exc)) from None
+            if data and self._garbles:  # (only then: a bulk FETCH is not copied again for nothing)
+                data = self._rewritten("FETCH", data.removesuffix(b"\r\n"), item) + b"\r\n"
             if data:
                 yield data
         if mark_seen:
@@ -819,10 +868,14 @@ class ImapSession:
         op = cmd.args[1].upper()
         silent = op.endswith(".SILENT")
         mode = op.removesuffix(".SILENT")
-        if mode not in ("FLAGS", "+FLAGS", "-FLAGS"):
-            raise _bad(cmd.name, "Invalid arguments")
-        raw_flags = cmd.args[2] if isinstance(cmd.args[2], list) and len(cmd.args) == 3 else cmd.args[2:]
+        values = cmd.args[2] if isinstance(cmd.args[2], list) and len(cmd.args) == 3 else cmd.args[2:]
+        if mode.lstrip("+-") != "FLAGS":
+            return self._store_extension(cmd, uid, mode, values, idx, silent)
+        raw_flags = values
         flags = {_canonical_flag(_text(f)) for f in raw_flags}
+        refusal = self._quirk("imap_flags_refused", self, "STORE", flags) if mode != "-FLAGS" else None
+        if refusal is not None:
+            raise CommandFailed(refusal)
         self._check_flags(cmd.name, flags)
         if "\\Recent" in flags:
             raise _bad(cmd.name, "Invalid system flag \\RECENT")
@@ -856,6 +909,24 @@ class ImapSession:
         if changed:
             view.note_flag_changes(view.uids[i] for i in changed)
             self.store.notify(self.account, view.folder)
+        return "OK Store completed" + TIMING
+
+    def _store_extension(self, cmd: Command, uid: bool, mode: str, values: list, idx: list[int], silent: bool) -> str:
+        """STORE of an attribute other than FLAGS (Gmail's X-GM-LABELS): a quirk's, or BAD."""
+        view = self.view
+        items = [view.items[i] for i in idx]
+        texts = [_text(v) for v in values]
+        if view.read_only:  # as STORE FLAGS (Dovecot's words); nothing is asked of the quirk
+            return "OK Store ignored with read-only mailbox" + TIMING
+        data = self._quirk("imap_store_items", self, view.folder, items, mode.upper(), texts)
+        if data is None:
+            raise _bad(cmd.name, "Invalid arguments")
+        if isinstance(data, str):  # the quirk's own refusal
+            raise CommandFailed(data)
+        if not silent:
+            for i, item, value in zip(idx, items, data):
+                uid_part = f"UID {item.uid} ".encode() if uid else b""
+                self._send(b"* %d FETCH (" % (i + 1) + uid_part + value + b")\r\n")
         return "OK Store completed" + TIMING
 
     def _send_flags_update(self, view: MailboxView) -> None:
