@@ -1,6 +1,6 @@
 """The long fuzz run: every tests/test_fuzz_*.py property with LONG_FACTOR times its CI inputs.
 
-    python benchmarks/fuzz_long.py [--workers 2] [--timeout SECONDS] [--out reports/bench/fuzz.json]
+    python benchmarks/fuzz_long.py [--workers 2] [--timeout SECONDS] [-k EXPR] [--out reports/bench/fuzz.json]
 
 Runs pytest with ``QUIRKMAIL_FUZZ=long`` (fresh random inputs each run, see tests/fuzz_profiles.py)
 and writes the inputs each target ran, the wall time and the failing tests (a failure is a bug
@@ -31,6 +31,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=None)
+    parser.add_argument("-k", dest="select", default=None, help="pytest -k: run only these properties")
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "bench" / "fuzz.json")
     args = parser.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -44,7 +45,7 @@ def main() -> int:
         with log.open("w", encoding="utf-8") as out:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "pytest", *files, "-q", "-n", str(args.workers), "-p", "no:cacheprovider",
-                 f"--junitxml={junit}"],
+                 f"--junitxml={junit}", *(["-k", args.select] if args.select else [])],
                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )
             try:
