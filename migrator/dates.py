@@ -78,13 +78,14 @@ def parse_rfc5322_date(text: str) -> tuple[datetime | None, str]:
     # parsedate_tz gives offset 0 for a missing or unknown zone too: look for one ourselves.
     if not _ZONE.search(text):
         notes.append("no zone, read as UTC")
+    offset = parsed[9] or 0
     try:
         naive = datetime(*parsed[:6])
-    except ValueError:
+        zone = timezone(timedelta(seconds=offset))
+    except (ValueError, OverflowError):
+        # day 4294967295 overflows a C int; a zone like +9999 is beyond datetime's ±24 h
         return None, f"impossible date {text[:60]!r}"
-    offset = parsed[9] or 0
-    note = ", ".join(notes)
-    return naive.replace(tzinfo=timezone(timedelta(seconds=offset))), note
+    return naive.replace(tzinfo=zone), ", ".join(notes)
 
 
 def _trustworthy(instant: datetime, now: datetime) -> str:

@@ -57,10 +57,9 @@ def capability_value(caps: set[str], name: str) -> int | None:
     prefix = name.upper() + "="
     for c in caps:
         if c.startswith(prefix):
-            try:
-                return int(c[len(prefix) :])
-            except ValueError:
-                return None
+            value = c[len(prefix) :]
+            # ASCII digits only: "APPENDLIMIT=-1" would make every message too large
+            return int(value) if value.isascii() and value.isdigit() and len(value) <= 18 else None
     return None
 
 

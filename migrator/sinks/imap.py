@@ -33,7 +33,7 @@ from migrator.imapconn import capability_set, capability_value, close_quietly, c
 from migrator.sources.imap import HEADER_ITEM, _header_value, decode_flags, list_entries, personal_namespace
 from migrator.urls import Endpoint
 
-APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]", re.IGNORECASE)
+APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d{1,10})\]", re.IGNORECASE)  # a UID is 32-bit; int() of more can raise
 APPENDUID_SET = re.compile(rb"\[APPENDUID (\d+) ([\d:,]+)\]", re.IGNORECASE)
 DEFAULT_PERMANENT = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 
@@ -108,14 +108,23 @@ def _append_arguments(item: AppendItem) -> bytes:
     return out + b" {%d+}\r\n" % len(item.raw) + item.raw
 
 
-def expand_uid_set(text: str) -> list[int]:
-    """``"5:7,9"`` → [5, 6, 7, 9] (APPENDUID of a MULTIAPPEND, RFC 4315)."""
-    out: list[int] = []
+_UID_RANGE = re.compile(r"(\d{1,10})(?::(\d{1,10}))?")
+
+
+def expand_uid_set(text: str, count: int) -> list[int] | None:
+    """``"5:7,9"`` → [5, 6, 7, 9] (APPENDUID of a MULTIAPPEND, RFC 4315), or None unless the set
+    is well formed and holds exactly ``count`` UIDs. Counted before expanding: a server's
+    "1:4294967295" must not become a four-billion-element list."""
+    ranges = []
     for part in text.split(","):
-        lo, _, hi = part.partition(":")
-        a, b = int(lo), int(hi or lo)
-        out.extend(range(min(a, b), max(a, b) + 1))
-    return out
+        m = _UID_RANGE.fullmatch(part)
+        if m is None:
+            return None
+        a, b = int(m.group(1)), int(m.group(2) or m.group(1))
+        ranges.append((min(a, b), max(a, b)))
+    if sum(hi - lo + 1 for lo, hi in ranges) != count:
+        return None
+    return [uid for lo, hi in ranges for uid in range(lo, hi + 1)]
 
 
 class ImapSink:
@@ -230,9 +239,7 @@ class ImapSink:
             return None
         text = TIMING.sub(b"", b" ".join(d for d in data if isinstance(d, bytes)))
         m = APPENDUID_SET.search(text)
-        uids = expand_uid_set(m.group(2).decode()) if m else []
-        if len(uids) != len(items):
-            uids = [None] * len(items)
+        uids = (expand_uid_set(m.group(2).decode(), len(items)) if m else None) or [None] * len(items)
         return [AppendResult(True, uid, text.decode("utf-8", "replace")) for uid in uids]
 
     def _pipelined(self, folder: str, items: list[AppendItem]) -> list[AppendResult]:

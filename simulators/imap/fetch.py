@@ -26,7 +26,7 @@ def format_flags(flags: set[str] | frozenset[str], recent: bool = False) -> byte
     # Then system-looking flags a source server kept (\\Indexed, \\FORWARDED: imapsync FAQ.Flags), keywords.
     ordered += sorted(f for f in flags if f.startswith("\\") and f not in _FLAG_ORDER and f != "\\Recent")
     ordered += sorted(f for f in flags if not f.startswith("\\"))
-    return ("(" + " ".join(ordered) + ")").encode()
+    return ("(" + " ".join(ordered) + ")").encode("utf-8", "surrogateescape")
 
 
 def format_internaldate(when: datetime) -> bytes:
@@ -116,7 +116,7 @@ def render(
 def _item(att: FetchAtt, item: MailItem, recent: bool) -> bytes:
     name = att.name
     if att.section:
-        return att.reply_name().encode() + b" " + _section(att, item.raw)
+        return att.reply_name().encode("utf-8", "surrogateescape") + b" " + _section(att, item.raw)
     if name == "FLAGS":
         return b"FLAGS " + format_flags(item.flags, recent)
     if name == "UID":
