@@ -115,12 +115,15 @@ def _identity(headers) -> str:
 def record_of(uid: int, raw: bytes, flags: Iterable[str], internaldate: datetime) -> MessageRecord:
     headers = _headers(raw)
     flags = frozenset(f for f in flags if f not in SESSION_FLAGS)
+    sha256 = hashlib.sha256(raw).hexdigest()
+    # The CRLF form is a second copy of the message: made only when it differs (a bare LF).
+    crlf = sha256 if _BARE_LF.search(raw) is None else hashlib.sha256(_BARE_LF.sub(b"\r\n", raw)).hexdigest()
     return MessageRecord(
         uid=uid,
         identity=_identity(headers),
         mdn_requested="\\Seen" in flags and headers.get("Disposition-Notification-To") is not None,
-        sha256=hashlib.sha256(raw).hexdigest(),
-        sha256_crlf=hashlib.sha256(_BARE_LF.sub(b"\r\n", raw)).hexdigest(),
+        sha256=sha256,
+        sha256_crlf=crlf,
         size=len(raw),
         flags=flags,
         internaldate=internaldate,
@@ -195,6 +198,8 @@ def snapshot_imap(
 def _connect(endpoint: Endpoint, timeout: float):
     import imapclient
 
+    from migrator.imapconn import quiet_protocol_log
+
     url = endpoint.url
     context = ssl.create_default_context(cafile=str(endpoint.cafile) if endpoint.cafile else None)
     if not getattr(url, "tls_verify", True):
@@ -204,6 +209,7 @@ def _connect(endpoint: Endpoint, timeout: float):
     client = imapclient.IMAPClient(
         url.host, port=url.port, ssl=implicit, ssl_context=context, timeout=timeout
     )
+    quiet_protocol_log(client)  # else imaplib formats repr() of every body it reads
     starttls = getattr(url, "starttls", "no")
     if not implicit and starttls != "no":
         if starttls == "required" or client.has_capability("STARTTLS"):
