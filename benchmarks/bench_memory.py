@@ -1,7 +1,7 @@
 """Memory benchmark: peak RSS of the engine and of the simulator for a huge folder and huge messages.
 
     python benchmarks/bench_memory.py [--quick] [--messages 100000] [--huge-mb 50] [--attachments 8]
-                                      [--connections 4] [--batch-size 200] [--cases bulk,text,attachments]
+                                      [--connections 4] [--batch-size 200] [--cases bulk,text,attachments,parallel]
                                       [--out reports/bench/memory.json]
 
 Three cases, each with a fresh simulator process (``generic`` profile) that serves one store
@@ -10,7 +10,9 @@ a temporary directory under /dev/shm when it exists):
 - ``bulk``: ``--messages`` small messages (~1.1 KB, ``simulators.fixtures.bulk``) in one INBOX,
   bodies generated on demand from the seed (none stored on the source side);
 - ``text``: one plain-text message of ``--huge-mb`` MB;
-- ``attachments``: one multipart message of ``--huge-mb`` MB in ``--attachments`` base64 parts.
+- ``attachments``: one multipart message of ``--huge-mb`` MB in ``--attachments`` base64 parts;
+- ``parallel``: 4 folders of two ``--huge-mb`` MB messages each, so every worker meets a huge
+  message at once (what the engine's shared byte budget, ``migrator.budget``, is for).
 The engine (``migrator.engine.migrate``) runs in its own spawned process (``scenarios.peak_rss``):
 its baseline (after imports) and peak RSS, wall time and msg/s are reported, with the simulator
 process's peak RSS; the destination is then checked in the simulator (count and SHA-256 of every
@@ -36,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 from scenarios.peak_rss import migrate_in_child, peak_kib  # noqa: E402
 
 SOURCE, DEST = "src", "dst"
+PARALLEL_FOLDERS = 4  # the "parallel" case: this many folders of two huge messages each
 
 
 def fill(account, case: str, args: argparse.Namespace) -> None:
@@ -43,15 +46,21 @@ def fill(account, case: str, args: argparse.Namespace) -> None:
 
     if case == "bulk":
         add_bulk(account, args.messages, seed=1)
+    elif case == "parallel":  # every worker meets huge messages at once: the shared byte budget
+        for n in range(PARALLEL_FOLDERS):
+            account.create_folder((f"Huge{n}",))
+            for k in range(2):
+                raw = huge_message(int(args.huge_mb * 1_000_000), seed=10 * n + k)
+                account.append((f"Huge{n}",), raw, internaldate=datetime(2025, 1, 6, 9, tzinfo=timezone.utc))
     else:
         raw = huge_message(int(args.huge_mb * 1_000_000), attachments=args.attachments if case == "attachments" else 0)
         account.append(("INBOX",), raw, internaldate=datetime(2025, 1, 6, 9, tzinfo=timezone.utc))
 
 
 def digest(account) -> dict:
-    """Count, bytes and one SHA-256 over every INBOX body in UID order (read one at a time)."""
+    """Count, bytes and one SHA-256 over every body, by folder and UID (read one at a time)."""
     h, n, size = hashlib.sha256(), 0, 0
-    for item in account.folder(("INBOX",)).messages:
+    for _, item in sorted(account.iter_messages(), key=lambda fm: (fm[0].path, fm[1].uid)):
         raw = item.raw
         h.update(b"%d:" % len(raw) + raw)
         n, size = n + 1, size + len(raw)
@@ -127,13 +136,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--attachments", type=int, default=8)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=200)
-    parser.add_argument("--cases", default="bulk,text,attachments")
+    parser.add_argument("--cases", default="bulk,text,attachments,parallel")
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "bench" / "memory.json")
     args = parser.parse_args(argv)
     if args.quick:
         args.messages, args.huge_mb = 10_000, 20
     cases = [c for c in args.cases.split(",") if c]
-    unknown = set(cases) - {"bulk", "text", "attachments"}
+    unknown = set(cases) - {"bulk", "text", "attachments", "parallel"}
     if unknown:
         parser.error(f"unknown case(s): {', '.join(sorted(unknown))}")
     results = {}

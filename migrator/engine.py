@@ -68,6 +68,7 @@ MAX_BATCH_BYTES = 8 * 1024 * 1024  # a batch's bodies are held in memory and sen
 # MAX_BATCH_BYTES; a larger message waits until it can be held alone (migrator.budget).
 MAX_HELD_BYTES = 64 * 1024 * 1024
 NONMAIL_PROBE = 3  # items fetched to tell a non-mail folder (exchange-nonmail-folders-over-imap)
+NONMAIL_PROBE_BYTES = 1024 * 1024  # ... of at most this size (else only the smallest)
 GMAIL_FOLDER_CAP = 1000  # gmail-1000-per-folder: Gmail's "limit IMAP folders to 1000 messages" setting
 
 __all__ = [
@@ -287,10 +288,16 @@ class _Run:
         Before a destination folder is created for it, its smallest few items are fetched: when none
         has a body and they still exist, the folder holds no mail and is skipped and reported."""
         probe = sorted(sorted(job.sizes, key=job.sizes.__getitem__)[:NONMAIL_PROBE])  # cheapest to fetch twice
+        probe = [u for u in probe if job.sizes[u] <= NONMAIL_PROBE_BYTES] or probe[:1]  # huge mail: one is enough
         if not probe or not self.mitigations.on("nonmail-folder-skip"):
             return False
-        if any(m.raw is not None for m in src.fetch(job.plan.source, probe)):
-            return False
+        held = sum(job.sizes[u] for u in probe)
+        self.budget.take(held)  # four workers probing 50 MB messages at once would hold 200 MB
+        try:
+            if any(m.raw is not None for m in src.fetch(job.plan.source, probe)):
+                return False
+        finally:
+            self.budget.give(held)
         if not src.existing(job.plan.source, probe):
             return False  # deleted meanwhile: nothing to conclude
         job.pending = []
@@ -404,6 +411,9 @@ class _Run:
                         ahead = self._read_ahead(fetchers, job, batches[i + 1])
                     self._store(job, uids, messages)
                 finally:
+                    # Drop this batch before the next is read: a finished Future keeps its result,
+                    # and a local would keep it too, so the bytes would outlive their budget.
+                    future = messages = None
                     self.budget.give(held)
         finally:
             if ahead is not None:  # left early: a read-ahead nobody will store gives its room back
