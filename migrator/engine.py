@@ -6,7 +6,8 @@ merge matching by identity, APPENDLIMIT) and copied in UID-ordered batches: a fe
 reads batch n+1 (one UID FETCH) while the worker writes batch n (one MULTIAPPEND or pipelined
 APPEND round trip, ``sinks.imap``) and checkpoints what the destination confirmed. Folders run in
 parallel (``options.connections`` workers); one folder's batches run in order, so destination UIDs
-follow source order. Memory is bounded by two batches per worker.
+follow source order. Memory: batches are bounded by count and bytes, and all workers share one
+byte budget for fetched mail (``migrator.budget``): read-ahead happens only when it fits.
 
 Failures are isolated per item: a refused APPEND or FETCH is reported with its folder and UID and
 the run continues. A lost connection is retried once on a fresh connection (after re-matching the
