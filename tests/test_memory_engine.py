@@ -3,13 +3,16 @@ and APPEND literals are written from the fetched bytes."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from datetime import datetime, timezone
+from types import SimpleNamespace
 
 import pytest
 
 from migrator.budget import ByteBudget
 from migrator.engine import MigrationOptions
+from migrator.imapconn import quiet_protocol_log
 from migrator.sinks.imap import GATHER_BYTES, SEND_DIRECT_BYTES, AppendItem, _append_arguments, send_pieces
 from scenarios.peak_rss import migrate_in_child
 from simulators.fixtures.bulk import huge_message
@@ -70,3 +73,16 @@ def test_byte_budget_holds_read_ahead_within_the_limit_but_lets_one_huge_batch_t
     assert (budget.held, budget.peak) == (30, 500)
     with pytest.raises(AssertionError, match="more than taken"):
         budget.give(31)
+
+
+def test_imaplib_trace_is_off_unless_its_logger_listens():
+    logger = logging.getLogger("imapclient.imaplib")
+    quiet, traced = SimpleNamespace(_imap=SimpleNamespace(debug=5)), SimpleNamespace(_imap=SimpleNamespace(debug=5))
+    quiet_protocol_log(quiet)
+    old = logger.level
+    logger.setLevel(logging.DEBUG)
+    try:
+        quiet_protocol_log(traced)
+    finally:
+        logger.setLevel(old)
+    assert (quiet._imap.debug, traced._imap.debug) == (0, 5)
