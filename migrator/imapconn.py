@@ -1,8 +1,11 @@
 """Opening an authenticated imapclient connection, with every failure as a typed error.
 
 Shared by the IMAP source and sink: TLS (implicit, STARTTLS when advertised or required),
-LOGIN, ID when advertised (some providers refuse SELECT without it), and the translation of
-socket / ssl / imaplib errors into ``migrator.errors`` naming the endpoint.
+LOGIN or AUTHENTICATE XOAUTH2 (``?auth=xoauth2``: the secret is the access token, re-read at
+every connect), ID when advertised (some providers refuse SELECT without it), and the
+translation of socket / ssl / imaplib errors into ``migrator.errors`` naming the endpoint.
+Capabilities are whatever the server says after login (imapclient drops the pre-login list at
+login and reads the ``[CAPABILITY]`` code or asks again): capabilities-change-after-auth.
 """
 
 from __future__ import annotations
@@ -27,10 +30,12 @@ from migrator.errors import (
     AuthenticationFailed,
     ConnectionFailed,
     MigratorError,
+    OAuthTokenRejected,
     ProtocolError,
     TlsFailure,
     TooManyConnections,
 )
+from migrator.replies import oauth_error, oauth_refusal
 from migrator.urls import Endpoint
 
 TIMEOUT = 120.0  # seconds per socket operation; large folders answer slowly (slow-large-folder)
@@ -110,9 +115,19 @@ def connect(endpoint: Endpoint, *, role: str) -> tuple[imapclient.IMAPClient, st
                     tls = "starttls"
                 elif url.starttls == "required":
                     raise TlsFailure(f"{where}: STARTTLS required but not advertised")
+            xoauth2 = Xoauth2(url.user, endpoint.password.reveal()) if url.auth == "xoauth2" else None
+            if xoauth2 is not None and "AUTH=XOAUTH2" not in capability_set(client):
+                offered = " ".join(sorted(c for c in capability_set(client) if c.startswith("AUTH="))) or "none"
+                raise AuthenticationFailed(f"{where}: ?auth=xoauth2 asked for, but the server does not offer "
+                                           f"AUTH=XOAUTH2 (it offers {offered})")
             try:
-                client.login(url.user, endpoint.password.reveal())
+                if xoauth2 is not None:
+                    client._command_and_check("authenticate", "XOAUTH2", xoauth2)
+                else:
+                    client.login(url.user, endpoint.password.reveal())
             except imap_exc.IMAPClientError as exc:
+                if xoauth2 is not None:
+                    raise OAuthTokenRejected(f"{where}: login refused: {oauth_refusal(server_text(exc), xoauth2.error)}") from None
                 raise login_error(where, server_text(exc), capability_set(client)) from None
             if "ID" in capability_set(client):
                 try:
@@ -131,6 +146,34 @@ def hide_capabilities(client: imapclient.IMAPClient, names: frozenset[str]) -> N
     """Make the logged-in client (and everything asking it) forget extensions it must not use."""
     kept = tuple(c for c in client.capabilities() if c.decode("ascii", "replace").upper().split("=")[0] not in names)
     client._cached_capabilities = kept  # imapclient's post-login cache: has_capability() reads it
+
+
+def xoauth2_response(user: str, token: str) -> bytes:
+    """XOAUTH2's client response before base64 (IMAP AUTHENTICATE and POP3 AUTH alike)."""
+    return f"user={user}\x01auth=Bearer {token}\x01\x01".encode("utf-8")
+
+
+class Xoauth2:
+    """imaplib's authobject for AUTHENTICATE XOAUTH2 (Google's format: ``user=U^Aauth=Bearer T^A^A``).
+
+    The first challenge gets the response. A second one is the provider's error report (Gmail:
+    base64 JSON, decoded by imaplib): it is kept as ``error`` and answered with an empty line, as
+    Google asks, so the server sends its tagged NO (xoauth2-error-continuation).
+    """
+
+    def __init__(self, user: str, token: str):
+        self._response: bytes | None = xoauth2_response(user, token)
+        self.error: dict | None = None
+
+    def __call__(self, challenge: bytes) -> bytes:
+        response, self._response = self._response, None
+        if response is not None:
+            return response
+        self.error = oauth_error(challenge)
+        return b""
+
+    def __repr__(self) -> str:  # never the token
+        return "Xoauth2(***)"
 
 
 _CONNECTION_LIMIT = re.compile(r"too many simultaneous connections|maximum number of connections", re.IGNORECASE)
@@ -189,6 +232,29 @@ def expect_ok(where: str, call, *args, **kwargs):
             if delay is None:
                 raise ProtocolError(f"{where}: {text}") from None
             time.sleep(delay)
+
+
+def list_raw(client: imapclient.IMAPClient) -> list:
+    """``LIST "" *`` as imaplib's untagged data, unparsed: ``migrator.list_reply`` reads each line
+    on its own (imapclient fails the whole listing on one malformed line, and reads raw UTF-8
+    names as Latin-1)."""
+    typ, data = client._imap._simple_command("LIST", '""', '"*"')
+    client._checkok("list", typ, data)
+    return client._imap._untagged_response(typ, data, "LIST")[1]
+
+
+_BINARY_HEAD = re.compile(rb"\bUID (\d+)\b.*\bBINARY\[\] ~?\{\d+\}$")
+
+
+def uid_fetch_binary(client: imapclient.IMAPClient, uids: str) -> dict[int, bytes]:
+    """``UID FETCH <set> (UID BINARY.PEEK[])`` (RFC 3516): the stored bytes, NUL included, which
+    a BODY[] literal cannot carry (Dovecot shows NUL there as 0x80). UID → bytes; a reply of
+    another shape is left out (the caller keeps what BODY[] gave)."""
+    tag = client._imap._command("UID", "FETCH", uids, "(UID BINARY.PEEK[])")
+    typ, data = client._imap._command_complete("FETCH", tag)
+    client._checkok("fetch", typ, data)
+    data = client._imap._untagged_response(typ, data, "FETCH")[1]
+    return {int(m.group(1)): e[1] for e in data if isinstance(e, tuple) and (m := _BINARY_HEAD.search(e[0]))}
 
 
 def uid_fetch(client: imapclient.IMAPClient, uids: str, items: list[str]) -> dict[int, dict]:

@@ -41,6 +41,10 @@ def check(
                 failures.append(f"run {run.run} copied {run.copied} messages, expected {wanted}")
     if expect.skipped is not None and runs:
         failures += _check_skipped(expect.skipped, runs[-1])
+    if expect.error is not None and runs:
+        said = why_stopped(runs[-1])
+        if expect.error.lower() not in said.lower():
+            failures.append(f"the last run does not say {expect.error!r}: {said or '(nothing)'}")
     if expect.date_fallbacks is not None and runs and runs[-1].report is not None:
         got = len(runs[-1].report.get("date_fallbacks", []))
         if got != expect.date_fallbacks:
@@ -62,6 +66,12 @@ def check(
                 + _where(verify, problem)
             )
     return failures
+
+
+def why_stopped(run: RunRecord) -> str:
+    """What ended a run early: its typed error, else its report's refused login or abort reason."""
+    report = run.report or {}
+    return run.error or report.get("login_refused") or report.get("aborted") or ""
 
 
 def _check_exit_codes(wanted: int | list[int], runs: list[RunRecord]) -> list[str]:

@@ -74,6 +74,17 @@ class Quirk:
     # IMAP hooks (simulators.imap.engine). Each returns None for the normal behaviour. A "reply"
     # is the tagged reply text without the tag, e.g. "NO Mailbox already exists".
 
+    def imap_names(self, delimiter: str, prefix: str) -> tuple[str, str] | None:
+        """(hierarchy delimiter, personal namespace prefix) instead of the profile's; asked once
+        per session, before anything is named."""
+        return None
+
+    def imap_untagged(self, session: Any, command: str, line: bytes, item: Any = None) -> bytes | None:
+        """A rewritten untagged reply of LIST/LSUB, STATUS or FETCH (``line`` without its CRLF;
+        a FETCH response whole, literals included); ``item`` is the Folder of a LIST/STATUS line,
+        the MailItem of a FETCH response. For malformed replies and raw UTF-8 names."""
+        return None
+
     def imap_greeting(self, session: Any) -> str | None:
         """The greeting text after ``* OK `` instead of the profile's."""
         return None
@@ -171,6 +182,23 @@ class Quirk:
 
     def imap_connection_limit(self) -> tuple[int, str] | None:
         """(connections per user, refusal reply) instead of the profile's limit and Dovecot's words."""
+        return None
+
+    def imap_sasl_failure(self, session: Any, mechanism: str, reply: str) -> tuple[str, str] | None:
+        """(base64 challenge, final reply) for a refused AUTHENTICATE: the challenge goes out as a
+        ``+`` continuation and the final reply only after the client's answer (Gmail's XOAUTH2)."""
+        return None
+
+    # XOAUTH2 hooks, asked by the IMAP and POP3 fronts alike (``protocol``: "imap" or "pop3").
+
+    def oauth_check(self, protocol: str, user: str, token: str, account: Any) -> bool | str | None:
+        """Whether ``token`` is a valid bearer token for ``account`` (a store Account, None when the
+        user is unknown): True, False, or a refusal reply in the front's words (IMAP ``NO ...``,
+        POP3 ``-ERR ...``). None = the default rule: the account's password doubles as its token."""
+        return None
+
+    def oauth_logged_in(self, protocol: str, user: str, token: str) -> None:
+        """Told after an XOAUTH2 login with ``token`` succeeded (for quirks that count logins)."""
         return None
 
     # POP3 hooks (simulators.pop3.engine). Each returns None for the normal behaviour. A "reply"
@@ -304,8 +332,9 @@ def _load_builtin_quirks() -> None:
     import importlib
 
     for module in (
-        "simulators.imap.quirks", "simulators.imap.quirks_microsoft", "simulators.imap.gmail",
-        "simulators.smtp.quirks", "simulators.pop3.quirks", "simulators.ews.quirks",
+        "simulators.imap.quirks", "simulators.imap.quirks_auth", "simulators.imap.quirks_microsoft",
+        "simulators.imap.quirks_names",
+        "simulators.imap.gmail", "simulators.smtp.quirks", "simulators.pop3.quirks", "simulators.ews.quirks",
     ):
         try:
             importlib.import_module(module)

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from simulators.imap import fetch
-from simulators.imap.names import MailboxNameError, Names, mailbox_atom
+from simulators.imap.names import MailboxNameError, mailbox_atom, names_for
 from simulators.imap.sasl import MECHANISMS as SASL_MECHANISMS
 from simulators.imap.sasl import SaslExchange
 from simulators.imap.syntax import (
@@ -54,6 +54,7 @@ from simulators.imap.view import MailboxView
 from simulators.profiles import Profile
 from simulators.quirks import Quirk
 from simulators.store import INBOX, SYSTEM_FLAGS, Account, Folder, FolderExists, NoSuchFolder, Store
+from simulators.xoauth2 import token_verdict
 
 
 log = logging.getLogger(__name__)
@@ -151,7 +152,9 @@ class ImapSession:
         self.profile = profile
         self.imap = profile.imap
         self.quirks = list(quirks)
-        self.names = Names(self.imap.delimiter, self.imap.namespace_prefix)
+        self.names = names_for(self.imap, self.quirks)
+        # Quirks that rewrite untagged replies (malformed-responses, modified-utf7-names).
+        self._garbles = any(type(q).imap_untagged is not Quirk.imap_untagged for q in self.quirks)
         self.tls_active = tls_active
         self.tls_available = tls_available
         self.login_gate = login_gate
@@ -162,12 +165,14 @@ class ImapSession:
         self.view: MailboxView | None = None
         self.idling: str | None = None  # tag of the running IDLE
         self._auth: SaslExchange | None = None
+        self._sasl_final: tuple[str, str] | None = None  # (tag, reply) held back by an error continuation
         self._errors = 0
         # Dovecot disconnects after 20 BAD replies; a quirk may say otherwise (Exchange: 10 errors).
         self._error_limit = self._quirk("imap_error_limit") or (MAX_BAD_COMMANDS, "Too many invalid IMAP commands.", False)
         self._asked_capability = False
         self.id_sent = False  # for quirks (NetEase refuses SELECT before ID)
         self.auth_command = ""  # "LOGIN" or "AUTHENTICATE" while credentials are checked
+        self.auth_mechanism = ""  # the SASL mechanism of AUTHENTICATE ("PLAIN", "XOAUTH2" ...)
         self._out: list[Output] = []
         self.reader = CommandReader(literal_policy=self._literal_policy)
 
@@ -244,6 +249,13 @@ class ImapSession:
                 self._send(f"* BYE {bye}\r\n")
                 self._out.append(CLOSE)
                 self.state = State.LOGOUT
+
+    def _rewritten(self, command: str, line: bytes, item) -> bytes:
+        """An untagged reply line as a quirk may garble it (malformed-responses, raw UTF-8 names)."""
+        if not self._garbles:
+            return line
+        changed = self._quirk("imap_untagged", self, command, line, item)
+        return line if changed is None else changed
 
     def _quirk(self, hook: str, *args):
         for q in self.quirks:
@@ -414,6 +426,10 @@ class ImapSession:
             else:
                 self._tagged(tag, "BAD Expected DONE.")
             return
+        if self._sasl_final is not None:  # the client answered an error continuation
+            (tag, reply), self._sasl_final = self._sasl_final, None
+            self._tagged(tag, "BAD Authentication aborted by client." if line.strip() == b"*" else reply)
+            return
         exchange, self._auth = self._auth, None
         if exchange is None:
             return
@@ -431,22 +447,41 @@ class ImapSession:
             self._ask_auth()
             return
         user, password = exchange.credentials()
-        self._tagged(exchange.tag, self._login("AUTHENTICATE", user, password))
+        reply = self._login("AUTHENTICATE", user, password, exchange.mech)
+        continuation = None if reply.startswith("OK") else self._quirk("imap_sasl_failure", self, exchange.mech, reply)
+        if continuation is None:
+            self._tagged(exchange.tag, reply)
+            return
+        challenge, final = continuation
+        self._sasl_final = (exchange.tag, final)
+        self._send(f"+ {challenge}\r\n")
+        self.reader.expect_line()
 
-    def _login(self, command: str, user: str, password: str) -> str:
-        self.auth_command = command
+    def _login(self, command: str, user: str, password: str, mechanism: str = "") -> str:
+        """LOGIN / AUTHENTICATE: the tagged reply. For XOAUTH2 ``password`` is the bearer token,
+        valid when it is the account's password unless a quirk says otherwise (``oauth_check``)."""
+        self.auth_command, self.auth_mechanism = command, mechanism
         if "LOGINDISABLED" in self.capabilities():  # a profile that wants TLS first
             return "NO [PRIVACYREQUIRED] Plaintext authentication disallowed on non-secure (SSL/TLS) connections."
         refusal = self._quirk("imap_login", self, user, password)
         if refusal is not None:
             return refusal
         account = self.store.accounts.get(user)
-        if account is None or account.password != password:
+        if mechanism == "XOAUTH2":
+            ok = token_verdict(self.quirks, "imap", user, password, account)
+            if isinstance(ok, str):
+                return ok
+        else:
+            ok = account is not None and account.password == password
+        if not ok:
             return "NO [AUTHENTICATIONFAILED] Authentication failed."
         if self.login_gate is not None:
             refusal = self.login_gate(user)
             if refusal is not None:
                 return refusal
+        if mechanism == "XOAUTH2":
+            for q in self.quirks:
+                q.oauth_logged_in("imap", user, password)
         self.account = account
         self.state = State.AUTHENTICATED
         caps = " ".join(self.capabilities())
@@ -608,9 +643,9 @@ class ImapSession:
             raise _bad(cmd.name, "Invalid arguments")  # LIST-EXTENDED is not advertised
         reference, pattern = _text(cmd.args[0]), _text(cmd.args[1])
         keyword = "LSUB" if lsub else "LIST"
-        delim = self.imap.delimiter
+        delim = self.names.delimiter
         if not pattern:
-            self._send(f'* {keyword} (\\Noselect) "{delim}" ""\r\n')
+            self._send(f"* {keyword} (\\Noselect) ".encode() + astring(delim) + b' ""\r\n')
             return f"OK {keyword.title()} completed" + TIMING
         match = self.names.matcher(reference, pattern)
         wire = {p: self.names.to_wire(p).decode("ascii") for p in self.account.folders}
@@ -625,9 +660,8 @@ class ImapSession:
                 use = folder.special_use or self.profile.special_use_of(path)
                 if use and self.has_capability("SPECIAL-USE"):
                     attrs.append(use)
-            self._send(
-                f"* {keyword} ({' '.join(attrs)}) \"{delim}\" ".encode() + mailbox_atom(name) + b"\r\n"
-            )
+            line = f"* {keyword} ({' '.join(attrs)}) ".encode() + astring(delim) + b" " + mailbox_atom(name)
+            self._send(self._rewritten(cmd.name, line, folder) + b"\r\n")
         return f"OK {keyword.title()} completed" + TIMING
 
     def cmd_LIST(self, cmd: Command) -> str:
@@ -657,7 +691,8 @@ class ImapSession:
             else:
                 raise _bad("STATUS", f"Invalid status item {key}")
             values.append(f"{key} {value}")
-        self._send(b"* STATUS " + mailbox_atom(_text(cmd.args[0])) + f" ({' '.join(values)})\r\n".encode())
+        line = b"* STATUS " + mailbox_atom(_text(cmd.args[0])) + f" ({' '.join(values)})".encode()
+        self._send(self._rewritten("STATUS", line, folder) + b"\r\n")
         if self.view is not None and self.view.folder is folder:
             return "OK [CLIENTBUG] Status on selected mailbox completed" + TIMING
         return "OK Status completed" + TIMING
@@ -698,8 +733,8 @@ class ImapSession:
                 raise _bad(command, f"Invalid system flag {f.upper()}")
 
     def cmd_NAMESPACE(self, cmd: Command) -> str:
-        prefix = astring(self.imap.namespace_prefix).decode()
-        self._send(f'* NAMESPACE (({prefix} "{self.imap.delimiter}")) NIL NIL\r\n')
+        prefix, delim = astring(self.names.prefix), astring(self.names.delimiter)
+        self._send(b"* NAMESPACE ((" + prefix + b" " + delim + b")) NIL NIL\r\n")
         return "OK Namespace completed" + TIMING
 
     def cmd_ENABLE(self, cmd: Command) -> str:
@@ -809,6 +844,8 @@ class ImapSession:
                         )
                     except ValueError as exc:  # message.SectionError and friends: the item, not the session
                         raise _bad(name, str(exc)) from None
+            if data and self._garbles:  # (only then: a bulk FETCH is not copied again for nothing)
+                data = self._rewritten("FETCH", data.removesuffix(b"\r\n"), item) + b"\r\n"
             if data:
                 yield data
         if mark_seen:
