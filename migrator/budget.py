@@ -1,38 +1,54 @@
-"""The error budget of one account's run: after ``max_item_errors`` item errors the run stops.
+"""A byte budget shared by the folder workers: how much fetched mail may be held at once.
 
-An item error is an item that failed (a FETCH/RETR/GetItem refused, a message that could not be
-prepared) or that a server refused outright; policy skips (too large for APPENDLIMIT, vanished
-from the source, deferred by greylisting) are not errors. Each item is still isolated: one bad
-message never stops the run, but a run where everything fails (a destination refusing every
-APPEND, a source that breaks on each message) stops early instead of grinding through the whole
-mailbox — ``Aborted`` semantics: exit code 5, the checkpoint is kept, a re-run resumes.
+Each worker reads one batch ahead while it writes the current one. Batches are bounded in bytes
+already (``engine.MAX_BATCH_BYTES``), but a message larger than that is a batch of its own, so
+four workers meeting four 50 MB messages would hold 400 MB. Reading ahead therefore only happens
+when the budget has room (``try_take``); a batch read without read-ahead waits for room
+(``take``), except that a worker may always take when nothing at all is held, so one message
+larger than the whole budget still goes through (alone).
+
+Deadlock-free by construction: a worker waits in ``take`` only while it holds nothing, and every
+holder gives its bytes back after writing its batch.
 """
 
 from __future__ import annotations
 
 import threading
 
-DEFAULT_MAX_ITEM_ERRORS = 50
-# SkippedItem reasons that are refusals (errors), not policy.
-ERROR_REASONS = frozenset({"refused", "not-stored", "source-refused"})
 
+class ByteBudget:
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.held = 0
+        self.peak = 0  # the most held at once (tests, reports)
+        self._cond = threading.Condition()
 
-class ErrorBudget:
-    """Thread-safe counter shared by a run's workers; 0 (or None) = no limit."""
+    def _fits(self, n: int) -> bool:
+        return self.held == 0 or self.held + n <= self.limit
 
-    def __init__(self, limit: int | None):
-        self.limit = limit or 0
-        self.spent = 0
-        self._lock = threading.Lock()
+    def _grab(self, n: int) -> None:
+        self.held += n
+        self.peak = max(self.peak, self.held)
 
-    def charge(self) -> str | None:
-        """Count one item error; the abort reason when this one exhausts the budget (once)."""
-        with self._lock:
-            self.spent += 1
-            if self.limit and self.spent == self.limit:
-                return (f"error budget exhausted: {self.spent} item errors (max_item_errors={self.limit}); "
-                        "the rest was not tried, a re-run resumes")
-        return None
+    def try_take(self, n: int) -> bool:
+        """Take ``n`` bytes if they fit now (read-ahead); False leaves the budget unchanged."""
+        with self._cond:
+            if not self._fits(n):
+                return False
+            self._grab(n)
+            return True
 
-    def charge_skip(self, reason: str) -> str | None:
-        return self.charge() if reason in ERROR_REASONS else None
+    def take(self, n: int, timeout: float | None = None) -> bool:
+        """Wait until ``n`` bytes fit (always when nothing is held), then take them."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._fits(n), timeout):
+                return False
+            self._grab(n)
+            return True
+
+    def give(self, n: int) -> None:
+        with self._cond:
+            self.held -= n
+            if self.held < 0:
+                raise AssertionError(f"byte budget given back {-self.held} bytes more than taken")
+            self._cond.notify_all()

@@ -17,7 +17,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from migrator.budget import DEFAULT_MAX_ITEM_ERRORS
+from migrator.error_budget import DEFAULT_MAX_ITEM_ERRORS
 from migrator.errors import ExitCode, MigratorError, UsageError
 from migrator.urls import Endpoint, Secret, ServerURL, resolve_secret
 

@@ -30,7 +30,10 @@ class ResolvedDate:
 
 def header_block(raw: bytes) -> bytes:
     """The header section of a message (up to the first empty line, bare LF tolerated)."""
-    ends = [i + 2 for i in (raw.find(b"\r\n\r\n"),) if i >= 0] + [i + 1 for i in (raw.find(b"\n\n"),) if i >= 0]
+    crlf = raw.find(b"\r\n\r\n")
+    # A bare-LF blank line counts only before the CRLF one: not a second scan of a 50 MB body.
+    lf = raw.find(b"\n\n", 0, crlf + 2 if crlf >= 0 else len(raw))
+    ends = [i for i in (crlf + 2 if crlf >= 0 else -1, lf + 1 if lf >= 0 else -1) if i >= 0]
     return raw[: min(ends)] if ends else raw
 
 

@@ -14,7 +14,7 @@
         └── LoginDeferred         login refused for now (POP3 [LOGIN-DELAY], [IN-USE]) → 5
 
 Exit code 5 also ends a run that used up its error budget (``--max-item-errors``, default 50,
-``migrator.budget``): the report's ``aborted`` starts "error budget exhausted", the checkpoint is
+``migrator.error_budget``): the report's ``aborted`` starts "error budget exhausted", the checkpoint is
 kept and a re-run resumes. Items are isolated until then; only temporary refusals are retried,
 with jittered backoff (``migrator.backoff``).
 

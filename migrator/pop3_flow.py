@@ -35,7 +35,7 @@ from pathlib import Path
 
 from migrator import dates
 from migrator.backoff import defer_delay
-from migrator.budget import ErrorBudget
+from migrator.error_budget import ErrorBudget
 from migrator.errors import AuthenticationFailed, ConnectionFailed, LoginDeferred, MigratorError, UsageError
 from migrator.identity import Identity, IdentityIndex, identity_of, message_id_of
 from migrator.pop3_targets import DeliveryTarget, ImapTarget, open_target
@@ -138,7 +138,7 @@ class Pop3Run:
             mode=options.mode,
             dry_run=options.dry_run,
         )
-        self.budget = ErrorBudget(options.max_item_errors)
+        self.error_budget = ErrorBudget(options.max_item_errors)
         self.state: State | None = None
         self.target: ImapTarget | DeliveryTarget | None = None
         self.session: Pop3Source | None = None
@@ -156,13 +156,13 @@ class Pop3Run:
             SkippedItem(folder=SOURCE_FOLDER, uid=m.number, message_id=message_id_of(raw) if raw else None,
                         reason=reason, detail=f"{detail} (UIDL {m.uidl or 'none'})")
         )
-        self._spend(self.budget.charge_skip(reason))
+        self._spend(self.error_budget.charge_skip(reason))
 
     def fail(self, m: Pop3Message, exc: BaseException) -> None:
         self.folder.failed += 1
         self.report.errors.append(ItemError(folder=SOURCE_FOLDER, uid=m.number, error=type(exc).__name__,
                                             message=f"UIDL {m.uidl or 'none'}: {exc}"))
-        self._spend(self.budget.charge())
+        self._spend(self.error_budget.charge())
 
     def _spend(self, exhausted: str | None) -> None:
         if exhausted and not self.report.aborted:

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import pytest
 
 from migrator import backoff
-from migrator.budget import ErrorBudget
+from migrator.error_budget import ErrorBudget
 from migrator.engine import MigrationOptions, migrate
 from migrator.urls import Endpoint, Secret, ServerURL
 from simulators.fixtures import FixtureSpec, populate

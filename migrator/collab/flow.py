@@ -27,7 +27,7 @@ from pathlib import Path
 
 from migrator.collab import convert, mapi
 from migrator.collab.kinds import ITEM_KINDS
-from migrator.budget import ErrorBudget
+from migrator.error_budget import ErrorBudget
 from migrator.collab.state import EwsState
 from migrator.folders import FolderPlan, ListEntry, Namespace, plan_folders
 from migrator.identity import Identity, IdentityIndex, identity_of
@@ -95,7 +95,7 @@ class _EwsRun:
         self.lock = threading.Lock()
         self.local = threading.local()
         self.sinks: list = []
-        self.budget = ErrorBudget(options.max_item_errors)
+        self.error_budget = ErrorBudget(options.max_item_errors)
         self.state: EwsState | None = None
         self.done: set[str] = set()
         self.collections: dict[str, tuple[tuple[str, ...], str]] = {}  # kind → (folder path, display name)
@@ -145,7 +145,7 @@ class _EwsRun:
             job.count(kind).failed += 1
             self.report.errors.append(ItemError(folder=job.shown, uid=None, item_id=item_id,
                                                 error=type(exc).__name__, message=str(exc)))
-            exhausted = self.budget.charge()
+            exhausted = self.error_budget.charge()
             if exhausted and not self.report.aborted:
                 self.report.aborted = exhausted
 

@@ -97,7 +97,7 @@ def sasl_xoauth2(user: str, token: str) -> str:
 
 def join_lines(lines: list[bytes]) -> bytes:
     """poplib's unstuffed lines → the message as served (CRLF line ends)."""
-    return b"".join(line + b"\r\n" for line in lines)
+    return b"\r\n".join([*lines, b""])  # one join: no per-line temporaries, no copy to add the last CRLF
 
 
 def auth_error(where: str, text: str, *, oauth_offered: bool = False) -> AuthenticationFailed:

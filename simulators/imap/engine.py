@@ -338,7 +338,9 @@ class ImapSession:
                 self._out.extend(self.view.sync(allow_expunge=allow_expunge))
 
     def _literal_policy(self, prefix: bytes, size: int) -> str | None:
-        """Refuse an APPEND before its literal is sent: missing mailbox, message too large."""
+        """Refuse an APPEND before its literal is sent: missing mailbox, message too large.
+        ``prefix`` is the command's first line: a mailbox sent as a literal is checked when the
+        command completes instead."""
         if self.state not in _AUTH:
             return None
         marker = _LITERAL_MARKER.search(prefix)

@@ -77,8 +77,10 @@ class RefusedCommand:
 
 Event = Command | BadCommand | NeedContinuation | ContinuationLine | RefusedCommand
 
-# Given the command so far (up to its literal marker) and the literal's size, a reply text to
-# refuse the command before its literal is read, or None to accept it.
+# Given the command's first line (up to its first literal marker: command name, mailbox, flags)
+# and a literal's size, a reply text to refuse the command before that literal is read, or None
+# to accept it. Asked once per literal; only the first line is passed so that a MULTIAPPEND of k
+# messages is not copied and re-read k times (quadratic in the batch).
 LiteralPolicy = Callable[[bytes, int], "str | None"]
 
 
@@ -167,7 +169,8 @@ class CommandReader:
             if size > self.max_literal:
                 refusal = BadCommand(_tag_of(self._buf), f"Literal too large ({size} bytes).")
             elif self.literal_policy is not None:
-                reply = self.literal_policy(bytes(self._buf[: end + 1]), size)
+                first_line = self._buf.find(b"\n") + 1
+                reply = self.literal_policy(bytes(self._buf[:first_line]), size)
                 if reply is not None:
                     refusal = RefusedCommand(_tag_of(self._buf), reply)
             if refusal is not None:
