@@ -142,6 +142,27 @@ class Quirk:
         """(connections per user, refusal reply) instead of the profile's limit and Dovecot's words."""
         return None
 
+    def imap_bye(self, session: Any, command: Any) -> str | None:
+        """A BYE text (after ``* BYE ``) that ends the connection instead of running ``command``."""
+        return None
+
+    def imap_delay(self, session: Any, command: Any) -> float | None:
+        """Seconds the reply to ``command`` (which has run) is held back: a slow server."""
+        return None
+
+    def imap_pace(self, session: Any) -> float | None:
+        """Bytes per second at which this session's FETCH responses trickle (None: full speed)."""
+        return None
+
+    def imap_session_end(self, session: Any) -> None:
+        """Told once when a session's connection is gone (LOGOUT, a drop, a BYE)."""
+        return None
+
+    def imap_transfer(self, session: Any, direction: str, nbytes: int) -> None:
+        """Told of message bytes that travelled: ``"down"`` a FETCH response, ``"up"`` an APPENDed
+        message. A notification: every quirk hears it, the return value is ignored."""
+        return None
+
     # POP3 hooks (simulators.pop3.engine). Each returns None for the normal behaviour. A "reply"
     # is the whole status line without CRLF, e.g. "-ERR [IN-USE] Mailbox is locked".
 
@@ -274,6 +295,7 @@ def _load_builtin_quirks() -> None:
 
     for module in (
         "simulators.imap.quirks", "simulators.imap.gmail", "simulators.smtp.quirks", "simulators.pop3.quirks", "simulators.ews.quirks",
+        "simulators.imap.quirks_limits",
     ):
         try:
             importlib.import_module(module)
