@@ -27,12 +27,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from migrator import dates
 from migrator.backoff import retry_delay
 from migrator.collab.kinds import MAIL_ONLY, not_offered
-from migrator.errors import ConnectionFailed, ProtocolError, TooManyConnections, UsageError
+from migrator.errors import CapReached, ConnectionFailed, ProtocolError, TooManyConnections, UsageError
 from migrator.folders import FolderPlan, ListEntry, Namespace, alternative_names, destination_name, plan_folders
 from migrator.gmail import ARCHIVE_NAME, GmailLabels, LabelFolder, plan_labels
 from migrator.identity import Identity, IdentityIndex, identity_of, message_id_of
@@ -52,6 +52,7 @@ from migrator.report import (
 from migrator.sinks.imap import AppendInterrupted, AppendItem, AppendResult, ImapSink, filter_flags, refusal_reason
 from migrator.sources.imap import ImapSource, SourceMessage
 from migrator.state import Confirmed, State, default_state_path
+from migrator.timeouts import DEFAULT_BASE, DEFAULT_PER_1000, FolderTimeouts
 from migrator.urls import Endpoint
 
 # CREATE refusals that are about the name itself, so another name will do.
@@ -93,6 +94,12 @@ class MigrationOptions(BaseModel):
     gmail_labels: GmailLabels = "once"
     # Mitigations switched off by name (migrator.mitigations.MITIGATIONS); default: all on
     disable: list[str] = []
+    # Limits (gmail-bandwidth-cap, slow-large-folder): stop the run cleanly after this many MB
+    # downloaded from the source (None: no budget; Gmail allows 2500 MB a day); seconds to wait
+    # for a reply, plus per 1000 messages of the folder a command is about (migrator.timeouts)
+    byte_budget_mb: float | None = Field(None, gt=0)
+    read_timeout: float = Field(DEFAULT_BASE, gt=0)
+    timeout_per_1000: float = Field(DEFAULT_PER_1000, ge=0)
 
     @field_validator("disable")
     @classmethod
@@ -145,6 +152,7 @@ class FolderJob:
     sizes: dict[int, int] = field(default_factory=dict)
     pending: list[int] = field(default_factory=list)
     collapsed: dict[int, str] = field(default_factory=dict)  # UID → why not copied (Gmail label copies)
+    renumbered: str = ""  # "old → new" UIDVALIDITY when the checkpoint's was stale (uidvalidity-change)
 
 
 class _Unfinished(ConnectionFailed):
@@ -171,7 +179,12 @@ class _Run:
         )
         self.lock = threading.Lock()
         self.stop = threading.Event()
-        self.conns = ConnectionPool(source, dest)
+        # slow-large-folder: a folder's commands wait as long as its size asks; off, every reply
+        # gets the same fixed timeout (and a big folder's SELECT times out)
+        per_1000 = options.timeout_per_1000 if self.mitigations.on("adaptive-timeout") else 0.0
+        self.timeouts = FolderTimeouts(options.read_timeout, per_1000)
+        self.conns = ConnectionPool(source, dest, timeouts=self.timeouts)
+        self.downloaded = 0  # message bytes fetched from the source in this run (byte_budget_mb)
         self.fetchers: ThreadPoolExecutor | None = None  # fetch-ahead threads, set by migrate()
         self.state: State | None = None
         self.append_limit: int | None = None
@@ -184,6 +197,48 @@ class _Run:
             if not self.report.aborted:
                 self.report.aborted = reason
         self.stop.set()
+
+    def pause(self, why: str) -> None:
+        """Stop the run cleanly for a limit that a later run will not meet: state saved, exit 5."""
+        self.note(why)
+        self.abort(why)
+
+    def capped(self, exc: CapReached) -> None:
+        """gmail-bandwidth-cap: after `* BYE Session expired, please login again` the re-login is
+        refused (`Account exceeded command or bandwidth limits`): every connection of the account
+        is done for the day, so the run stops as resumable instead of failing folder after folder."""
+        if not self.mitigations.on("bandwidth-pause"):
+            raise exc
+        with self.lock:
+            spent = self.downloaded if exc.role == "source" else sum(f.bytes for f in self.report.folders)
+        self.pause(f"bandwidth cap reached after {spent} bytes ({exc.role}); re-run later resumes")
+
+    def job_failed(self, job: FolderJob, exc: Exception) -> None:
+        """A folder job that ended with an error (run_workers' ``fail``)."""
+        if isinstance(exc, CapReached):
+            try:
+                return self.capped(exc)
+            except CapReached:
+                pass
+        self.fail(job, None, exc)
+
+    def within_budget(self, job: FolderJob, uids: list[int]) -> bool:
+        """May this batch be fetched under the run's byte budget? False: the budget is spent (the
+        run is paused). The run's first batch always goes, so every run progresses; parallel
+        fetches may pass the budget by a batch each."""
+        budget = self.options.byte_budget_mb
+        need = sum(job.sizes.get(u, 0) for u in uids)
+        with self.lock:
+            spent = self.downloaded
+        if budget is None or not spent or spent + need <= budget * 1024 * 1024:
+            return True
+        self.pause(f"byte budget of {budget:g} MB reached after {spent} bytes; re-run later resumes")
+        return False
+
+    def fetched(self, messages: list[SourceMessage]) -> list[SourceMessage]:
+        with self.lock:
+            self.downloaded += sum(m.size for m in messages)
+        return messages
 
     def retire(self, exc: Exception, last: bool) -> None:
         """A worker could not get connections (a per-account limit): go on with fewer."""
@@ -253,6 +308,9 @@ class _Run:
         rep.already_present += len(kept) - len(pending)
         if opts.mode == "merge" and exists and pending and self.mitigations.on("identity-dedup"):
             pending = self._match_existing(job, src, sink, exists, done, pending)
+        if job.renumbered:  # the stale checkpoint was dropped: what is present was found by identity
+            rep.notes.append(f"UIDVALIDITY changed for {plan.source} ({job.renumbered}): re-matched "
+                             f"{rep.already_present} by identity")
         limit = self.append_limit if self.mitigations.on("appendlimit-skip") else None
         for uid in [u for u in pending if limit is not None and job.sizes[u] > limit]:
             self.skip(job, uid, "too-large", f"{job.sizes[uid]} bytes > destination APPENDLIMIT {limit}")
@@ -312,10 +370,8 @@ class _Run:
         if self.state is None:
             return {}
         stale = self.state.stale_uidvalidities(job.plan.source, job.uidvalidity)
-        if stale:
-            job.report.notes.append(
-                f"UIDVALIDITY changed ({', '.join(map(str, stale))} → {job.uidvalidity}): re-matched by identity"
-            )
+        if stale:  # uidvalidity-change: the old UIDs mean nothing now; _match_existing re-matches
+            job.renumbered = f"{', '.join(map(str, stale))} → {job.uidvalidity}"
             if not self.options.dry_run:
                 for v in stale:
                     self.state.forget(job.plan.source, v)
@@ -342,13 +398,16 @@ class _Run:
         return [u for u in pending if u not in matched]
 
     def migrate_folder(self, job: FolderJob, dest_names: set[str]) -> None:
-        self.analyse(job, dest_names)
-        if self.options.dry_run:
-            return
-        settled = job.report.source_count - len(job.pending)  # present or skipped already
-        if settled:
-            self.tell(job.plan.display_path, settled, 0)
-        self.copy_folder(job)
+        try:
+            self.analyse(job, dest_names)
+            if self.options.dry_run:
+                return
+            settled = job.report.source_count - len(job.pending)  # present or skipped already
+            if settled:
+                self.tell(job.plan.display_path, settled, 0)
+            self.copy_folder(job)
+        except CapReached as exc:  # a re-login refused for the account's spent budget
+            self.capped(exc)
 
     def copy_folder(self, job: FolderJob) -> None:
         """Copy the folder's pending UIDs in order, fetching the next batch while storing this one."""
@@ -391,15 +450,15 @@ class _Run:
 
     def _fetch(self, job: FolderJob, uids: list[int]) -> list[SourceMessage]:
         """Runs on a fetch-ahead thread; reading is idempotent, so a lost connection is simply retried."""
-        if self.stop.is_set():
+        if self.stop.is_set() or not self.within_budget(job, uids):
             return []
         try:
-            return self._fetch_isolating(job, uids)
+            return self.fetched(self._fetch_isolating(job, uids))
         except ConnectionFailed:
             if not self.mitigations.on("reconnect-resume"):
                 raise
             self.conns.renew("source")
-            return self._fetch_isolating(job, uids)
+            return self.fetched(self._fetch_isolating(job, uids))
 
     def _fetch_isolating(self, job: FolderJob, uids: list[int]) -> list[SourceMessage]:
         """A batch the server refuses (NO/BAD) is fetched again message by message, so only the
@@ -621,6 +680,7 @@ def _plan_and_copy(run: _Run) -> None:
     # Largest folders first (STATUS MESSAGES), each analysed and copied by one worker as soon as
     # one is free: no barrier between planning and copying.
     counts = ctl_src.message_counts([j.plan.source for j in jobs])
+    run.timeouts.hint(counts)  # a big folder's SELECT may take minutes: its commands wait longer
     jobs.sort(key=lambda j: (j.plan.special_use == "\\All", -counts.get(j.plan.source, 0)))  # Gmail's All Mail last
     workers = max(1, min(options.connections, len(jobs)))
     if not options.dry_run:
@@ -633,7 +693,7 @@ def _plan_and_copy(run: _Run) -> None:
                 lambda j: run.migrate_folder(j, dest_names),
                 connections=run.conns,
                 stop=run.stop,
-                fail=lambda j, exc: run.fail(j, None, exc),
+                fail=run.job_failed,
                 retire=run.retire,
                 interrupted=lambda: run.abort("interrupted"),
             )

@@ -27,6 +27,11 @@ reproduce what a naive tool does. Default: every mitigation on.
 | appendlimit-skip       | appendlimit                                 | engine: _Run.analyse                    | oversize messages are sent and refused one by one          |
 | nonmail-folder-skip    | exchange-nonmail-folders-over-imap          | engine: _Run._holds_no_mail             | Calendar/Contacts/... are created empty at the destination |
 |                        |                                             |                                         | and every item in them is skipped as no-body               |
+| bandwidth-pause        | gmail-bandwidth-cap                         | engine: _Run.capped                     | a refused re-login after the cap's BYE fails the folder,   |
+|                        |                                             |                                         | and the next ones: exit 1 "finished" with folders left     |
+|                        |                                             |                                         | behind and no word that a later run resumes                |
+| adaptive-timeout       | slow-large-folder                           | engine: _Run.__init__ (migrator.timeouts)| one fixed read timeout: a big folder's SELECT times out,   |
+|                        |                                             |                                         | the folder fails (exit 1)                                  |
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ MITIGATIONS: dict[str, str] = {
     "reconnect-resume": "a lost connection is reopened and the batch resumed after re-matching",
     "appendlimit-skip": "messages over the advertised APPENDLIMIT are skipped and reported up front",
     "nonmail-folder-skip": "a folder whose items come without a message body is skipped as a non-mail folder",
+    "bandwidth-pause": "a spent provider bandwidth budget stops the run as resumable (exit 5), not folder by folder",
+    "adaptive-timeout": "a command on a folder waits longer the more messages the folder holds",
 }
 
 

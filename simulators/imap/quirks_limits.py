@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from simulators.imap.engine import State
 from simulators.imap.syntax import ImapSyntaxError, parse_fetch_atts
 from simulators.quirks import Quirk, register
 
@@ -26,25 +27,26 @@ class _Params(BaseModel):
 class _Visits:
     """Which sessions of each account are open, so a login can tell a new visit (a login while none
     of the account's sessions is open: in a scenario, the next migration run) from one more
-    connection of the same visit."""
+    connection of the same visit. A session that said LOGOUT counts as gone at once: its
+    connection may close a moment after the client has moved on."""
 
     def __init__(self) -> None:
-        self._open: dict[str, set[int]] = {}
+        self._open: dict[str, dict[int, object]] = {}
         self.count: dict[str, int] = {}
 
     def is_new(self, user: str) -> bool:
-        return not self._open.get(user)
+        return not any(s.state is not State.LOGOUT for s in self._open.get(user, {}).values())
 
     def opened(self, user: str, session) -> int:
         """Note a session logging in; returns the account's visit number."""
         if self.is_new(user):
             self.count[user] = self.count.get(user, 0) + 1
-        self._open.setdefault(user, set()).add(id(session))
+        self._open.setdefault(user, {})[id(session)] = session
         return self.count[user]
 
     def ended(self, session) -> None:
         for sessions in self._open.values():  # the login may have failed after we noted it
-            sessions.discard(id(session))
+            sessions.pop(id(session), None)
 
 
 def _valid_login(session, user: str, password: str) -> bool:
@@ -75,9 +77,9 @@ class GmailBandwidthCap(Quirk):
     FETCH responses trickle at ``trickle_bps`` bytes/s (``mode: trickle``); new logins get
     `NO [OVERQUOTA] Account exceeded command or bandwidth limits.` (as imapclient users quote it,
     ljmerza/ha-email-sensor#16) until ``reset_after_seconds`` have passed on the server's clock,
-    or — deterministic, for scenarios — with ``reset_on_new_visit`` until a login comes while
-    none of the account's sessions is open (the next run; a client reconnecting within its run
-    stays refused). Bytes count per FETCH response (down) and APPENDed message (up); the response
+    or — deterministic, for scenarios — with ``reset_on_new_visit``, when a login comes while
+    none of the account's sessions is open: every such visit (the next run) is a new window, and a
+    client reconnecting within its run stays refused. Bytes count per FETCH response (down) and APPENDed message (up); the response
     that crosses the budget still goes out whole.
     """
 
@@ -90,7 +92,7 @@ class GmailBandwidthCap(Quirk):
         mode: Literal["bye", "trickle"] = "bye"
         trickle_bps: int = 4096
         reset_after_seconds: float = 86400.0
-        reset_on_new_visit: bool = False  # also reset when a login finds no open session of the account
+        reset_on_new_visit: bool = False  # a login finding no open session of the account starts a new window
         bye_text: str = "Session expired, please login again"
         login_reply: str = "NO [OVERQUOTA] Account exceeded command or bandwidth limits."
 
@@ -119,13 +121,13 @@ class GmailBandwidthCap(Quirk):
     def imap_login(self, session, user, password):
         if not _valid_login(session, user, password):
             return None
+        p = self.params
         b = self._budget(user)
+        waited = b.capped_at is not None and session.clock.seconds() - b.capped_at >= p.reset_after_seconds
+        if waited or (p.reset_on_new_visit and self._visits.is_new(user)):
+            b = self._budgets[user] = _Budget()  # a new window
         if b.capped_at is not None:
-            p = self.params
-            waited = session.clock.seconds() - b.capped_at >= p.reset_after_seconds
-            if not (waited or (p.reset_on_new_visit and self._visits.is_new(user))):
-                return p.login_reply
-            self._budgets[user] = _Budget()  # a new window
+            return p.login_reply
         self._visits.opened(user, session)
         return None
 
