@@ -198,6 +198,11 @@ class _Run:
                 self.report.aborted = reason
         self.stop.set()
 
+    def reconnected(self, role: str, job: FolderJob, exc: Exception) -> None:
+        """Say in the report that a lost connection was survived, and why it was lost."""
+        cause = str(exc).rpartition(": ")[2]
+        self.note(f"{role} connection lost in folder {job.plan.source!r} ({cause}): reconnected and resumed")
+
     def pause(self, why: str) -> None:
         """Stop the run cleanly for a limit that a later run will not meet: state saved, exit 5."""
         self.note(why)
@@ -454,11 +459,13 @@ class _Run:
             return []
         try:
             return self.fetched(self._fetch_isolating(job, uids))
-        except ConnectionFailed:
+        except ConnectionFailed as exc:
             if not self.mitigations.on("reconnect-resume"):
                 raise
             self.conns.renew("source")
-            return self.fetched(self._fetch_isolating(job, uids))
+            messages = self.fetched(self._fetch_isolating(job, uids))
+            self.reconnected("source", job, exc)
+            return messages
 
     def _fetch_isolating(self, job: FolderJob, uids: list[int]) -> list[SourceMessage]:
         """A batch the server refuses (NO/BAD) is fetched again message by message, so only the
@@ -503,6 +510,7 @@ class _Run:
             try:
                 self.conns.renew("sink")
                 nbytes += self._append(job, left, rematch=True)
+                self.reconnected("destination", job, first)
             except ConnectionFailed as second:
                 self.abort(f"destination connection lost twice in folder {job.plan.source!r}: {first}; then: {second}")
                 return
