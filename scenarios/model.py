@@ -179,8 +179,7 @@ class Expectations(_Block):
     missing: int | None = None  # source messages not found at the destination
     duplicated: int | None = None  # extra copies of source messages at the destination
     unexpected: int | None = None  # destination messages that are no source message
-    # None for a run expected to end before it had a report (a login refused for now: exit 5)
-    copied_per_run: list[int | None] | None = None
+    copied_per_run: list[int] | None = None
     skipped: list[SkipExpectation] | None = None
     # Phrases each found in some run's report: its notes, a folder's notes or why it stopped.
     notes: list[str] = []

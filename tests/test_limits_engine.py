@@ -75,3 +75,15 @@ def test_headers_come_in_uid_batches_under_a_timeout_sized_for_the_folder(monkey
     header_calls = [uids for uids, items in calls if "HEADER.FIELDS" in items[0]]
     assert header_calls == [f"1:{HEADER_BATCH}", f"{HEADER_BATCH + 1}:{2 * HEADER_BATCH}",
                             f"{2 * HEADER_BATCH + 1}:{total}"]
+
+
+def test_cli_limits_reach_the_options_and_bad_values_exit_2(monkeypatch, capsys):
+    from tests.test_migrator_cli import parse
+    from migrator.cli import run_migrate
+
+    args = parse("--byte-budget", "2000", "--timeout", "30", "--timeout-per-1000", "5")
+    assert (args.byte_budget_mb, args.read_timeout, args.timeout_per_1000) == (2000, 30, 5)
+    monkeypatch.setenv("P", "x")
+    for bad in (["--byte-budget", "0"], ["--timeout", "-1"], ["--timeout-per-1000", "-0.5"]):
+        assert run_migrate(parse(*bad, "--from-password-env", "P", "--to-password-env", "P")) == ExitCode.USAGE
+    assert "--byte-budget and --timeout must be positive" in capsys.readouterr().err
