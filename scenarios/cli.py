@@ -100,6 +100,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         *paths,
         "-p", "scenarios.plugin",
         "-p", "no:cacheprovider",
+        "-p", "no:benchmark",  # where pytest-benchmark is installed, its xdist warning is noise here
         "--scenario-report-dir", str(args.report_dir),
         "-o", "addopts=",
         "-q",
@@ -109,6 +110,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if workers > 1:
         pytest_args += ["-n", str(workers)]
     if args.keyword:
+        if problem := _bad_keyword(args.keyword):
+            print(f"quirkmail run: -k {args.keyword!r}: {problem} (pytest -k syntax: 'merge or gmail and not dedup')",
+                  file=sys.stderr)
+            return ExitCode.USAGE
         pytest_args += ["-k", args.keyword]
     # xdist workers are new interpreters: they must import this package even when not installed.
     root = str(Path(__file__).resolve().parents[1])
@@ -116,15 +121,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     code = pytest.main(pytest_args)
     wall = time.monotonic() - started
-    if code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.NO_TESTS_COLLECTED) or not report_json.exists():
+    results = reports.read_json(report_json) if report_json.exists() else []
+    if not results or code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.NO_TESTS_COLLECTED):
         print("quirkmail run: no scenarios ran", file=sys.stderr)
         return ExitCode.USAGE
-    results = reports.read_json(report_json)
     Console().print(reports.summary_table(results))
     print(f"wall time {wall:.1f} s on {workers} worker{'s' if workers > 1 else ''}")
     print(f"reports: {report_json}, {args.report_dir / reports.JUNIT_XML}, {args.report_dir / reports.REPORT_HTML}")
     t = reports.totals(results)
     return ExitCode.OK if t["failed"] == t["error"] == 0 else ExitCode.ITEMS_SKIPPED
+
+
+def _bad_keyword(expression: str) -> str | None:
+    # An invalid -k expression crashes every xdist worker with an INTERNALERROR: refuse it here.
+    from _pytest.mark.expression import Expression
+
+    try:
+        Expression.compile(expression)
+    except SyntaxError as exc:
+        return str(exc.msg)
+    return None
 
 
 def check_files(paths: list[str]) -> int:

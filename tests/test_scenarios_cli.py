@@ -57,6 +57,14 @@ def test_run_missing_path_is_a_usage_error(tmp_path):
     assert quirkmail("run", str(tmp_path / "nothing.yaml")).returncode == 2
 
 
+def test_run_refuses_an_invalid_keyword_expression_before_starting_workers(tmp_path):
+    done = quirkmail("run", "scenarios/library/quirks", "-k", "gmail- dedup", "--report-dir", str(tmp_path))
+    assert done.returncode == 2
+    assert "-k 'gmail- dedup': expected end of input" in done.stderr
+    assert "INTERNALERROR" not in done.stdout + done.stderr
+    assert not (tmp_path / "report.json").exists()
+
+
 def test_verify_without_password_source_is_a_usage_error():
     done = quirkmail("verify", "--source", "imap://a@127.0.0.1:1", "--dest", "imap://b@127.0.0.1:1")
     assert done.returncode == 2
