@@ -23,14 +23,15 @@ reproduce what a naive tool does. Default: every mitigation on.
 | case-collision-rename  | case-insensitive-folders                    | engine: _Run._create                    | two folders differing by case are merged silently          |
 | folder-rename          | m365-reserved-folders,                      | engine: _Run._create                    | a refused name leaves the folder (and its mail) behind     |
 |                        | folder-name-restrictions                    |                                         |                                                            |
-| reconnect-resume       | bye-mid-fetch, exchange-bye-after-errors    | engine: _Run._fetch, _Run._store        | the first lost connection aborts the run                   |
+| reconnect-resume       | bye-mid-fetch, exchange-bye-after-errors,   | engine: _Run._fetch, _Run._store        | the first lost connection aborts the run                   |
+|                        | stall and drop faults                       |                                         |                                                            |
 | appendlimit-skip       | appendlimit                                 | engine: _Run.analyse                    | oversize messages are sent and refused one by one          |
 | nonmail-folder-skip    | exchange-nonmail-folders-over-imap          | engine: _Run._holds_no_mail             | Calendar/Contacts/... are created empty at the destination |
 |                        |                                             |                                         | and every item in them is skipped as no-body               |
 | bandwidth-pause        | gmail-bandwidth-cap                         | engine: _Run.capped                     | a refused re-login after the cap's BYE fails the folder,   |
 |                        |                                             |                                         | and the next ones: exit 1 "finished" with folders left     |
 |                        |                                             |                                         | behind and no word that a later run resumes                |
-| adaptive-timeout       | slow-large-folder                           | engine: _Run.__init__ (migrator.timeouts)| one fixed read timeout: a big folder's SELECT times out,   |
+| adaptive-timeout       | slow-large-folder                           | engine: _Run.__init__ (timeouts.py)     | one fixed read timeout: a big folder's SELECT times out,   |
 |                        |                                             |                                         | the folder fails (exit 1)                                  |
 """
 

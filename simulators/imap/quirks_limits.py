@@ -182,7 +182,7 @@ class SlowLargeFolder(Quirk):
         if base == "FETCH" and len(command.args) == 2 and _asks_headers(command.args[1]):
             try:
                 count = len(view.resolve(command.args[0], uid=command.name.startswith("UID ")))
-            except Exception:  # the command itself already failed on it
+            except ImapSyntaxError:  # the command itself already failed on it
                 return None
             return self._seconds(count)
         return None
