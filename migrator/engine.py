@@ -12,7 +12,9 @@ Failures are isolated per item: a refused APPEND or FETCH is reported with its f
 the run continues. A lost connection is retried once on a fresh connection (after re-matching the
 batch by identity, so an APPEND confirmed just before the loss is not copied twice); a second
 loss, an over-quota destination, a progress-sink error or Ctrl-C stops the run: the report says
-``aborted`` (exit code 5) and a re-run resumes from the checkpoint.
+``aborted`` (exit code 5) and a re-run resumes from the checkpoint. So do the provider's bandwidth
+cap (a re-login refused after `* BYE Session expired`: ``CapReached``) and the run's own
+``byte_budget_mb``. Source commands wait as long as their folder's size asks (``timeouts``).
 """
 
 from __future__ import annotations
@@ -219,7 +221,8 @@ class _Run:
         self.pause(f"bandwidth cap reached after {spent} bytes ({exc.role}); re-run later resumes")
 
     def job_failed(self, job: FolderJob, exc: Exception) -> None:
-        """A folder job that ended with an error (run_workers' ``fail``)."""
+        """A folder job that ended with an error (run_workers' ``fail``); a re-login refused for
+        the account's spent budget (CapReached, from any connection) pauses the whole run."""
         if isinstance(exc, CapReached):
             try:
                 return self.capped(exc)
@@ -403,16 +406,13 @@ class _Run:
         return [u for u in pending if u not in matched]
 
     def migrate_folder(self, job: FolderJob, dest_names: set[str]) -> None:
-        try:
-            self.analyse(job, dest_names)
-            if self.options.dry_run:
-                return
-            settled = job.report.source_count - len(job.pending)  # present or skipped already
-            if settled:
-                self.tell(job.plan.display_path, settled, 0)
-            self.copy_folder(job)
-        except CapReached as exc:  # a re-login refused for the account's spent budget
-            self.capped(exc)
+        self.analyse(job, dest_names)
+        if self.options.dry_run:
+            return
+        settled = job.report.source_count - len(job.pending)  # present or skipped already
+        if settled:
+            self.tell(job.plan.display_path, settled, 0)
+        self.copy_folder(job)
 
     def copy_folder(self, job: FolderJob) -> None:
         """Copy the folder's pending UIDs in order, fetching the next batch while storing this one."""

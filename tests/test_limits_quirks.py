@@ -153,3 +153,18 @@ def test_uidvalidity_change_renumbers_on_the_named_visit():
     third, _ = connect(factory)
     third.dataReceived(LOGIN)
     assert folder.uids() == [1, 2]  # once
+
+
+def test_a_fault_aimed_at_one_connection_by_first_leaves_the_others_alone():
+    from simulators.faults import FaultSpec
+
+    clock = task.Clock()
+    profile = load_profile("generic").with_faults([FaultSpec.parse("stall:command=1,first=2,times=1")])
+    factory = ImapServerFactory(world()[2], profile, clock=clock)
+    answered = []
+    for _ in range(3):
+        proto, wire = connect(factory)
+        proto.dataReceived(b"a NOOP\r\n")
+        clock.advance(1)
+        answered.append(b"a OK NOOP completed" in wire.value())
+    assert answered == [True, False, True]  # only the read-ahead-like second connection stalls
