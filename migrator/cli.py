@@ -102,6 +102,14 @@ def add_migrate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--deleted-items", choices=("by-kind", "mail-only"), default="by-kind",
                         help="non-mail items found in Deleted Items: migrate them to their kind's collection "
                         "(by-kind, default) or report them as unmigratable (mail-only destinations)")
+    parser.add_argument("--ignore-capability", action="append", default=[], metavar="CAP", dest="ignore_capabilities",
+                        help="never use this advertised extension on either side (repeatable; e.g. MOVE on "
+                        "Exchange 2013, whose MOVE does not move)")
+    parser.add_argument("--long-lines", choices=("skip", "rewrap"), default="skip",
+                        help="messages with a line over the destination's limit (Exchange: ~9900 characters): "
+                        "skip and report them (default) or re-encode the long parts quoted-printable (reported)")
+    parser.add_argument("--max-line-length", type=int, metavar="N",
+                        help="longest line the destination takes (default: 9900 on Exchange/M365, else no limit)")
 
 
 def run_migrate(args: argparse.Namespace, *, console: Console | None = None) -> int:
@@ -152,6 +160,9 @@ def run_migrate(args: argparse.Namespace, *, console: Console | None = None) -> 
             byte_budget_mb=budget,
             read_timeout=timeout,
             timeout_per_1000=per_1000,
+            ignore_capabilities=getattr(args, "ignore_capabilities", []),
+            long_lines=getattr(args, "long_lines", "skip"),
+            max_line_length=getattr(args, "max_line_length", None),
         )
         pim = endpoint_from_args(args, "pim") if getattr(args, "pim_url", None) else None
         for line in collab_preamble(source, options, pim):
@@ -201,6 +212,12 @@ def summary_table(report) -> Table:
         table.caption += f"\nmitigations OFF: {', '.join(report.mitigations_off)}"
     for s in report.skipped[:20]:
         table.caption += f"\nskipped {s.folder} UID {s.uid}: {s.reason} {s.detail}"
+    for r in getattr(report, "repaired", [])[:20]:
+        table.caption += f"\nrepaired {r.folder} UID {r.uid}: {r.repair} {r.detail}"
+    if getattr(report, "flags_restored", 0):
+        table.caption += f"\n\\Flagged set again after APPEND on {report.flags_restored} message(s)"
+    if getattr(report, "mdn_neutralised", 0):
+        table.caption += f"\n$MDNSent added to {report.mdn_neutralised} read message(s) asking for a receipt"
     for k in getattr(report, "kinds", []):
         table.caption += (f"\n{k.kind}: {k.source} found, {k.copied} {verb}, {k.already_present} present, "
                           f"{k.failed} failed, {k.unmigratable} not migrated")

@@ -19,6 +19,7 @@ cap (a re-login refused after `* BYE Session expired`: ``CapReached``) and the r
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 import threading
@@ -38,9 +39,11 @@ from migrator.errors import CapReached, ConnectionFailed, ProtocolError, TooMany
 from migrator.folders import FolderPlan, ListEntry, Namespace, alternative_names, destination_name, plan_folders
 from migrator.gmail import ARCHIVE_NAME, GmailLabels, LabelFolder, plan_labels
 from migrator.identity import Identity, IdentityIndex, identity_of, message_id_of
+from migrator.longlines import EXCHANGE_LINE_LIMIT, longest_line, rewrap
 from migrator.mitigations import Mitigations, check_names
 from migrator.pool import ConnectionPool, run_now, run_workers
 from migrator.progress import NullProgress, ProgressSink
+from migrator.receipts import MDN_SENT, asks_receipt
 from migrator.report import (
     ConnectionReport,
     DateFallback,
@@ -48,6 +51,7 @@ from migrator.report import (
     FolderReport,
     ItemError,
     MigrationReport,
+    RepairedItem,
     SkippedFolder,
     SkippedItem,
 )
@@ -58,6 +62,8 @@ from migrator.timeouts import DEFAULT_BASE, DEFAULT_PER_1000, FolderTimeouts
 from migrator.urls import Endpoint
 
 # CREATE refusals that are about the name itself, so another name will do.
+# An APPEND refused for its flags (imapsync FAQ.Flags: "NO APPEND Invalid flag list").
+_FLAG_REFUSAL = re.compile(r"invalid flag", re.IGNORECASE)
 _NAME_REFUSED = re.compile(r"reserved|\[CANNOT\]|whitespace|forbidden|invalid (mailbox|folder) name", re.IGNORECASE)
 MAX_BATCH_BYTES = 8 * 1024 * 1024  # a batch's bodies are held in memory and sent in one write
 NONMAIL_PROBE = 3  # items fetched to tell a non-mail folder (exchange-nonmail-folders-over-imap)
@@ -102,6 +108,14 @@ class MigrationOptions(BaseModel):
     byte_budget_mb: float | None = Field(None, gt=0)
     read_timeout: float = Field(DEFAULT_BASE, gt=0)
     timeout_per_1000: float = Field(DEFAULT_PER_1000, ge=0)
+    # Extensions never used although advertised, on both sides (broken-move: ["MOVE"]). The engine
+    # itself never MOVEs (it copies with APPEND and leaves the source as it was).
+    ignore_capabilities: list[str] = []
+    # exchange-append-limits: a message with a longer line is skipped ("line-too-long") or, with
+    # "rewrap", its over-long body parts re-encoded quoted-printable and reported as repaired.
+    # None = Exchange's limit on a Microsoft destination (by its greeting), no limit elsewhere.
+    max_line_length: int | None = None
+    long_lines: Literal["skip", "rewrap"] = "skip"
 
     @field_validator("disable")
     @classmethod
@@ -160,9 +174,11 @@ class FolderJob:
 class _Unfinished(ConnectionFailed):
     """A batch cut short by a lost connection: the messages still to do and the bytes done."""
 
-    def __init__(self, message: str, left: list[SourceMessage], nbytes: int):
+    def __init__(self, message: str, left: list[SourceMessage], nbytes: int,
+                 flagged: list[tuple[SourceMessage, int | None]] | None = None):
         super().__init__(message)
         self.left, self.nbytes = left, nbytes
+        self.flagged = flagged or []  # copied with \\Flagged, not yet STOREd again (flag-after-append)
 
 
 class _Run:
@@ -504,20 +520,23 @@ class _Run:
         except ConnectionFailed as first:
             # Only the messages whose fate is unknown go again, after matching what landed.
             left, nbytes = (first.left, first.nbytes) if isinstance(first, _Unfinished) else (messages, 0)
+            flagged = first.flagged if isinstance(first, _Unfinished) else []
             if not self.mitigations.on("reconnect-resume"):
                 self.abort(f"destination connection lost in folder {job.plan.source!r}: {first}")
                 return
             try:
                 self.conns.renew("sink")
-                nbytes += self._append(job, left, rematch=True)
+                nbytes += self._append(job, left, rematch=True, flagged=flagged)
                 self.reconnected("destination", job, first)
             except ConnectionFailed as second:
                 self.abort(f"destination connection lost twice in folder {job.plan.source!r}: {first}; then: {second}")
                 return
         self.tell(job.plan.display_path, len(uids), nbytes)
 
-    def _append(self, job: FolderJob, messages: list[SourceMessage], *, rematch: bool) -> int:
-        """APPEND one batch and checkpoint what the destination confirmed; returns bytes copied."""
+    def _append(self, job: FolderJob, messages: list[SourceMessage], *, rematch: bool,
+                flagged: list[tuple[SourceMessage, int | None]] | None = None) -> int:
+        """APPEND one batch and checkpoint what the destination confirmed; returns bytes copied.
+        ``flagged``: copies confirmed before a lost connection that still need \\Flagged."""
         sink, plan = self.conns.sink(), job.plan
         index: IdentityIndex | None = None
         if rematch:  # an APPEND may have landed before the connection died: match, don't recopy
@@ -531,8 +550,10 @@ class _Run:
                     with self.lock:
                         job.report.already_present += 1
                     continue
-                items.append(self._prepare(job, m))
-                sources.append((m, ident))
+                item = self._fit_lines(job, m, self._prepare(job, m))
+                if item is not None:
+                    items.append(item)
+                    sources.append((m, ident))
             except Exception as exc:  # one broken message never stops the folder
                 self.fail(job, m.uid, exc)
         todo = list(zip(sources, items))
@@ -549,15 +570,20 @@ class _Run:
             if confirm:
                 results = self._confirm_stored(job, sink, mids, before, results)
             confirmed, retry, delay, added = [], [], 0.0, 0
+            flagged = list(flagged or [])
             backoff = self.mitigations.on("throttle-backoff")
             for ((m, ident), item), res in zip(todo, results):
                 wait = None if res.ok or not backoff else retry_delay(res.text, attempt)
                 if res.ok:
                     confirmed.append(Confirmed(m.uid, str(ident), plan.destination, res.uid))
                     added += m.size
+                    if "\\Flagged" in item.flags:
+                        flagged.append((m, res.uid))
                 elif wait is not None:  # throttled: the same message again after the wait
                     retry.append(((m, ident), item))
                     delay = max(delay, wait)
+                elif (plain := self._without_keywords(job, m, item, res.text)) is not None:
+                    retry.append(((m, ident), plain))
                 else:
                     reason = res.reason or refusal_reason(res.text)
                     self.skip(job, m.uid, reason, res.text, message_id_of(m.raw))
@@ -571,7 +597,9 @@ class _Run:
                 job.report.bytes += added
             if lost is not None:
                 unknown = [m for (m, _), _ in todo[len(results):]] + [m for (m, _), _ in retry]
-                raise _Unfinished(str(lost), unknown, nbytes)
+                raise _Unfinished(str(lost), unknown, nbytes, flagged)  # STOREd on the next connection
+            self._restore_flagged(job, sink, flagged)
+            flagged = []
             if not retry or self.stop.is_set():
                 return nbytes
             time.sleep(delay)
@@ -597,10 +625,81 @@ class _Run:
             out.append(res)
         return out
 
+    def _without_keywords(self, job: FolderJob, m: SourceMessage, item: AppendItem, text: str) -> AppendItem | None:
+        """invalid-flags-on-append: a destination whose PERMANENTFLAGS list \\* may still refuse a
+        message for its keywords (more than it takes on one message). Once: the message again with
+        its system flags only, the keywords reported as dropped."""
+        keywords = [f for f in item.flags if not f.startswith("\\")]
+        if not keywords or not _FLAG_REFUSAL.search(text) or not self.mitigations.on("permanentflags-filter"):
+            return None
+        with self.lock:
+            self.report.dropped_flags.append(DroppedFlags(folder=job.plan.source, uid=m.uid, flags=keywords))
+        return AppendItem(item.raw, [f for f in item.flags if f.startswith("\\")], item.internaldate)
+
+    def _restore_flagged(self, job: FolderJob, sink: ImapSink, copied: list[tuple[SourceMessage, int | None]]) -> None:
+        """exchange-flagged-on-append-lost: Exchange stores an APPENDed message without the \\Flagged
+        the APPEND gave, and answers OK. UID STORE sets it again, on the APPENDUID, else on the one
+        destination message with the same Message-ID (two or none: left as it is, and said so)."""
+        if not copied or not self.mitigations.on("flag-after-append"):
+            return
+        uids, unsure = [], []  # destination UIDs; source UIDs of copies not found for sure
+        for m, uid in copied:
+            if uid is None:
+                mid = message_id_of(m.raw)
+                found = sink.uids_with_message_id(job.plan.destination, mid) if mid else []
+                uid = found[0] if len(found) == 1 else None
+            if uid is None:
+                unsure.append(m.uid)
+            else:
+                uids.append(uid)
+        try:
+            sink.add_flags(job.plan.destination, uids, ["\\Flagged"])
+        except ProtocolError as exc:
+            self.note(f"\\Flagged could not be set again after APPEND in {job.plan.destination!r}: {exc}")
+            return
+        with self.lock:
+            self.report.flags_restored += len(uids)
+        if unsure:
+            job.report.notes.append(f"\\Flagged not set again on source UID(s) {unsure}: no APPENDUID and no "
+                                    "single Message-ID match at the destination")
+
+    def _fit_lines(self, job: FolderJob, m: SourceMessage, item: AppendItem) -> AppendItem | None:
+        """exchange-append-limits: a line over the destination's limit gets the APPEND refused with
+        `BAD Command Argument Error. 11` (one more error towards Exchange's BYE). Such a message is
+        skipped and reported up front, or re-wrapped (``long_lines: rewrap``) and reported as repaired."""
+        limit = self.options.max_line_length
+        if limit is None and self.conns.sink().microsoft:
+            limit = EXCHANGE_LINE_LIMIT
+        if limit is None or not self.mitigations.on("line-length-check"):
+            return item
+        longest = longest_line(item.raw)
+        if longest <= limit:
+            return item
+        fixed = rewrap(item.raw, limit) if self.options.long_lines == "rewrap" else None
+        if fixed is None:
+            why = " (cannot be re-wrapped: a header line, or an encoded part)" if self.options.long_lines == "rewrap" else ""
+            self.skip(job, m.uid, "line-too-long", f"a line of {longest} characters > the destination's {limit}{why}",
+                      message_id_of(m.raw))
+            return None
+        with self.lock:
+            self.report.repaired.append(RepairedItem(
+                folder=job.plan.source, uid=m.uid, message_id=message_id_of(m.raw), repair="rewrapped",
+                detail=f"a line of {longest} characters: body part(s) re-encoded quoted-printable "
+                       f"({len(m.raw)} → {len(fixed)} bytes)",
+            ))
+        return AppendItem(fixed, item.flags, item.internaldate)
+
     def _prepare(self, job: FolderJob, m: SourceMessage) -> AppendItem:
         resolved = dates.resolve(m.internaldate, m.raw)
+        flags = list(m.flags)
+        if self.mitigations.on("mdn-neutralise") and asks_receipt(m.raw, flags):
+            # mdn-resend: the receipt was sent when the source message was read; Exchange would
+            # send it again for the copy unless $MDNSent says it went.
+            flags.append(MDN_SENT)
+            with self.lock:
+                self.report.mdn_neutralised += 1
         permanent = job.permanent if self.mitigations.on("permanentflags-filter") else []
-        kept, dropped = filter_flags(m.flags, permanent or list(m.flags))
+        kept, dropped = filter_flags(flags, permanent or flags)
         with self.lock:
             if resolved.used != "internaldate":
                 self.report.date_fallbacks.append(
@@ -634,6 +733,9 @@ def migrate(
     if source.url.scheme not in ("imap", "imaps") or dest.url.scheme not in ("imap", "imaps"):
         raise UsageError(f"cannot migrate {source.url.scheme}:// to {dest.url.scheme}://: mail goes IMAP → IMAP, "
                          "or POP3 → IMAP/LMTP/SMTP")
+    if options.ignore_capabilities:
+        ignored = frozenset(c.upper() for c in options.ignore_capabilities)
+        source, dest = (dataclasses.replace(e, ignore_capabilities=ignored) for e in (source, dest))
     t0 = time.monotonic()
     run = _Run(source, dest, options, progress or NullProgress())
     run.report.items = list(options.items)

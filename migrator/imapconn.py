@@ -111,10 +111,18 @@ def connect(endpoint: Endpoint, *, role: str, timeout: float = TIMEOUT) -> tuple
                     client.id_({"name": "quirkmail"})
                 except imap_exc.IMAPClientError:
                     pass  # ID is a courtesy; a server refusing it still works
+            if endpoint.ignore_capabilities:
+                hide_capabilities(client, endpoint.ignore_capabilities)
     except BaseException:
         close_quietly(client)
         raise
     return client, tls
+
+
+def hide_capabilities(client: imapclient.IMAPClient, names: frozenset[str]) -> None:
+    """Make the logged-in client (and everything asking it) forget extensions it must not use."""
+    kept = tuple(c for c in client.capabilities() if c.decode("ascii", "replace").upper().split("=")[0] not in names)
+    client._cached_capabilities = kept  # imapclient's post-login cache: has_capability() reads it
 
 
 _CONNECTION_LIMIT = re.compile(r"too many simultaneous connections|maximum number of connections", re.IGNORECASE)

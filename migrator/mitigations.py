@@ -18,8 +18,8 @@ reproduce what a naive tool does. Default: every mitigation on.
 |                        | gmail-all-mail-archive-only                 |                                         |                                                            |
 | gmail-append-confirm   | gmail-append-dedup                          | engine: _Run._append                    | an APPENDUID is trusted although nothing was stored        |
 | gmail-1000-warning     | gmail-1000-per-folder                       | engine: _Run.analyse                    | no warning for a folder showing exactly 1000 messages      |
-| permanentflags-filter  | invalid-flags-on-append,                    | engine: _Run._prepare                   | every source flag is sent; the destination may refuse the  |
-|                        | examine-empty-permanentflags                |                                         | whole APPEND                                               |
+| permanentflags-filter  | invalid-flags-on-append,                    | engine: _Run._prepare,                  | every source flag is sent; the destination may refuse the  |
+|                        | examine-empty-permanentflags                | _Run._without_keywords (too many)       | whole APPEND                                               |
 | case-collision-rename  | case-insensitive-folders                    | engine: _Run._create                    | two folders differing by case are merged silently          |
 | folder-rename          | m365-reserved-folders,                      | engine: _Run._create                    | a refused name leaves the folder (and its mail) behind     |
 |                        | folder-name-restrictions                    |                                         |                                                            |
@@ -33,6 +33,12 @@ reproduce what a naive tool does. Default: every mitigation on.
 |                        |                                             |                                         | behind and no word that a later run resumes                |
 | adaptive-timeout       | slow-large-folder                           | engine: _Run.__init__ (timeouts.py)     | one fixed read timeout: a big folder's SELECT times out,   |
 |                        |                                             |                                         | the folder fails (exit 1)                                  |
+| flag-after-append      | exchange-flagged-on-append-lost             | engine: _Run._restore_flagged           | \\Flagged given in APPEND is lost at Exchange: flag         |
+|                        |                                             |                                         | mismatches                                                 |
+| line-length-check      | exchange-append-limits                      | engine: _Run._fit_lines                 | a message with a line over the destination's limit is sent |
+|                        |                                             |                                         | and refused (BAD, counted towards Exchange's BYE)          |
+| mdn-neutralise         | mdn-resend                                  | engine: _Run._prepare                   | Exchange sends a read receipt again for every read copy    |
+|                        |                                             |                                         | that asked for one                                         |
 """
 
 from __future__ import annotations
@@ -44,7 +50,8 @@ MITIGATIONS: dict[str, str] = {
     "gmail-msgid": "Gmail: one copy per X-GM-MSGID (or per label), archive-only mail from All Mail, All Mail last",
     "gmail-append-confirm": "a Gmail-like destination's APPEND is confirmed by Message-ID, not by its UID",
     "gmail-1000-warning": "a folder showing exactly 1000 messages is reported as possibly capped",
-    "permanentflags-filter": "flags the destination's PERMANENTFLAGS refuse are dropped and reported",
+    "permanentflags-filter": "flags the destination's PERMANENTFLAGS refuse are dropped and reported; a message "
+                             "refused for its keywords (too many) goes again without them",
     "case-collision-rename": "a folder colliding by case with an existing one is renamed, never merged",
     "folder-rename": "a folder name the destination refuses (reserved, whitespace, characters) is renamed",
     "reconnect-resume": "a lost connection is reopened and the batch resumed after re-matching",
@@ -52,6 +59,9 @@ MITIGATIONS: dict[str, str] = {
     "nonmail-folder-skip": "a folder whose items come without a message body is skipped as a non-mail folder",
     "bandwidth-pause": "a spent provider bandwidth budget stops the run as resumable (exit 5), not folder by folder",
     "adaptive-timeout": "a command on a folder waits longer the more messages the folder holds",
+    "flag-after-append": "\\Flagged is set again by UID STORE after APPEND (Exchange drops it from APPEND)",
+    "line-length-check": "messages with a line over the destination's limit are skipped (or re-wrapped) up front",
+    "mdn-neutralise": "read messages asking for a read receipt get $MDNSent, so the destination sends none",
 }
 
 

@@ -59,6 +59,16 @@ class DroppedFlags(BaseModel):
     flags: list[str]
 
 
+class RepairedItem(BaseModel):
+    """A message the engine changed on purpose, to get it accepted (never silently)."""
+
+    folder: str
+    uid: int
+    message_id: str | None = None
+    repair: str  # stable code: "rewrapped" (long lines re-encoded quoted-printable)
+    detail: str = ""
+
+
 class DateFallback(BaseModel):
     folder: str
     uid: int
@@ -143,6 +153,9 @@ class MigrationReport(BaseModel):
     gmail_labels: str | None = None  # "once" | "per-label" when the source was Gmail (X-GM-EXT-1)
     collapsed: int = 0  # Gmail label copies not copied again, over all folders
     mitigations_off: list[str] = []  # MigrationOptions.disable: what this run did NOT protect against
+    repaired: list[RepairedItem] = []  # messages changed to be accepted (MigrationOptions.long_lines: rewrap)
+    flags_restored: int = 0  # \\Flagged set again by STORE after APPEND (flag-after-append)
+    mdn_neutralised: int = 0  # read messages asking for a receipt given $MDNSent (mdn-neutralise)
 
     @property
     def exit_code(self) -> int:

@@ -150,6 +150,8 @@ class Endpoint:
     url: ServerURL
     password: Secret
     cafile: Path | None = None  # extra CA to trust (e.g. a simulator's self-signed certificate)
+    # Extensions not to use although advertised (broken-move: MOVE that does not move), upper case.
+    ignore_capabilities: frozenset[str] = frozenset()
 
     def __str__(self) -> str:
         return self.url.display()

@@ -121,7 +121,7 @@ def run_scenario(scenario: Scenario, *, after_migration: Callable[[Side, Side], 
             collab = check_collab_scenario(scenario, result, source, dest, options)
         scope = VerifyScope.from_options(options) if options is not None else VerifyScope()
         expected = source.expected(befores, options) if source.expected else before
-        dest_view = dest.view() if dest.view else snapshot_imap(dest.endpoint)
+        dest_view = dest.view() if dest.view else snapshot_imap(dest.endpoint, permanent_flags=True)
         result.verify = compare(expected, dest_view, scope)
         result.live = live.outcome(dest_view) if live is not None else None
     result.failures = check(scenario, result.runs, result.verify, result.source_check)

@@ -48,6 +48,8 @@ class MessageRecord(BaseModel):
     size: int
     flags: frozenset[str]
     internaldate: datetime  # aware; compared as an instant
+    # Read and asking for a read receipt (Disposition-Notification-To): a copy may gain $MDNSent.
+    mdn_requested: bool = False
 
 
 class FolderSnapshot(BaseModel):
@@ -55,6 +57,8 @@ class FolderSnapshot(BaseModel):
     name: str  # as the server shows it (decoded from modified UTF-7)
     special_use: str | None = None
     messages: list[MessageRecord] = []
+    # PERMANENTFLAGS of a read-write SELECT (destinations): a flag outside them cannot be stored.
+    permanent_flags: list[str] | None = None
 
 
 class MailboxSnapshot(BaseModel):
@@ -91,7 +95,14 @@ def message_identity(raw: bytes) -> str:
     The Message-ID when there is one; otherwise a hash of the headers a server never rewrites.
     Only used to tell "changed bytes" from "missing + unexpected": exact copies pair by hash.
     """
-    headers = BytesHeaderParser(policy=compat32).parsebytes(_header_block(raw))
+    return _identity(_headers(raw))
+
+
+def _headers(raw: bytes):
+    return BytesHeaderParser(policy=compat32).parsebytes(_header_block(raw))
+
+
+def _identity(headers) -> str:
     msgid = (headers.get("Message-ID") or "").strip()
     if msgid:
         return msgid
@@ -102,13 +113,16 @@ def message_identity(raw: bytes) -> str:
 
 
 def record_of(uid: int, raw: bytes, flags: Iterable[str], internaldate: datetime) -> MessageRecord:
+    headers = _headers(raw)
+    flags = frozenset(f for f in flags if f not in SESSION_FLAGS)
     return MessageRecord(
         uid=uid,
-        identity=message_identity(raw),
+        identity=_identity(headers),
+        mdn_requested="\\Seen" in flags and headers.get("Disposition-Notification-To") is not None,
         sha256=hashlib.sha256(raw).hexdigest(),
         sha256_crlf=hashlib.sha256(_BARE_LF.sub(b"\r\n", raw)).hexdigest(),
         size=len(raw),
-        flags=frozenset(f for f in flags if f not in SESSION_FLAGS),
+        flags=flags,
         internaldate=internaldate,
     )
 
@@ -150,8 +164,15 @@ def snapshot_account(account: Account, label: str | None = None, *, rewrite: Rew
     return snap
 
 
-def snapshot_imap(endpoint: Endpoint, *, timeout: float = 60.0, rewrite: Rewrite | None = None) -> MailboxSnapshot:
-    """Read every selectable folder of a mailbox over IMAP, read-only (EXAMINE, BODY.PEEK)."""
+def snapshot_imap(
+    endpoint: Endpoint, *, timeout: float = 60.0, rewrite: Rewrite | None = None, permanent_flags: bool = False
+) -> MailboxSnapshot:
+    """Read every selectable folder of a mailbox over IMAP, read-only (EXAMINE, BODY.PEEK).
+
+    ``permanent_flags``: also SELECT each folder read-write first, for the flags it can store
+    (EXAMINE may list none: examine-empty-permanentflags). The EXAMINE that follows deselects it
+    without an expunge (RFC 3501 6.3.1), so nothing changes.
+    """
     import imapclient
 
     url = endpoint.url
@@ -163,7 +184,7 @@ def snapshot_imap(endpoint: Endpoint, *, timeout: float = 60.0, rewrite: Rewrite
     except (OSError, imapclient.exceptions.IMAPClientError) as exc:
         raise SnapshotError(f"{label}: cannot log in: {exc}") from None
     try:
-        return MailboxSnapshot(label=label, folders=dict(_read_folders(client, label, rewrite)))
+        return MailboxSnapshot(label=label, folders=dict(_read_folders(client, label, rewrite, permanent_flags)))
     finally:
         try:
             client.logout()
@@ -192,7 +213,9 @@ def _connect(endpoint: Endpoint, timeout: float):
     return client
 
 
-def _read_folders(client, label: str, rewrite: Rewrite | None = None) -> Iterator[tuple[str, FolderSnapshot]]:
+def _read_folders(
+    client, label: str, rewrite: Rewrite | None = None, permanent_flags: bool = False
+) -> Iterator[tuple[str, FolderSnapshot]]:
     prefix = ""
     if client.has_capability("NAMESPACE"):
         personal = client.namespace().personal
@@ -207,10 +230,19 @@ def _read_folders(client, label: str, rewrite: Rewrite | None = None) -> Iterato
         special = next((f for f in flag_set if f in _SPECIAL_USE_FLAGS), None)
         key = "/".join(path)
         try:
+            permanent = _permanent_flags(client, name) if permanent_flags else None
             messages = list(_read_messages(client, name, (lambda raw: rewrite(key, raw)) if rewrite else None))
         except Exception as exc:  # imapclient raises several unrelated types here
             raise SnapshotError(f"{label}: folder {name!r}: {exc}") from None
-        yield key, FolderSnapshot(path=path, name=name, special_use=special, messages=messages)
+        yield key, FolderSnapshot(path=path, name=name, special_use=special, messages=messages,
+                                  permanent_flags=permanent)
+
+
+def _permanent_flags(client, name: str) -> list[str] | None:
+    info = client.select_folder(name, readonly=False)
+    if b"PERMANENTFLAGS" not in info:
+        return None  # RFC 3501: none given means every flag can be stored
+    return [f.decode() if isinstance(f, bytes) else f for f in info[b"PERMANENTFLAGS"]]
 
 
 _SPECIAL_USE_FLAGS = frozenset(

@@ -86,6 +86,10 @@ class FolderDiff(BaseModel):
     byte_mismatches: list[MessageRef] = []
     # Not a failure: IMAP requires CRLF, and servers convert a bare-LF message (noted, not judged).
     crlf_normalised: list[MessageRef] = []
+    # Not failures either: flags the destination's PERMANENTFLAGS cannot hold (lost on the way),
+    # and $MDNSent gained by a read message that asked for a receipt (mdn-resend's repair).
+    flags_unstorable: list[MessageRef] = []
+    mdn_marked: list[MessageRef] = []
 
     @computed_field
     @property
@@ -101,7 +105,7 @@ class FolderDiff(BaseModel):
 
 
 PROBLEMS = ("missing", "duplicated", "unexpected", "date_mismatches", "flag_mismatches", "byte_mismatches")
-NOTES = ("crlf_normalised",)
+NOTES = ("crlf_normalised", "flags_unstorable", "mdn_marked")
 
 
 class VerifyReport(BaseModel):
@@ -180,6 +184,7 @@ def _compare_folder(src: FolderSnapshot, dest_key: str, dest: FolderSnapshot | N
         source_count=len(src.messages),
         dest_count=len(dest_messages),
     )
+    permanent = dest.permanent_flags if dest else None
     by_hash: dict[str, list[MessageRecord]] = defaultdict(list)
     for m in dest_messages:
         by_hash[m.sha256_crlf].append(m)
@@ -187,7 +192,7 @@ def _compare_folder(src: FolderSnapshot, dest_key: str, dest: FolderSnapshot | N
     for m in src.messages:
         copies = by_hash.get(m.sha256_crlf)
         if copies:
-            _check_pair(m, copies.pop(0), diff)
+            _check_pair(m, copies.pop(0), diff, permanent)
         else:
             leftover_src.append(m)
     source_hashes = {m.sha256_crlf for m in src.messages}
@@ -198,11 +203,13 @@ def _compare_folder(src: FolderSnapshot, dest_key: str, dest: FolderSnapshot | N
             diff.duplicated.extend(_ref(m) for m in copies)
         else:
             leftover_dest.extend(copies)
-    _pair_by_identity(leftover_src, leftover_dest, diff)
+    _pair_by_identity(leftover_src, leftover_dest, diff, permanent)
     return diff
 
 
-def _pair_by_identity(src: list[MessageRecord], dest: list[MessageRecord], diff: FolderDiff) -> None:
+def _pair_by_identity(
+    src: list[MessageRecord], dest: list[MessageRecord], diff: FolderDiff, permanent: list[str] | None
+) -> None:
     by_identity: dict[str, list[MessageRecord]] = defaultdict(list)
     for m in dest:
         by_identity[m.identity].append(m)
@@ -215,21 +222,28 @@ def _pair_by_identity(src: list[MessageRecord], dest: list[MessageRecord], diff:
         diff.byte_mismatches.append(
             _ref(m, f"{m.size} bytes at the source, {twin.size} at the destination (uid {twin.uid})")
         )
-        _check_pair(m, twin, diff)
+        _check_pair(m, twin, diff, permanent)
     for rest in by_identity.values():
         diff.unexpected.extend(_ref(m) for m in rest)
 
 
-def _check_pair(src: MessageRecord, dest: MessageRecord, diff: FolderDiff) -> None:
+def _check_pair(src: MessageRecord, dest: MessageRecord, diff: FolderDiff, permanent: list[str] | None) -> None:
     if src.sha256 != dest.sha256 and src.sha256_crlf == dest.sha256_crlf:
         diff.crlf_normalised.append(_ref(src, "bare LF came back as CRLF"))
     if src.internaldate != dest.internaldate:  # aware datetimes: compares the instants
         diff.date_mismatches.append(
             _ref(src, f"INTERNALDATE {src.internaldate.isoformat()} became {dest.internaldate.isoformat()}")
         )
-    if src.flags != dest.flags:
-        lost = sorted(src.flags - dest.flags)
-        gained = sorted(dest.flags - src.flags)
+    lost, gained = src.flags - dest.flags, dest.flags - src.flags
+    unstorable = {f for f in lost if not _storable(f, permanent)}
+    if unstorable:
+        diff.flags_unstorable.append(_ref(src, f"the destination cannot store {' '.join(sorted(unstorable))}"))
+    if src.mdn_requested and MDN_SENT in gained:
+        diff.mdn_marked.append(_ref(src, f"gained {MDN_SENT}: a read message that asked for a receipt"))
+        gained = gained - {MDN_SENT}
+    lost = sorted(lost - unstorable)
+    gained = sorted(gained)
+    if lost or gained:
         detail = "; ".join(
             part
             for part in (
@@ -241,6 +255,17 @@ def _check_pair(src: MessageRecord, dest: MessageRecord, diff: FolderDiff) -> No
         diff.flag_mismatches.append(_ref(src, detail))
 
 
+MDN_SENT = "$MDNSent"
+
+
+def _storable(flag: str, permanent: list[str] | None) -> bool:
+    """Whether a destination with these PERMANENTFLAGS can hold ``flag`` (None: any flag)."""
+    if permanent is None:
+        return True
+    allowed = {f.lower() for f in permanent}
+    return flag.lower() in allowed or (not flag.startswith("\\") and "\\*" in allowed)
+
+
 def _ref(m: MessageRecord, detail: str = "") -> MessageRef:
     return MessageRef(uid=m.uid, identity=m.identity, detail=detail)
 
@@ -250,5 +275,5 @@ def _ref(m: MessageRecord, detail: str = "") -> MessageRef:
 
 def verify(source: Endpoint, dest: Endpoint, scope: VerifyScope | None = None) -> VerifyReport:
     """Read both mailboxes over IMAP and compare them."""
-    return compare(snapshot_imap(source), snapshot_imap(dest), scope)
+    return compare(snapshot_imap(source), snapshot_imap(dest, permanent_flags=True), scope)
 

@@ -130,6 +130,26 @@ class Quirk:
         again before storing: answer from state, do not count calls)."""
         return None
 
+    def imap_message_refused(self, session: Any, raw: bytes) -> str | None:
+        """A reply that refuses an APPENDed message for its content (Exchange: over-long lines)."""
+        return None
+
+    def imap_flags_refused(self, session: Any, command: str, flags: set) -> str | None:
+        """A reply that refuses an APPEND or STORE for its flags (``command``: "APPEND" or "STORE")."""
+        return None
+
+    def imap_stored_flags(self, session: Any, flags: set) -> set | None:
+        """The flags an accepted APPEND really stores, when the server drops some silently."""
+        return None
+
+    def imap_appended(self, session: Any, folder: Any, item: Any) -> None:
+        """Told after an APPEND stored ``item`` (a MailItem) in ``folder`` (servers that react to mail)."""
+        return None
+
+    def imap_permanent_flags(self, session: Any, folder: Any, read_only: bool, flags: list) -> tuple[list, str] | None:
+        """(flags, text) of the ``* OK [PERMANENTFLAGS (...)] text`` line of SELECT/EXAMINE."""
+        return None
+
     def imap_reply(self, session: Any, reply: str) -> str | None:
         """A rewritten tagged reply (text without the tag), e.g. with a suffix appended."""
         return None
@@ -294,7 +314,8 @@ def _load_builtin_quirks() -> None:
     import importlib
 
     for module in (
-        "simulators.imap.quirks", "simulators.imap.gmail", "simulators.smtp.quirks", "simulators.pop3.quirks", "simulators.ews.quirks",
+        "simulators.imap.quirks", "simulators.imap.quirks_microsoft", "simulators.imap.gmail",
+        "simulators.smtp.quirks", "simulators.pop3.quirks", "simulators.ews.quirks",
         "simulators.imap.quirks_limits",
     ):
         try:

@@ -129,6 +129,8 @@ class ImapSink:
         self.literal_plus = "LITERAL+" in self.caps
         self.multiappend = "MULTIAPPEND" in self.caps
         self.gmail = "X-GM-EXT-1" in self.caps  # gmail-append-dedup: APPENDUID proves nothing
+        # Exchange/M365 (by their greeting): lines over ~9900 characters are refused (exchange-append-limits).
+        self.microsoft = b"Microsoft Exchange" in (self.client.welcome or b"")
 
     def where(self, folder: str | None = None) -> str:
         out = f"destination {self.endpoint.url.display()}"
@@ -177,10 +179,16 @@ class ImapSink:
         """How many messages of the selected folder carry each Message-ID (UID SEARCH HEADER):
         Gmail answers a deduplicated APPEND with an APPENDUID of a message it never stored
         (gmail-append-dedup), so only counting before and after proves a copy landed."""
-        out: dict[str, int] = {}
-        for mid in message_ids:
-            out[mid] = len(expect_ok(self.where(folder), self.client.search, ["HEADER", "Message-ID", mid]))
-        return out
+        return {mid: len(self.uids_with_message_id(folder, mid)) for mid in message_ids}
+
+    def add_flags(self, folder: str, uids: list[int], flags: list[str]) -> None:
+        """UID STORE +FLAGS.SILENT on messages of the selected ``folder``."""
+        if uids:
+            expect_ok(self.where(folder), self.client.add_flags, uids, flags, silent=True)
+
+    def uids_with_message_id(self, folder: str, message_id: str) -> list[int]:
+        """UIDs of the selected ``folder`` whose Message-ID is ``message_id`` (no APPENDUID)."""
+        return list(expect_ok(self.where(folder), self.client.search, ["HEADER", "Message-ID", message_id]))
 
     def delete_all(self, folder: str, exists: int) -> int:
         """Replace mode: flag everything \\Deleted and EXPUNGE (folder selected read-write)."""

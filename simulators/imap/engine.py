@@ -545,12 +545,14 @@ class ImapSession:
         flags = ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"] + view.keywords()
         self._send("* FLAGS (" + " ".join(flags) + ")\r\n")
         if read_only:
-            self._send(b"* OK [PERMANENTFLAGS ()] Read-only mailbox.\r\n")
+            permanent, text = [], "Read-only mailbox."
         else:
             permanent = [f for f in self.imap.permanent_flags if f != "\\*"] + view.keywords()
             if "\\*" in self.imap.permanent_flags:
                 permanent.append("\\*")
-            self._send("* OK [PERMANENTFLAGS (" + " ".join(permanent) + ")] Flags permitted.\r\n")
+            text = "Flags permitted."
+        permanent, text = self._quirk("imap_permanent_flags", self, folder, read_only, permanent) or (permanent, text)
+        self._send("* OK [PERMANENTFLAGS (" + " ".join(permanent) + f")] {text}\r\n")
         self._send(b"* %d EXISTS\r\n* %d RECENT\r\n" % (len(view), len(view.recent)))
         unseen = next((i for i, m in enumerate(view.items) if "\\Seen" not in m.flags), None)
         if unseen is not None:
@@ -709,17 +711,23 @@ class ImapSession:
             limit = self.imap.append_limit
             if limit is not None and len(raw) > limit:
                 raise _no(TOOBIG)
-            refusal = self._quirk("imap_append_size", self, len(raw))
+            refusal = (self._quirk("imap_append_size", self, len(raw)) or self._quirk("imap_message_refused", self, raw)
+                       or self._quirk("imap_flags_refused", self, "APPEND", flags))
             if refusal is not None:
                 raise CommandFailed(refusal)
             self._check_flags("APPEND", flags)
         uids = []
         for flags, when, raw in messages:
+            stored = self._quirk("imap_stored_flags", self, flags)
+            flags = flags if stored is None else stored
             uid = self._quirk("imap_append", self, folder, raw, flags, when)
             if uid is None:
                 uid = self.account.append(folder.path, raw, flags=flags, internaldate=when).uid
             uids.append(uid)
             self._tell("imap_transfer", self, "up", len(raw))
+            item = folder.by_uid(uid)
+            if item is not None:  # None: a quirk stored nothing here (Gmail's dedup)
+                self._tell("imap_appended", self, folder, item)
         if self.has_capability("UIDPLUS"):
             return f"OK [APPENDUID {folder.uidvalidity} {format_sequence_set(uids)}] Append completed" + TIMING
         return "OK Append completed" + TIMING
@@ -862,6 +870,9 @@ class ImapSession:
             raise _bad(cmd.name, "Invalid arguments")
         raw_flags = cmd.args[2] if isinstance(cmd.args[2], list) and len(cmd.args) == 3 else cmd.args[2:]
         flags = {_canonical_flag(_text(f)) for f in raw_flags}
+        refusal = self._quirk("imap_flags_refused", self, "STORE", flags) if mode != "-FLAGS" else None
+        if refusal is not None:
+            raise CommandFailed(refusal)
         self._check_flags(cmd.name, flags)
         if "\\Recent" in flags:
             raise _bad(cmd.name, "Invalid system flag \\RECENT")

@@ -23,6 +23,8 @@ def format_flags(flags: set[str] | frozenset[str], recent: bool = False) -> byte
     ordered = [f for f in _FLAG_ORDER if f in flags]
     if recent:
         ordered.append("\\Recent")
+    # Then system-looking flags a source server kept (\\Indexed, \\FORWARDED: imapsync FAQ.Flags), keywords.
+    ordered += sorted(f for f in flags if f.startswith("\\") and f not in _FLAG_ORDER and f != "\\Recent")
     ordered += sorted(f for f in flags if not f.startswith("\\"))
     return ("(" + " ".join(ordered) + ")").encode()
 
