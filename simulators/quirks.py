@@ -125,6 +125,17 @@ class Quirk:
         """Values of extension FETCH items for one message, e.g. {"X-GM-MSGID": b"1278455344230334865"}."""
         return None
 
+    def imap_search_keys(self, session: Any) -> dict[str, Any] | None:
+        """Extension SEARCH keys taking one string: name → callable(str) → a
+        simulators.imap.search.SearchKey (Gmail: X-GM-RAW); it raises SearchSyntaxError."""
+        return None
+
+    def imap_store_items(self, session: Any, folder: Any, items: list, mode: str, values: list[str]) -> list[bytes] | str | None:
+        """STORE of an attribute other than FLAGS (``mode`` like "+X-GM-LABELS", upper-cased) on
+        ``items``: the FETCH data to report for each (b"X-GM-LABELS (\\Inbox)"), a refusal
+        reply ("BAD ..."), or None: not this quirk's attribute."""
+        return None
+
     def imap_append_size(self, session: Any, size: int) -> str | None:
         """A reply that refuses an APPEND of ``size`` bytes (asked when the literal is announced and
         again before storing: answer from state, do not count calls)."""

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import base64
 import re
-import shutil
 import socket
-import subprocess
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from scenarios.peers.dovecot import DovecotServer
 from simulators.launcher import SimulatorWorld
 from simulators.profiles import load_profile
 from simulators.store import Store
+from tests.clients_support import MBSYNC
 
 UTC = timezone.utc
 
@@ -243,11 +242,6 @@ class _Reader:
             self.buf = self.buf[size:]
 
 
-def _require(binary: str) -> None:
-    if shutil.which(binary) is None:
-        pytest.skip(f"{binary} is not installed")
-
-
 @pytest.mark.peer
 def test_generic_profile_answers_like_dovecot():
     reason = DovecotServer.availability()
@@ -281,58 +275,12 @@ def _capabilities(lines: list[bytes]) -> set[bytes]:
     return caps
 
 
-MBSYNC_CONFIG = """\
-IMAPAccount sim
-Host {host}
-Port {port}
-User alice
-Pass secret
-SSLType None
-AuthMechs LOGIN
-
-IMAPStore sim-remote
-Account sim
-
-MaildirStore local
-Path {maildir}/
-Inbox {maildir}/INBOX
-SubFolders Verbatim
-
-Channel sim
-Far :sim-remote:
-Near :local:
-Patterns *
-Create Near
-Sync Pull
-SyncState *
-"""
-
-
-_TUID = re.compile(rb"^X-TUID: [A-Za-z0-9+/]{12}\n", re.MULTILINE)
-
-
-def _undo_mbsync(data: bytes) -> bytes:
-    """mbsync stores Maildir files with LF line ends and adds one ``X-TUID`` header line (its
-    transaction id) to each new message; those are its only changes."""
-    head, sep, body = data.partition(b"\n\n")
-    head, count = _TUID.subn(b"", head + b"\n")
-    assert count == 1, data[:300]
-    return head[:-1] + sep + body
-
-
 def _mbsync_pull(store: Store, tmp_path: Path) -> Path:
     """Run mbsync against the store served with the generic profile; the Maildir root."""
-    _require("mbsync")
-    maildir = tmp_path / "mail"
-    maildir.mkdir()
     with SimulatorWorld(store, load_profile("generic")) as world:
-        handle = world.start_imap()
-        config = tmp_path / "mbsyncrc"
-        config.write_text(MBSYNC_CONFIG.format(host=handle.host, port=handle.port, maildir=maildir))
-        config.chmod(0o600)
-        run = subprocess.run(["mbsync", "-c", str(config), "-a"], capture_output=True, text=True, timeout=60)
-        assert run.returncode == 0, run.stderr
-    return maildir
+        run = MBSYNC.run(world.start_imap(), world.cafile, tmp_path)
+    assert run.returncode == 0, run.output
+    return run.root
 
 
 def _assert_maildir_matches(store: Store, maildir: Path) -> int:
@@ -341,7 +289,7 @@ def _assert_maildir_matches(store: Store, maildir: Path) -> int:
     for path, folder in account.folders.items():
         box = maildir.joinpath(*(imap_utf7.encode(part).decode() for part in path))  # mbsync 1.4 keeps mUTF-7
         files = sorted((box / "cur").iterdir()) + sorted((box / "new").iterdir())
-        got = sorted(_undo_mbsync(f.read_bytes()) for f in files)
+        got = sorted(MBSYNC.undo(f.read_bytes()) for f in files)
         assert got == sorted(m.raw.replace(b"\r\n", b"\n") for m in folder.messages), path
         compared += len(files)
     return compared

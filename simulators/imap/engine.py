@@ -791,9 +791,12 @@ class ImapSession:
     def _search(self, cmd: Command, uid: bool) -> str:
         from simulators.imap import search
 
-        try:
-            key = search.parse_search(cmd.args)  # CHARSET, when given, is the first argument
+        extensions = self._quirk("imap_search_keys", self)
+        try:  # CHARSET, when given, is the first argument
+            key = search.parse_search(cmd.args, extensions=extensions)
         except search.SearchSyntaxError as exc:
+            if exc.reply:
+                raise CommandFailed(exc.reply) from None
             if exc.badcharset:
                 raise _no(f"[BADCHARSET ({' '.join(exc.badcharset)})] Unknown charset" + TIMING) from None
             raise _bad(cmd.name, str(exc)) from None
@@ -866,9 +869,10 @@ class ImapSession:
         op = cmd.args[1].upper()
         silent = op.endswith(".SILENT")
         mode = op.removesuffix(".SILENT")
-        if mode not in ("FLAGS", "+FLAGS", "-FLAGS"):
-            raise _bad(cmd.name, "Invalid arguments")
-        raw_flags = cmd.args[2] if isinstance(cmd.args[2], list) and len(cmd.args) == 3 else cmd.args[2:]
+        values = cmd.args[2] if isinstance(cmd.args[2], list) and len(cmd.args) == 3 else cmd.args[2:]
+        if mode.lstrip("+-") != "FLAGS":
+            return self._store_extension(cmd, uid, mode, values, idx, silent)
+        raw_flags = values
         flags = {_canonical_flag(_text(f)) for f in raw_flags}
         refusal = self._quirk("imap_flags_refused", self, "STORE", flags) if mode != "-FLAGS" else None
         if refusal is not None:
@@ -906,6 +910,24 @@ class ImapSession:
         if changed:
             view.note_flag_changes(view.uids[i] for i in changed)
             self.store.notify(self.account, view.folder)
+        return "OK Store completed" + TIMING
+
+    def _store_extension(self, cmd: Command, uid: bool, mode: str, values: list, idx: list[int], silent: bool) -> str:
+        """STORE of an attribute other than FLAGS (Gmail's X-GM-LABELS): a quirk's, or BAD."""
+        view = self.view
+        items = [view.items[i] for i in idx]
+        texts = [_text(v) for v in values]
+        if view.read_only:  # as STORE FLAGS (Dovecot's words); nothing is asked of the quirk
+            return "OK Store ignored with read-only mailbox" + TIMING
+        data = self._quirk("imap_store_items", self, view.folder, items, mode.upper(), texts)
+        if data is None:
+            raise _bad(cmd.name, "Invalid arguments")
+        if isinstance(data, str):  # the quirk's own refusal
+            raise CommandFailed(data)
+        if not silent:
+            for i, item, value in zip(idx, items, data):
+                uid_part = f"UID {item.uid} ".encode() if uid else b""
+                self._send(b"* %d FETCH (" % (i + 1) + uid_part + value + b")\r\n")
         return "OK Store completed" + TIMING
 
     def _send_flags_update(self, view: MailboxView) -> None:

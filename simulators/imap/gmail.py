@@ -15,24 +15,36 @@ and the IMAP engine needs no view logic, while X-GM-LABELS is derived from where
 Quirks registered here:
 
 - ``gmail-labels`` — X-GM-EXT-1: FETCH X-GM-MSGID / X-GM-THRID / X-GM-LABELS; APPEND to a label
-  folder also files the message in All Mail; APPEND to All Mail makes an archive-only message.
+  folder also files the message in All Mail; APPEND to All Mail makes an archive-only message;
+  ``SEARCH X-GM-RAW "<Gmail query>"`` (the query language: ``simulators.imap.gmail_search``),
+  ``X-GM-LABELS`` / ``X-GM-MSGID`` / ``X-GM-THRID`` search keys; ``STORE +X-GM-LABELS`` (a copy in
+  that label's folder, created when new, as Gmail creates the label), ``-X-GM-LABELS`` (the copy
+  leaves that folder: removing ``\\Inbox`` archives), ``X-GM-LABELS`` (exactly these).
 - ``gmail-append-dedup`` — APPEND of a message whose Message-ID is already in All Mail answers
   with a fresh APPENDUID but stores nothing new (into another label folder it only adds that
   label, as Gmail does).
 - ``gmail-delete-semantics`` — EXPUNGE in a label folder only removes that label (the All Mail
   copy stays); EXPUNGE in All Mail or Trash removes the message from every folder.
 
-Flags are kept per copy (Gmail shares \\Seen across labels; the simulator does not), and
-X-GM-RAW search and STORE X-GM-LABELS are not implemented.
+Flags are kept per copy (Gmail shares \\Seen across labels; the simulator does not). Labels
+with no folder here (``\\Important``) are accepted by STORE and dropped, and so is All Mail's
+own name (every message is in All Mail anyway).
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+from functools import cached_property
 from email.parser import BytesHeaderParser
 from email.policy import compat32
+from typing import Any
 
-import re
+from imapclient import imap_utf7
 
+from simulators.imap import gmail_search
+from simulators.imap.names import MailboxNameError
+from simulators.imap.search import SearchKey, SearchSyntaxError
 from simulators.quirks import Quirk, register
 from simulators.store import INBOX, Account, Folder, MailItem
 
@@ -44,6 +56,8 @@ SYSTEM_LABELS = {
     "\\Junk": "\\Spam",
     "\\Flagged": "\\Starred",
 }
+# Gmail's one answer to a command it cannot parse (gmvault#156, node-imap#739, imapflow#128).
+GMAIL_BAD = "BAD Could not parse command"
 # First X-GM-MSGID handed out in an account: 64-bit values like Gmail's, deterministic by order.
 FIRST_MSGID = 1_700_000_000_000_000_000
 
@@ -105,22 +119,125 @@ def file_message(account: Account, profile, folder: Folder, raw: bytes, flags, w
 
 def labels_of(session, msgid: int) -> list[str]:
     """X-GM-LABELS of one message: every folder but All Mail that holds a copy."""
+    return label_index(session, {msgid}).get(msgid, [])
+
+
+def label_index(session, msgids: set[int] | None = None) -> dict[int, list[str]]:
+    """X-GM-MSGID → X-GM-LABELS for ``msgids`` (None: every message), in one pass over the folders."""
     archive = all_mail(session.account, session.profile)
-    labels = []
+    index: dict[int, list[str]] = {}
     for path, folder in session.account.folders.items():
-        if folder is archive or not any(m.extra.get("gm_msgid") == msgid for m in folder.messages):
+        if folder is archive:
             continue
-        use = folder.special_use or session.profile.special_use_of(path)
-        if path == INBOX:
-            labels.append("\\Inbox")
-        elif use in SYSTEM_LABELS:
-            labels.append(SYSTEM_LABELS[use])
-        else:
-            labels.append(session.names.to_wire(path).decode("ascii"))
-    return labels
+        held = {m.extra["gm_msgid"] for m in folder.messages if "gm_msgid" in m.extra}
+        for msgid in held if msgids is None else held & msgids:
+            index.setdefault(msgid, []).append(_folder_label(session, path, folder))
+    return index
+
+
+def _folder_label(session, path: tuple[str, ...], folder: Folder) -> str:
+    use = folder.special_use or session.profile.special_use_of(path)
+    if path == INBOX:
+        return "\\Inbox"
+    if use in SYSTEM_LABELS:
+        return SYSTEM_LABELS[use]
+    return session.names.to_wire(path).decode("ascii")
+
+
+def ensure_ids(session, item: MailItem) -> int:
+    """The item's X-GM-MSGID, given now when it was stored before the quirk saw it."""
+    if "gm_msgid" not in item.extra:
+        assign_ids(session.account, item)
+    return item.extra["gm_msgid"]
+
+
+def drop_copies(session, msgids: set[int], folders=None) -> None:
+    """Remove the copies of these messages from ``folders`` (default: every folder)."""
+    account = session.account
+    for other in list(folders if folders is not None else account.folders.values()):
+        keep = [m for m in other.messages if m.extra.get("gm_msgid") not in msgids]
+        if len(keep) != len(other.messages):
+            with session.store.lock:
+                other.messages = keep
+            session.store.notify(account, other)
+
+
+def label_folder(session, label: str, *, create: bool) -> Folder | None:
+    """The folder that holds a label's copies: INBOX for \\Inbox, the special folder for a
+    system label, else the folder of that wire name (created when ``create``, as Gmail creates
+    a label on first use). None: a label without a folder here (\\Important, All Mail's)."""
+    account, profile = session.account, session.profile
+    if label.lower() == "\\inbox":
+        return account.folders[INBOX]
+    if label.startswith("\\"):
+        use = next((u for u, name in SYSTEM_LABELS.items() if name.lower() == label.lower()), None)
+        return account.find_special(use) if use else None
+    path = session.names.from_wire(label)  # MailboxNameError: the STORE's BAD
+    folder = account.folders.get(path)
+    if folder is None and create:
+        folder = account.create_folder(path)
+    if folder is None or folder is all_mail(account, profile) or not folder.selectable:
+        return None
+    return folder
+
+
+def _decoded(label: str) -> str:
+    """A label as search compares it: user labels decoded from modified UTF-7."""
+    if label.startswith("\\") or not label.isascii():  # system labels; raw UTF-8 as some clients send
+        return label
+    return imap_utf7.decode(label.encode("ascii"))
+
+
+class GmailRaw(SearchKey):
+    """A parsed Gmail query bound to the session whose folders say where each message is. One
+    key serves one SEARCH: the labels of every message are gathered once, when a term first
+    asks (each message's own lookup would scan every folder)."""
+
+    def __init__(self, term: gmail_search.Term, session):
+        self.term = term
+        self.session = session
+
+    @cached_property
+    def _labels(self) -> dict[int, list[str]]:
+        return {msgid: [_decoded(lb) for lb in labels] for msgid, labels in label_index(self.session).items()}
+
+    def matches(self, item, ctx):
+        msgid = ensure_ids(self.session, item)
+        facts = gmail_search.Facts(lambda: self._labels.get(msgid, []), ctx.now)
+        return self.term.test(item, facts)
+
+
+@dataclass(frozen=True, eq=False)
+class GmailId(SearchKey):
+    """SEARCH X-GM-MSGID n / X-GM-THRID n."""
+
+    key: str  # "gm_msgid" | "gm_thrid"
+    value: int
+    session: Any
+
+    def matches(self, item, ctx):
+        ensure_ids(self.session, item)
+        return item.extra.get(self.key) == self.value
+
+
+def _raw_query(session, text: str) -> SearchKey:
+    try:
+        return GmailRaw(gmail_search.parse_query(text), session)
+    except gmail_search.GmailSearchError as exc:
+        raise SearchSyntaxError(str(exc), reply=GMAIL_BAD) from None
+
+
+def _id_key(session, key: str, text: str) -> SearchKey:
+    if not text.isdigit():
+        raise SearchSyntaxError(f"{key}: {text!r} is not a number", reply=GMAIL_BAD)
+    return GmailId(key, int(text), session)
 
 
 _ATOM = re.compile(r"^\\?[A-Za-z0-9_.\-/\[\]]+$")
+
+
+def _labels_value(session, item: MailItem) -> bytes:
+    return b"(" + b" ".join(_label_bytes(lb) for lb in labels_of(session, ensure_ids(session, item))) + b")"
 
 
 def _label_bytes(label: str) -> bytes:
@@ -146,14 +263,44 @@ class GmailLabels(Quirk):
         return None if "X-GM-EXT-1" in caps else caps + ["X-GM-EXT-1"]
 
     def imap_fetch_items(self, session, folder, item):
-        if "gm_msgid" not in item.extra:  # mail stored before the quirk saw it (plain fixtures)
-            assign_ids(session.account, item)
-        labels = b" ".join(_label_bytes(label) for label in labels_of(session, item.extra["gm_msgid"]))
         return {
-            "X-GM-MSGID": b"%d" % item.extra["gm_msgid"],
+            "X-GM-MSGID": b"%d" % ensure_ids(session, item),
             "X-GM-THRID": b"%d" % item.extra["gm_thrid"],
-            "X-GM-LABELS": b"(" + labels + b")",
+            "X-GM-LABELS": _labels_value(session, item),
         }
+
+    def imap_search_keys(self, session):
+        return {
+            "X-GM-RAW": lambda text: _raw_query(session, text),
+            "X-GM-LABELS": lambda text: GmailRaw(gmail_search.HasLabel(gmail_search.label_key(_decoded(text))), session),
+            "X-GM-MSGID": lambda text: _id_key(session, "gm_msgid", text),
+            "X-GM-THRID": lambda text: _id_key(session, "gm_thrid", text),
+        }
+
+    def imap_store_items(self, session, folder, items, mode, values):
+        if mode.lstrip("+-") != "X-GM-LABELS":
+            return None
+        try:
+            found = [label_folder(session, v, create=mode[0] != "-") for v in values]
+        except MailboxNameError:
+            return GMAIL_BAD
+        account = session.account
+        wanted = {f.path for f in found if f is not None}
+        archive = all_mail(account, session.profile)
+        for item in items:
+            msgid = ensure_ids(session, item)
+            holding = {p for p, f in account.folders.items() if any(m.extra.get("gm_msgid") == msgid for m in f.messages)}
+            if mode[0] == "+":
+                add, remove = wanted - holding, set()
+            elif mode[0] == "-":
+                add, remove = set(), wanted & holding
+            else:  # X-GM-LABELS (…): exactly these labels (the All Mail copy stays)
+                add, remove = wanted - holding, holding - wanted - {archive.path if archive else None}
+            for path in sorted(add):
+                account.append(path, item.raw, flags=item.flags - {"\\Recent"}, internaldate=item.internaldate,
+                               extra=item.extra)
+            drop_copies(session, {msgid}, [account.folders[p] for p in remove])
+        return [b"X-GM-LABELS " + _labels_value(session, item) for item in items]
 
     def imap_append(self, session, folder, raw, flags, when):
         for q in session.quirks:  # dedup first, whatever the order of the profile's quirks
@@ -221,11 +368,5 @@ class GmailDeleteSemantics(Quirk):
             if "\\Deleted" in m.flags and "gm_msgid" in m.extra and (wanted is None or m.uid in wanted)
         }
         gone = account.expunge(folder.path, uids)
-        for other in list(account.folders.values()):
-            copies = [m for m in other.messages if m.extra.get("gm_msgid") in msgids]
-            if copies:
-                drop = {id(m) for m in copies}
-                with session.store.lock:
-                    other.messages = [m for m in other.messages if id(m) not in drop]
-                session.store.notify(account, other)
+        drop_copies(session, msgids)
         return gone

@@ -29,14 +29,14 @@ Choices (where RFC 3501 leaves room, or where Dovecot differs):
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
 from simulators.imap import message
 from simulators.store import MailItem
 
-__all__ = ["SearchSyntaxError", "SearchKey", "parse_search", "evaluate", "SUPPORTED_CHARSETS"]
+__all__ = ["SearchSyntaxError", "SearchKey", "Extensions", "parse_search", "evaluate", "SUPPORTED_CHARSETS"]
 
 SUPPORTED_CHARSETS = ("US-ASCII", "UTF-8")
 
@@ -45,12 +45,15 @@ class SearchSyntaxError(ValueError):
     """A search program that cannot be parsed; the message names the key and the cause.
 
     ``badcharset`` is set (to the supported charsets) when the only problem is the CHARSET, so
-    the engine can answer ``NO [BADCHARSET (...)]`` rather than BAD.
+    the engine can answer ``NO [BADCHARSET (...)]`` rather than BAD. ``reply`` is set when an
+    extension key's provider has its own words for the refusal (Gmail: ``BAD Could not parse
+    command``); the engine then answers exactly that.
     """
 
-    def __init__(self, msg: str, *, badcharset: tuple[str, ...] | None = None):
+    def __init__(self, msg: str, *, badcharset: tuple[str, ...] | None = None, reply: str | None = None):
         super().__init__(msg)
         self.badcharset = badcharset
+        self.reply = reply
 
 
 @dataclass(frozen=True)
@@ -251,13 +254,16 @@ _SET_RE = re.compile(r"(?:\d+|\*)(?::(?:\d+|\*))?(?:,(?:\d+|\*)(?::(?:\d+|\*))?)
 _ATOM_FLAG_RE = re.compile(r"[^\s(){%*\"\\\]\x00-\x1f\x7f]+")
 
 Token = str | bytes | list
+# Extension search keys (X-GM-RAW ...): key name → builder from the key's one string argument.
+Extensions = Mapping[str, Callable[[str], SearchKey]]
 
 
 class _Parser:
-    def __init__(self, tokens: Sequence[Token], charset: str):
+    def __init__(self, tokens: Sequence[Token], charset: str, extensions: Extensions):
         self.tokens = list(tokens)
         self.pos = 0
         self.charset = charset
+        self.extensions = extensions
 
     def done(self) -> bool:
         return self.pos >= len(self.tokens)
@@ -308,12 +314,14 @@ class _Parser:
         if isinstance(token, list):
             if not token:
                 raise SearchSyntaxError("empty parenthesised search key list")
-            inner = _Parser(token, self.charset)
+            inner = _Parser(token, self.charset, self.extensions)
             keys = inner.keys()
             return keys[0] if len(keys) == 1 else And(tuple(keys))
         if isinstance(token, bytes):
             raise SearchSyntaxError(f"unexpected string {token[:40]!r} where a search key was expected")
         name = token.upper()
+        if name in self.extensions:
+            return self.extensions[name](self.astring(name))
         if name in _FLAG_KEYS:
             flag, present = _FLAG_KEYS[name]
             return Flag(flag, present)
@@ -391,15 +399,16 @@ def _charset(args: list, charset: str | None) -> tuple[list, str]:
     return args, "utf-8"
 
 
-def parse_search(args: list, *, charset: str | None = None) -> SearchKey:
+def parse_search(args: list, *, charset: str | None = None, extensions: Extensions | None = None) -> SearchKey:
     """Parse a SEARCH program (the tokens after ``SEARCH``/``UID SEARCH``) into a key tree.
 
-    Several top-level keys are ANDed. Raises ``SearchSyntaxError`` naming the bad key.
+    Several top-level keys are ANDed. ``extensions`` adds keys that take one string (a quirk's,
+    e.g. Gmail's X-GM-RAW). Raises ``SearchSyntaxError`` naming the bad key.
     """
     args, codec = _charset(list(args), charset)
     if not args:
         raise SearchSyntaxError("no search criteria")
-    keys = _Parser(args, codec).keys()
+    keys = _Parser(args, codec, extensions or {}).keys()
     return keys[0] if len(keys) == 1 else And(tuple(keys))
 
 
