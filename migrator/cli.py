@@ -26,12 +26,14 @@ def add_endpoint_arguments(parser: argparse.ArgumentParser, role: str, flag: str
     """``--FLAG URL``, ``--FLAG-password-env VAR``, ``--FLAG-password-file F``, ``--FLAG-cafile PEM``."""
     label = label or role
     parser.add_argument(f"--{flag}", required=required, metavar="URL", dest=f"{role}_url",
-                        help=f"{label} mailbox: imap://user@host[:port][?starttls=required|no&tls_verify=no] or imaps://…")
+                        help=f"{label} mailbox: imap://user@host[:port][?starttls=required|no&tls_verify=no&auth=xoauth2] "
+                        "or imaps://… (auth=xoauth2: the secret is an OAuth access token)")
     secret = parser.add_mutually_exclusive_group()
     secret.add_argument(f"--{flag}-password-env", metavar="VAR", dest=f"{role}_password_env",
-                        help=f"environment variable holding the {label} password")
+                        help=f"environment variable holding the {label} password or token (read again at every connect)")
     secret.add_argument(f"--{flag}-password-file", type=Path, metavar="FILE", dest=f"{role}_password_file",
-                        help=f"file holding the {label} password (trailing newline ignored)")
+                        help=f"file holding the {label} password or token (trailing newline ignored; read again at "
+                        "every connect, so a refreshed token file is picked up)")
     parser.add_argument(f"--{flag}-cafile", type=Path, metavar="PEM", dest=f"{role}_cafile",
                         help=f"extra CA certificate to trust for the {label} (overrides --cafile)")
 
@@ -53,8 +55,9 @@ def endpoint_from_args(args: argparse.Namespace, role: str, *, interactive: bool
 
 
 def add_migrate_arguments(parser: argparse.ArgumentParser) -> None:
-    add_endpoint_arguments(parser, "source", "from", label="source")
-    add_endpoint_arguments(parser, "dest", "to", label="destination")
+    # --from/--to are required unless --batch names a file of account pairs (run_migrate checks).
+    add_endpoint_arguments(parser, "source", "from", label="source", required=False)
+    add_endpoint_arguments(parser, "dest", "to", label="destination", required=False)
     parser.add_argument("--cafile", type=Path, metavar="PEM", help="extra CA certificate to trust for both servers")
     parser.add_argument("--mode", choices=("merge", "replace"), default="merge",
                         help="merge (default): never overwrite or duplicate; replace: delete existing "
@@ -65,7 +68,8 @@ def add_migrate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="skip source folders matching (repeatable)")
     parser.add_argument("--no-special-use", action="store_true", help="keep special folders' names instead of mapping by role")
     parser.add_argument("--dry-run", action="store_true", help="plan only: show what would be copied, write nothing")
-    parser.add_argument("--connections", type=int, default=4, metavar="N", help="parallel folder workers (default 4)")
+    parser.add_argument("--connections", type=int, metavar="N",
+                        help="parallel folder workers (default 4; with --batch: per account, default 2)")
     parser.add_argument("--batch-size", type=int, default=200, metavar="N", help="messages per FETCH/APPEND batch")
     parser.add_argument("--state", type=Path, metavar="PATH", help="checkpoint file (default: under ~/.local/state/quirkmail)")
     parser.add_argument("--report", type=Path, metavar="FILE.json", help="write the migration report as JSON")
@@ -110,60 +114,33 @@ def add_migrate_arguments(parser: argparse.ArgumentParser) -> None:
                         "skip and report them (default) or re-encode the long parts quoted-printable (reported)")
     parser.add_argument("--max-line-length", type=int, metavar="N",
                         help="longest line the destination takes (default: 9900 on Exchange/M365, else no limit)")
+    from migrator.batch.cli import add_batch_arguments
+
+    add_batch_arguments(parser)
 
 
 def run_migrate(args: argparse.Namespace, *, console: Console | None = None) -> int:
-    from migrator.engine import MigrationOptions, migrate, test_connection
-    from migrator.mitigations import UnknownMitigation, check_names
+    from migrator.engine import migrate, test_connection
     from migrator.progress import NullProgress, RichProgress
 
     console = console or Console(stderr=False)
     err = Console(stderr=True)
+    if getattr(args, "batch", None):
+        from migrator.batch.cli import run_batch_command
+
+        return run_batch_command(args, console=console, err=err)
     try:
+        if not args.source_url or not args.dest_url:
+            raise UsageError("--from and --to are required (or --batch FILE for many accounts)")
         source = endpoint_from_args(args, "source")
         dest = endpoint_from_args(args, "dest")
-        if args.connections < 1 or args.batch_size < 1:
-            raise UsageError("--connections and --batch-size must be at least 1")
-        budget = getattr(args, "byte_budget_mb", None)
-        timeout = getattr(args, "read_timeout", DEFAULT_BASE)
-        per_1000 = getattr(args, "timeout_per_1000", DEFAULT_PER_1000)
-        if (budget is not None and budget <= 0) or timeout <= 0 or per_1000 < 0:
-            raise UsageError("--byte-budget and --timeout must be positive, --timeout-per-1000 at least 0")
         if args.test_connection:
             reports = [test_connection(source, role="source"), test_connection(dest, role="destination")]
             if getattr(args, "pim_url", None):
                 reports.append(test_connection(endpoint_from_args(args, "pim"), role="pim destination"))
             console.print(connection_table(reports))
             return int(ExitCode.OK)
-        disabled = getattr(args, "disable", [])
-        try:
-            check_names(disabled)
-        except UnknownMitigation as exc:
-            raise UsageError(f"--disable: {exc}") from None
-        options = MigrationOptions(
-            mode=args.mode,
-            target_root=[p for p in args.target_root.split("/") if p],
-            include=args.include,
-            exclude=args.exclude,
-            map_special_use=not args.no_special_use,
-            dry_run=args.dry_run,
-            connections=args.connections,
-            batch_size=args.batch_size,
-            state_path=args.state,
-            pop3_folder=getattr(args, "pop3_folder", "INBOX"),
-            pop3_delete=getattr(args, "pop3_delete", False),
-            uidl_map_path=getattr(args, "uidl_map", None),
-            items=parse_items(getattr(args, "items", "")),
-            deleted_items=getattr(args, "deleted_items", "by-kind"),
-            gmail_labels=getattr(args, "gmail_labels", "once"),
-            disable=disabled,
-            byte_budget_mb=budget,
-            read_timeout=timeout,
-            timeout_per_1000=per_1000,
-            ignore_capabilities=getattr(args, "ignore_capabilities", []),
-            long_lines=getattr(args, "long_lines", "skip"),
-            max_line_length=getattr(args, "max_line_length", None),
-        )
+        options = options_from_args(args)
         pim = endpoint_from_args(args, "pim") if getattr(args, "pim_url", None) else None
         for line in collab_preamble(source, options, pim):
             err.print(line, markup=False, highlight=False)
@@ -180,6 +157,50 @@ def run_migrate(args: argparse.Namespace, *, console: Console | None = None) -> 
         args.report.parent.mkdir(parents=True, exist_ok=True)
         args.report.write_text(report.model_dump_json(indent=2), encoding="utf-8")
     return report.exit_code
+
+
+def options_from_args(args: argparse.Namespace, *, default_connections: int = 4):
+    """The engine's MigrationOptions from the shared ``migrate`` arguments (single run and batch)."""
+    from migrator.engine import MigrationOptions
+    from migrator.mitigations import UnknownMitigation, check_names
+
+    connections = args.connections if args.connections is not None else default_connections
+    if connections < 1 or args.batch_size < 1:
+        raise UsageError("--connections and --batch-size must be at least 1")
+    disabled = getattr(args, "disable", [])
+    try:
+        check_names(disabled)
+    except UnknownMitigation as exc:
+        raise UsageError(f"--disable: {exc}") from None
+    budget = getattr(args, "byte_budget_mb", None)
+    timeout = getattr(args, "read_timeout", DEFAULT_BASE)
+    per_1000 = getattr(args, "timeout_per_1000", DEFAULT_PER_1000)
+    if (budget is not None and budget <= 0) or timeout <= 0 or per_1000 < 0:
+        raise UsageError("--byte-budget and --timeout must be positive, --timeout-per-1000 at least 0")
+    return MigrationOptions(
+        mode=args.mode,
+        target_root=[p for p in args.target_root.split("/") if p],
+        include=args.include,
+        exclude=args.exclude,
+        map_special_use=not args.no_special_use,
+        dry_run=args.dry_run,
+        connections=connections,
+        batch_size=args.batch_size,
+        state_path=args.state,
+        pop3_folder=getattr(args, "pop3_folder", "INBOX"),
+        pop3_delete=getattr(args, "pop3_delete", False),
+        uidl_map_path=getattr(args, "uidl_map", None),
+        items=parse_items(getattr(args, "items", "")),
+        deleted_items=getattr(args, "deleted_items", "by-kind"),
+        gmail_labels=getattr(args, "gmail_labels", "once"),
+        disable=disabled,
+        byte_budget_mb=budget,
+        read_timeout=timeout,
+        timeout_per_1000=per_1000,
+        ignore_capabilities=getattr(args, "ignore_capabilities", []),
+        long_lines=getattr(args, "long_lines", "skip"),
+        max_line_length=getattr(args, "max_line_length", None),
+    )
 
 
 def summary_table(report) -> Table:

@@ -12,9 +12,11 @@ Failures are isolated per item: a refused APPEND or FETCH is reported with its f
 the run continues. A lost connection is retried once on a fresh connection (after re-matching the
 batch by identity, so an APPEND confirmed just before the loss is not copied twice); a second
 loss, an over-quota destination, a progress-sink error or Ctrl-C stops the run: the report says
-``aborted`` (exit code 5) and a re-run resumes from the checkpoint. So do the provider's bandwidth
-cap (a re-login refused after `* BYE Session expired`: ``CapReached``) and the run's own
-``byte_budget_mb``. Source commands wait as long as their folder's size asks (``timeouts``).
+``aborted`` (exit code 5) and a re-run resumes from the checkpoint. A fresh connection whose
+login is refused (an expired OAuth token: the secret is re-read at every connect) stops the run
+too, with exit code 4 (``login_refused``): no retry loop. The provider's bandwidth cap (a re-login
+refused after `* BYE Session expired`: ``CapReached``) and the run's own ``byte_budget_mb`` stop it
+as aborted (exit 5, resumable). Source commands wait as long as their folder's size asks (``timeouts``).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from pydantic import BaseModel, Field, field_validator
 from migrator import dates
 from migrator.backoff import retry_delay
 from migrator.collab.kinds import MAIL_ONLY, not_offered
-from migrator.errors import CapReached, ConnectionFailed, ProtocolError, TooManyConnections, UsageError
+from migrator.errors import AuthenticationFailed, CapReached, ConnectionFailed, ProtocolError, TooManyConnections, UsageError
 from migrator.folders import FolderPlan, ListEntry, Namespace, alternative_names, destination_name, plan_folders
 from migrator.gmail import ARCHIVE_NAME, GmailLabels, LabelFolder, plan_labels
 from migrator.identity import Identity, IdentityIndex, identity_of, message_id_of
@@ -284,6 +286,13 @@ class _Run:
             )
 
     def fail(self, job: FolderJob, uid: int | None, exc: BaseException) -> None:
+        if isinstance(exc, AuthenticationFailed):
+            # A reconnect's login was refused (oauth-token-expiry: the token file holds no fresh
+            # token): every later connection would be too, so the run stops; no retry loop.
+            with self.lock:
+                self.report.login_refused = self.report.login_refused or str(exc)
+            self.abort(f"stopped at a refused reconnect: {exc}")
+            return
         with self.lock:
             job.report.failed += 1
             self.report.errors.append(
@@ -721,7 +730,8 @@ def migrate(
 ) -> MigrationReport:
     """Copy the source mailbox into the destination. Connection/TLS/auth failures before the run
     starts raise (``ConnectionFailed``, ``TlsFailure``, ``AuthenticationFailed``); everything after
-    is in the returned report."""
+    is in the returned report (a reconnect whose login is refused, e.g. an expired OAuth token,
+    stops the run: ``report.login_refused``, exit 4)."""
     if source.url.scheme in ("pop3", "pop3s"):
         from migrator.pop3_flow import migrate_pop3
 

@@ -6,6 +6,7 @@
     │   ├── TlsFailure            handshake, certificate, STARTTLS refused         → 3
     │   └── TooManyConnections    LOGIN refused for the account's connection limit → 3
     ├── AuthenticationFailed      the server refused the credentials               → 4
+    │   └── OAuthTokenRejected    an XOAUTH2 login refused: token expired or invalid → 4
     ├── ProtocolError             the server broke the protocol or refused a
     │                             command the migration cannot do without          → 3
     ├── ServerRefused             one item refused (NO); isolated, reported        → 1
@@ -53,6 +54,13 @@ class TooManyConnections(ConnectionFailed):
 
 class AuthenticationFailed(MigratorError):
     exit_code = ExitCode.AUTHENTICATION
+
+
+class OAuthTokenRejected(AuthenticationFailed):
+    """An XOAUTH2 login was refused: the access token expired or is invalid. The message says
+    "OAuth token expired or invalid" and carries the provider's decoded error JSON (status,
+    schemes, scope), never the token. The token is re-read at every connect, so the fix is a
+    fresh token in the file or variable it comes from."""
 
 
 class ProtocolError(MigratorError):

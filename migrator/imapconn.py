@@ -1,8 +1,11 @@
 """Opening an authenticated imapclient connection, with every failure as a typed error.
 
 Shared by the IMAP source and sink: TLS (implicit, STARTTLS when advertised or required),
-LOGIN, ID when advertised (some providers refuse SELECT without it), and the translation of
-socket / ssl / imaplib errors into ``migrator.errors`` naming the endpoint.
+LOGIN or AUTHENTICATE XOAUTH2 (``?auth=xoauth2``: the secret is the access token, re-read at
+every connect), ID when advertised (some providers refuse SELECT without it), and the
+translation of socket / ssl / imaplib errors into ``migrator.errors`` naming the endpoint.
+Capabilities are whatever the server says after login (imapclient drops the pre-login list at
+login and reads the ``[CAPABILITY]`` code or asks again): capabilities-change-after-auth.
 """
 
 from __future__ import annotations
@@ -27,10 +30,12 @@ from migrator.errors import (
     CapReached,
     ConnectionFailed,
     MigratorError,
+    OAuthTokenRejected,
     ProtocolError,
     TlsFailure,
     TooManyConnections,
 )
+from migrator.replies import oauth_error, oauth_refusal
 from migrator.timeouts import DEFAULT_BASE
 from migrator.urls import Endpoint
 
@@ -102,9 +107,19 @@ def connect(endpoint: Endpoint, *, role: str, timeout: float = TIMEOUT) -> tuple
                     tls = "starttls"
                 elif url.starttls == "required":
                     raise TlsFailure(f"{where}: STARTTLS required but not advertised")
+            xoauth2 = Xoauth2(url.user, endpoint.password.reveal()) if url.auth == "xoauth2" else None
+            if xoauth2 is not None and "AUTH=XOAUTH2" not in capability_set(client):
+                offered = " ".join(sorted(c for c in capability_set(client) if c.startswith("AUTH="))) or "none"
+                raise AuthenticationFailed(f"{where}: ?auth=xoauth2 asked for, but the server does not offer "
+                                           f"AUTH=XOAUTH2 (it offers {offered})")
             try:
-                client.login(url.user, endpoint.password.reveal())
+                if xoauth2 is not None:
+                    client._command_and_check("authenticate", "XOAUTH2", xoauth2)
+                else:
+                    client.login(url.user, endpoint.password.reveal())
             except imap_exc.IMAPClientError as exc:
+                if xoauth2 is not None:
+                    raise OAuthTokenRejected(f"{where}: login refused: {oauth_refusal(server_text(exc), xoauth2.error)}") from None
                 raise login_error(where, server_text(exc), capability_set(client)) from None
             if "ID" in capability_set(client):
                 try:
@@ -123,6 +138,34 @@ def hide_capabilities(client: imapclient.IMAPClient, names: frozenset[str]) -> N
     """Make the logged-in client (and everything asking it) forget extensions it must not use."""
     kept = tuple(c for c in client.capabilities() if c.decode("ascii", "replace").upper().split("=")[0] not in names)
     client._cached_capabilities = kept  # imapclient's post-login cache: has_capability() reads it
+
+
+def xoauth2_response(user: str, token: str) -> bytes:
+    """XOAUTH2's client response before base64 (IMAP AUTHENTICATE and POP3 AUTH alike)."""
+    return f"user={user}\x01auth=Bearer {token}\x01\x01".encode("utf-8")
+
+
+class Xoauth2:
+    """imaplib's authobject for AUTHENTICATE XOAUTH2 (Google's format: ``user=U^Aauth=Bearer T^A^A``).
+
+    The first challenge gets the response. A second one is the provider's error report (Gmail:
+    base64 JSON, decoded by imaplib): it is kept as ``error`` and answered with an empty line, as
+    Google asks, so the server sends its tagged NO (xoauth2-error-continuation).
+    """
+
+    def __init__(self, user: str, token: str):
+        self._response: bytes | None = xoauth2_response(user, token)
+        self.error: dict | None = None
+
+    def __call__(self, challenge: bytes) -> bytes:
+        response, self._response = self._response, None
+        if response is not None:
+            return response
+        self.error = oauth_error(challenge)
+        return b""
+
+    def __repr__(self) -> str:  # never the token
+        return "Xoauth2(***)"
 
 
 _CONNECTION_LIMIT = re.compile(r"too many simultaneous connections|maximum number of connections", re.IGNORECASE)

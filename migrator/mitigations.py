@@ -39,6 +39,16 @@ reproduce what a naive tool does. Default: every mitigation on.
 |                        |                                             |                                         | and refused (BAD, counted towards Exchange's BYE)          |
 | mdn-neutralise         | mdn-resend                                  | engine: _Run._prepare                   | Exchange sends a read receipt again for every read copy    |
 |                        |                                             |                                         | that asked for one                                         |
+| batch-connection-retry | gmail-too-many-connections,                 | batch.runner: _run_account              | a batch account whose login meets its connection limit (or |
+|                        | dovecot-userip-limit, POP3 [LOGIN-DELAY]/   |                                         | a POP3 login delay) fails as "connection"; no second try   |
+|                        | [IN-USE]                                    |                                         |                                                            |
+
+Always on, not switchable (no naive variant worth reproducing): capabilities are taken from the
+post-login list only (imapconn, via imapclient: capabilities-change-after-auth — its scenario's
+damage proof switches appendlimit-skip off); an XOAUTH2 error continuation is answered with an
+empty line and its JSON decoded (imapconn.Xoauth2, sources/pop3: xoauth2-error-continuation);
+secrets from a variable or file are re-read at every connect (urls.Secret: oauth-token-expiry),
+and a refused reconnect login stops the run with exit 4 instead of retrying (engine: _Run.fail).
 """
 
 from __future__ import annotations
@@ -62,6 +72,7 @@ MITIGATIONS: dict[str, str] = {
     "flag-after-append": "\\Flagged is set again by UID STORE after APPEND (Exchange drops it from APPEND)",
     "line-length-check": "messages with a line over the destination's limit are skipped (or re-wrapped) up front",
     "mdn-neutralise": "read messages asking for a read receipt get $MDNSent, so the destination sends none",
+    "batch-connection-retry": "a batch account refused for its connection limit or a login delay is tried once more later",
 }
 
 

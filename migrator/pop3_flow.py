@@ -35,7 +35,7 @@ from pathlib import Path
 
 from migrator import dates
 from migrator.backoff import defer_delay
-from migrator.errors import ConnectionFailed, LoginDeferred, MigratorError, UsageError
+from migrator.errors import AuthenticationFailed, ConnectionFailed, LoginDeferred, MigratorError, UsageError
 from migrator.identity import Identity, IdentityIndex, identity_of, message_id_of
 from migrator.pop3_targets import DeliveryTarget, ImapTarget, open_target
 from migrator.progress import NullProgress, ProgressSink
@@ -213,6 +213,8 @@ class Pop3Run:
                 try:
                     self.session = self.open_session()
                 except MigratorError as again:
+                    if isinstance(again, AuthenticationFailed):  # an expired token: exit 4, not 5
+                        self.report.login_refused = str(again)
                     self.report.aborted = f"source connection lost and could not be reopened: {again}"
                     break
         self.report.pop3.destination_reconnects = self.target.reconnects

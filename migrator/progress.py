@@ -48,22 +48,29 @@ class NullProgress:
 
 class MessageRateColumn(ProgressColumn):
     def render(self, task: Task) -> Text:
+        if task.fields.get("rate") is False:  # a bar counting something else (the batch's accounts)
+            return Text("")
         return Text(f"{task.speed or 0:.0f} msg/s", style="progress.data.speed")
+
+
+def message_bars(console: Console | None) -> Progress:
+    """The bar style of every quirkmail progress display: name, bar, n/total, msg/s, elapsed."""
+    return Progress(
+        TextColumn("{task.description}", justify="left"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        MessageRateColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
 
 
 class RichProgress:
     """One bar per folder plus a total with message counts, byte rate and elapsed time."""
 
     def __init__(self, console: Console | None = None):
-        self._progress = Progress(
-            TextColumn("{task.description}", justify="left"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            MessageRateColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=False,
-        )
+        self._progress = message_bars(console)
         self._tasks: dict[str, TaskID] = {}
         self._total: TaskID | None = None
         self._lock = threading.Lock()

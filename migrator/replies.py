@@ -15,11 +15,16 @@ POP3 login refusals (RFC 2449 §8 response codes, RFC 3206): ``[LOGIN-DELAY]`` (
 soon after the last login), ``[IN-USE]`` (another session holds the maildrop lock) and
 ``[SYS/TEMP]`` say "come back later", not "wrong password".
 
-``auth_hint`` explains login refusals whose fix is on the account, not in the password.
+``auth_hint`` explains login refusals whose fix is on the account, not in the password;
+``oauth_refusal`` explains a refused XOAUTH2 login (token expired or invalid) with the provider's
+decoded error report (xoauth2-error-continuation: Gmail's base64 JSON).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import re
 from dataclasses import dataclass
 
@@ -137,3 +142,35 @@ def auth_hint(text: str, *, oauth_offered: bool = False) -> str:
         return (" (basic authentication is disabled for this account or tenant: use OAuth (?auth=xoauth2)"
                 " or ask the admin)")
     return ""
+
+
+# XOAUTH2 refusals ---------------------------------------------------------------------------------
+
+OAUTH_REJECTED = "OAuth token expired or invalid"
+
+
+def oauth_error(challenge: bytes | str) -> dict | None:
+    """The provider's error report of a refused XOAUTH2 token: Gmail's continuation holds JSON
+    such as ``{"status":"400","schemes":"Bearer","scope":"https://mail.google.com/"}`` (given
+    base64-encoded or already decoded). None when it is no JSON object."""
+    data = challenge.encode("ascii", "replace") if isinstance(challenge, str) else challenge
+    data = data.strip()
+    if not data.startswith(b"{"):
+        try:
+            data = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError):
+            return None
+    try:
+        value = json.loads(data.decode("utf-8", "replace"))
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def oauth_refusal(text: str, error: dict | None = None) -> str:
+    """The explanation to append to a refused XOAUTH2 login: ``text`` is the server's reply,
+    ``error`` its decoded report. Only the report's fields are quoted (never a token)."""
+    said = ", ".join(f"{k} {error[k]}" for k in ("status", "schemes", "scope") if k in (error or {}))
+    said = f"; the provider reports {said}" if said else ""
+    return (f"{text} ({OAUTH_REJECTED}{said}: put a fresh access token where the secret comes from; "
+            "it is re-read at every connect)")

@@ -144,6 +144,8 @@ class MigrationReport(BaseModel):
     bytes: int = 0
     notes: list[str] = []  # run-wide remarks (fewer connections than asked, read-ahead off ...)
     aborted: str | None = None  # why the run stopped early; the state is saved, a re-run resumes
+    # A reconnect's login was refused mid-run (an expired OAuth token): the run stopped (exit 4).
+    login_refused: str | None = None
     pop3: Pop3Report | None = None  # set when the source was POP3
     pim_destination: str | None = None  # CardDAV/CalDAV (or EWS) destination of non-mail items
     items: list[str] = []  # kinds asked for ("mail", "contacts", "calendars", "tasks", "notes")
@@ -159,6 +161,8 @@ class MigrationReport(BaseModel):
 
     @property
     def exit_code(self) -> int:
+        if self.login_refused:
+            return int(ExitCode.AUTHENTICATION)
         if self.aborted:
             return int(ExitCode.ABORTED)
         if self.skipped_count or self.failed or self.unmigratable:

@@ -1,13 +1,17 @@
 """Server URLs (``imap://user@host:port?starttls=…``) and secrets that never leak.
 
 A password is never part of a URL or argv: it comes from an environment variable, a file or an
-interactive prompt and lives in a ``Secret`` whose ``str``/``repr`` are ``***``.
+interactive prompt and lives in a ``Secret`` whose ``str``/``repr`` are ``***``. A secret from an
+environment variable or a file is read again at every ``reveal()`` — every (re)connect — so an
+OAuth access token that a refresher rewrites during a long run is picked up at the next login
+(oauth-token-expiry).
 """
 
 from __future__ import annotations
 
 import getpass
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -19,19 +23,27 @@ DEFAULT_PORTS = {"imap": 143, "imaps": 993, "pop3": 110, "pop3s": 995, "lmtp": 2
 DEFAULT_PORTS |= {"ews": 443, "ews+http": 80, "dav": 443, "dav+http": 80}
 IMPLICIT_TLS_SCHEMES = ("imaps", "pop3s", "smtps", "ews", "dav")
 AUTH_VALUES = ("auto", "user", "apop", "plain", "xoauth2")  # POP3 login method; xoauth2: the secret is the token
+IMAP_AUTH_VALUES = ("auto", "xoauth2")  # IMAP: auto = LOGIN; xoauth2 = AUTHENTICATE XOAUTH2, the secret is the token
 AUTH_VALUES += ("basic", "bearer")  # EWS: bearer = the secret is an OAuth access token
 STARTTLS_VALUES = ("auto", "required", "no")
 
 
 class Secret:
-    """A password; only ``reveal()`` gives the value, so it cannot end up in logs by accident."""
+    """A password or token; only ``reveal()`` gives the value, so it cannot end up in logs by accident.
 
-    __slots__ = ("_value",)
+    ``load`` (given by ``resolve_secret`` for env and file secrets) re-reads the value at each
+    ``reveal()``; an empty read keeps the last value (a refresher caught mid-write).
+    """
 
-    def __init__(self, value: str):
+    __slots__ = ("_value", "_load")
+
+    def __init__(self, value: str, load: Callable[[], str] | None = None):
         self._value = value
+        self._load = load
 
     def reveal(self) -> str:
+        if self._load is not None:
+            self._value = self._load() or self._value
         return self._value
 
     def __str__(self) -> str:
@@ -54,7 +66,7 @@ class ServerURL:
     user: str
     starttls: str = "auto"  # auto: use STARTTLS when advertised (imap:// only)
     tls_verify: bool = True
-    auth: str = "auto"  # POP3: auto = APOP when offered, else SASL PLAIN, else USER/PASS
+    auth: str = "auto"  # POP3: auto = APOP when offered, else SASL PLAIN, else USER/PASS; IMAP: LOGIN or xoauth2
     path: str = ""  # dav://: the home collection (default /<user>/)
 
     @classmethod
@@ -86,8 +98,9 @@ class ServerURL:
         if scheme in IMPLICIT_TLS_SCHEMES and starttls == "required":
             raise UsageError(f"bad server URL {_safe(text)!r}: starttls=required makes no sense with {scheme}://")
         auth = query.get("auth", "auto").lower()
-        if auth not in AUTH_VALUES:
-            raise UsageError(f"bad server URL {_safe(text)!r}: auth must be one of {', '.join(AUTH_VALUES)}, not {auth!r}")
+        allowed = IMAP_AUTH_VALUES if scheme in ("imap", "imaps") else AUTH_VALUES
+        if auth not in allowed:
+            raise UsageError(f"bad server URL {_safe(text)!r}: auth must be one of {', '.join(allowed)}, not {auth!r}")
         verify = query.get("tls_verify", "yes").lower()
         if verify not in ("yes", "no", "true", "false", "1", "0"):
             raise UsageError(f"bad server URL {_safe(text)!r}: tls_verify must be yes or no")
@@ -128,18 +141,24 @@ def _safe(text: str) -> str:
 
 
 def resolve_secret(*, env: str | None = None, file: Path | None = None, prompt: str | None = None) -> Secret:
-    """The password from an environment variable, a file (trailing newline stripped) or a prompt."""
+    """The password from an environment variable, a file (trailing newline stripped) or a prompt;
+    env and file secrets are re-read at every ``reveal()``."""
     if env:
-        value = os.environ.get(env)
-        if value is None:
-            raise UsageError(f"environment variable {env} is not set")
-        return Secret(value)
+        def load() -> str:
+            value = os.environ.get(env)
+            if value is None:
+                raise UsageError(f"environment variable {env} is not set")
+            return value
+
+        return Secret(load(), load)
     if file:
-        try:
-            text = Path(file).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"cannot read password file {file}: {exc.strerror}") from None
-        return Secret(text.rstrip("\r\n"))
+        def load() -> str:
+            try:
+                return Path(file).read_text(encoding="utf-8").rstrip("\r\n")
+            except OSError as exc:
+                raise UsageError(f"cannot read password file {file}: {exc.strerror}") from None
+
+        return Secret(load(), load)
     if prompt:
         return Secret(getpass.getpass(prompt))
     raise UsageError("no password source: give an environment variable, a file or allow the prompt")

@@ -316,7 +316,8 @@ def _add_migrate(sub) -> None:
     p = sub.add_parser(
         "migrate",
         help="copy a mailbox from one server to another with the quirkmail engine",
-        description="Run the migration engine against any IMAP servers.",
+        description="Run the migration engine against any IMAP servers, or for every account pair of a "
+        "file with --batch FILE (exit code: the worst account's).",
     )
     try:
         from migrator.cli import add_migrate_arguments, run_migrate

@@ -42,6 +42,10 @@ def check(
     failures += _check_notes(expect.notes, runs)
     if expect.skipped is not None and runs:
         failures += _check_skipped(expect.skipped, runs[-1])
+    if expect.error is not None and runs:
+        said = why_stopped(runs[-1])
+        if expect.error.lower() not in said.lower():
+            failures.append(f"the last run does not say {expect.error!r}: {said or '(nothing)'}")
     if expect.date_fallbacks is not None and runs and runs[-1].report is not None:
         got = len(runs[-1].report.get("date_fallbacks", []))
         if got != expect.date_fallbacks:
@@ -72,6 +76,12 @@ def _check_notes(phrases: list[str], runs: list[RunRecord]) -> list[str]:
         said += report.get("notes", []) + [report.get("aborted") or ""]
         said += [n for f in report.get("folders", []) for n in f.get("notes", [])]
     return [f"no run's report says {p!r}" for p in phrases if not any(p in text for text in said)]
+
+
+def why_stopped(run: RunRecord) -> str:
+    """What ended a run early: its typed error, else its report's refused login or abort reason."""
+    report = run.report or {}
+    return run.error or report.get("login_refused") or report.get("aborted") or ""
 
 
 def _check_exit_codes(wanted: int | list[int], runs: list[RunRecord]) -> list[str]:

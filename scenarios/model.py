@@ -91,6 +91,11 @@ class ServerSpec(_Block):
     fixture: FixtureSpec | None = None
     # The engine is given a wrong password (refused-login scenarios: exit 4, classified).
     wrong_password: bool = False
+    # Simulator only (scenarios.credentials): xoauth2 = the engine logs in with XOAUTH2, its token
+    # (the account's password) in a file it re-reads at every connect; rotate_token = a refresher
+    # writes a new token to that file when the oauth-token-expiry quirk has no login left for it.
+    auth: Literal["password", "xoauth2"] = "password"
+    rotate_token: bool = False
 
     @field_validator("quirks", "faults", mode="before")
     @classmethod
@@ -120,6 +125,10 @@ class ServerSpec(_Block):
             raise FieldProblem("profile", "a dovecot server has no profile or quirks: it is the real thing")
         if self.server == "dovecot" and "user" in self.model_fields_set:
             raise FieldProblem("user", "a dovecot side gets a fresh user per scenario; it cannot be named")
+        if self.server == "dovecot" and self.auth != "password":
+            raise FieldProblem("auth", "the shared Dovecot has no OAuth: auth: xoauth2 is for simulator sides")
+        if self.rotate_token and self.auth != "xoauth2":
+            raise FieldProblem("rotate_token", "rotates an OAuth token file: needs auth: xoauth2")
         return self
 
 
@@ -186,6 +195,8 @@ class Expectations(_Block):
     # The source holds exactly what it held before (no \\Seen set by a careless FETCH, nothing moved).
     source_unchanged: bool = True
     date_fallbacks: int | None = None  # the engine resorted to Received/Date this many times
+    # A substring of what ended the last run: its error, else its report's refused login / abort.
+    error: str | None = None
     # Contacts/events/tasks/notes and EWS report checks (scenarios.model_collab).
     collab: CollabExpectations | None = None
     pop3: Pop3Expectations | None = None  # a POP3 run's report and the source left behind

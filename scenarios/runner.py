@@ -27,6 +27,7 @@ from pydantic import BaseModel, ValidationError
 
 from migrator.errors import MigratorError
 from migrator.urls import Endpoint, Secret, ServerURL
+from scenarios.credentials import engine_endpoint
 from scenarios.expectations import RunRecord, check
 from scenarios.pop3_expect import check_live, check_pop3
 from scenarios.model import Scenario, ScenarioError, ServerSpec
@@ -230,12 +231,7 @@ def build_side(spec: ServerSpec, role: str, base_dir: Path, stack: ExitStack) ->
         _create_special_folders(account, profile)
     world = stack.enter_context(SimulatorWorld(store, profile))
     handle = world.start_imap()
-    given = password
-    if spec.wrong_password:  # refused-login scenarios (app-password-required): the engine gets a wrong one
-        from scenarios.sides_pop3 import WRONG_PASSWORD_SUFFIX
-
-        given += WRONG_PASSWORD_SUFFIX
-    endpoint = Endpoint(ServerURL.parse(handle.url(user)), Secret(given), cafile=world.cafile)
+    endpoint = engine_endpoint(spec, handle.url(user), password, world, stack)
     return Side(
         endpoint,
         lambda: snapshot_account(account, label=handle.url(user)),

@@ -28,12 +28,12 @@ from typing import Any
 
 from migrator import dates
 from migrator.urls import Endpoint, Secret, ServerURL
+from scenarios.credentials import WRONG_PASSWORD_SUFFIX, engine_endpoint
 from scenarios.model import ScenarioError, ServerSpec
 from scenarios.snapshot import FolderSnapshot, MailboxSnapshot, snapshot_account, snapshot_imap
 from simulators.fixtures import populate
 
 INBOX = "INBOX"
-WRONG_PASSWORD_SUFFIX = "-wrong"
 _TRACE_NAMES = (b"return-path", b"delivered-to")
 
 
@@ -170,7 +170,7 @@ def _pop3_source(spec: ServerSpec, base_dir: Path, stack: ExitStack):
     user = spec.user
     account, profile, world = _simulated(spec, password, base_dir, stack)
     handle = world.start_pop3()
-    endpoint = Endpoint(ServerURL.parse(handle.url(user)), Secret(given), cafile=world.cafile)
+    endpoint = engine_endpoint(spec, handle.url(user), password, world, stack)
     return runner.Side(
         endpoint,
         lambda: snapshot_account(account, label=handle.url(user), rewrite=noted),
@@ -204,8 +204,7 @@ def _smtp_destination(spec: ServerSpec, base_dir: Path, stack: ExitStack):
     _, password = runner._new_user("dest")
     account, profile, world = _simulated(spec, password, base_dir, stack)
     handle = world.start_smtp()
-    given = password + WRONG_PASSWORD_SUFFIX if spec.wrong_password else password
-    endpoint = Endpoint(ServerURL.parse(handle.url(spec.user)), Secret(given), cafile=world.cafile)
+    endpoint = engine_endpoint(spec, handle.url(spec.user), password, world, stack)
     return runner.Side(
         endpoint,
         lambda: snapshot_account(account),

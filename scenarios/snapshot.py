@@ -208,7 +208,10 @@ def _connect(endpoint: Endpoint, timeout: float):
     if not implicit and starttls != "no":
         if starttls == "required" or client.has_capability("STARTTLS"):
             client.starttls(context)
-    client.login(url.user, endpoint.password.reveal())
+    if getattr(url, "auth", "auto") == "xoauth2":  # an OAuth-only simulator side
+        client.oauth2_login(url.user, endpoint.password.reveal())
+    else:
+        client.login(url.user, endpoint.password.reveal())
     client.normalise_times = False  # keep INTERNALDATE aware: we compare instants
     return client
 

@@ -125,6 +125,11 @@ class SimulatorWorld:
         self.handles.append(handle)
         return handle
 
+    def quirks(self, name: str) -> list:
+        """The live quirk objects named ``name`` of the started IMAP and POP3 servers (each server
+        builds its own): e.g. oauth-token-expiry's, to issue a fresh token."""
+        return [q for f in self._factories for q in f.quirks if q.name == name]
+
     def start_smtp(self, port: int = 0) -> ServerHandle:
         """SMTP into the store (its own asyncio thread); STARTTLS with the world's certificate."""
         try:

@@ -194,6 +194,23 @@ class Quirk:
         message. A notification: every quirk hears it, the return value is ignored."""
         return None
 
+    def imap_sasl_failure(self, session: Any, mechanism: str, reply: str) -> tuple[str, str] | None:
+        """(base64 challenge, final reply) for a refused AUTHENTICATE: the challenge goes out as a
+        ``+`` continuation and the final reply only after the client's answer (Gmail's XOAUTH2)."""
+        return None
+
+    # XOAUTH2 hooks, asked by the IMAP and POP3 fronts alike (``protocol``: "imap" or "pop3").
+
+    def oauth_check(self, protocol: str, user: str, token: str, account: Any) -> bool | str | None:
+        """Whether ``token`` is a valid bearer token for ``account`` (a store Account, None when the
+        user is unknown): True, False, or a refusal reply in the front's words (IMAP ``NO ...``,
+        POP3 ``-ERR ...``). None = the default rule: the account's password doubles as its token."""
+        return None
+
+    def oauth_logged_in(self, protocol: str, user: str, token: str) -> None:
+        """Told after an XOAUTH2 login with ``token`` succeeded (for quirks that count logins)."""
+        return None
+
     # POP3 hooks (simulators.pop3.engine). Each returns None for the normal behaviour. A "reply"
     # is the whole status line without CRLF, e.g. "-ERR [IN-USE] Mailbox is locked".
 
@@ -325,8 +342,8 @@ def _load_builtin_quirks() -> None:
     import importlib
 
     for module in (
-        "simulators.imap.quirks", "simulators.imap.quirks_microsoft", "simulators.imap.gmail",
-        "simulators.smtp.quirks", "simulators.pop3.quirks", "simulators.ews.quirks",
+        "simulators.imap.quirks", "simulators.imap.quirks_auth", "simulators.imap.quirks_microsoft",
+        "simulators.imap.gmail", "simulators.smtp.quirks", "simulators.pop3.quirks", "simulators.ews.quirks",
         "simulators.imap.quirks_limits",
     ):
         try:

@@ -12,6 +12,7 @@ from migrator.engine import MigrationOptions
 from migrator.mitigations import MITIGATIONS, Mitigations, UnknownMitigation
 
 ENGINE = Path(__file__).resolve().parent.parent / "migrator" / "engine.py"
+BATCH = ENGINE.parent / "batch" / "runner.py"  # the batch scheduler's one mitigation
 
 
 def test_all_on_by_default_and_off_by_name():
@@ -32,7 +33,8 @@ def test_every_mitigation_is_documented_and_asked_by_the_engine():
     doc = (ENGINE.parent / "mitigations.py").read_text()
     asked = [
         node.args[0].value
-        for node in ast.walk(ast.parse(ENGINE.read_text()))
+        for module in (ENGINE, BATCH)
+        for node in ast.walk(ast.parse(module.read_text()))
         if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "on"
         and node.args and isinstance(node.args[0], ast.Constant)
     ]

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from simulators.smtp.auth import XOAuth2Error, error_challenge, parse_xoauth2, xoauth2_response
+from simulators.xoauth2 import XOAuth2Error, error_challenge, parse_xoauth2, xoauth2_response
 from simulators.smtp.delivery import Trace, resolve_recipient, strip_received, with_protocol
 from simulators.store import Store
 

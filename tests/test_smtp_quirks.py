@@ -7,7 +7,7 @@ import base64
 import pytest
 
 from simulators.quirks import QuirkError, QuirkSpec, build_all
-from simulators.smtp.auth import xoauth2_response
+from simulators.xoauth2 import xoauth2_response
 from tests.test_smtp_server import FakeClock, Wire, inbox, profile_with, serving, store  # noqa: F401
 
 MSG = b"Subject: x\r\n\r\nbody\r\n"

@@ -13,7 +13,7 @@ import pytest
 from simulators.launcher import SimulatorWorld
 from simulators.profiles import load_profile
 from simulators.smtp import SmtpServer, SmtpServerError, strip_received
-from simulators.smtp.auth import xoauth2_response
+from simulators.xoauth2 import xoauth2_response
 from simulators.store import INBOX, Store
 
 T0 = datetime(2024, 6, 1, 12, 0, 0, tzinfo=timezone.utc)

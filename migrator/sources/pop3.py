@@ -25,9 +25,11 @@ import socket
 import ssl
 from dataclasses import dataclass
 
-from migrator.errors import AuthenticationFailed, ConnectionFailed, LoginDeferred, ProtocolError, TlsFailure
-from migrator.imapconn import TIMEOUT, tls_context, tls_text
-from migrator.replies import auth_hint, login_delay_of, temporary_login_code
+from migrator.errors import (
+    AuthenticationFailed, ConnectionFailed, LoginDeferred, OAuthTokenRejected, ProtocolError, TlsFailure,
+)
+from migrator.imapconn import TIMEOUT, tls_context, tls_text, xoauth2_response
+from migrator.replies import auth_hint, login_delay_of, oauth_error, oauth_refusal, temporary_login_code
 from migrator.urls import Endpoint
 
 MAX_LINE = 1 << 20  # longest reply line accepted (poplib's own limit is 2048 bytes)
@@ -72,7 +74,7 @@ def sasl_plain(user: str, password: str) -> str:
 
 
 def sasl_xoauth2(user: str, token: str) -> str:
-    return base64.b64encode(f"user={user}\x01auth=Bearer {token}\x01\x01".encode("utf-8")).decode("ascii")
+    return base64.b64encode(xoauth2_response(user, token)).decode("ascii")
 
 
 def join_lines(lines: list[bytes]) -> bytes:
@@ -143,6 +145,7 @@ class Pop3Source:
         self.endpoint = endpoint
         url = endpoint.url
         self.where = f"source {url.display()}"
+        self._sasl_error: dict | None = None  # an XOAUTH2 refusal's decoded report
         ctx = tls_context(endpoint) if url.implicit_tls or url.starttls != "no" else None
         try:
             if url.implicit_tls:
@@ -227,8 +230,11 @@ class Pop3Source:
             return "user"
         except ProtocolError as exc:
             text = str(exc).removeprefix(f"{self.where}: ")
-            raise login_refusal(self.where, text, self.caps_before,
-                                oauth_offered=want != "xoauth2" and "XOAUTH2" in sasl) from None
+            refusal = login_refusal(self.where, text, self.caps_before,
+                                    oauth_offered=want != "xoauth2" and "XOAUTH2" in sasl)
+            if want == "xoauth2" and not isinstance(refusal, LoginDeferred):
+                refusal = OAuthTokenRejected(f"{self.where}: login refused: {oauth_refusal(text, self._sasl_error)}")
+            raise refusal from None
 
     def _sasl(self, mechanism: str, response: str) -> None:
         """SASL per RFC 5034. PLAIN sends its initial response with the command. XOAUTH2 goes in
@@ -243,6 +249,7 @@ class Pop3Source:
         else:
             reply = self._call(self.client._shortcmd, f"AUTH {mechanism} {response}")
         if reply.startswith(b"+ ") or reply == b"+":
+            self._sasl_error = oauth_error(reply[2:])
             reply = self._call(self.client._shortcmd, "")
         if not reply.startswith(b"+OK"):
             raise ProtocolError(f"{self.where}: {reply.decode('utf-8', 'replace')}")

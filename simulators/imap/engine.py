@@ -59,6 +59,7 @@ from simulators.imap.view import MailboxView
 from simulators.profiles import Profile
 from simulators.quirks import Quirk
 from simulators.store import INBOX, SYSTEM_FLAGS, Account, Folder, FolderExists, NoSuchFolder, Store
+from simulators.xoauth2 import token_verdict
 
 
 log = logging.getLogger(__name__)
@@ -185,12 +186,14 @@ class ImapSession:
         self.view: MailboxView | None = None
         self.idling: str | None = None  # tag of the running IDLE
         self._auth: SaslExchange | None = None
+        self._sasl_final: tuple[str, str] | None = None  # (tag, reply) held back by an error continuation
         self._errors = 0
         # Dovecot disconnects after 20 BAD replies; a quirk may say otherwise (Exchange: 10 errors).
         self._error_limit = self._quirk("imap_error_limit") or (MAX_BAD_COMMANDS, "Too many invalid IMAP commands.", False)
         self._asked_capability = False
         self.id_sent = False  # for quirks (NetEase refuses SELECT before ID)
         self.auth_command = ""  # "LOGIN" or "AUTHENTICATE" while credentials are checked
+        self.auth_mechanism = ""  # the SASL mechanism of AUTHENTICATE ("PLAIN", "XOAUTH2" ...)
         self._out: list[Output] = []
         self.reader = CommandReader(literal_policy=self._literal_policy)
 
@@ -454,6 +457,10 @@ class ImapSession:
             else:
                 self._tagged(tag, "BAD Expected DONE.")
             return
+        if self._sasl_final is not None:  # the client answered an error continuation
+            (tag, reply), self._sasl_final = self._sasl_final, None
+            self._tagged(tag, "BAD Authentication aborted by client." if line.strip() == b"*" else reply)
+            return
         exchange, self._auth = self._auth, None
         if exchange is None:
             return
@@ -471,22 +478,41 @@ class ImapSession:
             self._ask_auth()
             return
         user, password = exchange.credentials()
-        self._tagged(exchange.tag, self._login("AUTHENTICATE", user, password))
+        reply = self._login("AUTHENTICATE", user, password, exchange.mech)
+        continuation = None if reply.startswith("OK") else self._quirk("imap_sasl_failure", self, exchange.mech, reply)
+        if continuation is None:
+            self._tagged(exchange.tag, reply)
+            return
+        challenge, final = continuation
+        self._sasl_final = (exchange.tag, final)
+        self._send(f"+ {challenge}\r\n")
+        self.reader.expect_line()
 
-    def _login(self, command: str, user: str, password: str) -> str:
-        self.auth_command = command
+    def _login(self, command: str, user: str, password: str, mechanism: str = "") -> str:
+        """LOGIN / AUTHENTICATE: the tagged reply. For XOAUTH2 ``password`` is the bearer token,
+        valid when it is the account's password unless a quirk says otherwise (``oauth_check``)."""
+        self.auth_command, self.auth_mechanism = command, mechanism
         if "LOGINDISABLED" in self.capabilities():  # a profile that wants TLS first
             return "NO [PRIVACYREQUIRED] Plaintext authentication disallowed on non-secure (SSL/TLS) connections."
         refusal = self._quirk("imap_login", self, user, password)
         if refusal is not None:
             return refusal
         account = self.store.accounts.get(user)
-        if account is None or account.password != password:
+        if mechanism == "XOAUTH2":
+            ok = token_verdict(self.quirks, "imap", user, password, account)
+            if isinstance(ok, str):
+                return ok
+        else:
+            ok = account is not None and account.password == password
+        if not ok:
             return "NO [AUTHENTICATIONFAILED] Authentication failed."
         if self.login_gate is not None:
             refusal = self.login_gate(user)
             if refusal is not None:
                 return refusal
+        if mechanism == "XOAUTH2":
+            for q in self.quirks:
+                q.oauth_logged_in("imap", user, password)
         self.account = account
         self.state = State.AUTHENTICATED
         caps = " ".join(self.capabilities())

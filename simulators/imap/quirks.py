@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from simulators.pop3.quirks import offer_sasl
 from simulators.quirks import Quirk, register
 from simulators.store import MailItem
 
@@ -218,35 +219,40 @@ class OAuthOnly(Quirk):
     """M365/Outlook.com, basic auth disabled: `NO LOGIN failed.` / `NO AUTHENTICATE failed.`
 
     M365/Outlook.com with basic auth disabled: `NO LOGIN failed.` / `NO AUTHENTICATE failed.`
-    even for the right password, while `AUTH=XOAUTH2 SASL-IR` is advertised. (XOAUTH2 itself is
-    not implemented over IMAP: AUTHENTICATE XOAUTH2 is refused as an unsupported mechanism.)
+    even for the right password, while `AUTH=XOAUTH2 SASL-IR` is advertised. AUTHENTICATE
+    XOAUTH2 with the right bearer token logs in: the account's password, or ``token`` when given.
     POP3: `-ERR Logon failure: unknown user name or bad password.` for USER/PASS, `-ERR
-    Authentication failure: ...` for AUTH; AUTH XOAUTH2 works there (password = bearer token).
+    Authentication failure: ...` for AUTH; AUTH XOAUTH2 works there the same way.
     """
 
     name = "oauth-only"
     protocols = frozenset({"imap", "pop3"})
+
+    class Params(_Params):
+        token: str | None = None  # the valid bearer token; None = the account's password
 
     def imap_capabilities(self, caps, authenticated):
         extra = [c for c in ("AUTH=XOAUTH2", "SASL-IR") if c not in caps]
         return caps + extra if extra else None
 
     def imap_login(self, session, user, password):
-        return f"NO {session.auth_command} failed."
+        return None if session.auth_mechanism == "XOAUTH2" else f"NO {session.auth_command} failed."
+
+    def imap_reply(self, session, reply):
+        # A refused bearer token gets Microsoft's words too.
+        return "NO AUTHENTICATE failed." if reply == "NO [AUTHENTICATIONFAILED] Authentication failed." else None
+
+    def oauth_check(self, protocol, user, token, account):
+        return None if self.params.token is None else token == self.params.token
 
     # POP3 (outlook.office365.com, as quoted in fdm#123 and email-oauth2-proxy#244): XOAUTH2 is
     # offered and works (the account's password is the bearer token); USER/PASS and the other
     # SASL mechanisms are refused with Microsoft's words even for the right password.
     def pop3_capabilities(self, caps, authenticated):
-        sasl = next((c for c in caps if c.upper().startswith("SASL")), None)
-        if authenticated or (sasl is not None and "XOAUTH2" in sasl.upper().split()):
-            return None
-        if sasl is None:
-            return caps + ["SASL XOAUTH2"]
-        return [c + " XOAUTH2" if c is sasl else c for c in caps]  # in place: CAPA order is kept
+        return offer_sasl(caps, authenticated, "XOAUTH2")
 
     def pop3_login(self, session, user, password, mechanism, valid):
-        if mechanism == "XOAUTH2":
+        if mechanism == "XOAUTH2" and valid:
             return None
         if mechanism in ("USER", "APOP"):
             return "-ERR Logon failure: unknown user name or bad password."

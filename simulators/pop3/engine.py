@@ -43,6 +43,7 @@ from simulators.pop3.maildrop import Maildrop, multiline, top
 from simulators.profiles import Profile
 from simulators.quirks import Quirk
 from simulators.store import Account, Store
+from simulators.xoauth2 import token_verdict
 
 
 class Signal(enum.Enum):
@@ -320,10 +321,6 @@ class Pop3Session:
         except (binascii.Error, ValueError):
             self._reply("-ERR Invalid base64 data in continued response")
             return
-        if exchange.mech == "XOAUTH2":
-            user, token = _xoauth2(decoded)
-            self._reply(self._login("XOAUTH2", user, token))
-            return
         if not exchange.feed(decoded):
             self._sasl = exchange
             self._reply("+ " + exchange.challenge().decode())
@@ -335,8 +332,15 @@ class Pop3Session:
         self._send(reply + "\r\n")
 
     def _login(self, mechanism: str, user: str, password: str | None) -> str:
+        """USER/PASS, APOP, AUTH: the reply. For XOAUTH2 ``password`` is the bearer token, valid
+        when it is the account's password unless a quirk says otherwise (``oauth_check``)."""
         account = self.store.accounts.get(user)
-        valid = account is not None and password is not None and account.password == password
+        if mechanism == "XOAUTH2":
+            valid = token_verdict(self.quirks, "pop3", user, password, account)
+            if isinstance(valid, str):
+                return valid
+        else:
+            valid = account is not None and password is not None and account.password == password
         refusal = self._quirk("pop3_login", self, user, password or "", mechanism, valid)
         if refusal is not None:
             return refusal
@@ -349,6 +353,8 @@ class Pop3Session:
         self._errors = 0
         for q in self.quirks:
             q.pop3_logged_in(self)
+            if mechanism == "XOAUTH2":
+                q.oauth_logged_in("pop3", user, password)
         return "+OK " + self.pop3.login_reply
 
     # TRANSACTION state ---------------------------------------------------------------------
@@ -426,13 +432,3 @@ class Pop3Session:
     def cmd_NOOP(self, args: str) -> str:
         return "+OK"
 
-
-def _xoauth2(decoded: bytes) -> tuple[str, str]:
-    """``user=U^Aauth=Bearer T^A^A`` → (U, T); ("", "") when malformed."""
-    fields = dict(
-        part.split("=", 1) for part in decoded.decode("utf-8", "replace").split("\x01") if "=" in part
-    )
-    auth = fields.get("auth", "")
-    if not auth.lower().startswith("bearer "):
-        return fields.get("user", ""), ""
-    return fields.get("user", ""), auth[7:]

@@ -2,7 +2,8 @@
 
 Imported by ``simulators.quirks._load_builtin_quirks``; each class registers itself by name.
 ``app-password-required`` and ``oauth-only`` are the IMAP quirks of those names, which cover POP3
-too (``simulators.imap.quirks``). Quirk objects belong to one server and are shared by its
+too (``simulators.imap.quirks``), as do ``oauth-token-expiry`` and ``capabilities-change-after-auth``
+(``simulators.imap.quirks_auth``). Quirk objects belong to one server and are shared by its
 connections, so counting quirks count per server, as a provider does.
 """
 
@@ -15,6 +16,16 @@ from simulators.quirks import Quirk, register
 
 class _Params(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def offer_sasl(caps: list[str], authenticated: bool, mechanism: str) -> list[str] | None:
+    """CAPA lines with ``mechanism`` on the SASL line before login (None: already offered)."""
+    sasl = next((c for c in caps if c.upper().startswith("SASL")), None)
+    if authenticated or (sasl is not None and mechanism in sasl.upper().split()):
+        return None
+    if sasl is None:
+        return caps + [f"SASL {mechanism}"]
+    return [f"{c} {mechanism}" if c is sasl else c for c in caps]  # in place: CAPA order is kept
 
 
 def _without(caps: list[str], name: str) -> list[str] | None:
@@ -193,3 +204,32 @@ class SessionLock(Quirk):
     def pop3_session_end(self, session):
         if session.user is not None and self._holders.get(session.user) is session:
             del self._holders[session.user]
+
+
+@register
+class Xoauth2TwoStepPop3(Quirk):
+    """M365 POP3: XOAUTH2 in two steps — `AUTH XOAUTH2`, `+ `, then the base64 token on its own line.
+
+    Microsoft's "Authenticate an IMAP, POP or SMTP connection using OAuth" (learn.microsoft.com)
+    shows POP3 only in this form, and RFC 5034 servers must accept it. ``SASL XOAUTH2`` is
+    offered in CAPA; the account's password doubles as the token. With ``initial_response:
+    false`` the one-line form (``AUTH XOAUTH2 <base64>``) is refused with ``reply`` — the
+    simulator's own words, no transcript of Microsoft's is public — so a test can prove a client
+    takes the two steps.
+    """
+
+    name = "xoauth2-two-step-pop3"
+    protocols = frozenset({"pop3"})
+
+    class Params(_Params):
+        initial_response: bool = False
+        reply: str = "-ERR [AUTH] XOAUTH2 takes no initial response: send AUTH XOAUTH2, then the token."
+
+    def pop3_capabilities(self, caps, authenticated):
+        return offer_sasl(caps, authenticated, "XOAUTH2")
+
+    def pop3_command(self, session, name, args):
+        mech, _, initial = args.strip().partition(" ")
+        if name == "AUTH" and mech.upper() == "XOAUTH2" and initial and not self.params.initial_response:
+            return self.params.reply
+        return None

@@ -7,8 +7,8 @@
 
 Modules: ``handler`` (the behaviour: EHLO, SIZE, recipients, AUTH, delivery — aiosmtpd's
 ``handle_<VERB>`` hooks), ``delivery`` (recipient → account, the Received header, pure),
-``auth`` (XOAUTH2 parsing and Gmail's error challenge, pure), ``quirks`` (registered SMTP
-quirks), ``server`` (the asyncio thread).
+``quirks`` (registered SMTP quirks), ``server`` (the asyncio thread). XOAUTH2 parsing and
+Gmail's error challenge are ``simulators.xoauth2`` (shared with the IMAP and POP3 fronts).
 """
 
 from simulators.smtp.delivery import resolve_recipient, strip_received

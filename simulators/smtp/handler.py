@@ -24,7 +24,7 @@ from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Se
 
 from simulators.profiles import Profile
 from simulators.quirks import Quirk, build_all
-from simulators.smtp.auth import XOAuth2Error, parse_xoauth2
+from simulators.xoauth2 import XOAuth2Error, parse_xoauth2
 from simulators.smtp.delivery import Trace, resolve_recipient, with_protocol
 from simulators.store import INBOX, Account, Store, StoreError, utcnow
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 from simulators.quirks import Quirk, register
-from simulators.smtp.auth import error_challenge
+from simulators.xoauth2 import error_challenge
 
 
 class _Params(BaseModel):

@@ -1,15 +1,18 @@
-"""SASL XOAUTH2 for SMTP AUTH, server side: the client's initial response, and Gmail's error.
+"""SASL XOAUTH2, server side, for every front (IMAP AUTHENTICATE, POP3 AUTH, SMTP AUTH). Pure.
 
-The initial client response (Google's "OAuth 2.0 Mechanism" page,
+The client's response (Google's "OAuth 2.0 Mechanism" page,
 https://developers.google.com/gmail/imap/xoauth2-protocol) is
-``base64("user=" {User} "^Aauth=Bearer " {Access Token} "^A^A")``; on a bad token Gmail sends a
-``334`` challenge holding base64 JSON and the final ``535`` only after the client's empty line.
+``base64("user=" {User} "^Aauth=Bearer " {Access Token} "^A^A")``. On a bad token Gmail sends a
+continuation holding base64 JSON (IMAP ``+ <b64>``, SMTP ``334 <b64>``) and the final refusal only
+after the client's empty line (xoauth2-error-continuation).
 """
 
 from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterable
+from typing import Any
 
 
 class XOAuth2Error(ValueError):
@@ -29,6 +32,21 @@ def parse_xoauth2(blob: bytes) -> tuple[str, str]:
     if "user" not in fields or scheme.lower() != "bearer" or not token:
         raise XOAuth2Error("XOAUTH2 response needs user=... and auth=Bearer <token>")
     return fields["user"], token
+
+
+def token_verdict(quirks: Iterable[Any], protocol: str, user: str, token: str, account: Any) -> bool | str:
+    """Whether a bearer token logs ``account`` in, every quirk's ``oauth_check`` combined: the
+    first refusal reply wins (an expired token), then a plain False, then a True (a token a quirk
+    issued or names); when no quirk has a say, the account's password doubles as its token."""
+    verdicts = [q.oauth_check(protocol, user, token, account) for q in quirks]
+    refusal = next((v for v in verdicts if isinstance(v, str)), None)
+    if refusal is not None:
+        return refusal
+    if any(v is False for v in verdicts):
+        return False
+    if any(v is True for v in verdicts):
+        return account is not None
+    return account is not None and account.password == token
 
 
 def xoauth2_response(user: str, token: str) -> bytes:
