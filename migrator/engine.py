@@ -37,6 +37,7 @@ from pydantic import BaseModel, Field, field_validator
 from migrator import dates
 from migrator.backoff import retry_delay
 from migrator.collab.kinds import MAIL_ONLY, not_offered
+from migrator.content import describe, refused_content, repaired
 from migrator.errors import AuthenticationFailed, CapReached, ConnectionFailed, ProtocolError, TooManyConnections, UsageError
 from migrator.folders import FolderPlan, ListEntry, Namespace, alternative_names, destination_name, plan_folders
 from migrator.gmail import ARCHIVE_NAME, GmailLabels, LabelFolder, plan_labels
@@ -593,9 +594,13 @@ class _Run:
                     delay = max(delay, wait)
                 elif (plain := self._without_keywords(job, m, item, res.text)) is not None:
                     retry.append(((m, ident), plain))
+                elif (fixed := self._repair(job, m.uid, item, res.text)) is not None:
+                    retry.append(((m, ident), fixed))  # bare LF: once more, with CRLF
                 else:
-                    reason = res.reason or refusal_reason(res.text)
-                    self.skip(job, m.uid, reason, res.text, message_id_of(m.raw))
+                    problem = refused_content(res.text, item.raw)
+                    reason = res.reason or problem or refusal_reason(res.text)
+                    detail = f"{res.text} ({describe(problem, item.raw)})" if problem else res.text
+                    self.skip(job, m.uid, reason, detail, message_id_of(m.raw))
                     if reason == "over-quota":
                         self.abort(f"destination over quota in {plan.destination!r}: {res.text}")
             if self.state:
@@ -614,6 +619,20 @@ class _Run:
             time.sleep(delay)
             todo = retry
         return nbytes
+
+    def _repair(self, job: FolderJob, uid: int, item: AppendItem, text: str) -> AppendItem | None:
+        """bare-lf: a message refused for bare LF line endings goes again with CRLF (once: the
+        repaired bytes have none left), reported as repaired (``migrator.content``)."""
+        reason = refused_content(text, item.raw)
+        fixed = repaired(reason, item.raw) if reason and self.mitigations.on("content-repair") else None
+        if fixed is None:
+            return None
+        with self.lock:
+            self.report.repaired.append(RepairedItem(
+                folder=job.plan.source, uid=uid, message_id=message_id_of(item.raw), repair="crlf",
+                detail=f"refused ({text}): sent again with CRLF line endings ({describe(reason, item.raw)})",
+            ))
+        return AppendItem(fixed, item.flags, item.internaldate)
 
     def _confirm_stored(self, job: FolderJob, sink: ImapSink, mids: list[str | None], before: dict[str, int],
                         results: list[AppendResult]) -> list[AppendResult]:
@@ -766,8 +785,13 @@ def migrate(
 def _plan_and_copy(run: _Run) -> None:
     options = run.options
     ctl_src, ctl_sink = run.conns.source(), run.conns.sink()  # log in now: fail fast, typed
-    src_entries, src_ns = ctl_src.folders()
-    dst_entries, dst_ns = ctl_sink.folders()
+    lenient = run.mitigations.on("lenient-list")
+    src_entries, src_ns = ctl_src.folders(lenient=lenient)
+    dst_entries, dst_ns = ctl_sink.folders(lenient=lenient)
+    if not run.mitigations.on("namespace-prefix"):  # a naive tool: names as if there were no prefix
+        src_ns, dst_ns = Namespace("", src_ns.delimiter), Namespace("", dst_ns.delimiter)
+    for problem in ctl_src.list_problems + ctl_sink.list_problems:  # malformed-responses: said, not fatal
+        run.note(problem)
     run.append_limit = ctl_sink.append_limit
     run.dest_delimiter = dst_ns.delimiter
     mapping = plan_folders(
@@ -779,6 +803,7 @@ def _plan_and_copy(run: _Run) -> None:
         include=options.include,
         exclude=options.exclude,
         map_special_use=options.map_special_use,
+        keep_parts_whole=run.mitigations.on("delimiter-rename"),
     )
     run.report.skipped_folders = [SkippedFolder(folder=n, reason=r) for n, r in mapping.skipped]
     state_path = options.state_path or default_state_path(run.report.source, run.report.destination)

@@ -171,11 +171,14 @@ def plan_folders(
     include: list[str] = (),
     exclude: list[str] = (),
     map_special_use: bool = True,
+    keep_parts_whole: bool = True,
 ) -> FolderMapping:
     """Map every selectable source folder to a destination name.
 
     With ``target_root`` everything lands below that folder under its own name (special-use
-    mapping is then off: the point is to keep the source's tree apart).
+    mapping is then off: the point is to keep the source's tree apart). ``keep_parts_whole``
+    (mitigation delimiter-rename): a name part holding the destination's delimiter is renamed,
+    else it would split into a parent and a child there.
     """
     specials = destination_specials(dest, dest_ns) if map_special_use and not target_root else {}
     root, root_notes = safe_parts(tuple(target_root), dest_ns.delimiter)
@@ -193,7 +196,7 @@ def plan_folders(
             skipped.append((entry.name, why))
             continue
         use = entry.special_use or well_known_use(path)
-        parts, notes = safe_parts(path, dest_ns.delimiter)
+        parts, notes = safe_parts(path, dest_ns.delimiter) if keep_parts_whole else (path, [])
         if use and use in specials:
             dest_name = specials[use]
             if dest_name != destination_name(parts, dest_ns):

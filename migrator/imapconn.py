@@ -231,6 +231,29 @@ def expect_ok(where: str, call, *args, **kwargs):
             time.sleep(delay)
 
 
+def list_raw(client: imapclient.IMAPClient) -> list:
+    """``LIST "" *`` as imaplib's untagged data, unparsed: ``migrator.list_reply`` reads each line
+    on its own (imapclient fails the whole listing on one malformed line, and reads raw UTF-8
+    names as Latin-1)."""
+    typ, data = client._imap._simple_command("LIST", '""', '"*"')
+    client._checkok("list", typ, data)
+    return client._imap._untagged_response(typ, data, "LIST")[1]
+
+
+_BINARY_HEAD = re.compile(rb"\bUID (\d+)\b.*\bBINARY\[\] ~?\{\d+\}$")
+
+
+def uid_fetch_binary(client: imapclient.IMAPClient, uids: str) -> dict[int, bytes]:
+    """``UID FETCH <set> (UID BINARY.PEEK[])`` (RFC 3516): the stored bytes, NUL included, which
+    a BODY[] literal cannot carry (Dovecot shows NUL there as 0x80). UID → bytes; a reply of
+    another shape is left out (the caller keeps what BODY[] gave)."""
+    tag = client._imap._command("UID", "FETCH", uids, "(UID BINARY.PEEK[])")
+    typ, data = client._imap._command_complete("FETCH", tag)
+    client._checkok("fetch", typ, data)
+    data = client._imap._untagged_response(typ, data, "FETCH")[1]
+    return {int(m.group(1)): e[1] for e in data if isinstance(e, tuple) and (m := _BINARY_HEAD.search(e[0]))}
+
+
 def uid_fetch(client: imapclient.IMAPClient, uids: str, items: list[str]) -> dict[int, dict]:
     """``UID FETCH <set> (items)`` with a sequence-set string such as ``1:*`` or ``4:9,12``.
 

@@ -39,6 +39,15 @@ reproduce what a naive tool does. Default: every mitigation on.
 |                        |                                             |                                         | and refused (BAD, counted towards Exchange's BYE)          |
 | mdn-neutralise         | mdn-resend                                  | engine: _Run._prepare                   | Exchange sends a read receipt again for every read copy    |
 |                        |                                             |                                         | that asked for one                                         |
+| content-repair         | bare-lf                                     | engine: _Run._repair                    | a message refused for bare LF line endings is skipped      |
+|                        | (nul-bytes, 8bit-headers are skipped with   | (migrator.content)                      | (reason bare-lf) instead of sent again with CRLF           |
+|                        | their own reason either way)                |                                         |                                                            |
+| namespace-prefix       | inbox-namespace-prefix                      | engine: _plan_and_copy                  | NAMESPACE ignored: folders created outside INBOX. are      |
+|                        |                                             |                                         | refused, a Courier source's INBOX.x lands as INBOX/x       |
+| delimiter-rename       | hierarchy-delimiter                         | engine: _plan_and_copy                  | a name holding the destination's delimiter ("a/b") splits  |
+|                        |                                             | (folders.plan_folders)                  | into a parent and a child there                            |
+| lenient-list           | modified-utf7-names, malformed-responses    | engine: _plan_and_copy                  | imapclient's strict LIST parser: raw UTF-8 names read as   |
+|                        | (LIST lines)                                | (migrator.list_reply)                   | Latin-1 (those folders fail), one bad line fails the run   |
 | batch-connection-retry | gmail-too-many-connections,                 | batch.runner: _run_account              | a batch account whose login meets its connection limit (or |
 |                        | dovecot-userip-limit, POP3 [LOGIN-DELAY]/   |                                         | a POP3 login delay) fails as "connection"; no second try   |
 |                        | [IN-USE]                                    |                                         |                                                            |
@@ -48,7 +57,9 @@ post-login list only (imapconn, via imapclient: capabilities-change-after-auth â
 damage proof switches appendlimit-skip off); an XOAUTH2 error continuation is answered with an
 empty line and its JSON decoded (imapconn.Xoauth2, sources/pop3: xoauth2-error-continuation);
 secrets from a variable or file are re-read at every connect (urls.Secret: oauth-token-expiry),
-and a refused reconnect login stops the run with exit 4 instead of retrying (engine: _Run.fail).
+and a refused reconnect login stops the run with exit 4 instead of retrying (engine: _Run.fail);
+a source message whose BODY[] shows 0x80 is read again with BINARY.PEEK[] where BINARY is
+offered, kept only when it differs by NUL alone (sources/imap: nul-bytes, Dovecot shows NUL as 0x80).
 """
 
 from __future__ import annotations
@@ -72,6 +83,10 @@ MITIGATIONS: dict[str, str] = {
     "flag-after-append": "\\Flagged is set again by UID STORE after APPEND (Exchange drops it from APPEND)",
     "line-length-check": "messages with a line over the destination's limit are skipped (or re-wrapped) up front",
     "mdn-neutralise": "read messages asking for a read receipt get $MDNSent, so the destination sends none",
+    "content-repair": "a message refused for bare LF line endings is sent again with CRLF, and the repair reported",
+    "namespace-prefix": "folder names are mapped through each side's NAMESPACE prefix (INBOX. on Courier-like servers)",
+    "delimiter-rename": "a folder name part holding the destination's delimiter is renamed, not split",
+    "lenient-list": "LIST lines are read one by one: raw UTF-8 names decoded, a missing quote tolerated, bad lines reported",
     "batch-connection-retry": "a batch account refused for its connection limit or a login delay is tried once more later",
 }
 

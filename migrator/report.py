@@ -65,7 +65,7 @@ class RepairedItem(BaseModel):
     folder: str
     uid: int
     message_id: str | None = None
-    repair: str  # stable code: "rewrapped" (long lines re-encoded quoted-printable)
+    repair: str  # stable code: "rewrapped" (long lines re-encoded quoted-printable), "crlf" (bare LF)
     detail: str = ""
 
 

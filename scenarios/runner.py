@@ -234,7 +234,7 @@ def build_side(spec: ServerSpec, role: str, base_dir: Path, stack: ExitStack) ->
     endpoint = engine_endpoint(spec, handle.url(user), password, world, stack)
     return Side(
         endpoint,
-        lambda: snapshot_account(account, label=handle.url(user)),
+        lambda: snapshot_account(account, label=handle.url(user), delimiter=_delimiter(profile)),
         lambda fixture: populate(account, fixture, profile, base_dir=base_dir),  # the store is live
         smtp=lambda: (world.start_smtp(), world.cafile),  # live traffic into the source
     )
@@ -270,6 +270,14 @@ def _profile(spec: ServerSpec, base_dir: Path):
     profile = load_profile(name)
     profile = profile.with_faults(spec.faults) if spec.faults else profile
     return profile.with_quirks(spec.quirks) if spec.quirks else profile
+
+
+def _delimiter(profile) -> str:
+    """The hierarchy delimiter the profile's IMAP front shows (a quirk may change it)."""
+    from simulators.imap.names import names_for
+    from simulators.quirks import build_all
+
+    return names_for(profile.imap, build_all(profile.quirks, "imap")).delimiter
 
 
 def _create_special_folders(account, profile) -> None:

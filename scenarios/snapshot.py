@@ -42,8 +42,9 @@ class MessageRecord(BaseModel):
     uid: int
     identity: str  # Message-ID, else a hash of From/Date/Subject/To (see message_identity)
     sha256: str
-    # Of the bytes with bare LF turned into CRLF: IMAP requires CRLF, so servers (Dovecot among
-    # them) hand a bare-LF message back with CRLF. Pairing uses this; ``sha256`` tells them apart.
+    # Of ``wire_form(raw)``: IMAP requires CRLF and a literal cannot carry NUL, so servers (Dovecot
+    # among them) hand a bare-LF message back with CRLF and show NUL as 0x80. Pairing uses this;
+    # ``sha256`` tells them apart.
     sha256_crlf: str
     size: int
     flags: frozenset[str]
@@ -64,6 +65,9 @@ class FolderSnapshot(BaseModel):
 class MailboxSnapshot(BaseModel):
     label: str  # where it was read from, without secrets (URL or "store:user")
     folders: dict[str, FolderSnapshot] = {}  # key: "/".join(path)
+    # The side's hierarchy delimiter on the wire, when known: a folder name part holding it cannot
+    # be kept as one folder there (the verifier expects the engine's documented rename).
+    delimiter: str | None = None
 
     def folder(self, path: Iterable[str]) -> FolderSnapshot | None:
         return self.folders.get("/".join(path))
@@ -79,6 +83,13 @@ class MailboxSnapshot(BaseModel):
 
 
 _BARE_LF = re.compile(rb"(?<!\r)\n")
+
+
+def wire_form(raw: bytes) -> bytes:
+    """The bytes as a non-binary FETCH BODY[] can show them: bare LF as CRLF (IMAP requires CRLF)
+    and NUL as 0x80 (a literal cannot carry NUL; Dovecot stores the NUL and gives it back only
+    through BINARY[], RFC 3516)."""
+    return _BARE_LF.sub(b"\r\n", raw).replace(b"\0", b"\x80")
 
 
 def _header_block(raw: bytes) -> bytes:
@@ -120,7 +131,7 @@ def record_of(uid: int, raw: bytes, flags: Iterable[str], internaldate: datetime
         identity=_identity(headers),
         mdn_requested="\\Seen" in flags and headers.get("Disposition-Notification-To") is not None,
         sha256=hashlib.sha256(raw).hexdigest(),
-        sha256_crlf=hashlib.sha256(_BARE_LF.sub(b"\r\n", raw)).hexdigest(),
+        sha256_crlf=hashlib.sha256(wire_form(raw)).hexdigest(),
         size=len(raw),
         flags=flags,
         internaldate=internaldate,
@@ -147,9 +158,10 @@ def split_name(name: str, delimiter: str | None, prefix: str) -> tuple[str, ...]
 Rewrite = Callable[[str, bytes], bytes]
 
 
-def snapshot_account(account: Account, label: str | None = None, *, rewrite: Rewrite | None = None) -> MailboxSnapshot:
+def snapshot_account(account: Account, label: str | None = None, *, rewrite: Rewrite | None = None,
+                     delimiter: str | None = None) -> MailboxSnapshot:
     """The truth of a simulator store account (selectable folders only, like IMAP shows)."""
-    snap = MailboxSnapshot(label=label or f"store:{account.username}")
+    snap = MailboxSnapshot(label=label or f"store:{account.username}", delimiter=delimiter)
     for path, folder in sorted(account.folders.items()):
         if not folder.selectable:
             continue
@@ -184,7 +196,8 @@ def snapshot_imap(
     except (OSError, imapclient.exceptions.IMAPClientError) as exc:
         raise SnapshotError(f"{label}: cannot log in: {exc}") from None
     try:
-        return MailboxSnapshot(label=label, folders=dict(_read_folders(client, label, rewrite, permanent_flags)))
+        folders = dict(_read_folders(client, label, rewrite, permanent_flags))
+        return MailboxSnapshot(label=label, folders=folders, delimiter=_delimiter(client))
     finally:
         try:
             client.logout()
@@ -216,6 +229,12 @@ def _connect(endpoint: Endpoint, timeout: float):
     return client
 
 
+def _delimiter(client) -> str | None:
+    listed = client.list_folders("", "INBOX")
+    delim = listed[0][1] if listed else None
+    return delim.decode() if isinstance(delim, bytes) else delim
+
+
 def _read_folders(
     client, label: str, rewrite: Rewrite | None = None, permanent_flags: bool = False
 ) -> Iterator[tuple[str, FolderSnapshot]]:
@@ -224,12 +243,16 @@ def _read_folders(
         personal = client.namespace().personal
         if personal:
             prefix = personal[0][0] or ""
-    for flags, delimiter, name in client.list_folders():
-        flag_set = {f.decode() if isinstance(f, bytes) else f for f in flags}
+    from migrator.imapconn import list_raw
+    from migrator.list_reply import parse_list
+
+    # Line by line, names in raw UTF-8 or modified UTF-7 (imapclient reads raw UTF-8 as Latin-1).
+    entries, _problems = parse_list(list_raw(client))
+    for entry in entries:
+        name, flag_set = entry.name, set(entry.flags)
         if {"\\Noselect", "\\NonExistent"} & {f.title() for f in flag_set}:
             continue
-        delim = delimiter.decode() if isinstance(delimiter, bytes) else delimiter
-        path = split_name(name, delim, prefix)
+        path = split_name(name, entry.delimiter, prefix)
         special = next((f for f in flag_set if f in _SPECIAL_USE_FLAGS), None)
         key = "/".join(path)
         try:

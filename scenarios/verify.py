@@ -45,25 +45,32 @@ def plan(source: MailboxSnapshot, dest: MailboxSnapshot, scope: VerifyScope) -> 
     target_root, include/exclude) applied to the snapshots' normalised paths, so the verifier
     judges where messages *should* be by the documented rules, whoever moved them.
     """
-    src_entries = [_entry(f) for f in source.folders.values()]
-    dest_entries = [_entry(f) for f in dest.folders.values()]
-    ns = Namespace(prefix="", delimiter="/")
+    # Names are rebuilt from the snapshots' paths: source parts joined by a character no name
+    # holds (so a part "a/b" stays one part), destination parts by the destination's delimiter
+    # (so the engine's rule "a part holding that delimiter is renamed" applies here too).
+    dest_delim = dest.delimiter or "/"
+    src_entries = [_entry(f, _UNSPLIT) for f in source.folders.values()]
+    dest_entries = [_entry(f, dest_delim) for f in dest.folders.values()]
     mapping = plan_folders(
         src_entries,
-        ns,
+        Namespace(prefix="", delimiter=_UNSPLIT),
         dest_entries,
-        ns,
+        Namespace(prefix="", delimiter=dest_delim),
         target_root=scope.target_root,
         include=scope.include,
         exclude=scope.exclude,
         map_special_use=scope.map_special_use,
     )
-    return [(source.folders[p.source], p.destination) for p in mapping.plans]
+    by_name = {_UNSPLIT.join(f.path): f for f in source.folders.values()}
+    return [(by_name[p.source], "/".join(p.destination.split(dest_delim))) for p in mapping.plans]
 
 
-def _entry(folder: FolderSnapshot) -> ListEntry:
+_UNSPLIT = "\x00"
+
+
+def _entry(folder: FolderSnapshot, delimiter: str) -> ListEntry:
     flags = frozenset({folder.special_use}) if folder.special_use else frozenset()
-    return ListEntry(name="/".join(folder.path), flags=flags, delimiter="/")
+    return ListEntry(name=delimiter.join(folder.path), flags=flags, delimiter=delimiter)
 
 
 class MessageRef(BaseModel):
@@ -229,7 +236,7 @@ def _pair_by_identity(
 
 def _check_pair(src: MessageRecord, dest: MessageRecord, diff: FolderDiff, permanent: list[str] | None) -> None:
     if src.sha256 != dest.sha256 and src.sha256_crlf == dest.sha256_crlf:
-        diff.crlf_normalised.append(_ref(src, "bare LF came back as CRLF"))
+        diff.crlf_normalised.append(_ref(src, "came back as IMAP shows it: bare LF as CRLF, NUL as 0x80"))
     if src.internaldate != dest.internaldate:  # aware datetimes: compares the instants
         diff.date_mismatches.append(
             _ref(src, f"INTERNALDATE {src.internaldate.isoformat()} became {dest.internaldate.isoformat()}")

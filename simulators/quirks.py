@@ -74,6 +74,17 @@ class Quirk:
     # IMAP hooks (simulators.imap.engine). Each returns None for the normal behaviour. A "reply"
     # is the tagged reply text without the tag, e.g. "NO Mailbox already exists".
 
+    def imap_names(self, delimiter: str, prefix: str) -> tuple[str, str] | None:
+        """(hierarchy delimiter, personal namespace prefix) instead of the profile's; asked once
+        per session, before anything is named."""
+        return None
+
+    def imap_untagged(self, session: Any, command: str, line: bytes, item: Any = None) -> bytes | None:
+        """A rewritten untagged reply of LIST/LSUB, STATUS or FETCH (``line`` without its CRLF;
+        a FETCH response whole, literals included); ``item`` is the Folder of a LIST/STATUS line,
+        the MailItem of a FETCH response. For malformed replies and raw UTF-8 names."""
+        return None
+
     def imap_greeting(self, session: Any) -> str | None:
         """The greeting text after ``* OK `` instead of the profile's."""
         return None
@@ -343,6 +354,7 @@ def _load_builtin_quirks() -> None:
 
     for module in (
         "simulators.imap.quirks", "simulators.imap.quirks_auth", "simulators.imap.quirks_microsoft",
+        "simulators.imap.quirks_names",
         "simulators.imap.gmail", "simulators.smtp.quirks", "simulators.pop3.quirks", "simulators.ews.quirks",
         "simulators.imap.quirks_limits",
     ):

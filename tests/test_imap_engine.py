@@ -310,7 +310,8 @@ def test_courier_names_live_under_the_inbox_prefix():
     assert b'* LIST (\\HasNoChildren) "." INBOX.Work.2024\r\n' in out
     assert b'* NAMESPACE (("INBOX." ".")) NIL NIL\r\n' in out
     assert b"l3 OK [READ-WRITE] Select completed" in out
-    assert b"l4 NO Invalid mailbox name - should probably be prefixed with: INBOX.\r\n" in out
+    assert (b"l4 NO Client tried to access nonexistent namespace. "
+            b"(Mailbox name should probably be prefixed with: INBOX.)\r\n") in out
 
 
 def test_exchange_quirks_case_reserved_names_appendlimit_no_move():

@@ -92,7 +92,7 @@ def test_bare_lf_returned_as_crlf_is_noted_not_failed():
     crlf = bare.replace(b"\n", b"\r\n")
     report = compare(snap("src", {"INBOX": [(bare, set(), T0)]}), snap("dst", {"INBOX": [(crlf, set(), T0)]}))
     assert report.identical
-    assert [r.detail for r in report.folders[0].crlf_normalised] == ["bare LF came back as CRLF"]
+    assert [r.detail for r in report.folders[0].crlf_normalised] == ["came back as IMAP shows it: bare LF as CRLF, NUL as 0x80"]
     assert "note INBOX → INBOX" in report.summary() and "crlf normalised 1" in report.summary()
     # Any other change of bytes is still a mismatch.
     other = compare(snap("src", {"INBOX": [(bare, set(), T0)]}), snap("dst", {"INBOX": [(crlf + b"x", set(), T0)]}))

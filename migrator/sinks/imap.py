@@ -129,6 +129,7 @@ class ImapSink:
         self.literal_plus = "LITERAL+" in self.caps
         self.multiappend = "MULTIAPPEND" in self.caps
         self.gmail = "X-GM-EXT-1" in self.caps  # gmail-append-dedup: APPENDUID proves nothing
+        self.list_problems: list[str] = []  # malformed LIST lines of the last folders()
         # Exchange/M365 (by their greeting): lines over ~9900 characters are refused (exchange-append-limits).
         self.microsoft = b"Microsoft Exchange" in (self.client.welcome or b"")
 
@@ -139,8 +140,8 @@ class ImapSink:
     def close(self) -> None:
         close_quietly(self.client)
 
-    def folders(self) -> tuple[list[ListEntry], Namespace]:
-        entries = list_entries(self.client, self.where())
+    def folders(self, *, lenient: bool = True) -> tuple[list[ListEntry], Namespace]:
+        entries, self.list_problems = list_entries(self.client, self.where(), lenient)
         return entries, personal_namespace(self.client, self.where(), entries)
 
     def create(self, folder: str) -> bool:

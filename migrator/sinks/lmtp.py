@@ -21,9 +21,9 @@ import ssl
 from email.utils import parseaddr
 
 from migrator.dates import header_block, header_values
-from migrator.errors import AuthenticationFailed, ConnectionFailed, TlsFailure
+from migrator.errors import AuthenticationFailed, ConnectionFailed, OAuthTokenRejected, TlsFailure
 from migrator.imapconn import TIMEOUT, tls_context, tls_text
-from migrator.replies import auth_hint
+from migrator.replies import auth_hint, oauth_error, oauth_refusal
 from migrator.sinks.imap import AppendResult
 from migrator.urls import Endpoint
 
@@ -46,14 +46,23 @@ def _reply_text(code: int, msg: bytes | str) -> str:
     return f"{code} {text}"
 
 
-def _xoauth2(user: str, token: str):
+class _Xoauth2:
     """smtplib's SASL callback for XOAUTH2: the initial response, then an empty line to a 334
-    challenge (which carries the error JSON of a refused token) so the server sends its 535."""
+    challenge — the provider's error JSON for a refused token, kept as ``error`` — so the server
+    sends its 535 (smtp-xoauth2-error-continuation)."""
 
-    def answer(challenge: bytes | None = None) -> str:
-        return f"user={user}\x01auth=Bearer {token}\x01\x01" if challenge is None else ""
+    def __init__(self, user: str, token: str):
+        self._response = f"user={user}\x01auth=Bearer {token}\x01\x01"
+        self.error: dict | None = None
 
-    return answer
+    def __call__(self, challenge: bytes | None = None) -> str:
+        if challenge is None:
+            return self._response
+        self.error = oauth_error(challenge)
+        return ""
+
+    def __repr__(self) -> str:  # never the token
+        return "_Xoauth2(***)"
 
 
 class DeliverySink:
@@ -63,6 +72,7 @@ class DeliverySink:
         self.endpoint = endpoint
         self.where = f"destination {endpoint.url.display()}"
         self.recipient = endpoint.url.user
+        self._oauth_error: dict | None = None
         self._connect()
 
     def _connect(self) -> None:
@@ -81,6 +91,8 @@ class DeliverySink:
             raise TlsFailure(f"{self.where}: TLS failure: {tls_text(exc)}") from None
         except smtplib.SMTPAuthenticationError as exc:
             text = _reply_text(exc.smtp_code, exc.smtp_error)
+            if url.auth == "xoauth2":
+                raise OAuthTokenRejected(f"{self.where}: login refused: {oauth_refusal(text, self._oauth_error)}") from None
             raise AuthenticationFailed(f"{self.where}: login refused: {text}{auth_hint(text)}") from None
         except (OSError, smtplib.SMTPException) as exc:
             raise ConnectionFailed(f"{self.where}: cannot connect: {exc}") from None
@@ -96,7 +108,11 @@ class DeliverySink:
                 raise TlsFailure(f"{self.where}: STARTTLS required but not advertised")
         secret = self.endpoint.password.reveal()
         if secret and url.auth == "xoauth2":  # the secret is the token (SASL XOAUTH2, one step)
-            client.auth("XOAUTH2", _xoauth2(url.user, secret))
+            answer = _Xoauth2(url.user, secret)
+            try:
+                client.auth("XOAUTH2", answer)
+            finally:
+                self._oauth_error = answer.error
         elif secret and client.has_extn("auth"):
             client.login(url.user, secret)
 

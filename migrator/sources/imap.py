@@ -17,7 +17,8 @@ from imapclient import exceptions as imap_exc
 
 from migrator.folders import ListEntry, Namespace
 from migrator.identity import IDENTITY_FIELDS
-from migrator.imapconn import close_quietly, connect, expect_ok, translated, uid_fetch
+from migrator.imapconn import close_quietly, connect, expect_ok, list_raw, translated, uid_fetch, uid_fetch_binary
+from migrator.list_reply import parse_list
 from migrator.timeouts import FolderTimeouts
 from migrator.urls import Endpoint
 
@@ -54,12 +55,17 @@ def decode_flags(flags: Iterable) -> list[str]:
     return [f.decode("utf-8", "replace") if isinstance(f, bytes) else str(f) for f in flags]
 
 
-def list_entries(client: imapclient.IMAPClient, where: str) -> list[ListEntry]:
+def list_entries(client: imapclient.IMAPClient, where: str, lenient: bool = True) -> tuple[list[ListEntry], list[str]]:
+    """Every LIST entry, and a sentence per line that was malformed (read leniently or left out).
+    Not ``lenient`` (mitigation lenient-list off): imapclient's strict parser, as naive tools read."""
+    if lenient:
+        entries, problems = parse_list(expect_ok(where, list_raw, client))
+        return entries, [f"{where}: {p}" for p in problems]
     entries = []
     for flags, delim, name in expect_ok(where, client.list_folders):
         d = delim.decode() if isinstance(delim, bytes) else delim
         entries.append(ListEntry(name if isinstance(name, str) else name.decode(), frozenset(decode_flags(flags)), d))
-    return entries
+    return entries, []
 
 
 def personal_namespace(client: imapclient.IMAPClient, where: str, entries: list[ListEntry]) -> Namespace:
@@ -83,6 +89,7 @@ class ImapSource:
         self.timeouts = timeouts or FolderTimeouts()
         self.client, self.tls = connect(endpoint, role="source", timeout=self.timeouts.base)
         self._selected: str | None = None
+        self.list_problems: list[str] = []  # malformed LIST lines of the last folders()
         self.uidvalidity: int | None = None
         self.exists = 0
 
@@ -97,8 +104,8 @@ class ImapSource:
     def close(self) -> None:
         close_quietly(self.client)
 
-    def folders(self) -> tuple[list[ListEntry], Namespace]:
-        entries = list_entries(self.client, self.where())
+    def folders(self, *, lenient: bool = True) -> tuple[list[ListEntry], Namespace]:
+        entries, self.list_problems = list_entries(self.client, self.where(), lenient)
         return entries, personal_namespace(self.client, self.where(), entries)
 
     def message_counts(self, folders: list[str]) -> dict[str, int]:
@@ -190,7 +197,22 @@ class ImapSource:
                     raw=bytes(raw) if raw is not None else None,
                 )
             )
+        self._restore_nul(folder, out)
         return out
+
+    def _restore_nul(self, folder: str, messages: list[SourceMessage]) -> None:
+        """nul-bytes: BODY[] cannot carry NUL, so Dovecot sends 0x80 in its place. Where the server
+        offers BINARY (RFC 3516), a message showing 0x80 is read again with BINARY.PEEK[], and the
+        result kept only when it differs by NUL → 0x80 alone (a decoded Content-Transfer-Encoding,
+        which BINARY[] may give, never slips in)."""
+        suspects = {m.uid: m for m in messages if m.raw and b"\x80" in m.raw}
+        if not suspects or not self.client.has_capability("BINARY"):
+            return
+        data = expect_ok(self.where(folder), uid_fetch_binary, self.client, uid_set(suspects))
+        for uid, binary in data.items():
+            m = suspects.get(uid)
+            if m is not None and binary != m.raw and binary.replace(b"\0", b"\x80") == m.raw:
+                m.raw = binary
 
 
 def _header_value(item: dict) -> bytes:

@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from simulators.imap import fetch
-from simulators.imap.names import MailboxNameError, Names, mailbox_atom
+from simulators.imap.names import MailboxNameError, mailbox_atom, names_for
 from simulators.imap.sasl import MECHANISMS as SASL_MECHANISMS
 from simulators.imap.sasl import SaslExchange
 from simulators.imap.syntax import (
@@ -174,7 +174,9 @@ class ImapSession:
         self.profile = profile
         self.imap = profile.imap
         self.quirks = list(quirks)
-        self.names = Names(self.imap.delimiter, self.imap.namespace_prefix)
+        self.names = names_for(self.imap, self.quirks)
+        # Quirks that rewrite untagged replies (malformed-responses, modified-utf7-names).
+        self._garbles = any(type(q).imap_untagged is not Quirk.imap_untagged for q in self.quirks)
         self.tls_active = tls_active
         self.tls_available = tls_available
         self.login_gate = login_gate
@@ -274,6 +276,13 @@ class ImapSession:
                 self._send(f"* BYE {bye}\r\n")
                 self._out.append(CLOSE)
                 self.state = State.LOGOUT
+
+    def _rewritten(self, command: str, line: bytes, item) -> bytes:
+        """An untagged reply line as a quirk may garble it (malformed-responses, raw UTF-8 names)."""
+        if not self._garbles:
+            return line
+        changed = self._quirk("imap_untagged", self, command, line, item)
+        return line if changed is None else changed
 
     def _quirk(self, hook: str, *args):
         for q in self.quirks:
@@ -674,9 +683,9 @@ class ImapSession:
             raise _bad(cmd.name, "Invalid arguments")  # LIST-EXTENDED is not advertised
         reference, pattern = _text(cmd.args[0]), _text(cmd.args[1])
         keyword = "LSUB" if lsub else "LIST"
-        delim = self.imap.delimiter
+        delim = self.names.delimiter
         if not pattern:
-            self._send(f'* {keyword} (\\Noselect) "{delim}" ""\r\n')
+            self._send(f"* {keyword} (\\Noselect) ".encode() + astring(delim) + b' ""\r\n')
             return f"OK {keyword.title()} completed" + TIMING
         match = self.names.matcher(reference, pattern)
         wire = {p: self.names.to_wire(p).decode("ascii") for p in self.account.folders}
@@ -691,9 +700,8 @@ class ImapSession:
                 use = folder.special_use or self.profile.special_use_of(path)
                 if use and self.has_capability("SPECIAL-USE"):
                     attrs.append(use)
-            self._send(
-                f"* {keyword} ({' '.join(attrs)}) \"{delim}\" ".encode() + mailbox_atom(name) + b"\r\n"
-            )
+            line = f"* {keyword} ({' '.join(attrs)}) ".encode() + astring(delim) + b" " + mailbox_atom(name)
+            self._send(self._rewritten(cmd.name, line, folder) + b"\r\n")
         return f"OK {keyword.title()} completed" + TIMING
 
     def cmd_LIST(self, cmd: Command) -> str:
@@ -723,7 +731,8 @@ class ImapSession:
             else:
                 raise _bad("STATUS", f"Invalid status item {key}")
             values.append(f"{key} {value}")
-        self._send(b"* STATUS " + mailbox_atom(_text(cmd.args[0])) + f" ({' '.join(values)})\r\n".encode())
+        line = b"* STATUS " + mailbox_atom(_text(cmd.args[0])) + f" ({' '.join(values)})".encode()
+        self._send(self._rewritten("STATUS", line, folder) + b"\r\n")
         if self.view is not None and self.view.folder is folder:
             return "OK [CLIENTBUG] Status on selected mailbox completed" + TIMING
         return "OK Status completed" + TIMING
@@ -764,8 +773,8 @@ class ImapSession:
                 raise _bad(command, f"Invalid system flag {f.upper()}")
 
     def cmd_NAMESPACE(self, cmd: Command) -> str:
-        prefix = astring(self.imap.namespace_prefix).decode()
-        self._send(f'* NAMESPACE (({prefix} "{self.imap.delimiter}")) NIL NIL\r\n')
+        prefix, delim = astring(self.names.prefix), astring(self.names.delimiter)
+        self._send(b"* NAMESPACE ((" + prefix + b" " + delim + b")) NIL NIL\r\n")
         return "OK Namespace completed" + TIMING
 
     def cmd_ENABLE(self, cmd: Command) -> str:
@@ -875,6 +884,8 @@ class ImapSession:
                         )
                     except ValueError as exc:  # message.SectionError and friends: the item, not the session
                         raise _bad(name, str(exc)) from None
+            if data and self._garbles:  # (only then: a bulk FETCH is not copied again for nothing)
+                data = self._rewritten("FETCH", data.removesuffix(b"\r\n"), item) + b"\r\n"
             if data:
                 pace = self._quirk("imap_pace", self)
                 if pace:  # bytes per second: each response goes out when its share of time has passed

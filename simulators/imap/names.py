@@ -46,9 +46,11 @@ class Names:
             if text.upper().startswith(self.prefix.upper()):
                 text = text[len(self.prefix) :]
             else:
-                # Courier's wording, as clients meet it (quirk inbox-namespace-prefix).
+                # Dovecot's words for a name outside every namespace (src/imap/imap-commands-util.c,
+                # client_find_namespace), as users of INBOX.-prefixed servers quote them.
                 raise MailboxNameError(
-                    f"Invalid mailbox name - should probably be prefixed with: {self.prefix}"
+                    "Client tried to access nonexistent namespace. "
+                    f"(Mailbox name should probably be prefixed with: {self.prefix})"
                 )
         d = self.delimiter
         if text.endswith(d):  # "Work/" names "Work" (CREATE's trailing delimiter)
@@ -63,6 +65,17 @@ class Names:
     def matcher(self, reference: str, pattern: str):
         """A predicate over decoded wire names for LIST ``reference pattern``."""
         return _compile(reference + pattern, self.delimiter).fullmatch
+
+
+def names_for(imap, quirks) -> Names:
+    """A session's naming rules: the profile's ``imap`` block, unless a quirk says otherwise
+    (``imap_names``: inbox-namespace-prefix, hierarchy-delimiter). Verifiers use it too."""
+    naming = (imap.delimiter, imap.namespace_prefix)
+    for q in quirks:
+        changed = q.imap_names(*naming)
+        if changed is not None:
+            return Names(*changed)
+    return Names(*naming)
 
 
 @lru_cache(maxsize=256)
