@@ -14,6 +14,8 @@ MAX_ATTEMPTS = 5
 MAX_SUGGESTED = 300.0  # seconds; a longer suggestion is still honoured up to this
 FIRST_DELAY, MAX_DELAY = 0.05, 16.0
 
+# A number of more than 12 digits is "wait the longest": int() of thousands of digits raises and
+# past 308 the division overflows a float.
 _SUGGESTED = re.compile(r"Suggested Backoff Time: (\d+) milliseconds", re.IGNORECASE)
 _TEMPORARY = re.compile(
     r"\[THROTTLED\]|throttl|\[LIMIT\]|\[UNAVAILABLE\]|\[SERVERBUG\]|rate limit|try again later", re.IGNORECASE
@@ -27,7 +29,8 @@ def retry_delay(text: str, attempt: int) -> float | None:
         return None
     m = _SUGGESTED.search(text)
     if m:
-        return min(int(m.group(1)) / 1000.0, MAX_SUGGESTED)
+        digits = m.group(1).lstrip("0") or "0"
+        return MAX_SUGGESTED if len(digits) > 12 else min(int(digits) / 1000.0, MAX_SUGGESTED)
     if _TEMPORARY.search(text):
         return backoff_delay(attempt)
     return None

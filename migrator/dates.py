@@ -30,7 +30,10 @@ class ResolvedDate:
 
 def header_block(raw: bytes) -> bytes:
     """The header section of a message (up to the first empty line, bare LF tolerated)."""
-    ends = [i + 2 for i in (raw.find(b"\r\n\r\n"),) if i >= 0] + [i + 1 for i in (raw.find(b"\n\n"),) if i >= 0]
+    crlf = raw.find(b"\r\n\r\n")
+    # A bare-LF blank line counts only before the CRLF one: not a second scan of a 50 MB body.
+    lf = raw.find(b"\n\n", 0, crlf + 2 if crlf >= 0 else len(raw))
+    ends = [i for i in (crlf + 2 if crlf >= 0 else -1, lf + 1 if lf >= 0 else -1) if i >= 0]
     return raw[: min(ends)] if ends else raw
 
 
@@ -78,13 +81,14 @@ def parse_rfc5322_date(text: str) -> tuple[datetime | None, str]:
     # parsedate_tz gives offset 0 for a missing or unknown zone too: look for one ourselves.
     if not _ZONE.search(text):
         notes.append("no zone, read as UTC")
+    offset = parsed[9] or 0
     try:
         naive = datetime(*parsed[:6])
-    except ValueError:
+        zone = timezone(timedelta(seconds=offset))
+    except (ValueError, OverflowError):
+        # day 4294967295 overflows a C int; a zone like +9999 is beyond datetime's ±24 h
         return None, f"impossible date {text[:60]!r}"
-    offset = parsed[9] or 0
-    note = ", ".join(notes)
-    return naive.replace(tzinfo=timezone(timedelta(seconds=offset))), note
+    return naive.replace(tzinfo=zone), ", ".join(notes)
 
 
 def _trustworthy(instant: datetime, now: datetime) -> str:

@@ -6,7 +6,8 @@ merge matching by identity, APPENDLIMIT) and copied in UID-ordered batches: a fe
 reads batch n+1 (one UID FETCH) while the worker writes batch n (one MULTIAPPEND or pipelined
 APPEND round trip, ``sinks.imap``) and checkpoints what the destination confirmed. Folders run in
 parallel (``options.connections`` workers); one folder's batches run in order, so destination UIDs
-follow source order. Memory is bounded by two batches per worker.
+follow source order. Memory: batches are bounded by count and bytes, and all workers share one
+byte budget for fetched mail (``migrator.budget``): read-ahead happens only when it fits.
 
 Failures are isolated per item: a refused APPEND or FETCH is reported with its folder and UID and
 the run continues. A lost connection is retried once on a fresh connection (after re-matching the
@@ -26,7 +27,7 @@ import itertools
 import re
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,6 +37,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from migrator import dates
 from migrator.backoff import retry_delay
+from migrator.budget import ByteBudget
 from migrator.collab.kinds import MAIL_ONLY, not_offered
 from migrator.content import describe, refused_content, repaired
 from migrator.errors import AuthenticationFailed, CapReached, ConnectionFailed, ProtocolError, TooManyConnections, UsageError
@@ -44,7 +46,7 @@ from migrator.gmail import ARCHIVE_NAME, GmailLabels, LabelFolder, plan_labels
 from migrator.identity import Identity, IdentityIndex, identity_of, message_id_of
 from migrator.longlines import EXCHANGE_LINE_LIMIT, longest_line, rewrap
 from migrator.mitigations import Mitigations, check_names
-from migrator.pool import ConnectionPool, run_now, run_workers
+from migrator.pool import ConnectionPool, run_workers
 from migrator.progress import NullProgress, ProgressSink
 from migrator.receipts import MDN_SENT, asks_receipt
 from migrator.report import (
@@ -69,7 +71,11 @@ from migrator.urls import Endpoint
 _FLAG_REFUSAL = re.compile(r"invalid flag", re.IGNORECASE)
 _NAME_REFUSED = re.compile(r"reserved|\[CANNOT\]|whitespace|forbidden|invalid (mailbox|folder) name", re.IGNORECASE)
 MAX_BATCH_BYTES = 8 * 1024 * 1024  # a batch's bodies are held in memory and sent in one write
+# Fetched bytes held at once by all workers together: 4 workers x (a batch + one read ahead) of
+# MAX_BATCH_BYTES; a larger message waits until it can be held alone (migrator.budget).
+MAX_HELD_BYTES = 64 * 1024 * 1024
 NONMAIL_PROBE = 3  # items fetched to tell a non-mail folder (exchange-nonmail-folders-over-imap)
+NONMAIL_PROBE_BYTES = 1024 * 1024  # ... of at most this size (else only the smallest)
 GMAIL_FOLDER_CAP = 1000  # gmail-1000-per-folder: Gmail's "limit IMAP folders to 1000 messages" setting
 
 __all__ = [
@@ -207,6 +213,7 @@ class _Run:
         self.conns = ConnectionPool(source, dest, timeouts=self.timeouts)
         self.downloaded = 0  # message bytes fetched from the source in this run (byte_budget_mb)
         self.fetchers: ThreadPoolExecutor | None = None  # fetch-ahead threads, set by migrate()
+        self.budget = ByteBudget(MAX_HELD_BYTES)  # fetched bytes held at once, over all workers
         self.state: State | None = None
         self.append_limit: int | None = None
         self.dest_delimiter: str | None = "/"
@@ -358,10 +365,16 @@ class _Run:
         Before a destination folder is created for it, its smallest few items are fetched: when none
         has a body and they still exist, the folder holds no mail and is skipped and reported."""
         probe = sorted(sorted(job.sizes, key=job.sizes.__getitem__)[:NONMAIL_PROBE])  # cheapest to fetch twice
+        probe = [u for u in probe if job.sizes[u] <= NONMAIL_PROBE_BYTES] or probe[:1]  # huge mail: one is enough
         if not probe or not self.mitigations.on("nonmail-folder-skip"):
             return False
-        if any(m.raw is not None for m in src.fetch(job.plan.source, probe)):
-            return False
+        held = sum(job.sizes[u] for u in probe)
+        self.budget.take(held)  # four workers probing 50 MB messages at once would hold 200 MB
+        try:
+            if any(m.raw is not None for m in src.fetch(job.plan.source, probe)):
+                return False
+        finally:
+            self.budget.give(held)
         if not src.existing(job.plan.source, probe):
             return False  # deleted meanwhile: nothing to conclude
         job.pending = []
@@ -441,31 +454,51 @@ class _Run:
         self.copy_folder(job)
 
     def copy_folder(self, job: FolderJob) -> None:
-        """Copy the folder's pending UIDs in order, fetching the next batch while storing this one."""
+        """Copy the folder's pending UIDs in order, fetching the next batch while storing this one
+        when the run's byte budget has room for it (``migrator.budget``)."""
         batches = self._batches(job)
         if not batches:
             return
         assert self.fetchers is not None
         fetchers: ThreadPoolExecutor | None = self.fetchers
-        ahead = fetchers.submit(self._fetch, job, batches[0])
-        for i, uids in enumerate(batches):
-            try:
-                messages = ahead.result()
-            except TooManyConnections as exc:
-                # No connection for the fetch-ahead thread: read on this worker's own connection.
-                self.note(f"fetching without read-ahead: {exc}")
-                fetchers = None
-                messages = self._fetch(job, uids)
-            except ConnectionFailed as exc:
-                again = "twice" if self.mitigations.on("reconnect-resume") else "(reconnect-resume off)"
-                self.abort(f"source connection lost {again} in folder {job.plan.source!r}: {exc}")
-                return
-            if self.stop.is_set():
-                return
-            if i + 1 < len(batches):
-                nxt = batches[i + 1]
-                ahead = fetchers.submit(self._fetch, job, nxt) if fetchers else run_now(self._fetch, job, nxt)
-            self._store(job, uids, messages)
+        ahead = self._read_ahead(fetchers, job, batches[0])
+        try:
+            for i, uids in enumerate(batches):
+                held = sum(job.sizes[u] for u in uids)
+                future, ahead = ahead, None  # its bytes are this batch's from here on
+                if future is None:  # no room to read it ahead: read it now, once there is room
+                    self.budget.take(held)
+                try:
+                    try:
+                        messages = future.result() if future is not None else self._fetch(job, uids)
+                    except TooManyConnections as exc:
+                        # No connection for the fetch-ahead thread: read on this worker's own connection.
+                        self.note(f"fetching without read-ahead: {exc}")
+                        fetchers = None
+                        messages = self._fetch(job, uids)
+                    except ConnectionFailed as exc:
+                        again = "twice" if self.mitigations.on("reconnect-resume") else "(reconnect-resume off)"
+                        self.abort(f"source connection lost {again} in folder {job.plan.source!r}: {exc}")
+                        return
+                    if self.stop.is_set():
+                        return
+                    if i + 1 < len(batches):
+                        ahead = self._read_ahead(fetchers, job, batches[i + 1])
+                    self._store(job, uids, messages)
+                finally:
+                    # Drop this batch before the next is read: a finished Future keeps its result,
+                    # and a local would keep it too, so the bytes would outlive their budget.
+                    future = messages = None
+                    self.budget.give(held)
+        finally:
+            if ahead is not None:  # left early: a read-ahead nobody will store gives its room back
+                self.budget.give(sum(job.sizes[u] for u in batches[i + 1]))
+
+    def _read_ahead(self, fetchers: ThreadPoolExecutor | None, job: FolderJob, uids: list[int]) -> Future | None:
+        """Start fetching ``uids`` on a fetch-ahead thread if the byte budget has room; else None."""
+        if fetchers is None or not self.budget.try_take(sum(job.sizes[u] for u in uids)):
+            return None
+        return fetchers.submit(self._fetch, job, uids)
 
     def _batches(self, job: FolderJob) -> list[list[int]]:
         """UID batches bounded by count and bytes (a batch is held in memory and sent in one write)."""

@@ -28,6 +28,15 @@ _BODY_NIL = re.compile(rb"\bBODY\[[^\]]*\] NIL")
 
 def parse_fetch(data: list) -> dict[int, dict] | None:
     """Parse imaplib's untagged FETCH data (bytes lines and (line, literal) tuples), or None."""
+    try:
+        return _parse(data)
+    except (ValueError, OverflowError):
+        # A number past int()'s 4300-digit limit, an INTERNALDATE year past datetime's range:
+        # not the shape this reader knows, so the complete parser gets it (and its verdict).
+        return None
+
+
+def _parse(data: list) -> dict[int, dict] | None:
     messages: list[list] = []  # [text outside the literal, (item name, literal) | None]
     for element in data:
         if element is None:
@@ -67,10 +76,7 @@ def _items(text: bytes) -> dict | None:
     if flags is not None:
         item[b"FLAGS"] = tuple(flags.group(1).split())
     if (m := _INTERNALDATE.search(text)) is not None:
-        try:
-            item[b"INTERNALDATE"] = parse_to_datetime(m.group(1), normalise=False)
-        except ValueError:
-            return None
+        item[b"INTERNALDATE"] = parse_to_datetime(m.group(1), normalise=False)
     if (m := _SIZE.search(text)) is not None:
         item[b"RFC822.SIZE"] = int(m.group(1))
     if (m := _GM_MSGID.search(text)) is not None:

@@ -11,6 +11,7 @@ login and reads the ``[CAPABILITY]`` code or asks again): capabilities-change-af
 from __future__ import annotations
 
 import itertools
+import logging
 import re
 import socket
 import ssl
@@ -59,10 +60,9 @@ def capability_value(caps: set[str], name: str) -> int | None:
     prefix = name.upper() + "="
     for c in caps:
         if c.startswith(prefix):
-            try:
-                return int(c[len(prefix) :])
-            except ValueError:
-                return None
+            value = c[len(prefix) :]
+            # ASCII digits only: "APPENDLIMIT=-1" would make every message too large
+            return int(value) if value.isascii() and value.isdigit() and len(value) <= 18 else None
     return None
 
 
@@ -75,6 +75,15 @@ def translated(where: str) -> Iterator[None]:
         raise TlsFailure(f"{where}: TLS failure: {tls_text(exc)}") from None
     except (imap_exc.IMAPClientAbortError, socket.timeout, OSError, EOFError) as exc:
         raise ConnectionFailed(f"{where}: connection lost: {exc or type(exc).__name__}") from None
+
+
+def quiet_protocol_log(client: imapclient.IMAPClient) -> None:
+    """imapclient sets imaplib's debug level to 5, so imaplib formats ``repr()`` of every reply line
+    and every literal for the ``imapclient.imaplib`` logger even when that logger is off: a second
+    copy of each fetched message (100 MB of text for a 50 MB one) and most of a core for the repr.
+    Keep the protocol trace only when someone listens."""
+    if not logging.getLogger("imapclient.imaplib").isEnabledFor(logging.DEBUG):
+        client._imap.debug = 0
 
 
 def connect(endpoint: Endpoint, *, role: str, timeout: float = TIMEOUT) -> tuple[imapclient.IMAPClient, str]:
@@ -93,6 +102,7 @@ def connect(endpoint: Endpoint, *, role: str, timeout: float = TIMEOUT) -> tuple
     except (OSError, imap_exc.IMAPClientError) as exc:
         raise ConnectionFailed(f"{where}: cannot connect: {exc}") from None
     client.normalise_times = False  # keep INTERNALDATE aware, in the server's zone
+    quiet_protocol_log(client)
     tls = "implicit" if url.implicit_tls else "none"
     try:
         with translated(where):

@@ -14,7 +14,6 @@ import functools
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
 from typing import TypeVar
 
 from migrator.errors import MigratorError, TooManyConnections
@@ -67,16 +66,6 @@ class ConnectionPool:
             for conn in self._all:
                 conn.close()
             self._all.clear()
-
-
-def run_now(fn, *args) -> Future:
-    """Run ``fn`` now and wrap its outcome as a finished Future (when read-ahead is off)."""
-    future: Future = Future()
-    try:
-        future.set_result(fn(*args))
-    except Exception as exc:
-        future.set_exception(exc)
-    return future
 
 
 def run_workers(

@@ -109,7 +109,8 @@ def temporary_login_code(reply: bytes | str) -> str | None:
 def login_delay_of(caps: dict[str, list[str]]) -> float | None:
     """Seconds of the CAPA line ``LOGIN-DELAY 900`` (RFC 2449 §6.8), when advertised."""
     args = caps.get("LOGIN-DELAY") or []
-    return float(args[0]) if args and args[0].isdigit() else None
+    # isascii: "²".isdigit() is true, but float() refuses it
+    return float(args[0]) if args and args[0].isascii() and args[0].isdigit() else None
 
 
 def login_retry_delay(code: str, advertised: float | None, attempt: int) -> float | None:

@@ -126,12 +126,16 @@ def _identity(headers) -> str:
 def record_of(uid: int, raw: bytes, flags: Iterable[str], internaldate: datetime) -> MessageRecord:
     headers = _headers(raw)
     flags = frozenset(f for f in flags if f not in SESSION_FLAGS)
+    sha256 = hashlib.sha256(raw).hexdigest()
+    # The wire form is a second copy of the message: made only when it differs (a bare LF, a NUL).
+    plain = _BARE_LF.search(raw) is None and b"\0" not in raw
+    wire = sha256 if plain else hashlib.sha256(wire_form(raw)).hexdigest()
     return MessageRecord(
         uid=uid,
         identity=_identity(headers),
         mdn_requested="\\Seen" in flags and headers.get("Disposition-Notification-To") is not None,
-        sha256=hashlib.sha256(raw).hexdigest(),
-        sha256_crlf=hashlib.sha256(wire_form(raw)).hexdigest(),
+        sha256=sha256,
+        sha256_crlf=wire,
         size=len(raw),
         flags=flags,
         internaldate=internaldate,
@@ -208,6 +212,8 @@ def snapshot_imap(
 def _connect(endpoint: Endpoint, timeout: float):
     import imapclient
 
+    from migrator.imapconn import quiet_protocol_log
+
     url = endpoint.url
     context = ssl.create_default_context(cafile=str(endpoint.cafile) if endpoint.cafile else None)
     if not getattr(url, "tls_verify", True):
@@ -217,6 +223,7 @@ def _connect(endpoint: Endpoint, timeout: float):
     client = imapclient.IMAPClient(
         url.host, port=url.port, ssl=implicit, ssl_context=context, timeout=timeout
     )
+    quiet_protocol_log(client)  # else imaplib formats repr() of every body it reads
     starttls = getattr(url, "starttls", "no")
     if not implicit and starttls != "no":
         if starttls == "required" or client.has_capability("STARTTLS"):

@@ -16,6 +16,7 @@ untagged EXISTS/EXPUNGE to idling clients.
 
 from __future__ import annotations
 
+import bisect
 import enum
 import itertools
 import threading
@@ -23,6 +24,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
+
+from simulators.bodies import BlobFile, Body
 
 INBOX = ("INBOX",)
 SYSTEM_FLAGS = frozenset({"\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft"})
@@ -66,11 +70,17 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(microsecond=0)
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class MailItem:
-    """One message. ``uid`` is assigned by the folder when the item is added."""
+    """One message. ``uid`` is assigned by the folder when the item is added.
 
-    raw: bytes
+    ``raw`` is either held as bytes or given as a ``simulators.bodies.Body`` that is read on each
+    access (a disk-backed or generated body): ``size`` never reads it, and ``derived`` keeps what
+    FETCH computes from it (ENVELOPE, BODYSTRUCTURE) so a body on disk is read once for those.
+    Items compare by identity (two copies of one message in a folder are two items).
+    """
+
+    raw: bytes  # a property (below): the dataclass __init__ and replace() go through it
     internaldate: datetime
     flags: set[str] = field(default_factory=set)
     uid: int = 0
@@ -83,7 +93,38 @@ class MailItem:
 
     @property
     def size(self) -> int:
-        return len(self.raw)
+        body = self._body
+        return len(body) if isinstance(body, bytes) else body.size
+
+    @property
+    def in_memory(self) -> bool:
+        return isinstance(self._body, bytes)
+
+    def derived(self, key: str, make: Callable[[bytes], bytes]) -> bytes:
+        """``make(raw)``, kept per item when the body is not in memory (re-reading it costs I/O)."""
+        if self.in_memory:
+            return make(self._body)
+        if self._derived is None:
+            self._derived = {}
+        if key not in self._derived:
+            self._derived[key] = make(self.raw)
+        return self._derived[key]
+
+    def __repr__(self) -> str:
+        return f"MailItem(uid={self.uid}, size={self.size}, flags={sorted(self.flags)!r}, internaldate={self.internaldate!r})"
+
+
+def _read_raw(item: MailItem) -> bytes:
+    body = item._body
+    return body if isinstance(body, bytes) else body.read()
+
+
+def _set_raw(item: MailItem, value: bytes | Body) -> None:
+    item._body = value
+    item._derived = None
+
+
+MailItem.raw = property(_read_raw, _set_raw)  # type: ignore[assignment,method-assign]
 
 
 @dataclass
@@ -94,6 +135,10 @@ class PimItem:
     item_id: str
     payload: str
     extra: dict = field(default_factory=dict)
+
+
+def _uid_of(item: MailItem) -> int:
+    return item.uid
 
 
 @dataclass
@@ -116,10 +161,10 @@ class Folder:
         return [m.uid for m in self.messages]
 
     def by_uid(self, uid: int) -> MailItem | None:
-        # messages are in ascending UID order: bisect would do, folders are small enough not to care
-        for m in self.messages:
-            if m.uid == uid:
-                return m
+        # messages are in ascending UID order (100,000-message folders are served: no linear scan)
+        i = bisect.bisect_left(self.messages, uid, key=_uid_of)
+        if i < len(self.messages) and self.messages[i].uid == uid:
+            return self.messages[i]
         return None
 
 
@@ -222,16 +267,17 @@ class Account:
     def append(
         self,
         path: Iterable[str],
-        raw: bytes,
+        raw: bytes | Body,
         *,
         flags: Iterable[str] = (),
         internaldate: datetime | None = None,
         extra: dict | None = None,
     ) -> MailItem:
         folder = self.folder(path)
+        body = self._store.keep(raw)  # outside the lock: a disk write of a large body takes time
         with self._store.lock:
             item = MailItem(
-                raw=bytes(raw),
+                raw=body,
                 internaldate=internaldate or utcnow(),
                 flags=set(flags),
                 uid=folder.uidnext,
@@ -273,13 +319,29 @@ Listener = Callable[[Account, Folder | None], None]
 class Store:
     """All accounts of one simulated provider world."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, body_dir: Path | None = None) -> None:
+        """``body_dir``: keep message bodies in a blob file there instead of in memory."""
         self.lock = threading.RLock()
+        self.blobs = BlobFile(body_dir) if body_dir is not None else None
         self.accounts: dict[str, Account] = {}
         self._listeners: list[Listener] = []
         # UIDVALIDITY values must differ between folders and between incarnations of a name;
         # seeded from the clock like Dovecot, then strictly increasing.
         self._uidvalidity = itertools.count(int(time.time()))
+
+    def keep(self, raw: bytes | Body) -> bytes | Body:
+        """How an appended message's bytes are held: a generated body as is; bytes in the blob
+        file when the store has one, else as an immutable copy."""
+        if not isinstance(raw, (bytes, bytearray, memoryview)):
+            return raw
+        if self.blobs is not None:
+            return self.blobs.write(raw)
+        return bytes(raw)
+
+    def close(self) -> None:
+        """Release the blob file (a disk-backed store); the store is unusable afterwards."""
+        if self.blobs is not None:
+            self.blobs.close()
 
     def next_uidvalidity(self) -> int:
         with self.lock:

@@ -100,5 +100,6 @@ def test_backoff_policy():
 def test_multiappend_uid_sets_expand_in_order():
     from migrator.sinks.imap import expand_uid_set
 
-    assert expand_uid_set("5:7,9") == [5, 6, 7, 9]
-    assert expand_uid_set("12") == [12]
+    assert expand_uid_set("5:7,9", 4) == [5, 6, 7, 9]
+    assert expand_uid_set("12", 1) == [12]
+    assert expand_uid_set("5:7,9", 3) is None  # not one UID per appended message

@@ -36,7 +36,9 @@ def retry_delay(exc: BaseException, attempt: int, *, authenticated_before: bool)
     if attempt + 1 >= MAX_ATTEMPTS or not is_throttling(exc, authenticated_before=authenticated_before):
         return None
     back_off = getattr(exc, "back_off", None)
-    if back_off:
+    # exchangelib passes BackOffMilliseconds/1000 through as sent: a negative or NaN one is no
+    # suggestion (a negative sleep raises ValueError), an infinite one is the longest wait.
+    if isinstance(back_off, int | float) and back_off > 0:
         return min(float(back_off), MAX_SUGGESTED)
     return min(FIRST_DELAY * 2**attempt, MAX_DELAY)
 

@@ -50,12 +50,30 @@ def parse_capa(lines: list[bytes]) -> dict[str, list[str]]:
 
 
 def parse_listing(lines: list[bytes]) -> dict[int, str]:
-    """``LIST`` or ``UIDL`` lines (``"3 1234"``) → message number → second word."""
+    """``LIST`` or ``UIDL`` lines (``"3 1234"``) → message number → second word. A line that is
+    not a message number (at most 10 digits: POP3 numbers are 32-bit) and a value is skipped."""
     out: dict[int, str] = {}
     for line in lines:
         words = line.decode("ascii", "replace").split(None, 1)
-        if len(words) == 2 and words[0].isdigit():
+        if len(words) == 2 and words[0].isdigit() and len(words[0]) <= 10:
             out[int(words[0])] = words[1].strip()
+    return out
+
+
+_SCAN_LINE = re.compile(rb"\s*(\d{1,10})\s+(\d{1,18})(?:\s|$)")
+
+
+def parse_sizes(lines: list[bytes]) -> dict[int, int]:
+    """``LIST`` lines → message number → octets. Any other line is a ``ProtocolError`` naming it:
+    skipping it would silently leave its message behind (RFC 1939 §5: "n size", more may follow)."""
+    out: dict[int, int] = {}
+    for line in lines:
+        if not line.strip():
+            continue
+        m = _SCAN_LINE.match(line)
+        if m is None:
+            raise ProtocolError(f"malformed LIST line {line[:80]!r}")
+        out[int(m.group(1))] = int(m.group(2))
     return out
 
 
@@ -79,7 +97,7 @@ def sasl_xoauth2(user: str, token: str) -> str:
 
 def join_lines(lines: list[bytes]) -> bytes:
     """poplib's unstuffed lines → the message as served (CRLF line ends)."""
-    return b"".join(line + b"\r\n" for line in lines)
+    return b"\r\n".join([*lines, b""])  # one join: no per-line temporaries, no copy to add the last CRLF
 
 
 def auth_error(where: str, text: str, *, oauth_offered: bool = False) -> AuthenticationFailed:
@@ -266,7 +284,10 @@ class Pop3Source:
 
     def listing(self) -> Pop3Listing:
         _, lines, _ = self._call(self.client._longcmd, "LIST")
-        sizes = {n: int(s.split()[0]) for n, s in parse_listing(lines).items()}
+        try:
+            sizes = parse_sizes(lines)
+        except ProtocolError as exc:
+            raise ProtocolError(f"{self.where}: {exc}") from None
         uidls: dict[int, str] | None = None
         if "UIDL" in self.caps or not self.caps:
             try:

@@ -9,10 +9,12 @@ registering ExtendedProperty classes with these tags.
 
 from __future__ import annotations
 
+import re
+
 from lxml import etree
 
 from simulators.ews.pim import utc
-from simulators.ews.soap import sub, t
+from simulators.ews.soap import SoapFault, sub, t, xs_int
 from simulators.store import MailItem
 
 PR_MESSAGE_DELIVERY_TIME = 0x0E06
@@ -24,8 +26,17 @@ VERB_REPLY, VERB_REPLY_ALL, VERB_FORWARD = 102, 103, 104
 FLAG_FLAGGED = 2
 
 
+_HEX_TAG = re.compile(r"0[xX][0-9a-fA-F]{1,8}")
+
+
 def parse_tag(text: str) -> int:
-    return int(text, 16) if text.lower().startswith("0x") else int(text)
+    """A PropertyTag attribute: "0x0E07" or decimal."""
+    if text[:2].lower() == "0x":
+        if _HEX_TAG.fullmatch(text) is None:
+            raise SoapFault("ErrorSchemaValidation",
+                            f"The request failed schema validation: PropertyTag '{text[:40]}' is not a property tag.")
+        return int(text, 16)
+    return xs_int(text, "PropertyTag")
 
 
 def values(item: MailItem) -> dict[int, tuple[str, str]]:
@@ -96,7 +107,7 @@ def apply_update(flags: set[str], field: str | int, value: str | None) -> set[st
         put("\\Answered", value in (str(VERB_REPLY), str(VERB_REPLY_ALL)))
         put("$Forwarded", value == str(VERB_FORWARD))
     elif field == PR_MESSAGE_FLAGS:
-        bits = int(value or 0)
+        bits = xs_int(value, "PR_MESSAGE_FLAGS", 0)
         put("\\Seen", bool(bits & MSGFLAG_READ))
         put("\\Draft", bool(bits & MSGFLAG_UNSENT))
     else:

@@ -15,7 +15,7 @@ import icalendar
 from lxml import etree
 
 from simulators.ews import calendar_view, pim
-from simulators.ews.soap import t, xs_bool
+from simulators.ews.soap import t, xs_bool, xs_int
 from simulators.store import PimItem
 
 
@@ -95,7 +95,7 @@ def changes_from(item: PimItem, key: str, updates: etree._Element | None) -> dic
         current = pim.render_event(item, [], occurrence=key)
         is_set = xs_bool(reminder.get("ReminderIsSet", current.findtext(t("ReminderIsSet"))))
         minutes = reminder.get("ReminderMinutesBeforeStart") or current.findtext(t("ReminderMinutesBeforeStart"))
-        changes["VALARM"] = int(minutes or 15) if is_set else None
+        changes["VALARM"] = xs_int(minutes, "ReminderMinutesBeforeStart", 15) if is_set else None
     return changes
 
 

@@ -14,7 +14,7 @@ from lxml import etree
 
 from simulators.ews import calendar_view, folders, ids, items, mapi, occurrences, paging, pim, restriction, sync
 from simulators.ews.folders import FolderView
-from simulators.ews.soap import MNS, NSMAP, SoapFault, m, sub, t, xs_bool
+from simulators.ews.soap import MNS, NSMAP, SoapFault, m, sub, t, xs_bool, xs_int
 from simulators.store import ItemKind, MailItem, NoSuchFolder, PimItem, FolderExists
 
 # Exchange's wording for the per-message errors used here.
@@ -289,7 +289,7 @@ def _calendar_view(ctx, op, root, msgs, shape):
     """FindItem with CalendarView: singles, occurrences and exceptions starting in the window."""
     cv = op.find(m("CalendarView"))
     window = calendar_view.parse_window(cv.get("StartDate"), cv.get("EndDate"))
-    limit = int(cv.get("MaxEntriesReturned")) if cv.get("MaxEntriesReturned") else None
+    limit = xs_int(cv.get("MaxEntriesReturned"), "MaxEntriesReturned") if cv.get("MaxEntriesReturned") else None
     for view in _each_folder(ctx, op, "ParentFolderIds", msgs, "FindItem"):
         found = []
         for item in shown_items(ctx, view):
@@ -461,9 +461,10 @@ def _create_mail(ctx, el, target: FolderView) -> MailItem:
     flags_value = props.get(mapi.PR_MESSAGE_FLAGS)
     # Exchange keeps MIME-created items as unsent drafts unless PR_MESSAGE_FLAGS says otherwise.
     flags = mapi.flags_from(props, el.findtext(f"{t('Flag')}/{t('FlagStatus')}"))
-    if flags_value is None or int(flags_value) & mapi.MSGFLAG_UNSENT:
+    bits = None if flags_value is None else xs_int(flags_value, "PR_MESSAGE_FLAGS")
+    if bits is None or bits & mapi.MSGFLAG_UNSENT:
         flags.add("\\Draft")
-    if (flags_value is not None and int(flags_value) & mapi.MSGFLAG_READ) or xs_bool(el.findtext(t("IsRead"))):
+    if (bits is not None and bits & mapi.MSGFLAG_READ) or xs_bool(el.findtext(t("IsRead"))):
         flags.add("\\Seen")
     when = None
     if mapi.PR_MESSAGE_DELIVERY_TIME in props:

@@ -17,7 +17,7 @@ import vobject
 from lxml import etree
 
 from simulators.ews import recurrence, timezones
-from simulators.ews.soap import sub, t, xs_bool
+from simulators.ews.soap import sub, t, xs_bool, xs_int
 from simulators.store import ItemKind, PimItem
 
 ITEM_CLASS = {ItemKind.CONTACT: "IPM.Contact", ItemKind.EVENT: "IPM.Appointment", ItemKind.TASK: "IPM.Task",
@@ -368,7 +368,8 @@ def parse_event(el: etree._Element) -> PimItem:
         alarm = icalendar.Alarm()
         alarm.add("ACTION", "DISPLAY")
         alarm.add("DESCRIPTION", "Reminder")
-        alarm.add("TRIGGER", -timedelta(minutes=int(el.findtext(t("ReminderMinutesBeforeStart")) or 15)))
+        minutes = xs_int(el.findtext(t("ReminderMinutesBeforeStart")), "ReminderMinutesBeforeStart", 15)
+        alarm.add("TRIGGER", -timedelta(minutes=minutes))
         ev.add_component(alarm)
     cal = _calendar()
     cal.add_component(ev)
@@ -452,7 +453,7 @@ def parse_task(el: etree._Element) -> PimItem:
             todo.add(prop, parse_dt(el.findtext(t(tag)), tag))
     todo.add("STATUS", _VTODO_STATUS.get(el.findtext(t("Status")) or "NotStarted", "NEEDS-ACTION"))
     if el.findtext(t("PercentComplete")):
-        todo.add("PERCENT-COMPLETE", int(float(el.findtext(t("PercentComplete")))))
+        todo.add("PERCENT-COMPLETE", xs_int(el.findtext(t("PercentComplete")).split(".")[0], "PercentComplete", 0))
     cal = _calendar()
     cal.add_component(todo)
     return PimItem(ItemKind.TASK, uid, cal.to_ical().decode("utf-8"))

@@ -11,7 +11,7 @@ from datetime import date, datetime, timezone
 
 from lxml import etree
 
-from simulators.ews.soap import sub, t
+from simulators.ews.soap import sub, t, xs_int
 
 DAYS = {"MO": "Monday", "TU": "Tuesday", "WE": "Wednesday", "TH": "Thursday", "FR": "Friday", "SA": "Saturday",
         "SU": "Sunday"}
@@ -99,7 +99,7 @@ def from_ews(rec: etree._Element) -> tuple[dict, date | None]:
         raise UnsupportedRecurrence(f"EWS pattern {name} is not supported")
     rule["FREQ"] = freq
     if get("Interval") and get("Interval") != "1":
-        rule["INTERVAL"] = int(get("Interval"))
+        rule["INTERVAL"] = xs_int(get("Interval"), "Interval")
     days = [DAY_CODES[d] for d in (get("DaysOfWeek") or "").split() if d in DAY_CODES]
     if name == "WeeklyRecurrence":
         rule["BYDAY"] = days
@@ -107,7 +107,7 @@ def from_ews(rec: etree._Element) -> tuple[dict, date | None]:
         rule["BYDAY"] = [f"{INDEX_NUM[get('DayOfWeekIndex')]}{d}" for d in days]
     else:
         if get("DayOfMonth"):
-            rule["BYMONTHDAY"] = int(get("DayOfMonth"))
+            rule["BYMONTHDAY"] = xs_int(get("DayOfMonth"), "DayOfMonth")
     if name.endswith("YearlyRecurrence") and get("Month"):
         rule["BYMONTH"] = MONTHS.index(get("Month")) + 1
     rng = rec[1] if len(rec) > 1 else None
@@ -116,7 +116,7 @@ def from_ews(rec: etree._Element) -> tuple[dict, date | None]:
         start_text = rng.findtext(t("StartDate"))
         start = date.fromisoformat(start_text[:10]) if start_text else None
         if rng.findtext(t("NumberOfOccurrences")):
-            rule["COUNT"] = int(rng.findtext(t("NumberOfOccurrences")))
+            rule["COUNT"] = xs_int(rng.findtext(t("NumberOfOccurrences")), "NumberOfOccurrences")
         if rng.findtext(t("EndDate")):
             rule["UNTIL"] = date.fromisoformat(rng.findtext(t("EndDate"))[:10])
     return rule, start

@@ -42,21 +42,25 @@ def _aware(dt: datetime) -> datetime:
     return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
-def compile_restriction(el: etree._Element) -> Predicate:
+MAX_DEPTH = 50  # nested And/Or/Not: deeper is refused before Python's recursion limit is
+
+
+def compile_restriction(el: etree._Element, depth: int = 0) -> Predicate:
     """``el`` is m:Restriction (one child) or any search expression inside it."""
-    if etree.QName(el).localname == "Restriction":
-        children = [c for c in el if isinstance(c.tag, str)]
-        if len(children) != 1:
-            raise UnsupportedRestriction("a Restriction holds exactly one search expression")
-        return compile_restriction(children[0])
+    if depth > MAX_DEPTH:
+        raise UnsupportedRestriction(f"search expressions nested deeper than {MAX_DEPTH}")
     name = etree.QName(el).localname
     kids = [c for c in el if isinstance(c.tag, str)]
+    if name in ("Restriction", "Not") and len(kids) != 1:
+        raise UnsupportedRestriction(f"a {name} holds exactly one search expression")
+    if name == "Restriction":
+        return compile_restriction(kids[0], depth + 1)
     if name in ("And", "Or"):
-        parts = [compile_restriction(k) for k in kids]
+        parts = [compile_restriction(k, depth + 1) for k in kids]
         combine = all if name == "And" else any
         return lambda item: combine(p(item) for p in parts)
     if name == "Not":
-        inner = compile_restriction(kids[0])
+        inner = compile_restriction(kids[0], depth + 1)
         return lambda item: not inner(item)
     get, parse = _field(el)
     if name == "Exists":
@@ -65,10 +69,13 @@ def compile_restriction(el: etree._Element) -> Predicate:
         constant = el.find(f"{t('FieldURIOrConstant')}/{t('Constant')}")
         if constant is None:
             raise UnsupportedRestriction(f"{name} without a Constant (field-to-field comparison)")
-        value, compare = parse(constant.get("Value", "")), _COMPARE[name]
+        value, compare = _constant(parse, constant), _COMPARE[name]
         return lambda item: compare(get(item), value)
     if name == "Contains":
-        wanted = el.find(t("Constant")).get("Value", "")
+        constant = el.find(t("Constant"))
+        if constant is None:
+            raise UnsupportedRestriction("Contains without a Constant")
+        wanted = constant.get("Value", "")
         mode = el.get("ContainmentMode", "Substring")
         fold = el.get("ContainmentComparison", "Exact") != "Exact"
         norm = (lambda s: s.casefold()) if fold else (lambda s: s)
@@ -79,6 +86,14 @@ def compile_restriction(el: etree._Element) -> Predicate:
             raise UnsupportedRestriction(f"Contains with ContainmentMode {mode}")
         return lambda item: test(str(get(item)))
     raise UnsupportedRestriction(f"search expression {name}")
+
+
+def _constant(parse: Callable[[str], object], constant: etree._Element) -> object:
+    value = constant.get("Value", "")
+    try:
+        return parse(value)
+    except (ValueError, OverflowError):  # int() past 4300 digits, a date past the calendar
+        raise UnsupportedRestriction(f"Constant value {value[:40]!r} is not valid for the field") from None
 
 
 def _field(el: etree._Element):

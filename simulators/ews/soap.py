@@ -168,6 +168,24 @@ def text_of(el: etree._Element | None, tag: str, default: str | None = None) -> 
     return child.text if child is not None and child.text is not None else default
 
 
+def xs_int(text: str | None, what: str, default: int | None = None) -> int:
+    """An xs:int of the request (``what`` names the element or attribute); a value that is not
+    one fails schema validation as a whole, as Exchange's does, in .NET's words."""
+    if text is None or (not text.strip() and default is not None):
+        if default is None:
+            raise SoapFault("ErrorSchemaValidation", f"The request failed schema validation: {what} is missing.")
+        return default
+    value = text.strip()
+    body = value[1:] if value[:1] in "+-" else value
+    if not (body.isascii() and body.isdigit() and len(body) <= 10) or not -2**31 <= int(value) < 2**31:
+        raise SoapFault(
+            "ErrorSchemaValidation",
+            f"The request failed schema validation: The '{what}' value is invalid - The value '{value[:40]}' is "
+            "invalid according to its datatype 'http://www.w3.org/2001/XMLSchema:int'.",
+        )
+    return int(value)
+
+
 def xs_bool(text: str | None) -> bool:
     """xs:boolean: "true"/"1" (exchangelib sends 1 and 0)."""
     return (text or "").strip() in ("true", "1")

@@ -238,6 +238,12 @@ class ImapSession:
     def tls_started(self) -> None:
         self.tls_active = True
 
+    @property
+    def between_commands(self) -> bool:
+        """The next line would be read as a new command (not a literal, SASL or IDLE line)."""
+        return (not self._paused and self.state is not State.LOGOUT and self._auth is None
+                and self.idling is None and self.reader.idle)
+
     def capabilities(self) -> list[str]:
         authenticated = self.state in _AUTH
         caps = list(self.imap.capabilities_after_auth if authenticated else self.imap.capabilities_before_auth)
@@ -261,7 +267,9 @@ class ImapSession:
         return out
 
     def _send(self, line: bytes | str) -> None:
-        self._out.append(line.encode() if isinstance(line, str) else line)
+        # surrogateescape: atoms are decoded that way (syntax._parse_atom), so an 8-bit command
+        # name or keyword echoed in a reply goes back as the bytes the client sent.
+        self._out.append(line.encode("utf-8", "surrogateescape") if isinstance(line, str) else line)
 
     def _tagged(self, tag: str, reply: str) -> None:
         """Every tagged reply goes out here: quirks may rewrite it, and errors are counted."""
@@ -372,7 +380,9 @@ class ImapSession:
                 self._out.extend(self.view.sync(allow_expunge=allow_expunge))
 
     def _literal_policy(self, prefix: bytes, size: int) -> str | None:
-        """Refuse an APPEND before its literal is sent: missing mailbox, message too large."""
+        """Refuse an APPEND before its literal is sent: missing mailbox, message too large.
+        ``prefix`` is the command's first line: a mailbox sent as a literal is checked when the
+        command completes instead."""
         if self.state not in _AUTH:
             return None
         marker = _LITERAL_MARKER.search(prefix)

@@ -26,7 +26,7 @@ def format_flags(flags: set[str] | frozenset[str], recent: bool = False) -> byte
     # Then system-looking flags a source server kept (\\Indexed, \\FORWARDED: imapsync FAQ.Flags), keywords.
     ordered += sorted(f for f in flags if f.startswith("\\") and f not in _FLAG_ORDER and f != "\\Recent")
     ordered += sorted(f for f in flags if not f.startswith("\\"))
-    return ("(" + " ".join(ordered) + ")").encode()
+    return ("(" + " ".join(ordered) + ")").encode("utf-8", "surrogateescape")
 
 
 def format_internaldate(when: datetime) -> bytes:
@@ -116,7 +116,7 @@ def render(
 def _item(att: FetchAtt, item: MailItem, recent: bool) -> bytes:
     name = att.name
     if att.section:
-        return att.reply_name().encode() + b" " + _section(att, item.raw)
+        return att.reply_name().encode("utf-8", "surrogateescape") + b" " + _section(att, item.raw)
     if name == "FLAGS":
         return b"FLAGS " + format_flags(item.flags, recent)
     if name == "UID":
@@ -124,7 +124,7 @@ def _item(att: FetchAtt, item: MailItem, recent: bool) -> bytes:
     if name == "INTERNALDATE":
         return b"INTERNALDATE " + format_internaldate(item.internaldate)
     if name == "RFC822.SIZE":
-        return b"RFC822.SIZE %d" % len(item.raw)
+        return b"RFC822.SIZE %d" % item.size
     if name == "RFC822":
         return b"RFC822 " + literal(item.raw)
     from simulators.imap import message  # the MIME-aware parts only when asked for
@@ -134,11 +134,11 @@ def _item(att: FetchAtt, item: MailItem, recent: bool) -> bytes:
     if name == "RFC822.TEXT":
         return b"RFC822.TEXT " + literal(message.body_section(item.raw, (), "TEXT"))
     if name == "ENVELOPE":
-        return b"ENVELOPE " + message.envelope(item.raw)
+        return b"ENVELOPE " + item.derived("ENVELOPE", message.envelope)
     if name == "BODYSTRUCTURE":
-        return b"BODYSTRUCTURE " + message.bodystructure(item.raw, extended=True)
+        return b"BODYSTRUCTURE " + item.derived("BODYSTRUCTURE", _extended_structure)
     if name == "BODY":
-        return b"BODY " + message.bodystructure(item.raw, extended=False)
+        return b"BODY " + item.derived("BODY", _basic_structure)
     raise ImapSyntaxError(f"Unknown FETCH attribute: {name}")
 
 
@@ -153,3 +153,15 @@ def _section(att: FetchAtt, raw: bytes) -> bytes:
         origin, length = att.partial
         data = data[origin : origin + length] if length is not None else data[origin:]
     return literal(data)
+
+
+def _extended_structure(raw: bytes) -> bytes:
+    from simulators.imap import message
+
+    return message.bodystructure(raw, extended=True)
+
+
+def _basic_structure(raw: bytes) -> bytes:
+    from simulators.imap import message
+
+    return message.bodystructure(raw, extended=False)

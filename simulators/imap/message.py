@@ -27,7 +27,7 @@ import email.utils
 import quopri
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from functools import lru_cache
 
 __all__ = [
@@ -934,7 +934,8 @@ def sent_date(raw: bytes) -> datetime | None:
     for value in header_values(raw, "Date"):
         try:
             parsed = email.utils.parsedate_to_datetime(value.strip())
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, OverflowError):  # Overflow: day 4294967295
             return None
-        return parsed
+        # No zone (or "-0000") parses naive: RFC 5322 says no zone information, read as UTC.
+        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
     return None

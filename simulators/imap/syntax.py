@@ -25,6 +25,9 @@ from dataclasses import dataclass
 
 MAX_LINE = 65536  # like Dovecot's imap_max_line_length
 MAX_LITERAL = 256 * 1024 * 1024
+# Parenthesised lists nest at most this deep: a line of "(((((" must be a BAD, not a RecursionError
+# that takes the connection down. Real commands nest a few levels (SEARCH OR (...)).
+MAX_LIST_DEPTH = 100
 
 _LITERAL_AT_END = re.compile(rb"\{(\d{1,12})(\+?)\}$")
 
@@ -74,8 +77,10 @@ class RefusedCommand:
 
 Event = Command | BadCommand | NeedContinuation | ContinuationLine | RefusedCommand
 
-# Given the command so far (up to its literal marker) and the literal's size, a reply text to
-# refuse the command before its literal is read, or None to accept it.
+# Given the command's first line (up to its first literal marker: command name, mailbox, flags)
+# and a literal's size, a reply text to refuse the command before that literal is read, or None
+# to accept it. Asked once per literal; only the first line is passed so that a MULTIAPPEND of k
+# messages is not copied and re-read k times (quadratic in the batch).
 LiteralPolicy = Callable[[bytes, int], "str | None"]
 
 
@@ -110,6 +115,11 @@ class CommandReader:
 
     def receive_data(self, data: bytes) -> None:
         self._buf += data
+
+    @property
+    def idle(self) -> bool:
+        """Nothing of a command is buffered or pending (no partial line, literal or skip)."""
+        return not self._buf and not self._line_mode and not self._skip and not self._discarding
 
     def next_event(self) -> Event | None:
         while True:
@@ -159,7 +169,8 @@ class CommandReader:
             if size > self.max_literal:
                 refusal = BadCommand(_tag_of(self._buf), f"Literal too large ({size} bytes).")
             elif self.literal_policy is not None:
-                reply = self.literal_policy(bytes(self._buf[: end + 1]), size)
+                first_line = self._buf.find(b"\n") + 1
+                reply = self.literal_policy(bytes(self._buf[:first_line]), size)
                 if reply is not None:
                     refusal = RefusedCommand(_tag_of(self._buf), reply)
             if refusal is not None:
@@ -227,7 +238,9 @@ def tokenize(data: bytes) -> list:
     return tokens
 
 
-def _parse_list(data: bytes, pos: int, *, top: bool) -> tuple[list, int]:
+def _parse_list(data: bytes, pos: int, *, top: bool, depth: int = 0) -> tuple[list, int]:
+    if depth > MAX_LIST_DEPTH:
+        raise ImapSyntaxError("Too deeply nested list")
     out: list = []
     n = len(data)
     while True:
@@ -243,7 +256,7 @@ def _parse_list(data: bytes, pos: int, *, top: bool) -> tuple[list, int]:
                 raise ImapSyntaxError("Unexpected ')'")
             return out, pos + 1
         if c == 0x28:  # (
-            sub, pos = _parse_list(data, pos + 1, top=False)
+            sub, pos = _parse_list(data, pos + 1, top=False, depth=depth + 1)
             out.append(sub)
         elif c == 0x22:  # "
             s, pos = _parse_quoted(data, pos + 1)
@@ -373,7 +386,7 @@ def parse_fetch_att(item) -> FetchAtt:
     part, text, fields = _parse_section(spec)
     partial = None
     if origin is not None:
-        if length is None:
+        if length is None or not (_number32(origin) and _number32(length)):
             raise ImapSyntaxError(f"Invalid partial: {item}")
         partial = (int(origin), int(length))
     canonical = spec.upper()
@@ -391,10 +404,10 @@ def _parse_section(spec: str) -> tuple[tuple[int, ...], str | None, tuple[str, .
         if not rest.endswith(")"):
             raise ImapSyntaxError("Invalid BODY[..] section")
         try:
-            names = tokenize(rest[:-1].encode())
+            names = tokenize(rest[:-1].encode("utf-8", "surrogateescape"))  # atoms keep 8-bit that way
         except ImapSyntaxError:
             raise ImapSyntaxError("Invalid BODY[..] section") from None
-        fields = tuple((n.decode() if isinstance(n, bytes) else n).upper() for n in names)
+        fields = tuple((n.decode("utf-8", "surrogateescape") if isinstance(n, bytes) else n).upper() for n in names)
         if not fields:
             raise ImapSyntaxError("Invalid BODY[..] section")
     parts: list[int] = []
@@ -402,7 +415,7 @@ def _parse_section(spec: str) -> tuple[tuple[int, ...], str | None, tuple[str, .
     for piece in filter(None, head.split(".")) if head else ():
         if text is not None:
             text += "." + piece.upper()
-        elif piece.isdigit() and int(piece) > 0:
+        elif _number32(piece) and int(piece) > 0:
             parts.append(int(piece))
         else:
             text = piece.upper()
@@ -431,10 +444,16 @@ def parse_sequence_set(text: str, largest: int) -> list[tuple[int, int]]:
     return ranges
 
 
+def _number32(s: str) -> bool:
+    """RFC 3501's number: ASCII digits ("²".isdigit() is true too) below 2^32. Checked before
+    int(), which raises ValueError past 4300 digits instead of our syntax error."""
+    return s.isascii() and s.isdigit() and len(s) <= 10 and int(s) < 2**32
+
+
 def _seq_number(s: str, largest: int, whole: str) -> int:
     if s == "*":
         return largest
-    if not s.isdigit() or int(s) == 0:
+    if not _number32(s) or int(s) == 0:
         raise ImapSyntaxError(f"Invalid messageset: {whole}")
     return int(s)
 

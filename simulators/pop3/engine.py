@@ -158,6 +158,11 @@ class Pop3Session:
                 caps = changed
         return caps
 
+    @property
+    def in_sasl(self) -> bool:
+        """The next line is an AUTH response, not a command."""
+        return self._sasl is not None
+
     def sasl_mechanisms(self) -> list[str]:
         for cap in self.capabilities():
             name, _, mechs = cap.partition(" ")
