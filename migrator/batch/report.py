@@ -43,6 +43,7 @@ class AccountResult(BaseModel):
     skipped: int = 0
     failed: int = 0
     bytes: int = 0
+    tls_unverified: list[str] = []  # "source imaps://…": servers whose certificate was not verified (--insecure)
     seconds: float = 0.0
     attempts: int = 1  # runs of this account over the resumed batches
     reused: bool = False  # finished in an earlier run of the batch: not run again this time
