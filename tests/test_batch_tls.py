@@ -15,7 +15,7 @@ PASSWORD = "pw-batch-tls-3"
 USERS = ("ann", "ben")
 
 
-def test_batch_takes_ca_file_and_insecure_for_every_account(tmp_path):
+def test_batch_takes_ca_file_and_insecure_for_every_account(tmp_path, capsys):
     src, dst = Store(), Store()
     for n, name in enumerate(USERS):
         account = src.add_account(name, PASSWORD)
@@ -42,7 +42,10 @@ def test_batch_takes_ca_file_and_insecure_for_every_account(tmp_path):
         code, accounts = run("ca", "--from-ca-file", str(world.cafile), "--to-ca-file", str(other.cafile))
         assert code == 0 and [r["copied"] for r in accounts] == [2, 3]
         assert all(r["tls_unverified"] == [] for r in accounts)
+        capsys.readouterr()
         code, accounts = run("insecure", "--insecure")
+        assert "WARNING: TLS certificate verification was OFF for ann@127.0.0.1, ben@127.0.0.1" in \
+            " ".join(capsys.readouterr().out.split())
         assert code == 0 and [r["already_present"] for r in accounts] == [2, 3]
         assert [r["tls_unverified"] for r in accounts] == [
             [f"source imaps://{u}@127.0.0.1:{a.port}", f"destination imaps://{u}@127.0.0.1:{b.port}"] for u in USERS]

@@ -107,6 +107,9 @@ def summary_table(report: BatchReport) -> Table:
         table.caption += "\n* finished in an earlier run of this batch, not run again (--again runs them)"
     if report.stopped:
         table.caption += f"\nSTOPPED: {report.stopped}; {len(report.not_started)} account(s) not started (re-run to resume)"
+    unverified = [a.id for a in report.accounts if a.tls_unverified]
+    if unverified:
+        table.caption += f"\nWARNING: TLS certificate verification was OFF for {', '.join(unverified)} (--insecure)"
     for a in report.accounts:
         if a.error:
             table.caption += f"\n{a.id} (line {a.line}): {a.outcome}: {a.error}"
