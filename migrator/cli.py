@@ -19,6 +19,7 @@ from rich.table import Table
 
 from migrator.error_budget import DEFAULT_MAX_ITEM_ERRORS
 from migrator.errors import ExitCode, MigratorError, UsageError
+from migrator.timeouts import DEFAULT_BASE, DEFAULT_PER_1000
 from migrator.urls import Endpoint, Secret, ServerURL, resolve_secret
 
 
@@ -104,6 +105,15 @@ def add_migrate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--disable", action="append", default=[], metavar="MITIGATION",
                         help="switch a quirk mitigation off (repeatable; names in migrator.mitigations), "
                         "to reproduce what a naive tool does")
+    parser.add_argument("--byte-budget", type=float, default=None, metavar="MB", dest="byte_budget_mb",
+                        help="stop cleanly (exit 5, resumable) after about this many MB downloaded from the "
+                        "source, below a provider's daily cap (Gmail: 2500 MB a day)")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_BASE, metavar="SECONDS", dest="read_timeout",
+                        help=f"seconds to wait for any reply (default {DEFAULT_BASE:g})")
+    parser.add_argument("--timeout-per-1000", type=float, default=DEFAULT_PER_1000, metavar="SECONDS",
+                        dest="timeout_per_1000",
+                        help="seconds more per 1000 messages of the folder a command is about: big folders answer "
+                        f"slowly (default {DEFAULT_PER_1000:g})")
     parser.add_argument("--deleted-items", choices=("by-kind", "mail-only"), default="by-kind",
                         help="non-mail items found in Deleted Items: migrate them to their kind's collection "
                         "(by-kind, default) or report them as unmigratable (mail-only destinations)")
@@ -175,6 +185,11 @@ def options_from_args(args: argparse.Namespace, *, default_connections: int = 4)
         check_names(disabled)
     except UnknownMitigation as exc:
         raise UsageError(f"--disable: {exc}") from None
+    budget = getattr(args, "byte_budget_mb", None)
+    timeout = getattr(args, "read_timeout", DEFAULT_BASE)
+    per_1000 = getattr(args, "timeout_per_1000", DEFAULT_PER_1000)
+    if (budget is not None and budget <= 0) or timeout <= 0 or per_1000 < 0:
+        raise UsageError("--byte-budget and --timeout must be positive, --timeout-per-1000 at least 0")
     return MigrationOptions(
         mode=args.mode,
         target_root=[p for p in args.target_root.split("/") if p],
@@ -192,6 +207,9 @@ def options_from_args(args: argparse.Namespace, *, default_connections: int = 4)
         deleted_items=getattr(args, "deleted_items", "by-kind"),
         gmail_labels=getattr(args, "gmail_labels", "once"),
         disable=disabled,
+        byte_budget_mb=budget,
+        read_timeout=timeout,
+        timeout_per_1000=per_1000,
         ignore_capabilities=getattr(args, "ignore_capabilities", []),
         long_lines=getattr(args, "long_lines", "skip"),
         max_line_length=getattr(args, "max_line_length", None),

@@ -15,7 +15,9 @@ batch by identity, so an APPEND confirmed just before the loss is not copied twi
 loss, an over-quota destination, a progress-sink error or Ctrl-C stops the run: the report says
 ``aborted`` (exit code 5) and a re-run resumes from the checkpoint. A fresh connection whose
 login is refused (an expired OAuth token: the secret is re-read at every connect) stops the run
-too, with exit code 4 (``login_refused``): no retry loop.
+too, with exit code 4 (``login_refused``): no retry loop. The provider's bandwidth cap (a re-login
+refused after `* BYE Session expired`: ``CapReached``) and the run's own ``byte_budget_mb`` stop it
+as aborted (exit 5, resumable). Source commands wait as long as their folder's size asks (``timeouts``).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from migrator import dates
 from migrator.backoff import retry_delay
@@ -39,7 +41,7 @@ from migrator.budget import ByteBudget
 from migrator.error_budget import DEFAULT_MAX_ITEM_ERRORS, ErrorBudget
 from migrator.collab.kinds import MAIL_ONLY, not_offered
 from migrator.content import describe, refused_content, repaired
-from migrator.errors import AuthenticationFailed, ConnectionFailed, ProtocolError, TooManyConnections, UsageError
+from migrator.errors import AuthenticationFailed, CapReached, ConnectionFailed, ProtocolError, TooManyConnections, UsageError
 from migrator.folders import FolderPlan, ListEntry, Namespace, alternative_names, destination_name, plan_folders
 from migrator.gmail import ARCHIVE_NAME, GmailLabels, LabelFolder, plan_labels
 from migrator.identity import Identity, IdentityIndex, identity_of, message_id_of
@@ -62,6 +64,7 @@ from migrator.report import (
 from migrator.sinks.imap import AppendInterrupted, AppendItem, AppendResult, ImapSink, filter_flags, refusal_reason
 from migrator.sources.imap import ImapSource, SourceMessage
 from migrator.state import Confirmed, State, default_state_path
+from migrator.timeouts import DEFAULT_BASE, DEFAULT_PER_1000, FolderTimeouts
 from migrator.urls import Endpoint
 
 # CREATE refusals that are about the name itself, so another name will do.
@@ -109,6 +112,12 @@ class MigrationOptions(BaseModel):
     gmail_labels: GmailLabels = "once"
     # Mitigations switched off by name (migrator.mitigations.MITIGATIONS); default: all on
     disable: list[str] = []
+    # Limits (gmail-bandwidth-cap, slow-large-folder): stop the run cleanly after this many MB
+    # downloaded from the source (None: no budget; Gmail allows 2500 MB a day); seconds to wait
+    # for a reply, plus per 1000 messages of the folder a command is about (migrator.timeouts)
+    byte_budget_mb: float | None = Field(None, gt=0)
+    read_timeout: float = Field(DEFAULT_BASE, gt=0)
+    timeout_per_1000: float = Field(DEFAULT_PER_1000, ge=0)
     # Extensions never used although advertised, on both sides (broken-move: ["MOVE"]). The engine
     # itself never MOVEs (it copies with APPEND and leaves the source as it was).
     ignore_capabilities: list[str] = []
@@ -171,6 +180,7 @@ class FolderJob:
     sizes: dict[int, int] = field(default_factory=dict)
     pending: list[int] = field(default_factory=list)
     collapsed: dict[int, str] = field(default_factory=dict)  # UID → why not copied (Gmail label copies)
+    renumbered: str = ""  # "old → new" UIDVALIDITY when the checkpoint's was stale (uidvalidity-change)
 
 
 class _Unfinished(ConnectionFailed):
@@ -200,7 +210,12 @@ class _Run:
         )
         self.lock = threading.Lock()
         self.stop = threading.Event()
-        self.conns = ConnectionPool(source, dest)
+        # slow-large-folder: a folder's commands wait as long as its size asks; off, every reply
+        # gets the same fixed timeout (and a big folder's SELECT times out)
+        per_1000 = options.timeout_per_1000 if self.mitigations.on("adaptive-timeout") else 0.0
+        self.timeouts = FolderTimeouts(options.read_timeout, per_1000)
+        self.conns = ConnectionPool(source, dest, timeouts=self.timeouts)
+        self.downloaded = 0  # message bytes fetched from the source in this run (byte_budget_mb)
         self.fetchers: ThreadPoolExecutor | None = None  # fetch-ahead threads, set by migrate()
         self.budget = ByteBudget(MAX_HELD_BYTES)  # fetched bytes held at once, over all workers
         self.state: State | None = None
@@ -214,6 +229,54 @@ class _Run:
             if not self.report.aborted:
                 self.report.aborted = reason
         self.stop.set()
+
+    def reconnected(self, role: str, job: FolderJob, exc: Exception) -> None:
+        """Say in the report that a lost connection was survived, and why it was lost."""
+        cause = str(exc).rpartition(": ")[2]
+        self.note(f"{role} connection lost in folder {job.plan.source!r} ({cause}): reconnected and resumed")
+
+    def pause(self, why: str) -> None:
+        """Stop the run cleanly for a limit that a later run will not meet: state saved, exit 5."""
+        self.note(why)
+        self.abort(why)
+
+    def capped(self, exc: CapReached) -> None:
+        """gmail-bandwidth-cap: after `* BYE Session expired, please login again` the re-login is
+        refused (`Account exceeded command or bandwidth limits`): every connection of the account
+        is done for the day, so the run stops as resumable instead of failing folder after folder."""
+        if not self.mitigations.on("bandwidth-pause"):
+            raise exc
+        with self.lock:
+            spent = self.downloaded if exc.role == "source" else sum(f.bytes for f in self.report.folders)
+        self.pause(f"bandwidth cap reached after {spent} bytes ({exc.role}); re-run later resumes")
+
+    def job_failed(self, job: FolderJob, exc: Exception) -> None:
+        """A folder job that ended with an error (run_workers' ``fail``); a re-login refused for
+        the account's spent budget (CapReached, from any connection) pauses the whole run."""
+        if isinstance(exc, CapReached):
+            try:
+                return self.capped(exc)
+            except CapReached:
+                pass
+        self.fail(job, None, exc)
+
+    def within_budget(self, job: FolderJob, uids: list[int]) -> bool:
+        """May this batch be fetched under the run's byte budget? False: the budget is spent (the
+        run is paused). The run's first batch always goes, so every run progresses; parallel
+        fetches may pass the budget by a batch each."""
+        budget = self.options.byte_budget_mb
+        need = sum(job.sizes.get(u, 0) for u in uids)
+        with self.lock:
+            spent = self.downloaded
+        if budget is None or not spent or spent + need <= budget * 1024 * 1024:
+            return True
+        self.pause(f"byte budget of {budget:g} MB reached after {spent} bytes; re-run later resumes")
+        return False
+
+    def fetched(self, messages: list[SourceMessage]) -> list[SourceMessage]:
+        with self.lock:
+            self.downloaded += sum(m.size for m in messages)
+        return messages
 
     def retire(self, exc: Exception, last: bool) -> None:
         """A worker could not get connections (a per-account limit): go on with fewer."""
@@ -296,6 +359,9 @@ class _Run:
         rep.already_present += len(kept) - len(pending)
         if opts.mode == "merge" and exists and pending and self.mitigations.on("identity-dedup"):
             pending = self._match_existing(job, src, sink, exists, done, pending)
+        if job.renumbered:  # the stale checkpoint was dropped: what is present was found by identity
+            rep.notes.append(f"UIDVALIDITY changed for {plan.source} ({job.renumbered}): re-matched "
+                             f"{rep.already_present} by identity")
         limit = self.append_limit if self.mitigations.on("appendlimit-skip") else None
         for uid in [u for u in pending if limit is not None and job.sizes[u] > limit]:
             self.skip(job, uid, "too-large", f"{job.sizes[uid]} bytes > destination APPENDLIMIT {limit}")
@@ -361,10 +427,8 @@ class _Run:
         if self.state is None:
             return {}
         stale = self.state.stale_uidvalidities(job.plan.source, job.uidvalidity)
-        if stale:
-            job.report.notes.append(
-                f"UIDVALIDITY changed ({', '.join(map(str, stale))} → {job.uidvalidity}): re-matched by identity"
-            )
+        if stale:  # uidvalidity-change: the old UIDs mean nothing now; _match_existing re-matches
+            job.renumbered = f"{', '.join(map(str, stale))} → {job.uidvalidity}"
             if not self.options.dry_run:
                 for v in stale:
                     self.state.forget(job.plan.source, v)
@@ -460,15 +524,17 @@ class _Run:
 
     def _fetch(self, job: FolderJob, uids: list[int]) -> list[SourceMessage]:
         """Runs on a fetch-ahead thread; reading is idempotent, so a lost connection is simply retried."""
-        if self.stop.is_set():
+        if self.stop.is_set() or not self.within_budget(job, uids):
             return []
         try:
-            return self._fetch_isolating(job, uids)
-        except ConnectionFailed:
+            return self.fetched(self._fetch_isolating(job, uids))
+        except ConnectionFailed as exc:
             if not self.mitigations.on("reconnect-resume"):
                 raise
             self.conns.renew("source")
-            return self._fetch_isolating(job, uids)
+            messages = self.fetched(self._fetch_isolating(job, uids))
+            self.reconnected("source", job, exc)
+            return messages
 
     def _fetch_isolating(self, job: FolderJob, uids: list[int]) -> list[SourceMessage]:
         """A batch the server refuses (NO/BAD) is fetched again message by message, so only the
@@ -514,6 +580,7 @@ class _Run:
             try:
                 self.conns.renew("sink")
                 nbytes += self._append(job, left, rematch=True, flagged=flagged)
+                self.reconnected("destination", job, first)
             except ConnectionFailed as second:
                 self.abort(f"destination connection lost twice in folder {job.plan.source!r}: {first}; then: {second}")
                 return
@@ -813,6 +880,7 @@ def _plan_and_copy(run: _Run) -> None:
     # Largest folders first (STATUS MESSAGES), each analysed and copied by one worker as soon as
     # one is free: no barrier between planning and copying.
     counts = ctl_src.message_counts([j.plan.source for j in jobs])
+    run.timeouts.hint(counts)  # a big folder's SELECT may take minutes: its commands wait longer
     jobs.sort(key=lambda j: (j.plan.special_use == "\\All", -counts.get(j.plan.source, 0)))  # Gmail's All Mail last
     workers = max(1, min(options.connections, len(jobs)))
     if not options.dry_run:
@@ -825,7 +893,7 @@ def _plan_and_copy(run: _Run) -> None:
                 lambda j: run.migrate_folder(j, dest_names),
                 connections=run.conns,
                 stop=run.stop,
-                fail=lambda j, exc: run.fail(j, None, exc),
+                fail=run.job_failed,
                 retire=run.retire,
                 interrupted=lambda: run.abort("interrupted"),
             )

@@ -11,7 +11,8 @@
     │                             command the migration cannot do without          → 3
     ├── ServerRefused             one item refused (NO); isolated, reported        → 1
     └── Aborted                   interrupted, error budget, quota; state saved    → 5
-        └── LoginDeferred         login refused for now (POP3 [LOGIN-DELAY], [IN-USE]) → 5
+        ├── LoginDeferred         login refused for now (POP3 [LOGIN-DELAY], [IN-USE]) → 5
+        └── CapReached            the provider's bandwidth budget is spent (Gmail)  → 5
 
 Exit code 5 also ends a run that used up its error budget (``--max-item-errors``, default 50,
 ``migrator.error_budget``): the report's ``aborted`` starts "error budget exhausted", the checkpoint is
@@ -97,3 +98,15 @@ class LoginDeferred(Aborted):
         super().__init__(message)
         self.code = code
         self.wait = wait
+
+
+class CapReached(Aborted):
+    """The provider's bandwidth budget for the account is spent (gmail-bandwidth-cap): a re-login
+    after ``* BYE Session expired, please login again`` is refused with `NO [OVERQUOTA] Account
+    exceeded command or bandwidth limits.` until the window (Gmail: a day) has passed. Nothing is
+    wrong with the password or the mail: a later run resumes from the checkpoint. ``role`` says
+    whose budget: "source" (download) or "destination" (upload)."""
+
+    def __init__(self, message: str, *, role: str = "source"):
+        super().__init__(message)
+        self.role = role

@@ -28,6 +28,7 @@ from migrator.backoff import retry_delay
 from migrator.fetch_parser import parse_fetch
 from migrator.errors import (
     AuthenticationFailed,
+    CapReached,
     ConnectionFailed,
     MigratorError,
     OAuthTokenRejected,
@@ -36,9 +37,10 @@ from migrator.errors import (
     TooManyConnections,
 )
 from migrator.replies import oauth_error, oauth_refusal
+from migrator.timeouts import DEFAULT_BASE
 from migrator.urls import Endpoint
 
-TIMEOUT = 120.0  # seconds per socket operation; large folders answer slowly (slow-large-folder)
+TIMEOUT = DEFAULT_BASE  # seconds per socket read; a source raises it per folder (slow-large-folder)
 
 
 def tls_context(endpoint: Endpoint) -> ssl.SSLContext:
@@ -84,15 +86,16 @@ def quiet_protocol_log(client: imapclient.IMAPClient) -> None:
         client._imap.debug = 0
 
 
-def connect(endpoint: Endpoint, *, role: str) -> tuple[imapclient.IMAPClient, str]:
-    """Open, secure and log in; returns the client and how TLS was done ("implicit", "starttls", "none")."""
+def connect(endpoint: Endpoint, *, role: str, timeout: float = TIMEOUT) -> tuple[imapclient.IMAPClient, str]:
+    """Open, secure and log in; returns the client and how TLS was done ("implicit", "starttls", "none").
+    ``timeout``: seconds to wait for any reply (a source raises it per folder, ``migrator.timeouts``)."""
     url = endpoint.url
     where = f"{role} {url.display()}"
     # Building a context loads the system CA store (~30 ms): only when TLS is actually used.
     ctx = tls_context(endpoint) if url.implicit_tls else None
     try:
         client = imapclient.IMAPClient(
-            url.host, port=url.port, ssl=url.implicit_tls, ssl_context=ctx, timeout=TIMEOUT
+            url.host, port=url.port, ssl=url.implicit_tls, ssl_context=ctx, timeout=timeout
         )
     except ssl.SSLError as exc:
         raise TlsFailure(f"{where}: TLS handshake failed: {tls_text(exc)}") from None
@@ -177,13 +180,18 @@ class Xoauth2:
 
 _CONNECTION_LIMIT = re.compile(r"too many simultaneous connections|maximum number of connections", re.IGNORECASE)
 _APP_PASSWORD = re.compile(r"application-specific password|app password", re.IGNORECASE)
+_BANDWIDTH = re.compile(r"exceeded command or bandwidth limits|bandwidth limit", re.IGNORECASE)
 
 
 def login_error(where: str, text: str, caps: set[str]) -> MigratorError:
-    """Classify a refused LOGIN: a connection limit is not a wrong password, and a provider that
-    wants an app password or OAuth should say so (app-password-required, oauth-only)."""
+    """Classify a refused LOGIN: a connection limit or a spent bandwidth budget is not a wrong
+    password, and a provider that wants an app password or OAuth should say so
+    (app-password-required, oauth-only)."""
     if _CONNECTION_LIMIT.search(text):
         return TooManyConnections(f"{where}: connection limit reached: {text}")
+    if _BANDWIDTH.search(text):  # gmail-bandwidth-cap: the password is fine, the day's budget is not
+        return CapReached(f"{where}: login refused for now: {text} (the account's bandwidth budget is "
+                          "spent; a later run resumes)", role=where.split(" ", 1)[0])
     hint = ""
     if _APP_PASSWORD.search(text):
         hint = " (the provider wants an application-specific password, not the account password)"

@@ -23,10 +23,16 @@ reproduce what a naive tool does. Default: every mitigation on.
 | case-collision-rename  | case-insensitive-folders                    | engine: _Run._create                    | two folders differing by case are merged silently          |
 | folder-rename          | m365-reserved-folders,                      | engine: _Run._create                    | a refused name leaves the folder (and its mail) behind     |
 |                        | folder-name-restrictions                    |                                         |                                                            |
-| reconnect-resume       | bye-mid-fetch, exchange-bye-after-errors    | engine: _Run._fetch, _Run._store        | the first lost connection aborts the run                   |
+| reconnect-resume       | bye-mid-fetch, exchange-bye-after-errors,   | engine: _Run._fetch, _Run._store        | the first lost connection aborts the run                   |
+|                        | stall and drop faults                       |                                         |                                                            |
 | appendlimit-skip       | appendlimit                                 | engine: _Run.analyse                    | oversize messages are sent and refused one by one          |
 | nonmail-folder-skip    | exchange-nonmail-folders-over-imap          | engine: _Run._holds_no_mail             | Calendar/Contacts/... are created empty at the destination |
 |                        |                                             |                                         | and every item in them is skipped as no-body               |
+| bandwidth-pause        | gmail-bandwidth-cap                         | engine: _Run.capped                     | a refused re-login after the cap's BYE fails the folder,   |
+|                        |                                             |                                         | and the next ones: exit 1 "finished" with folders left     |
+|                        |                                             |                                         | behind and no word that a later run resumes                |
+| adaptive-timeout       | slow-large-folder                           | engine: _Run.__init__ (timeouts.py)     | one fixed read timeout: a big folder's SELECT times out,   |
+|                        |                                             |                                         | the folder fails (exit 1)                                  |
 | flag-after-append      | exchange-flagged-on-append-lost             | engine: _Run._restore_flagged           | \\Flagged given in APPEND is lost at Exchange: flag         |
 |                        |                                             |                                         | mismatches                                                 |
 | line-length-check      | exchange-append-limits                      | engine: _Run._fit_lines                 | a message with a line over the destination's limit is sent |
@@ -72,6 +78,8 @@ MITIGATIONS: dict[str, str] = {
     "reconnect-resume": "a lost connection is reopened and the batch resumed after re-matching",
     "appendlimit-skip": "messages over the advertised APPENDLIMIT are skipped and reported up front",
     "nonmail-folder-skip": "a folder whose items come without a message body is skipped as a non-mail folder",
+    "bandwidth-pause": "a spent provider bandwidth budget stops the run as resumable (exit 5), not folder by folder",
+    "adaptive-timeout": "a command on a folder waits longer the more messages the folder holds",
     "flag-after-append": "\\Flagged is set again by UID STORE after APPEND (Exchange drops it from APPEND)",
     "line-length-check": "messages with a line over the destination's limit are skipped (or re-wrapped) up front",
     "mdn-neutralise": "read messages asking for a read receipt get $MDNSent, so the destination sends none",

@@ -10,6 +10,7 @@ connections instead of failing (gmail-too-many-connections, dovecot-userip-limit
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import threading
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from typing import TypeVar
 from migrator.errors import MigratorError, TooManyConnections
 from migrator.sinks.imap import ImapSink
 from migrator.sources.imap import ImapSource
+from migrator.timeouts import FolderTimeouts
 from migrator.urls import Endpoint
 
 log = logging.getLogger(__name__)
@@ -31,8 +33,8 @@ class ConnectionPool:
     a source connection only, so reading batch n+1 overlaps writing batch n.
     """
 
-    def __init__(self, source: Endpoint, dest: Endpoint):
-        self._endpoints = {"source": (source, ImapSource), "sink": (dest, ImapSink)}
+    def __init__(self, source: Endpoint, dest: Endpoint, *, timeouts: FolderTimeouts | None = None):
+        self._endpoints = {"source": (source, functools.partial(ImapSource, timeouts=timeouts)), "sink": (dest, ImapSink)}
         self._local = threading.local()
         self._all: list[ImapSource | ImapSink] = []
         self._lock = threading.Lock()

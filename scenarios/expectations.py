@@ -39,6 +39,7 @@ def check(
         for run, wanted in zip(runs, expect.copied_per_run):
             if run.copied != wanted:
                 failures.append(f"run {run.run} copied {run.copied} messages, expected {wanted}")
+    failures += _check_notes(expect.notes, runs)
     if expect.skipped is not None and runs:
         failures += _check_skipped(expect.skipped, runs[-1])
     if expect.error is not None and runs:
@@ -66,6 +67,15 @@ def check(
                 + _where(verify, problem)
             )
     return failures
+
+
+def _check_notes(phrases: list[str], runs: list[RunRecord]) -> list[str]:
+    said = []
+    for run in runs:
+        report = run.report or {}
+        said += report.get("notes", []) + [report.get("aborted") or ""]
+        said += [n for f in report.get("folders", []) for n in f.get("notes", [])]
+    return [f"no run's report says {p!r}" for p in phrases if not any(p in text for text in said)]
 
 
 def why_stopped(run: RunRecord) -> str:

@@ -190,6 +190,8 @@ class Expectations(_Block):
     unexpected: int | None = None  # destination messages that are no source message
     copied_per_run: list[int] | None = None
     skipped: list[SkipExpectation] | None = None
+    # Phrases each found in some run's report: its notes, a folder's notes or why it stopped.
+    notes: list[str] = []
     # The source holds exactly what it held before (no \\Seen set by a careless FETCH, nothing moved).
     source_unchanged: bool = True
     date_fallbacks: int | None = None  # the engine resorted to Received/Date this many times

@@ -9,7 +9,8 @@ deterministic — triggered by byte and line counts, timed only by the reactor c
 The IMAP and POP3 adapters wrap each connection's transport in a ``FaultyTransport`` (writes and
 closes go through the faults) and tell it about every received chunk (``received``; False = drop
 it: the connection is being cut). ``times`` says how many connections of a server get the fault
-(the first ones; 0 = every connection), so a client that reconnects can finish.
+(from its ``first``-th connection on, default its first; 0 = every one), so a client that
+reconnects can finish, and ``first`` aims a fault at one connection (a fetch-ahead thread's).
 
 Registered faults: latency, bandwidth, drop-after-bytes, drop-at-command, bye-mid-fetch, reset,
 slow-close, stall (see each class).
@@ -23,7 +24,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from simulators.quirks import QuirkError, QuirkSpec
 
@@ -41,7 +42,8 @@ class Fault:
 
     class Params(BaseModel):
         model_config = ConfigDict(extra="forbid")
-        times: int = 1  # connections affected, the first ones; 0 = all
+        times: int = 1  # connections affected, from the ``first`` on; 0 = all from it
+        first: int = Field(1, ge=1)  # the server's first affected connection (1 = its first)
 
     def __init__(self, params: BaseModel):
         self.params = params
@@ -99,7 +101,8 @@ class FaultPlan:
 
     def wrap(self, transport) -> FaultyTransport | Any:
         self.connections += 1
-        faults = [cls(p) for cls, p in self.specs if p.times == 0 or self.connections <= p.times]
+        n = self.connections
+        faults = [cls(p) for cls, p in self.specs if p.first <= n and (p.times == 0 or n < p.first + p.times)]
         return FaultyTransport(transport, faults, self.clock) if faults else transport
 
 

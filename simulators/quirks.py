@@ -184,6 +184,27 @@ class Quirk:
         """(connections per user, refusal reply) instead of the profile's limit and Dovecot's words."""
         return None
 
+    def imap_bye(self, session: Any, command: Any) -> str | None:
+        """A BYE text (after ``* BYE ``) that ends the connection instead of running ``command``."""
+        return None
+
+    def imap_delay(self, session: Any, command: Any) -> float | None:
+        """Seconds the reply to ``command`` (which has run) is held back: a slow server."""
+        return None
+
+    def imap_pace(self, session: Any) -> float | None:
+        """Bytes per second at which this session's FETCH responses trickle (None: full speed)."""
+        return None
+
+    def imap_session_end(self, session: Any) -> None:
+        """Told once when a session's connection is gone (LOGOUT, a drop, a BYE)."""
+        return None
+
+    def imap_transfer(self, session: Any, direction: str, nbytes: int) -> None:
+        """Told of message bytes that travelled: ``"down"`` a FETCH response, ``"up"`` an APPENDed
+        message. A notification: every quirk hears it, the return value is ignored."""
+        return None
+
     def imap_sasl_failure(self, session: Any, mechanism: str, reply: str) -> tuple[str, str] | None:
         """(base64 challenge, final reply) for a refused AUTHENTICATE: the challenge goes out as a
         ``+`` continuation and the final reply only after the client's answer (Gmail's XOAUTH2)."""
@@ -335,6 +356,7 @@ def _load_builtin_quirks() -> None:
         "simulators.imap.quirks", "simulators.imap.quirks_auth", "simulators.imap.quirks_microsoft",
         "simulators.imap.quirks_names",
         "simulators.imap.gmail", "simulators.smtp.quirks", "simulators.pop3.quirks", "simulators.ews.quirks",
+        "simulators.imap.quirks_limits",
     ):
         try:
             importlib.import_module(module)

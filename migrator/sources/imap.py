@@ -1,7 +1,9 @@
 """Reading a source mailbox over IMAP (imapclient): folders, UID lists, headers, message batches.
 
 Everything is read with EXAMINE and BODY.PEEK so the source is never changed (no \\Seen set).
-Bodies come in UID-range batches: memory stays bounded by the batch, not the folder.
+Bodies come in UID-range batches: memory stays bounded by the batch, not the folder. Headers for
+merge matching come in batches of ``HEADER_BATCH`` UIDs with only the identity fields, and every
+command on a folder waits as long as its size asks (``migrator.timeouts``: slow-large-folder).
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from migrator.folders import ListEntry, Namespace
 from migrator.identity import IDENTITY_FIELDS
 from migrator.imapconn import close_quietly, connect, expect_ok, list_raw, translated, uid_fetch, uid_fetch_binary
 from migrator.list_reply import parse_list
+from migrator.timeouts import FolderTimeouts
 from migrator.urls import Endpoint
 
 HEADER_ITEM = "BODY.PEEK[HEADER.FIELDS (" + " ".join(IDENTITY_FIELDS) + ")]"
+HEADER_BATCH = 500  # UIDs per header FETCH: a slow large folder answers each within its timeout
 
 
 @dataclass
@@ -80,9 +84,10 @@ def personal_namespace(client: imapclient.IMAPClient, where: str, entries: list[
 class ImapSource:
     """One source connection. Not thread-safe: each folder worker opens its own."""
 
-    def __init__(self, endpoint: Endpoint):
+    def __init__(self, endpoint: Endpoint, timeouts: FolderTimeouts | None = None):
         self.endpoint = endpoint
-        self.client, self.tls = connect(endpoint, role="source")
+        self.timeouts = timeouts or FolderTimeouts()
+        self.client, self.tls = connect(endpoint, role="source", timeout=self.timeouts.base)
         self._selected: str | None = None
         self.list_problems: list[str] = []  # malformed LIST lines of the last folders()
         self.uidvalidity: int | None = None
@@ -118,11 +123,18 @@ class ImapSource:
     def examine(self, folder: str, *, fresh: bool = False) -> int:
         """Select read-only (again only when ``fresh``); returns UIDVALIDITY."""
         if fresh or self._selected != folder:
+            self._timeout(self.timeouts.for_folder(folder))  # the size STATUS gave: SELECT may be slow
             info = expect_ok(self.where(folder), self.client.select_folder, folder, readonly=True)
             self.uidvalidity = int(info.get(b"UIDVALIDITY", 0))
             self.exists = int(info.get(b"EXISTS", 0))
             self._selected = folder
+            self._timeout(self.timeouts.for_folder(folder, self.exists))
         return self.uidvalidity
+
+    def _timeout(self, seconds: float) -> None:
+        sock = self.client.socket()
+        if sock is not None:
+            sock.settimeout(seconds)
 
     def sizes(self, folder: str) -> dict[int, int]:
         """UID → RFC822.SIZE of every message in the folder (one cheap FETCH); call ``examine``
@@ -136,10 +148,13 @@ class ImapSource:
     def headers(self, folder: str, uids: list[int]) -> dict[int, bytes]:
         """UID → the identity header fields, for merge matching without downloading bodies."""
         self.examine(folder)
-        if not uids:
-            return {}
-        data = expect_ok(self.where(folder), uid_fetch, self.client, uid_set(uids), [HEADER_ITEM])
-        return {int(uid): _header_value(v) for uid, v in data.items()}
+        ordered = sorted(uids)
+        out: dict[int, bytes] = {}
+        for start in range(0, len(ordered), HEADER_BATCH):
+            chunk = uid_set(ordered[start : start + HEADER_BATCH])
+            data = expect_ok(self.where(folder), uid_fetch, self.client, chunk, [HEADER_ITEM])
+            out.update((int(uid), _header_value(v)) for uid, v in data.items())
+        return out
 
     @property
     def gmail(self) -> bool:

@@ -15,6 +15,10 @@ Quirks (``simulators.quirks.Quirk``'s ``imap_*`` hooks) are asked at fixed point
 capabilities, before each command, login, folder lookup/creation, SELECT, APPEND size, every
 tagged reply, connection and error limits.
 
+Quirks may also end a session with ``* BYE`` before a command (``imap_bye``), hold a reply back
+(``imap_delay``: a ``Delay`` output the adapter waits out on its clock), pace FETCH responses
+(``imap_pace``) and count the message bytes that travel (``imap_transfer``).
+
 Legal commands per state are the table ``ALLOWED``; capability-gated commands (MOVE, UNSELECT,
 UID EXPUNGE ...) are refused as unknown when the profile does not advertise them. Reply wording
 follows Dovecot 2.3 (the ``generic`` profile is compared with a real Dovecot), including its
@@ -29,6 +33,7 @@ import enum
 import functools
 import logging
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -76,7 +81,23 @@ class Stream:
     chunks: Iterator[bytes]
 
 
-Output = bytes | Signal | Stream
+@dataclass(frozen=True)
+class Delay:
+    """Hold every later output back for ``seconds`` (slow servers, trickling replies): the adapter
+    waits it out on its clock; a Stream may carry Delays between its chunks too."""
+
+    seconds: float
+
+
+class _MonotonicClock:
+    """The clock of a session built without an adapter's (``seconds()`` like Twisted's reactor)."""
+
+    @staticmethod
+    def seconds() -> float:
+        return time.monotonic()
+
+
+Output = bytes | Signal | Stream | Delay
 
 
 class State(enum.Enum):
@@ -147,6 +168,7 @@ class ImapSession:
         tls_available: bool = True,
         login_gate: LoginGate | None = None,
         streaming: bool = False,
+        clock=None,
     ):
         self.store = store
         self.profile = profile
@@ -159,6 +181,7 @@ class ImapSession:
         self.tls_available = tls_available
         self.login_gate = login_gate
         self.streaming = streaming  # the adapter can write Stream outputs (tests read plain bytes)
+        self.clock = clock or _MonotonicClock()  # seconds(); quirks with time windows read it
         self._paused = False
         self.state = State.NOT_AUTHENTICATED
         self.account: Account | None = None
@@ -207,6 +230,10 @@ class ImapSession:
     def timeout(self) -> list[Output]:
         self.state = State.LOGOUT
         return [b"* BYE Disconnected for inactivity.\r\n", CLOSE]
+
+    def closed(self) -> None:
+        """The adapter lost the connection: quirks that follow sessions hear it."""
+        self._tell("imap_session_end", self)
 
     def tls_started(self) -> None:
         self.tls_active = True
@@ -272,6 +299,11 @@ class ImapSession:
                 return result
         return None
 
+    def _tell(self, hook: str, *args) -> None:
+        """A notification hook: every quirk hears it (``imap_transfer``)."""
+        for q in self.quirks:
+            getattr(q, hook)(*args)
+
     def _handle(self, event) -> None:
         if isinstance(event, NeedContinuation):
             self._send(b"+ Ready for literal data\r\n")
@@ -307,6 +339,12 @@ class ImapSession:
             else:
                 self._tagged(cmd.tag, f"BAD Error in IMAP command {name}: Unknown command" + TIMING)
             return
+        bye = self._quirk("imap_bye", self, cmd)
+        if bye is not None:  # the server ends the session instead of answering (Gmail's cap)
+            self._send(f"* BYE {bye}\r\n")
+            self._out.append(CLOSE)
+            self.state = State.LOGOUT
+            return
         override = self._quirk("imap_command", self, cmd)
         if override is not None:
             untagged, reply = override if isinstance(override, tuple) else ((), override)
@@ -314,6 +352,7 @@ class ImapSession:
                 self._send(line + "\r\n")
             self._tagged(cmd.tag, reply)
             return
+        start = len(self._out)
         try:
             with self.store.lock:
                 reply = handler(cmd)
@@ -330,6 +369,9 @@ class ImapSession:
             if reply is not None:  # None: the command answers later (IDLE, AUTHENTICATE)
                 self._updates(cmd.name)
                 self._tagged(cmd.tag, reply)
+            delay = self._quirk("imap_delay", self, cmd)
+            if delay:  # the whole reply (untagged lines too) comes late: a slow server, not a slow wire
+                self._out.insert(start, Delay(delay))
 
     def _updates(self, command: str) -> None:
         if self.view is not None and self.state is State.SELECTED:
@@ -727,10 +769,10 @@ class ImapSession:
             if uid is None:
                 uid = self.account.append(folder.path, raw, flags=flags, internaldate=when).uid
             uids.append(uid)
+            self._tell("imap_transfer", self, "up", len(raw))
             item = folder.by_uid(uid)
             if item is not None:  # None: a quirk stored nothing here (Gmail's dedup)
-                for q in self.quirks:
-                    q.imap_appended(self, folder, item)
+                self._tell("imap_appended", self, folder, item)
         if self.has_capability("UIDPLUS"):
             return f"OK [APPENDUID {folder.uidvalidity} {format_sequence_set(uids)}] Append completed" + TIMING
         return "OK Append completed" + TIMING
@@ -855,6 +897,10 @@ class ImapSession:
             if data and self._garbles:  # (only then: a bulk FETCH is not copied again for nothing)
                 data = self._rewritten("FETCH", data.removesuffix(b"\r\n"), item) + b"\r\n"
             if data:
+                pace = self._quirk("imap_pace", self)
+                if pace:  # bytes per second: each response goes out when its share of time has passed
+                    yield Delay(len(data) / pace)
+                self._tell("imap_transfer", self, "down", len(data))
                 yield data
         if mark_seen:
             self.store.notify(self.account, view.folder)

@@ -12,7 +12,7 @@ from collections import Counter, deque
 from twisted.internet.interfaces import IPullProducer
 from zope.interface import implementer
 
-from simulators.imap.engine import CLOSE, START_TLS, ImapSession, Output, Stream
+from simulators.imap.engine import CLOSE, START_TLS, Delay, ImapSession, Output, Stream
 from simulators.reactor import reactor
 from simulators.serving import FrontFactory, FrontProtocol
 from simulators.store import Account, Folder
@@ -25,13 +25,14 @@ class ImapServerProtocol(FrontProtocol):
         self.user: str | None = None  # counted against the per-user limit once logged in
         self._queue: deque[Output] = deque()  # outputs waiting behind a stream
         self._stream: _StreamProducer | None = None
+        self._held = False  # a Delay is being waited out: outputs queue behind it
 
     def connectionMade(self) -> None:
         f = self.factory
         self.session = ImapSession(
             f.store, f.profile, f.quirks,
             tls_active=f.implicit_tls, tls_available=f.tls_options is not None, login_gate=self._login_gate,
-            streaming=True,
+            streaming=True, clock=f.clock,
         )
         f.store.subscribe(self._store_changed)
         self._register()
@@ -42,6 +43,8 @@ class ImapServerProtocol(FrontProtocol):
         self._stream = None
         self._queue.clear()
         f.store.unsubscribe(self._store_changed)
+        if self.session is not None:
+            self.session.closed()
         if self.user is not None:
             f.users[self.user] -= 1
             self.user = None
@@ -49,9 +52,12 @@ class ImapServerProtocol(FrontProtocol):
 
     def _emit(self, outputs: list[Output]) -> None:
         self._queue.extend(outputs)
-        while self._queue and self._stream is None and not self._closing:
+        while self._queue and self._stream is None and not self._held and not self._closing:
             out = self._queue.popleft()
-            if isinstance(out, Stream):
+            if isinstance(out, Delay):
+                self._held = True
+                self.factory.clock.callLater(out.seconds, self._delay_over)
+            elif isinstance(out, Stream):
                 self._stream = _StreamProducer(self, out.chunks)
                 self.transport.registerProducer(self._stream, False)
             elif out is START_TLS:
@@ -62,6 +68,13 @@ class ImapServerProtocol(FrontProtocol):
                 self.transport.loseConnection()
             else:
                 self.transport.write(out)
+
+    def _delay_over(self) -> None:
+        self._held = False
+        if self.transport is not None and self.transport.connected:
+            self._emit([])
+            if self._stream is None and not self._queue and not self._held and not self._closing:
+                self._emit(self.session.resume())  # commands that arrived meanwhile (a paused session)
 
     def _stream_done(self) -> None:
         self._stream = None
@@ -102,7 +115,8 @@ class ImapServerProtocol(FrontProtocol):
 
 @implementer(IPullProducer)
 class _StreamProducer:
-    """Writes a Stream's chunks whenever the transport wants more, about 256 KB at a time."""
+    """Writes a Stream's chunks whenever the transport wants more, about 256 KB at a time; a Delay
+    among the chunks pauses it on the clock (a trickling server)."""
 
     CHUNK = 256 * 1024
 
@@ -110,21 +124,32 @@ class _StreamProducer:
         self.proto = proto
         self.chunks = chunks
         self.stopped = False
+        self.waiting = False  # a Delay's timer, not the transport, calls the next resumeProducing
 
     def resumeProducing(self) -> None:
-        if self.stopped:
+        if self.stopped or self.waiting:
             return
         batch, size = [], 0
         for data in self.chunks:
+            if isinstance(data, Delay):
+                self.waiting = True
+                self.proto.factory.clock.callLater(data.seconds, self._delay_over)
+                break
             batch.append(data)
             size += len(data)
             if size >= self.CHUNK:
                 break
         else:
             self.stopped = True
-        self.proto.transport.write(b"".join(batch))
+        if batch:
+            self.proto.transport.write(b"".join(batch))
         if self.stopped:
             self.proto._stream_done()
+
+    def _delay_over(self) -> None:
+        self.waiting = False
+        if self.proto.transport is not None and self.proto.transport.connected:
+            self.resumeProducing()
 
     def stopProducing(self) -> None:
         self.stopped = True
