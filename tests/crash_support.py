@@ -16,6 +16,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 # The child: the real CLI (python -m migrator), with a hook that SIGKILLs the process on the k-th
@@ -60,6 +61,11 @@ def committed_rows(state: Path) -> int:
         return 0
 
 
+def batch_rows(outdir: Path) -> int:
+    """Checkpoint rows committed over all accounts of a batch's output folder (migrator.batch.ledger)."""
+    return sum(committed_rows(state) for state in sorted((outdir / "state").glob("*.sqlite")))
+
+
 def engine_env(passwords: dict[str, str], **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
@@ -75,14 +81,15 @@ def run_engine(args: list[str], env: dict[str, str], *, at_commit: int = 0) -> s
                           timeout=RUN_TIMEOUT)
 
 
-def kill_after_rows(args: list[str], env: dict[str, str], state: Path, rows: int, jitter: float) -> bool:
-    """Start the engine, SIGKILL it once ``rows`` checkpoint rows are committed plus ``jitter``
-    seconds; True when it was killed (False: it finished first)."""
+def kill_after_rows(args: list[str], env: dict[str, str], state: Path, rows: int, jitter: float, *,
+                    count: Callable[[Path], int] = committed_rows) -> bool:
+    """Start the engine, SIGKILL it once ``count(state)`` (checkpoint rows committed) reaches
+    ``rows`` plus ``jitter`` seconds; True when it was killed (False: it finished first)."""
     proc = subprocess.Popen([sys.executable, "-c", CHILD, *args], env=dict(env, QM_CRASH_AT_COMMIT="0"),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + RUN_TIMEOUT
-        while proc.poll() is None and committed_rows(state) < rows and time.monotonic() < deadline:
+        while proc.poll() is None and count(state) < rows and time.monotonic() < deadline:
             time.sleep(0.003)
         time.sleep(jitter)
         if proc.poll() is not None:

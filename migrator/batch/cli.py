@@ -69,6 +69,7 @@ def run_batch_command(args: argparse.Namespace, *, console: Console, err: Consol
             migration=options_from_args(args, default_connections=DEFAULT_CONNECTIONS),
             source_cafile=args.source_cafile or args.cafile,
             dest_cafile=args.dest_cafile or args.cafile,
+            insecure=args.insecure,
         )
     except MigratorError as exc:
         err.print(f"quirkmail migrate: {exc}", markup=False, highlight=False)

@@ -43,6 +43,7 @@ class AccountResult(BaseModel):
     skipped: int = 0
     failed: int = 0
     bytes: int = 0
+    tls_unverified: list[str] = []  # "source imaps://…": servers whose certificate was not verified (--insecure)
     seconds: float = 0.0
     attempts: int = 1  # runs of this account over the resumed batches
     reused: bool = False  # finished in an earlier run of the batch: not run again this time
@@ -106,6 +107,9 @@ def summary_table(report: BatchReport) -> Table:
         table.caption += "\n* finished in an earlier run of this batch, not run again (--again runs them)"
     if report.stopped:
         table.caption += f"\nSTOPPED: {report.stopped}; {len(report.not_started)} account(s) not started (re-run to resume)"
+    unverified = [a.id for a in report.accounts if a.tls_unverified]
+    if unverified:
+        table.caption += f"\nWARNING: TLS certificate verification was OFF for {', '.join(unverified)} (--insecure)"
     for a in report.accounts:
         if a.error:
             table.caption += f"\n{a.id} (line {a.line}): {a.outcome}: {a.error}"

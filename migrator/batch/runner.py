@@ -13,6 +13,7 @@ no new account and ends the running ones at their next batch of messages, checkp
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -32,7 +33,7 @@ from migrator.engine import MigrationOptions, migrate
 from migrator.errors import ExitCode, LoginDeferred, MigratorError, TooManyConnections
 from migrator.mitigations import Mitigations
 from migrator.report import MigrationReport
-from migrator.urls import Endpoint, Secret, resolve_secret
+from migrator.urls import Endpoint, Secret, ServerURL, resolve_secret
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ class BatchOptions(BaseModel):
     migration: MigrationOptions = MigrationOptions(connections=DEFAULT_CONNECTIONS)
     source_cafile: Path | None = None
     dest_cafile: Path | None = None
+    insecure: bool = False  # --insecure: no certificate verification for any account's servers (reported per account)
 
 
 Migrate = Callable[..., MigrationReport]
@@ -146,8 +148,9 @@ def _run_account(account: AccountLine, options: BatchOptions, ledger: Ledger, pr
     retry_in: float | None = None
     t0 = time.monotonic()
     try:
-        source = Endpoint(account.source, _reveal(account.source_secret, "source"), cafile=options.source_cafile)
-        dest = Endpoint(account.dest, _reveal(account.dest_secret, "dest"), cafile=options.dest_cafile)
+        source = Endpoint(_tls(account.source, options), _reveal(account.source_secret, "source"),
+                          cafile=options.source_cafile)
+        dest = Endpoint(_tls(account.dest, options), _reveal(account.dest_secret, "dest"), cafile=options.dest_cafile)
         run_options = options.migration.model_copy(update={"state_path": ledger.state_path(account.id)})
         report = migrate_fn(source, dest, run_options, AccountSink(account.id, progress, journal, stop))
     except MigratorError as exc:
@@ -175,6 +178,11 @@ def _run_account(account: AccountLine, options: BatchOptions, ledger: Ledger, pr
     return result, retry_in
 
 
+def _tls(url: ServerURL, options: BatchOptions) -> ServerURL:
+    """The account's URL under the command line's ``--insecure`` (as a single run's ``endpoint_from_args``)."""
+    return dataclasses.replace(url, tls_verify=False) if options.insecure else url
+
+
 def _reveal(ref: SecretRef, role: str) -> Secret:
     """The account's secret, read now (a variable or file that changed since parsing counts)."""
     if ref.kind == "plain":
@@ -195,4 +203,5 @@ def _classify(result: AccountResult, code: int, error: str | None) -> None:
 def _fill(result: AccountResult, report: MigrationReport) -> None:
     result.copied, result.already_present = report.copied, report.already_present
     result.skipped, result.failed, result.bytes = report.skipped_count, report.failed, report.bytes
+    result.tls_unverified = list(report.tls_unverified)
     _classify(result, report.exit_code, f"aborted: {report.aborted}" if report.aborted else None)
