@@ -1,4 +1,4 @@
-"""SIGKILL a whole batch (``python -m migrator --batch``, a child process) at 24 seeded points,
+"""SIGKILL a whole batch (``python -m migrator --batch``, a child process) at 30 seeded points,
 re-run the same command until it completes, and verify every account: nothing lost, nothing
 duplicated, INTERNALDATE instants and flags intact, the ledger saying every account is done.
 Four accounts on two source simulators in this process, into a real Dovecot. A second test shows
@@ -27,7 +27,7 @@ from tests.crash_support import batch_rows, engine_env, kill_after_rows, run_eng
 from tests.test_migrator_support import PASSWORD, dovecot, endpoint, user  # noqa: F401 (fixture)
 
 SEED = 20261123
-TIMED_KILLS = 14  # at a committed-row count (over all accounts) plus a random delay
+TIMED_KILLS = 20  # at a committed-row count (over all accounts) plus a random delay
 LEDGER_KILLS = 2  # once n accounts have their result file: between accounts, or before the summary
 COMMIT_KILLS = 8  # inside a checkpoint write, before its commit (confirmed, not yet recorded)
 
@@ -81,7 +81,7 @@ class Batch:
 
 @pytest.mark.peer
 @pytest.mark.slow
-def test_sigkill_a_batch_at_24_points_loses_and_duplicates_nothing(dovecot, tmp_path):
+def test_sigkill_a_batch_at_30_points_loses_and_duplicates_nothing(dovecot, tmp_path):
     rng = random.Random(SEED)
     with Batch(dovecot, tmp_path, accounts=4, messages=30) as batch:
         # Kill points over the whole batch, seeded: row targets must grow, the ledger and in-commit
