@@ -77,24 +77,21 @@ def mail_world(_quirkmail_world: MailWorld) -> MailWorld:
     return _quirkmail_world
 
 
-@pytest.fixture
-def imap_server(_quirkmail_world: MailWorld) -> MailServer:
-    return _quirkmail_world.start("imap")
+def _front_fixture(protocol: str):
+    """The fixture ``<protocol>_server``: that front of the test's world, started on first use."""
+
+    @pytest.fixture(name=f"{protocol}_server")
+    def server(_quirkmail_world: MailWorld) -> MailServer:
+        return _quirkmail_world.start(protocol)
+
+    server.__doc__ = f"The {protocol.upper()} front of the test's quirkmail world (MailServer)."
+    return server
 
 
-@pytest.fixture
-def pop3_server(_quirkmail_world: MailWorld) -> MailServer:
-    return _quirkmail_world.start("pop3")
-
-
-@pytest.fixture
-def smtp_server(_quirkmail_world: MailWorld) -> MailServer:
-    return _quirkmail_world.start("smtp")
-
-
-@pytest.fixture
-def ews_server(_quirkmail_world: MailWorld) -> MailServer:
-    return _quirkmail_world.start("ews")
+imap_server = _front_fixture("imap")
+pop3_server = _front_fixture("pop3")
+smtp_server = _front_fixture("smtp")
+ews_server = _front_fixture("ews")
 
 
 class MailServers:
@@ -130,10 +127,9 @@ def mail_servers() -> Iterator[MailServers]:
 def _config(**kwargs: Any) -> WorldConfig:
     try:
         return WorldConfig.from_kwargs(**kwargs)
-    except TypeError as exc:  # an unknown keyword
-        pytest.fail(f"@pytest.mark.{MARKER}: {exc}", pytrace=False)
-    except WorldConfigError as exc:
-        pytest.fail(f"@pytest.mark.{MARKER}: {exc}", pytrace=False)
+    except (TypeError, WorldConfigError) as exc:  # TypeError: an unknown keyword
+        problem = str(exc)
+    pytest.fail(f"@pytest.mark.{MARKER}: {problem}", pytrace=False)  # outside except: no chained traceback
 
 
 # Verification -----------------------------------------------------------------------------------
