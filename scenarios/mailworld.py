@@ -141,6 +141,10 @@ class MailWorld:
     smtp = property(lambda self: self.servers.get("smtp"))
     ews = property(lambda self: self.servers.get("ews"))
 
+    def quirks(self, name: str) -> list:
+        """The live quirk objects of the started IMAP/POP3 servers (``SimulatorWorld.quirks``)."""
+        return self.world.quirks(name)
+
     def start(self, protocol: str) -> MailServer:
         """The front ``protocol`` of this world, started on a free port the first time it is asked for."""
         if protocol not in self.servers:

@@ -1,6 +1,7 @@
 """pytest plugin for testing any migration tool against quirkmail's simulators.
 
-Registered as the ``pytest11`` entry point ``quirkmail`` (or load it with ``-p scenarios.pytest_fixtures``).
+Registered as the ``pytest11`` entry point ``quirkmail`` (or load it with ``-p scenarios.pytest_fixtures``
+where that is not installed: one or the other, pytest refuses a module registered under two names).
 Not to be confused with ``scenarios.plugin``, which collects scenario YAML files for ``quirkmail run``.
 
     @pytest.mark.quirkmail(profile="gmail", fixture={"seed": 3, "messages": 20, "folders": 3})
@@ -184,5 +185,7 @@ def _source_view(side: MailServer | Endpoint) -> MailboxSnapshot:
 
 
 def _dest_view(side: MailServer | Endpoint) -> MailboxSnapshot:
+    if isinstance(side, MailServer) and side.protocol != "imap":
+        raise ValueError(f"verify_migration reads a destination over IMAP; {side.url} is {side.protocol.upper()}")
     endpoint = side.endpoint if isinstance(side, MailServer) else side
     return snapshot_imap(endpoint, permanent_flags=True)

@@ -37,6 +37,7 @@ def run(pytester: pytest.Pytester, source: str, *extra: str) -> pytest.RunResult
     return pytester.runpytest_subprocess(*ARGS, *extra, timeout=60)
 
 
+@pytest.mark.slow  # a real migration in a fresh pytest process: 3-8 s on a loaded machine
 def test_the_five_line_example_passes(pytester):
     result = run(pytester, FIVE_LINES)
     result.assert_outcomes(passed=1)
