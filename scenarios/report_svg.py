@@ -11,7 +11,7 @@ from html import escape
 MINUTE, HOUR, DAY = 60.0, 3600.0, 86400.0
 # Timestamp differences span seconds (a lost zone) to years (the destination stamped "now"):
 # bins by magnitude, both signs, so each cause lands in its own bar.
-_EDGES = [(1.0, "1 s"), (MINUTE, "1 min"), (HOUR, "1 h"), (DAY, "1 d"), (30 * DAY, "30 d"), (365 * DAY, "1 y")]
+_EDGES = [(1.0, "1s"), (MINUTE, "1min"), (HOUR, "1h"), (DAY, "1d"), (30 * DAY, "30d"), (365 * DAY, "1y")]
 
 
 def offset_bins() -> list[tuple[float, float, str]]:
