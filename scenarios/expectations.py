@@ -25,6 +25,7 @@ class RunRecord(BaseModel):
     report: dict[str, Any] | None = None  # migrator MigrationReport as JSON
     error: str = ""  # the typed error that ended the run, or an external command's output tail
     waits: list[float] | None = None  # seconds the engine slept when throttled (EWS sources)
+    wait_at: list[float] | None = None  # when each wait began, seconds into the run (report.html's timeline)
 
 
 def check(

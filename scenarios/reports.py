@@ -1,4 +1,5 @@
-"""What a run leaves behind: report.json, junit.xml and the summary table, from ScenarioResults.
+"""What a run leaves behind: report.json, junit.xml and the summary table, from ScenarioResults
+(report.html is drawn by scenarios.report_html).
 
 JUnit XML is written here rather than by pytest's ``--junitxml`` because pytest names the
 testcase class after the file path; CI dashboards should group scenarios by area (imap, pop3 …).
@@ -6,7 +7,6 @@ testcase class after the file path; CI dashboards should group scenarios by area
 
 from __future__ import annotations
 
-import html
 import json
 import platform
 import shutil
@@ -136,33 +136,11 @@ def write_junit(results: list[ScenarioResult], path: Path) -> None:
     junit_tree(results).write(path, encoding="utf-8", xml_declaration=True)
 
 
-_HTML_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>quirkmail scenarios</title>
-<style>body{{font-family:sans-serif}} td,th{{padding:2px 8px;text-align:left;vertical-align:top}}
-.passed{{color:green}} .failed,.error{{color:#b00}} .skipped{{color:#a60}} pre{{margin:0}}</style></head>
-<body><h1>quirkmail scenarios</h1><p>{caption}</p>
-<table><tr><th>scenario</th><th>area</th><th>result</th><th>copied</th><th>seconds</th><th>details</th></tr>
-{rows}
-</table></body></html>
-"""
-
-
 def html_page(results: list[ScenarioResult]) -> str:
-    """One static page: a row per scenario; failures and the verify summary folded in."""
-    t = totals(results)
-    rows = []
-    for r in sorted(results, key=lambda r: (r.area, r.name)):
-        kind = outcome(r)
-        details = "\n".join(r.failures) or r.error or r.skipped or ""
-        if r.verify is not None:
-            details = (details + "\n\n" if details else "") + r.verify.summary() + _collab_text(r)
-        rows.append(
-            f"<tr><td>{html.escape(r.name)}</td><td>{html.escape(r.area)}</td>"
-            f'<td class="{kind}">{kind}</td><td>{html.escape(_copied(r))}</td><td>{r.seconds:.1f}</td>'
-            f"<td><details><summary>{html.escape(headline(r) or 'verify report')}</summary>"
-            f"<pre>{html.escape(details)}</pre></details></td></tr>"
-        )
-    return _HTML_PAGE.format(caption=html.escape(caption(t)), rows="\n".join(rows))
+    """report.html (scenarios.report_html), imported here late: that module uses outcome() from this one."""
+    from scenarios.report_html import html_page as render
+
+    return render(results, caption(totals(results)))
 
 
 def write_all(results: list[ScenarioResult], report_dir: Path) -> None:

@@ -56,6 +56,9 @@ class ScenarioResult(BaseModel):
     live: dict[str, Any] | None = None  # migration.live_traffic's fate (scenarios.live.LiveRun.outcome)
     seconds: float = 0.0
     known_gap: str | None = None  # the scenario's known_gap, when it failed as that gap says
+    # Protocol transcript files of this scenario's runs. Record/replay is not built yet: nothing sets
+    # it today; report.html links every path given here.
+    transcripts: list[str] = []
 
 
 def run_scenario(scenario: Scenario, *, after_migration: Callable[[Side, Side], None] | None = None) -> ScenarioResult:

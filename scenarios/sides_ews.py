@@ -129,8 +129,10 @@ def run_ews_engine(n: int, source: Side, dest: Side, options: Any) -> RunRecord:
     from migrator.collab.flow import migrate_ews
 
     waits: list[float] = []
+    wait_at: list[float] = []
 
     def sleep(seconds: float) -> None:
+        wait_at.append(_since(started))
         waits.append(round(seconds, 3))
         time.sleep(seconds)
 
@@ -141,9 +143,9 @@ def run_ews_engine(n: int, source: Side, dest: Side, options: Any) -> RunRecord:
                              pim_dest=pim.endpoint if pim else None, sleep=sleep)
     except MigratorError as exc:
         return RunRecord(run=n, exit_code=int(exc.exit_code), seconds=_since(started),
-                         error=f"{type(exc).__name__}: {exc}", waits=waits)
+                         error=f"{type(exc).__name__}: {exc}", waits=waits, wait_at=wait_at)
     return RunRecord(run=n, exit_code=int(report.exit_code), seconds=_since(started), copied=report.copied,
-                     report=report.model_dump(mode="json"), waits=waits)
+                     report=report.model_dump(mode="json"), waits=waits, wait_at=wait_at)
 
 
 def check_collab_scenario(scenario: Scenario, result, source: Side, dest: Side, options: Any) -> list[str]:

@@ -77,6 +77,7 @@ class MessageRef(BaseModel):
     uid: int
     identity: str
     detail: str = ""
+    offset_seconds: float | None = None  # date mismatches: destination INTERNALDATE − source instant
 
 
 class FolderDiff(BaseModel):
@@ -238,9 +239,9 @@ def _check_pair(src: MessageRecord, dest: MessageRecord, diff: FolderDiff, perma
     if src.sha256 != dest.sha256 and src.sha256_crlf == dest.sha256_crlf:
         diff.crlf_normalised.append(_ref(src, "came back as IMAP shows it: bare LF as CRLF, NUL as 0x80"))
     if src.internaldate != dest.internaldate:  # aware datetimes: compares the instants
-        diff.date_mismatches.append(
-            _ref(src, f"INTERNALDATE {src.internaldate.isoformat()} became {dest.internaldate.isoformat()}")
-        )
+        ref = _ref(src, f"INTERNALDATE {src.internaldate.isoformat()} became {dest.internaldate.isoformat()}")
+        ref.offset_seconds = (dest.internaldate - src.internaldate).total_seconds()
+        diff.date_mismatches.append(ref)
     lost, gained = src.flags - dest.flags, dest.flags - src.flags
     unstorable = {f for f in lost if not _storable(f, permanent)}
     if unstorable:

@@ -137,5 +137,5 @@ def test_html_report_escapes_and_lists_every_scenario(tmp_path):
     reports.write_all([*RESULTS, hostile], tmp_path)
     page = (tmp_path / "report.html").read_text()
     assert "<script>" not in page and "&lt;script&gt;" in page
-    assert page.count("<tr><td>") == 5
+    assert page.count('<details class="scenario') == 5  # one section per scenario (scenarios.report_html)
     assert "1 passed, 2 failed, 0 known gaps, 1 errors, 1 skipped" in page
