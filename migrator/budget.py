@@ -1,8 +1,8 @@
 """A byte budget shared by the folder workers: how much fetched mail may be held at once.
 
 Each worker reads one batch ahead while it writes the current one. Batches are bounded in bytes
-already (``engine.MAX_BATCH_BYTES``), but a message larger than that is a batch of its own, so
-four workers meeting four 50 MB messages would hold 400 MB. Reading ahead therefore only happens
+already (``size_batches``: ``MAX_BATCH_BYTES``), but a message larger than that is a batch of its
+own, so four workers meeting four 50 MB messages would hold 400 MB. Reading ahead therefore only happens
 when the budget has room (``try_take``); a batch read without read-ahead waits for room
 (``take``), except that a worker may always take when nothing at all is held, so one message
 larger than the whole budget still goes through (alone).
@@ -14,6 +14,30 @@ holder gives its bytes back after writing its batch.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+MAX_BATCH_BYTES = 8 * 1024 * 1024  # a batch's bodies are held in memory and sent in one write
+
+
+def size_batches(items: Iterable[T], size_of: Callable[[T], int], count: int, *,
+                 alone_over: int | None = None) -> list[list[T]]:
+    """``items`` in order, in batches of at most ``count`` items and MAX_BATCH_BYTES bytes (an
+    item larger than that is a batch of its own). An item over ``alone_over`` bytes is always
+    alone: nothing joins it either (EWS: big MIME is fetched alone)."""
+    out: list[list[T]] = []
+    nbytes = 0
+    for item in items:
+        size = size_of(item)
+        alone = alone_over is not None and size > alone_over
+        if alone or not out or len(out[-1]) >= count or nbytes + size > MAX_BATCH_BYTES:
+            out.append([])
+            nbytes = 0
+        out[-1].append(item)
+        nbytes = MAX_BATCH_BYTES if alone else nbytes + size
+    return out
 
 
 class ByteBudget:

@@ -37,7 +37,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from migrator import dates
 from migrator.backoff import retry_delay
-from migrator.budget import ByteBudget
+from migrator.budget import ByteBudget, size_batches
 from migrator.error_budget import DEFAULT_MAX_ITEM_ERRORS, ErrorBudget
 from migrator.collab.kinds import MAIL_ONLY, not_offered
 from migrator.content import describe, refused_content, repaired
@@ -71,9 +71,8 @@ from migrator.urls import Endpoint
 # An APPEND refused for its flags (imapsync FAQ.Flags: "NO APPEND Invalid flag list").
 _FLAG_REFUSAL = re.compile(r"invalid flag", re.IGNORECASE)
 _NAME_REFUSED = re.compile(r"reserved|\[CANNOT\]|whitespace|forbidden|invalid (mailbox|folder) name", re.IGNORECASE)
-MAX_BATCH_BYTES = 8 * 1024 * 1024  # a batch's bodies are held in memory and sent in one write
 # Fetched bytes held at once by all workers together: 4 workers x (a batch + one read ahead) of
-# MAX_BATCH_BYTES; a larger message waits until it can be held alone (migrator.budget).
+# budget.MAX_BATCH_BYTES; a larger message waits until it can be held alone (migrator.budget).
 MAX_HELD_BYTES = 64 * 1024 * 1024
 NONMAIL_PROBE = 3  # items fetched to tell a non-mail folder (exchange-nonmail-folders-over-imap)
 NONMAIL_PROBE_BYTES = 1024 * 1024  # ... of at most this size (else only the smallest)
@@ -512,15 +511,7 @@ class _Run:
 
     def _batches(self, job: FolderJob) -> list[list[int]]:
         """UID batches bounded by count and bytes (a batch is held in memory and sent in one write)."""
-        out: list[list[int]] = []
-        nbytes = 0
-        for uid in job.pending:
-            if not out or len(out[-1]) >= self.options.batch_size or nbytes + job.sizes[uid] > MAX_BATCH_BYTES:
-                out.append([])
-                nbytes = 0
-            out[-1].append(uid)
-            nbytes += job.sizes[uid]
-        return out
+        return size_batches(job.pending, job.sizes.__getitem__, self.options.batch_size)
 
     def _fetch(self, job: FolderJob, uids: list[int]) -> list[SourceMessage]:
         """Runs on a fetch-ahead thread; reading is idempotent, so a lost connection is simply retried."""

@@ -35,6 +35,7 @@ from pathlib import Path
 
 from migrator import dates
 from migrator.backoff import defer_delay
+from migrator.budget import size_batches
 from migrator.error_budget import ErrorBudget
 from migrator.errors import AuthenticationFailed, ConnectionFailed, LoginDeferred, MigratorError, UsageError
 from migrator.identity import Identity, IdentityIndex, identity_of, message_id_of
@@ -48,7 +49,6 @@ from migrator.state import Pop3Confirmed, State, default_state_path
 from migrator.urls import Endpoint
 
 MAX_RECONNECTS = 3  # fresh POP3 sessions after lost connections before the run is aborted
-MAX_BATCH_BYTES = 8 * 1024 * 1024
 UIDL_MAP_FORMAT = "quirkmail-pop3-uidl-map/1"
 SOURCE_FOLDER = "INBOX"
 
@@ -74,15 +74,7 @@ def uidl_kind(listing: Pop3Listing) -> str:
 
 
 def batches(messages: list[Pop3Message], count: int) -> list[list[Pop3Message]]:
-    out: list[list[Pop3Message]] = []
-    nbytes = 0
-    for m in messages:
-        if not out or len(out[-1]) >= count or nbytes + m.size > MAX_BATCH_BYTES:
-            out.append([])
-            nbytes = 0
-        out[-1].append(m)
-        nbytes += m.size
-    return out
+    return size_batches(messages, lambda m: m.size, count)
 
 
 class _Checkpoint:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from migrator.collab import convert, mapi
 from migrator.collab.kinds import ITEM_KINDS
+from migrator.budget import size_batches
 from migrator.error_budget import ErrorBudget
 from migrator.collab.state import EwsState
 from migrator.folders import FolderPlan, ListEntry, Namespace, plan_folders
@@ -43,7 +44,6 @@ from migrator.urls import Endpoint
 CLASS_KINDS = {"IPF.Contact": "contact", "IPF.Appointment": "event", "IPF.Task": "task", "IPF.StickyNote": "note"}
 KIND_FOLDERS = {"contact": "contacts", "event": "calendar", "task": "tasks", "note": "notes"}  # distinguished ids
 SPECIAL = {"sentitems": "\\Sent", "drafts": "\\Drafts", "deleteditems": "\\Trash", "junkemail": "\\Junk"}
-MAX_BATCH_BYTES = 8 * 1024 * 1024
 PIM_BATCH = 50
 
 
@@ -278,19 +278,7 @@ class _EwsRun:
 
     def _mail_batches(self, items: list[ListedItem]) -> list[list[ListedItem]]:
         size = max(1, min(self.options.batch_size, 50))
-        out: list[list[ListedItem]] = []
-        nbytes = 0
-        for item in items:
-            if item.size > LARGE_MAIL:
-                out.append([item])
-                nbytes = MAX_BATCH_BYTES  # nothing joins a large item
-                continue
-            if not out or len(out[-1]) >= size or nbytes + item.size > MAX_BATCH_BYTES:
-                out.append([])
-                nbytes = 0
-            out[-1].append(item)
-            nbytes += item.size
-        return out
+        return size_batches(items, lambda item: item.size, size, alone_over=LARGE_MAIL)
 
     def _copy_mail(self, job: _Job, items: list[ListedItem]) -> None:
         plan = job.plan
