@@ -31,14 +31,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import ExitStack
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from migrator.urls import Endpoint
-from scenarios.mailworld import MailServer, MailWorld, WorldConfig, WorldConfigError, open_world, supported_fronts
-from scenarios.snapshot import MailboxSnapshot, snapshot_imap
-from scenarios.verify import VerifyReport, VerifyScope, compare
+# As a pytest11 plugin this module loads at the start of every pytest run where quirkmail is
+# installed; the simulators and the verifier (about a second of imports) load when a fixture or
+# verify_migration is first used.
+if TYPE_CHECKING:
+    from migrator.urls import Endpoint
+    from scenarios.mailworld import MailServer, MailWorld, WorldConfig
+    from scenarios.snapshot import MailboxSnapshot
+    from scenarios.verify import VerifyReport
 
 MARKER = "quirkmail"
 MARKER_HELP = (
@@ -67,12 +71,16 @@ def quirkmail_config(request: pytest.FixtureRequest) -> WorldConfig:
 
 @pytest.fixture
 def _quirkmail_world(quirkmail_config: WorldConfig) -> Iterator[MailWorld]:
+    from scenarios.mailworld import open_world
+
     with open_world(quirkmail_config) as world:
         yield world
 
 
 @pytest.fixture
 def mail_world(_quirkmail_world: MailWorld) -> MailWorld:
+    from scenarios.mailworld import supported_fronts
+
     for protocol in supported_fronts(_quirkmail_world.config.profile):
         _quirkmail_world.start(protocol)
     return _quirkmail_world
@@ -103,6 +111,8 @@ class MailServers:
 
     def world(self, fronts: tuple[str, ...] | None = None, **kwargs: Any) -> MailWorld:
         """A world configured like the marker (keywords); ``fronts`` default: all the profile supports."""
+        from scenarios.mailworld import open_world, supported_fronts
+
         config = _config(**kwargs)
         return self._stack.enter_context(open_world(config, fronts or supported_fronts(config.profile)))
 
@@ -126,6 +136,8 @@ def mail_servers() -> Iterator[MailServers]:
 
 
 def _config(**kwargs: Any) -> WorldConfig:
+    from scenarios.mailworld import WorldConfig, WorldConfigError
+
     try:
         return WorldConfig.from_kwargs(**kwargs)
     except (TypeError, WorldConfigError) as exc:  # TypeError: an unknown keyword
@@ -176,15 +188,23 @@ def verify_migration(
     A simulated source is read from its store (its quirks cannot get in the way); a destination
     over IMAP, as any client would see it.
     """
+    from scenarios.verify import VerifyScope, compare
+
     scope = VerifyScope.from_options(options) if options is not None else VerifyScope()
     return MigrationCheck(compare(_source_view(source), _dest_view(destination), scope))
 
 
 def _source_view(side: MailServer | Endpoint) -> MailboxSnapshot:
+    from scenarios.mailworld import MailServer
+    from scenarios.snapshot import snapshot_imap
+
     return side.truth() if isinstance(side, MailServer) else snapshot_imap(side)
 
 
 def _dest_view(side: MailServer | Endpoint) -> MailboxSnapshot:
+    from scenarios.mailworld import MailServer
+    from scenarios.snapshot import snapshot_imap
+
     if isinstance(side, MailServer) and side.protocol != "imap":
         raise ValueError(f"verify_migration reads a destination over IMAP; {side.url} is {side.protocol.upper()}")
     endpoint = side.endpoint if isinstance(side, MailServer) else side
