@@ -5,7 +5,7 @@
 # and Chromium (headless: the HTML report is checked in a real browser).
 # Needs root (or sudo). Safe to run again: apt-get skips what is installed.
 set -euo pipefail
-packages=(dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd isync offlineimap3 fetchmail getmail6 swaks libnet-ssleay-perl libio-socket-ssl-perl chromium)
+packages=(dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd isync offlineimap3 fetchmail getmail6 swaks libnet-ssleay-perl libio-socket-ssl-perl chromium neomutt tmux)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
