@@ -94,6 +94,8 @@ def start_neomutt(work: Path, rc: Path) -> Tmux:
         pytest.skip("neomutt is not installed (Debian package neomutt)")
     home = work / "home"
     home.mkdir(exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if k != "TMUX"}  # never nested in a tmux the tests run in
+    # Never nested in a tmux the tests run in; and the window's size, not a COLUMNS/LINES that
+    # pytest or a CI runner exported (neomutt would draw 80 columns inside a 200-column pane).
+    env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "COLUMNS", "LINES")}
     env |= {"HOME": str(home), "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TERM": "xterm-256color"}
     return Tmux(work, ["neomutt", "-n", "-F", str(rc)], env=env)
