@@ -161,7 +161,9 @@ def _dates(r: ScenarioResult) -> str:
 def _throttle(r: ScenarioResult) -> str:
     lanes = []
     for run in r.runs:
-        marks = _ews_waits(run) + _engine_events(run)
+        marks = _engine_events(run)
+        if not any(m.kind == report_svg.WAIT for m in marks):  # an older EWS record: the runner's own timing
+            marks += _ews_waits(run)
         if marks:
             lanes.append((f"run {run.run}", run.seconds, marks))
     reconnects = _reconnects(r)
@@ -174,14 +176,14 @@ def _throttle(r: ScenarioResult) -> str:
 
 
 def _ews_waits(run: RunRecord) -> list[report_svg.Mark]:
-    """EWS runs: the waits the scenario runner slept for the engine (RunRecord.waits)."""
+    """EWS runs recorded before the engine timed its waits: the runner's RunRecord.waits."""
     waits = run.waits or []
     starts = run.wait_at or _end_to_end(waits)  # older records: no times, waits drawn back to back
     return [report_svg.Mark(report_svg.WAIT, at, w, f"waited {w:g} s at {at:g} s") for at, w in zip(starts, waits)]
 
 
 def _engine_events(run: RunRecord) -> list[report_svg.Mark]:
-    """IMAP/POP3 runs: the engine's timestamped events (MigrationReport.events; older reports have none)."""
+    """The engine's timestamped events (MigrationReport.events; older reports have none)."""
     marks = []
     for e in (run.report or {}).get("events", []):
         who = f"{e.get('role') or 'server'}: {e.get('cause', '')}"
