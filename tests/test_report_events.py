@@ -153,3 +153,13 @@ def test_timeline_orders_events_and_counts_reconnects_per_role():
     assert got == [("backoff", 0.5, "source", 1, ""), ("reconnect", 1.0, "destination", 1, "resumed"),
                    ("reconnect", 1.0, "destination", 2, "failed"), ("reconnect", 1.0, "source", 1, "resumed")]
     assert slept == [0.2]
+
+
+def test_junit_text_says_waits_byes_and_reconnects(results):
+    from scenarios.reports import _collab_text
+
+    lines = _collab_text(results["exchange-bye-after-errors"]).splitlines()[1:]
+    bye, back = events(results["exchange-bye-after-errors"])
+    assert lines == [f"run 1 at {bye['at']:g} s: destination said BYE Connection closed.",
+                     f"run 1 at {back['at']:g} s: destination reconnect 1 resumed (lost: {back['cause']})"]
+    assert _collab_text(results["m365-throttled-backoff"]).splitlines()[1:] == ["run 1 throttled: waited 0.3 s"]
