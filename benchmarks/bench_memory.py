@@ -47,9 +47,9 @@ def fill(account, case: str, args: argparse.Namespace) -> None:
     elif case == "parallel":  # every worker meets huge messages at once: the shared byte budget
         for n in range(PARALLEL_FOLDERS):
             account.create_folder((f"Huge{n}",))
-            for k in range(2):
-                raw = huge_message(int(args.huge_mb * 1_000_000), seed=10 * n + k)
-                account.append((f"Huge{n}",), raw, internaldate=datetime(2025, 1, 6, 9, tzinfo=timezone.utc))
+            for k in range(2):  # no name keeps the previous message alive while the next is made
+                account.append((f"Huge{n}",), huge_message(int(args.huge_mb * 1_000_000), seed=10 * n + k),
+                               internaldate=datetime(2025, 1, 6, 9, tzinfo=timezone.utc))
     else:
         raw = huge_message(int(args.huge_mb * 1_000_000), attachments=args.attachments if case == "attachments" else 0)
         account.append(("INBOX",), raw, internaldate=datetime(2025, 1, 6, 9, tzinfo=timezone.utc))

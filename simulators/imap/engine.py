@@ -46,6 +46,7 @@ from simulators.imap.syntax import (
     Command,
     CommandReader,
     EXTENSION_ATTS,
+    LARGE_LITERAL,
     ContinuationLine,
     ImapSyntaxError,
     NeedContinuation,
@@ -888,20 +889,25 @@ class ImapSession:
                     if any(a.name in EXTENSION_ATTS for a in atts):
                         extensions = self._quirk("imap_fetch_items", self, view.folder, item)
                     try:
-                        data = fetch.render(
+                        data = fetch.render_pieces(
                             seq, item, atts, uid_first=uid, recent=item.uid in view.recent, add_flags=added,
                             extensions=extensions,
                         )
                     except ValueError as exc:  # message.SectionError and friends: the item, not the session
                         raise _bad(name, str(exc)) from None
-            if data and self._garbles:  # (only then: a bulk FETCH is not copied again for nothing)
-                data = self._rewritten("FETCH", data.removesuffix(b"\r\n"), item) + b"\r\n"
-            if data:
+            pieces = [data] if isinstance(data, bytes) else data
+            size = sum(map(len, pieces))
+            if size < LARGE_LITERAL or self._garbles:  # one write per response; garbles rewrite it whole
+                pieces = [b"".join(pieces)] if len(pieces) > 1 else pieces
+            if self._garbles and size:  # (only then: a bulk FETCH is not copied again for nothing)
+                pieces = [self._rewritten("FETCH", pieces[0].removesuffix(b"\r\n"), item) + b"\r\n"]
+                size = len(pieces[0])
+            if size:
                 pace = self._quirk("imap_pace", self)
                 if pace:  # bytes per second: each response goes out when its share of time has passed
-                    yield Delay(len(data) / pace)
-                self._tell("imap_transfer", self, "down", len(data))
-                yield data
+                    yield Delay(size / pace)
+                self._tell("imap_transfer", self, "down", size)
+                yield from pieces  # a large literal's bytes as their own output: never copied again
         if mark_seen:
             self.store.notify(self.account, view.folder)
 
@@ -1030,7 +1036,9 @@ class ImapSession:
 def _raw(arg) -> bytes:
     if isinstance(arg, list):
         raise ImapSyntaxError("Unexpected list")
-    return arg if isinstance(arg, bytes) else arg.encode("utf-8", "surrogateescape")
+    if isinstance(arg, (bytes, bytearray)):
+        return bytes(arg)
+    return arg.encode("utf-8", "surrogateescape")
 
 
 def _text(arg) -> str:
@@ -1041,7 +1049,7 @@ def _canonical_flag(flag: str) -> str:
     return flag.title() if flag.startswith("\\") else flag
 
 
-def _append_messages(args: list, multi: bool) -> list[tuple[set[str], object, bytes]]:
+def _append_messages(args: list, multi: bool) -> list[tuple[set[str], object, bytes | bytearray]]:
     """APPEND arguments after the mailbox → [(flags, internaldate or None, raw)]."""
     messages = []
     i = 0
@@ -1051,11 +1059,12 @@ def _append_messages(args: list, multi: bool) -> list[tuple[set[str], object, by
         if isinstance(args[i], list):
             flags = {_canonical_flag(_text(f)) for f in args[i]}
             i += 1
-        # A quoted date-time and a literal are both bytes: the date is followed by the message.
-        if i + 1 < len(args) and isinstance(args[i + 1], bytes) and fetch.looks_like_date_time(args[i]):
+        # A quoted date-time and a literal are both bytes: the date is followed by the message
+        # (a bytearray when large: syntax.LARGE_LITERAL).
+        if i + 1 < len(args) and isinstance(args[i + 1], (bytes, bytearray)) and fetch.looks_like_date_time(args[i]):
             when = fetch.parse_date_time(args[i])
             i += 1
-        if i >= len(args) or not isinstance(args[i], bytes):
+        if i >= len(args) or not isinstance(args[i], (bytes, bytearray)):
             raise ImapSyntaxError("Invalid arguments.")
         messages.append((flags, when, args[i]))
         i += 1
