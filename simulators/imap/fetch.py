@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone
 
-from simulators.imap.syntax import FetchAtt, ImapSyntaxError, literal, literal_pieces
+from simulators.imap.syntax import LARGE_LITERAL, FetchAtt, ImapSyntaxError, literal, literal_pieces
 from simulators.store import MailItem
 
 # Dovecot's order for system flags; \Recent is per session, keywords follow.
@@ -103,8 +103,9 @@ def render_pieces(
     seq: int, item: MailItem, atts: list[FetchAtt], *, uid_first: bool, recent: bool, add_flags: bool,
     extensions: dict[str, bytes] | None = None,
 ) -> list[bytes]:
-    """``render``'s reply as pieces that add up to it: a literal's bytes are a piece of their
-    own, never copied into the line (a 50 MB BODY[] is held once, as read from the store)."""
+    """``render``'s reply as pieces that add up to it: a literal of ``LARGE_LITERAL`` bytes or
+    more is a piece of its own, never copied into the line (a 50 MB BODY[] is held once, as read
+    from the store); everything around it is joined (one piece for a small message)."""
     out = [b"* %d FETCH (" % seq]
     if uid_first:
         out.append(b"UID %d " % item.uid)
@@ -126,7 +127,14 @@ def render_pieces(
     if add_flags and flags_at == len(atts):
         out.append(b"FLAGS " + format_flags(item.flags, recent) + b" ")
     out[-1] = b")\r\n" if out[-1] == b" " else out[-1].removesuffix(b" ") + b")\r\n"
-    return out
+    pieces, small = [], []
+    for piece in out:
+        if len(piece) >= LARGE_LITERAL:
+            pieces += [b"".join(small), piece] if small else [piece]
+            small = []
+        else:
+            small.append(piece)
+    return pieces + [b"".join(small)] if small else pieces
 
 
 def _item(att: FetchAtt, item: MailItem, recent: bool) -> bytes:

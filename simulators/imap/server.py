@@ -12,9 +12,10 @@ from collections import Counter, deque
 from twisted.internet.interfaces import IPullProducer
 from zope.interface import implementer
 
-from simulators.imap.engine import CLOSE, START_TLS, Delay, ImapSession, Output, Stream
+from simulators.imap.engine import Delay, ImapSession, Output, Stream
 from simulators.reactor import reactor
 from simulators.serving import FrontFactory, FrontProtocol
+from simulators.session import Signal
 from simulators.store import Account, Folder
 
 
@@ -60,12 +61,8 @@ class ImapServerProtocol(FrontProtocol):
             elif isinstance(out, Stream):
                 self._stream = _StreamProducer(self, out.chunks)
                 self.transport.registerProducer(self._stream, False)
-            elif out is START_TLS:
-                self.transport.startTLS(self.factory.tls_options)
-                self.session.tls_started()
-            elif out is CLOSE:
-                self._closing = True
-                self.transport.loseConnection()
+            elif isinstance(out, Signal):
+                self._signal(out)
             elif len(out) > _StreamProducer.CHUNK:  # a large literal: written as the socket drains
                 self._stream = _StreamProducer(self, iter([out]))
                 self.transport.registerProducer(self._stream, False)
@@ -111,9 +108,6 @@ class ImapServerProtocol(FrontProtocol):
     def _push(self) -> None:
         if self.session is not None and self.transport is not None and self.transport.connected:
             self._emit(self.session.pending())
-
-    def _autologout(self) -> None:
-        self._emit(self.session.timeout())
 
 
 @implementer(IPullProducer)
