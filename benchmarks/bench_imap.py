@@ -25,6 +25,8 @@ import os
 import secrets
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -52,14 +54,26 @@ def serve_simulator(spec_json: str, password: str, ready, stop) -> None:
     serve_world(store, profile, lambda world: {"port": world.start_imap().port, **info}, ready, stop)
 
 
-def main(argv: list[str] | None = None) -> int:
-    from simulators.fixtures import FixtureSpec
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """The mailbox served and how the engine copies it (shared with bench_record.py)."""
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--folders", type=int, default=6)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--connections", type=int, default=4)
+
+
+@contextmanager
+def simulator_source(spec, password: str) -> Iterator[dict]:
+    """``serve_simulator`` in a spawned process for the block; yields its port and counts."""
+    with simulator_process(serve_simulator, spec.model_dump_json(), password) as child:
+        yield child.info
+
+
+def main(argv: list[str] | None = None) -> int:
+    from simulators.fixtures import FixtureSpec
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_data_arguments(parser)
     parser.add_argument("--batch-size", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3, help="runs per engine; the best counts")
     add_storage_option(parser)
@@ -74,11 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[str, list[dict]] = {"quirkmail": [], "doveadm_backup": []}
     users = [user for r in range(args.repeat) for user in (f"ours{r}", f"doveadm{r}")]
     with (
-        simulator_process(serve_simulator, spec.model_dump_json(), sim_password) as child,
+        simulator_source(spec, sim_password) as sim,
         dovecot_with_users(users, dv_password) as dovecot,
         tempfile.TemporaryDirectory() as tmp,
     ):
-        sim = child.info
         source = Endpoint(ServerURL.parse(f"imap://{USER}@127.0.0.1:{sim['port']}?starttls=no"), Secret(sim_password))
         # doveadm wants the simulator's (throwaway, random) password in its options; it is not printed.
         imapc = ["-o", "imapc_host=127.0.0.1", "-o", f"imapc_port={sim['port']}", "-o", f"imapc_user={USER}",
