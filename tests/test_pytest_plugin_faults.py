@@ -4,8 +4,6 @@ exact bytes before the cut, the exception imapclient or poplib raises, and the n
 
 from __future__ import annotations
 
-import pytest
-
 from tests.test_pytest_plugin import run
 
 pytest_plugins = ["pytester"]
@@ -15,7 +13,6 @@ import poplib
 import socket
 
 import imapclient
-import pytest
 
 
 def raw_until_closed(sock) -> bytes:
