@@ -13,6 +13,7 @@ import poplib
 import socket
 
 import imapclient
+import pytest
 
 
 def raw_until_closed(sock) -> bytes:
