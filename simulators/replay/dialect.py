@@ -54,6 +54,10 @@ class Dialect:
         """Where the reply to ``unit`` that begins at ``server[start:]`` ends, or None if it does not."""
         raise NotImplementedError
 
+    def greeting_end(self, server: bytes) -> int | None:
+        """Where the greeting ends (for recordings without timing, where order must be inferred)."""
+        return line_at(server, 0)
+
     def key(self, unit: Unit) -> bytes:
         """The part of a unit that must match (the same for a recorded and a live unit)."""
         return unit.data

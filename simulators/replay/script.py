@@ -130,7 +130,12 @@ def build(transcript: Transcript, name: str) -> Script:
     line = _Timeline(transcript)
     server = bytes(line.server)
     framer = dialect.framer()
-    first_client = line.client_server_at[0] if line.client_server_at else len(server)
+    # A log without timing ("interleaved": false) holds each side whole: the protocol alone pairs them.
+    interleaved = transcript.header.extra.get("interleaved", True) is not False
+    if interleaved:
+        first_client = line.client_server_at[0] if line.client_server_at else len(server)
+    else:
+        first_client = dialect.greeting_end(server) or len(server)
     spans: list[list] = []  # unit, when it was complete, client offset after it, reply start, end
     s, buf, consumed = first_client, bytearray(), 0
     for event in transcript.events:
@@ -141,7 +146,9 @@ def build(transcript: Transcript, name: str) -> Script:
             del buf[: len(unit.data)]
             consumed += len(unit.data)
             end = dialect.reply_end(server, s, unit)
-            if consumed < line.client_total:  # what the server sent before the next unit began is ours
+            if not interleaved:
+                end = end if end is not None else s
+            elif consumed < line.client_total:  # what the server sent before the next unit began is ours
                 end = max(end if end is not None else s, line.server_offset_when_client_sent(consumed))
             else:
                 end = len(server)

@@ -63,6 +63,9 @@ class SmtpDialect(Dialect):
             pos = end
         return None
 
+    def greeting_end(self, server: bytes) -> int | None:
+        return self.reply_end(server, 0, Unit(b""))
+
     def closes(self, unit: Unit, reply: bytes) -> bool:
         return _last_line(reply)[:3] in (b"221", b"421")
 
