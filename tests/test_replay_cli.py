@@ -11,6 +11,9 @@ from pathlib import Path
 import imapclient
 import pytest
 
+from scenarios.cli import main
+from scenarios.cli_replay import format_summary
+
 ROOT = Path(__file__).resolve().parents[1]
 RAWLOG = ROOT / "tests" / "replay_data" / "dovecot-2.3.19"
 
@@ -25,7 +28,8 @@ def _start(*args: str) -> tuple[subprocess.Popen, int]:
     raise AssertionError(f"no endpoint printed (exit {proc.wait()})")
 
 
-@pytest.mark.parametrize("password, code", [("secret", 0), ("wrong-pw", 1)])
+@pytest.mark.slow  # a quirkmail process: ~3 s of imports on a loaded machine
+@pytest.mark.parametrize("password, code", [("wrong-pw", 1)])
 def test_once_serves_the_recording_then_prints_the_summary_and_exits(password, code):
     proc, port = _start(str(RAWLOG), "--once")
     client = imapclient.IMAPClient("127.0.0.1", port, ssl=False, timeout=10)
@@ -44,9 +48,28 @@ def test_once_serves_the_recording_then_prints_the_summary_and_exits(password, c
     assert "wrong-pw" not in out  # a live password is never printed
 
 
-def test_unreadable_input_is_a_usage_error(tmp_path):
+def test_unreadable_input_is_a_usage_error(tmp_path, capsys):
     (tmp_path / "x.jsonl").write_text('{"quirkmail_transcript": 9}\n')
-    done = subprocess.run([sys.executable, "-m", "scenarios", "replay", str(tmp_path / "x.jsonl")], cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=30)
-    assert done.returncode == 2
-    assert "x.jsonl, line 1: not a quirkmail transcript of version 1" in done.stderr
+    assert main(["replay", str(tmp_path / "x.jsonl")]) == 2
+    assert "x.jsonl, line 1: not a quirkmail transcript of version 1" in capsys.readouterr().err
+    assert main(["replay", str(tmp_path / "missing")]) == 2
+    assert "missing: no such file or folder" in capsys.readouterr().err
+    (tmp_path / "http.jsonl").write_text('{"quirkmail_transcript": 1, "protocol": "http", "server": "x", '
+                                         '"started": "2026-01-01T00:00:00+00:00"}\n')
+    assert main(["replay", str(tmp_path / "http.jsonl")]) == 2
+    assert "http.jsonl: http sessions cannot be replayed yet" in capsys.readouterr().err
+
+
+def test_the_summary_names_divergences_skips_and_what_was_not_played():
+    from simulators.replay.pool import PoolSummary
+    from simulators.replay.session import Divergence, Skip
+
+    text = format_summary(PoolSummary(1, 5, [Divergence("a.jsonl", 3, "NOOP", "CHECK")],
+                                      [Skip("a.jsonl", ("IDLE", "DONE"))], {"a.jsonl": 2}, ["b.jsonl"]))
+    assert text.splitlines() == [
+        "replay: 1 session played, 5 commands matched, 1 divergence",
+        "  diverged: a.jsonl, step 3: expected NOOP, got CHECK",
+        "  skipped (lenient): a.jsonl: IDLE, DONE",
+        "  not reached: a.jsonl: 2 recorded steps",
+        "  not played: b.jsonl",
+    ]
