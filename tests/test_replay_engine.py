@@ -14,8 +14,6 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-import pytest
-
 from migrator.engine import MigrationOptions, migrate
 from migrator.urls import Endpoint, Secret, ServerURL
 from scenarios.cli_replay import load_scripts
@@ -45,7 +43,6 @@ def _outcome(report) -> dict:
     }
 
 
-@pytest.mark.slow  # ~3 s: two migrations with a reconnect
 def test_a_recorded_failing_migration_replays_to_the_same_outcome(tmp_path):
     store = Store()
     src = store.add_account("src", PASSWORD)
@@ -79,3 +76,43 @@ def test_a_recorded_failing_migration_replays_to_the_same_outcome(tmp_path):
     assert summary.divergences == []
     assert summary.sessions == len(scripts) and not summary.unused
     assert _outcome(replayed) == _outcome(recorded)
+
+
+def _pop3_store() -> Store:
+    store = Store()
+    src = store.add_account("src", PASSWORD)
+    store.add_account("dst", PASSWORD)
+    for n in range(6):
+        src.append(("INBOX",), f"Subject: p{n}\r\nMessage-ID: <p{n}@x>\r\n\r\nbody {n}\r\n".encode(), internaldate=WHEN)
+    return store
+
+
+def test_a_recorded_pop3_source_that_keeps_dropping_replays_to_the_same_abort(tmp_path):
+    profile = load_profile("generic").with_quirks(
+        [QuirkSpec(name="pop3-drop-mid-retr", params={"after_bytes": 60, "message": 5, "times": 0})])
+    recordings = tmp_path / "pop3"
+
+    def run(source_port: int, dest_world: SimulatorWorld, state: str):
+        imap = dest_world.start_imap()
+        source = Endpoint(ServerURL.parse(f"pop3://src@127.0.0.1:{source_port}?starttls=no"), Secret(PASSWORD))
+        return migrate(source, _endpoint(imap.port, "dst"),
+                       MigrationOptions(state_path=tmp_path / state, batch_size=2))
+
+    store = _pop3_store()
+    with SimulatorWorld(store, profile) as world:
+        pop3 = world.start_pop3()
+        relay = RecordingRelay((pop3.host, pop3.port), recordings, protocol="pop3", label="source")
+        recorded = run(relay.port, world, "recorded.sqlite")
+        relay.close()
+    assert recorded.exit_code == 5 and recorded.pop3.reconnects > 0
+
+    scripts, _ = load_scripts([recordings])
+    fresh = _pop3_store()
+    with ReplayServer(scripts) as replay, SimulatorWorld(fresh, load_profile("generic")) as dest:
+        [endpoint] = replay.start()
+        replayed = run(endpoint.port, dest, "replayed.sqlite")
+        summary = replay.summary()
+    assert summary.divergences == [] and summary.sessions == len(scripts)
+    assert (replayed.exit_code, replayed.copied, replayed.pop3.reconnects) == (
+        recorded.exit_code, recorded.copied, recorded.pop3.reconnects)
+    assert len(fresh.accounts["dst"].folders[("INBOX",)].messages) == recorded.copied
