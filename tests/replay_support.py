@@ -58,6 +58,7 @@ class RecordingRelay:
         self.port = self._listener.getsockname()[1]
         self.paths: list[Path] = []
         self._threads: list[threading.Thread] = []
+        self._sockets: list[socket.socket] = []  # clients still connected (kept-alive HTTP ...)
         self._stopped = False
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -69,6 +70,7 @@ class RecordingRelay:
                 return
             path = self.directory / f"{len(self.paths) + 1:03d}-{self.label}{fmt.SUFFIX}"
             self.paths.append(path)
+            self._sockets.append(client)
             thread = threading.Thread(target=self._relay, args=(client, path), daemon=True)
             self._threads.append(thread)
             thread.start()
@@ -113,7 +115,13 @@ class RecordingRelay:
         server.close()
 
     def close(self) -> None:
+        """Stop accepting, end the connections still open (as if their client left), wait for the files."""
         self._stopped = True
         self._listener.close()
+        for sock in self._sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already gone
         for thread in self._threads:
             thread.join(10)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from transcripts.format import Chunk, Mark, Protocol, Sender, Transcript
 
 from simulators.replay.dialect import Dialect, Unit
+from simulators.replay.http import HttpDialect
 from simulators.replay.imap import ImapDialect
 from simulators.replay.pop3 import Pop3Dialect
 from simulators.replay.smtp import SmtpDialect
@@ -29,6 +30,7 @@ DIALECTS: dict[Protocol, type[Dialect]] = {
     Protocol.IMAP: ImapDialect,
     Protocol.POP3: Pop3Dialect,
     Protocol.SMTP: SmtpDialect,
+    Protocol.HTTP: HttpDialect,
 }
 
 

@@ -44,6 +44,8 @@ class ReplayEndpoint:
     sessions: int  # recordings in this group
 
     def url(self, user: str = "user") -> str:
+        if self.protocol == "http":
+            return f"http{'s' if self.implicit_tls else ''}://{self.host}:{self.port}"
         return f"{self.protocol}{'s' if self.implicit_tls else ''}://{user}@{self.host}:{self.port}"
 
 
