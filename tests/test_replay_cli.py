@@ -54,10 +54,10 @@ def test_unreadable_input_is_a_usage_error(tmp_path, capsys):
     assert "x.jsonl, line 1: not a quirkmail transcript of version 1" in capsys.readouterr().err
     assert main(["replay", str(tmp_path / "missing")]) == 2
     assert "missing: no such file or folder" in capsys.readouterr().err
-    (tmp_path / "http.jsonl").write_text('{"quirkmail_transcript": 1, "protocol": "http", "server": "x", '
+    (tmp_path / "lmtp.jsonl").write_text('{"quirkmail_transcript": 1, "protocol": "lmtp", "server": "x", '
                                          '"started": "2026-01-01T00:00:00+00:00"}\n')
-    assert main(["replay", str(tmp_path / "http.jsonl")]) == 2
-    assert "http.jsonl: http sessions cannot be replayed yet" in capsys.readouterr().err
+    assert main(["replay", str(tmp_path / "lmtp.jsonl")]) == 2
+    assert "lmtp.jsonl: lmtp sessions cannot be replayed yet" in capsys.readouterr().err
 
 
 def test_the_summary_names_divergences_skips_and_what_was_not_played():

@@ -212,9 +212,9 @@ def test_untimed_logs_are_paired_by_the_protocol():
     assert [s.reply.data for s in script.steps] == [b"A OK in\r\n", b"* 1 EXISTS\r\nB OK sel\r\n"]
 
 
-def test_http_is_refused_by_name():
-    with pytest.raises(ReplayError, match="x.jsonl: http sessions cannot be replayed yet"):
-        build(transcript("http", (0, "client", b"GET / HTTP/1.1\r\n\r\n")), "x.jsonl")
+def test_lmtp_is_refused_by_name():
+    with pytest.raises(ReplayError, match="x.jsonl: lmtp sessions cannot be replayed yet"):
+        build(transcript("lmtp", (0, "client", b"LHLO x\r\n")), "x.jsonl")
 
 
 def test_wildcards_only_in_redacted_recordings_and_never_across_lines():

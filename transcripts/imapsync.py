@@ -28,7 +28,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from transcripts import format as fmt
-from transcripts.mask import SecretGuard
+from transcripts.rawlog import Imported, RawlogError
+from transcripts.redact import redact_transcript
 
 _SENDING = re.compile(r"^Sending(?: literal)?: (.*)$")
 _READ = re.compile(r"^Read: \t?(.*)$")
@@ -57,8 +58,6 @@ def looks_like_log(path: Path) -> bool:
 
 
 def import_log(path: Path):
-    from transcripts.rawlog import Imported, RawlogError
-
     try:
         text = path.read_bytes().decode("utf-8", "surrogateescape")
     except OSError as exc:
@@ -100,8 +99,6 @@ def import_log(path: Path):
 
 
 def _sender(connections: list[_Connection], data: str, side: str, path: Path, number: int) -> _Connection:
-    from transcripts.rawlog import RawlogError
-
     tag = _TAG.match(data)
     if tag is None:
         candidates = [c for c in connections if c.side == side] or connections
@@ -123,15 +120,7 @@ def _chunk(sender: fmt.Sender, text: str) -> fmt.Chunk:
 
 
 def _transcript(conn: _Connection, path: Path) -> fmt.Transcript:
-    guard = SecretGuard("imap")
-    events: list[fmt.Event] = []
-    for event in conn.events:
-        if event.sender is fmt.Sender.CLIENT:
-            event = fmt.Chunk(event.at, event.sender, guard.client(event.data))
-        else:
-            guard.server(event.data)
-        events.append(event)
     started = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
     header = fmt.Header(fmt.Protocol.IMAP, server="", started=started, recorded_by="imapsync-log",
-                        label=conn.side, redacted=guard.masked, extra={"source_files": [str(path)]})
-    return fmt.Transcript(header, events)
+                        label=conn.side, extra={"source_files": [str(path)]})
+    return redact_transcript(fmt.Transcript(header, conn.events))

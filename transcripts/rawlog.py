@@ -13,7 +13,8 @@ A login rawlog (``-R``) ends with the LOGIN command; the post-login rawlog of th
 (another process) starts with its reply. ``load`` joins such halves into one session: the
 pre-login half whose last command's tag the post-login half answers (IMAP), else the latest
 pre-login half before it. Connections where the client sent nothing (port probes) are left out
-and noted. Passwords and SASL responses are masked (``transcripts.mask``), keeping lengths.
+and noted. Secrets are masked as a recording masks them (``transcripts.redact``), keeping lengths;
+in an untimed log a SASL exchange cannot see the server's replies between the client's lines.
 
     imported = load([Path("rawlogs/"), Path("login-rawlogs/")])
     for name, transcript in imported.sessions: ...
@@ -28,7 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from transcripts import format as fmt
-from transcripts.mask import SecretGuard
+from transcripts.redact import redact_transcript
 
 _STAMP = re.compile(rb"^(\d{9,11})\.(\d{6}) ")
 
@@ -170,23 +171,15 @@ def transcript_of(halves: list[_Half]) -> fmt.Transcript:
     lines = [line for half in halves for line in half.lines]
     protocol = _protocol(lines, halves[0].name)
     timed = all(h.timed for h in halves)
-    guard = SecretGuard(protocol.value)
-    guard.untimed = not timed
     t0 = lines[0][0] if timed else None
-    events: list[fmt.Event] = []
-    for t, sender, data in lines:
-        if sender is fmt.Sender.CLIENT:
-            data = guard.client(data)
-        else:
-            guard.server(data)
-        events.append(fmt.Chunk(round(t - t0, 6) if timed else 0.0, sender, data))
+    events: list[fmt.Event] = [fmt.Chunk(round(t - t0, 6) if timed else 0.0, sender, data)
+                               for t, sender, data in lines]
     started = datetime.fromtimestamp(t0, timezone.utc) if timed else _started_from_name(halves[0].name)
     extra = {"source_files": [f for h in halves for f in h.files]}
     if not timed:
         extra["interleaved"] = False
-    header = fmt.Header(protocol, server="", started=started, recorded_by="dovecot-rawlog",
-                        redacted=guard.masked, extra=extra)
-    return fmt.Transcript(header, events)
+    header = fmt.Header(protocol, server="", started=started, recorded_by="dovecot-rawlog", extra=extra)
+    return redact_transcript(fmt.Transcript(header, events))
 
 
 def _started_from_name(name: str) -> datetime:
