@@ -2,8 +2,8 @@
 
 Our engine runs against a source simulator that drops the connection with ``* BYE`` in the
 middle of a FETCH literal (fault bye-mid-fetch) and a destination simulator that refuses large
-APPENDs (appendlimit, not advertised: ``NO [TOOBIG]``). A recording relay writes every
-connection of both sides as a transcript. Then the engine runs again, against ``quirkmail
+APPENDs (appendlimit, not advertised: ``NO [TOOBIG]``), recording every connection of both sides
+as ``migrate --record`` does (``transcripts.tap.Recorder``, secrets redacted). Then the engine runs again, against ``quirkmail
 replay``'s server instead of the simulators: the outcome must be the same — exit code, skipped
 items with their reasons, copied count, the reconnect note — and every byte the engine sent
 (each APPEND literal included) must match the recording, or the strict replay would have
@@ -15,6 +15,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from migrator.engine import MigrationOptions, migrate
+from migrator.recording import recorded as recorded_by
 from migrator.urls import Endpoint, Secret, ServerURL
 from scenarios.cli_replay import load_scripts
 from simulators.faults import FaultSpec
@@ -23,7 +24,7 @@ from simulators.profiles import load_profile
 from simulators.quirks import QuirkSpec
 from simulators.replay.server import ReplayServer
 from simulators.store import Store
-from tests.replay_support import RecordingRelay
+from transcripts.tap import Recorder
 
 PASSWORD = "secret-1"
 WHEN = datetime(2022, 2, 2, tzinfo=timezone.utc)
@@ -55,19 +56,19 @@ def test_a_recorded_failing_migration_replays_to_the_same_outcome(tmp_path):
         [QuirkSpec(name="appendlimit", params={"bytes": 5000, "advertise": False})])
     options = dict(connections=1, batch_size=2)
     recordings = tmp_path / "transcripts"
+    recorder = Recorder(recordings)
     with SimulatorWorld(store, source_profile) as source, SimulatorWorld(store, dest_profile) as dest:
         s, d = source.start_imap(), dest.start_imap()
-        relays = [RecordingRelay((s.host, s.port), recordings, label="source"),
-                  RecordingRelay((d.host, d.port), recordings, label="destination")]
-        recorded = migrate(_endpoint(relays[0].port, "src"), _endpoint(relays[1].port, "dst"),
+        recorded = migrate(recorded_by(_endpoint(s.port, "src"), recorder, "source"),
+                           recorded_by(_endpoint(d.port, "dst"), recorder, "destination"),
                            MigrationOptions(state_path=tmp_path / "recorded.sqlite", **options))
-        for relay in relays:
-            relay.close()
+    recorder.close()
     assert recorded.exit_code == 1 and [x.reason for x in recorded.skipped] == ["too-large", "too-large"]
     assert _outcome(recorded)["notes"], "the BYE mid-FETCH must have made the engine reconnect"
 
     scripts, notes = load_scripts([recordings])
     assert {s.label for s in scripts} == {"source", "destination"} and not notes
+    assert all(s.redacted for s in scripts if any(st.unit.verb == "LOGIN" for st in s.steps))
     with ReplayServer(scripts) as replay:
         ports = {e.label: e.port for e in replay.start()}
         replayed = migrate(_endpoint(ports["source"], "src"), _endpoint(ports["destination"], "dst"),
@@ -92,18 +93,19 @@ def test_a_recorded_pop3_source_that_keeps_dropping_replays_to_the_same_abort(tm
         [QuirkSpec(name="pop3-drop-mid-retr", params={"after_bytes": 60, "message": 5, "times": 0})])
     recordings = tmp_path / "pop3"
 
-    def run(source_port: int, dest_world: SimulatorWorld, state: str):
+    def run(source_port: int, dest_world: SimulatorWorld, state: str, recorder: Recorder | None = None):
         imap = dest_world.start_imap()
         source = Endpoint(ServerURL.parse(f"pop3://src@127.0.0.1:{source_port}?starttls=no"), Secret(PASSWORD))
+        source = recorded_by(source, recorder, "source")
         return migrate(source, _endpoint(imap.port, "dst"),
                        MigrationOptions(state_path=tmp_path / state, batch_size=2))
 
     store = _pop3_store()
+    recorder = Recorder(recordings)
     with SimulatorWorld(store, profile) as world:
         pop3 = world.start_pop3()
-        relay = RecordingRelay((pop3.host, pop3.port), recordings, protocol="pop3", label="source")
-        recorded = run(relay.port, world, "recorded.sqlite")
-        relay.close()
+        recorded = run(pop3.port, world, "recorded.sqlite", recorder)
+    recorder.close()
     assert recorded.exit_code == 5 and recorded.pop3.reconnects > 0
 
     scripts, _ = load_scripts([recordings])
