@@ -57,7 +57,7 @@ def looks_like_log(path: Path) -> bool:
     return b"\nSending: " in head and b"\nRead: " in head
 
 
-def import_log(path: Path):
+def import_log(path: Path) -> Imported:
     try:
         text = path.read_bytes().decode("utf-8", "surrogateescape")
     except OSError as exc:
@@ -66,7 +66,7 @@ def import_log(path: Path):
     side, current, last_kind = "host1", None, ""
     for number, line in enumerate(text.splitlines(), start=1):
         if (host := _HOST.match(line)) is not None:
-            side = host.group(1).lower()
+            side, last_kind = host.group(1).lower(), ""
             continue
         if (read := _READ.match(line)) is not None:
             if current is None:  # a log that starts after "Connected to"

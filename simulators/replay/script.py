@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 from transcripts.format import Chunk, Mark, Protocol, Sender, Transcript
 
@@ -54,7 +55,7 @@ class Reply:
     then_tls: bool = False
     then_close: bool = False
 
-    @property
+    @cached_property  # asked at every match; replies can be megabytes of FETCH
     def data(self) -> bytes:
         return b"".join(p.data for p in self.pieces)
 
