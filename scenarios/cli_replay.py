@@ -54,7 +54,7 @@ def load_scripts(paths: list[Path]):
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from simulators.replay.script import ReplayError
-    from simulators.replay.server import ReplayServer
+    from simulators.replay.server import ReplayServer, ReplayServerError
     from transcripts.format import TranscriptError
     from transcripts.rawlog import RawlogError
 
@@ -70,7 +70,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print(f"note: {note}")
     server = ReplayServer(scripts, lenient=args.lenient, pace=args.pace)
     try:
-        for endpoint in server.start(args.port):
+        endpoints = server.start(args.port)
+    except ReplayServerError as exc:
+        print(f"quirkmail replay: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
+    try:
+        for endpoint in endpoints:
             label = f"{endpoint.label}, " if endpoint.label else ""
             print(f"{endpoint.protocol + ':':6} {endpoint.url()}  ({label}{endpoint.sessions} recorded "
                   f"session{'s' if endpoint.sessions != 1 else ''})")

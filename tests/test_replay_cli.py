@@ -60,6 +60,15 @@ def test_unreadable_input_is_a_usage_error(tmp_path, capsys):
     assert "lmtp.jsonl: lmtp sessions cannot be replayed yet" in capsys.readouterr().err
 
 
+def test_a_port_in_use_is_named(capsys):
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        assert main(["replay", str(RAWLOG), "--port", str(port)]) == 2
+    assert f"cannot listen for IMAP recordings (no label) on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
 def test_the_summary_names_divergences_skips_and_what_was_not_played():
     from simulators.replay.pool import PoolSummary
     from simulators.replay.session import Divergence, Skip

@@ -34,6 +34,10 @@ from simulators.replay.session import CLOSE, START_TLS, Output, Send
 PACES = ("fast", "recorded")
 
 
+class ReplayServerError(RuntimeError):
+    """A replay listener that could not start (a port in use ...): says which and why."""
+
+
 @dataclass(frozen=True)
 class ReplayEndpoint:
     label: str
@@ -166,7 +170,13 @@ class ReplayServer:
                     return bg.reactor.listenSSL(port, factory, self._tls_options(), interface=self.host)
                 return bg.reactor.listenTCP(port, factory, interface=self.host)
 
-            listening = bg.call(listen)
+            try:
+                listening = bg.call(listen)
+            except Exception as exc:  # CannotListenError and the like, re-raised by the reactor call
+                self.stop()
+                raise ReplayServerError(f"cannot listen for {first.protocol.value.upper()} recordings "
+                                        f"({first.label or 'no label'}) on {self.host}:{port if i == 0 else 0}: "
+                                        f"{exc}") from exc
             self._ports.append(listening)
             self._factories.append(factory)
             self.endpoints.append(ReplayEndpoint(first.label, first.protocol.value, self.host,
