@@ -99,3 +99,38 @@ def test_imapclient_sees_the_same_replies_from_the_replay_as_from_dovecot():
         seen, summary = replayed(dovecot.rawlog_dirs)
     assert summary.divergences == []
     assert seen == live
+
+
+def _poplib_session(host: str, port: int) -> list:
+    import poplib
+
+    client = poplib.POP3(host, port, timeout=10)
+    seen = [client.getwelcome(), client.capa(), client.user("alice"), client.pass_("secret")]
+    seen += [client.stat(), client.uidl(), client.retr(1), client.quit()]
+    return seen
+
+
+@pytest.mark.peer
+def test_poplib_sees_the_same_replies_from_a_replayed_pop3_rawlog():
+    from scenarios.peers.dovecot import availability
+    from simulators.store import Account, Store
+    from tests.replay_support import RawlogDovecot
+
+    if (reason := availability()) is not None:
+        pytest.skip(reason)
+    account: Account = Store().add_account("alice", "secret")
+    account.append(("INBOX",), b"Subject: pop\r\n\r\n.leading dot\r\nbody\r\n")
+    with RawlogDovecot() as dovecot:
+        dovecot.add_user("alice", "secret")
+        dovecot.load_account(account)
+        live = _poplib_session(dovecot.host, dovecot.pop3_port)
+        time.sleep(0.3)
+        scripts, notes = load_scripts(dovecot.rawlog_dirs)
+    [script] = [s for s in scripts if s.protocol is fmt.Protocol.POP3]
+    assert any("joined to the login rawlog" in n for n in notes) and script.redacted
+    with ReplayServer([script]) as server:
+        [endpoint] = server.start()
+        seen = _poplib_session(endpoint.host, endpoint.port)
+        time.sleep(0.05)
+        assert server.summary().divergences == []
+    assert seen == live and live[6][1][-1] == b"body"

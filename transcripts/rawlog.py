@@ -136,14 +136,19 @@ def _protocol(lines: list[tuple[float | None, fmt.Sender, bytes]], name: str) ->
 
 
 def _joins(pre: _Half, post: _Half) -> bool:
-    """True when ``post`` (a post-login rawlog) continues ``pre`` (a login rawlog)."""
-    last_client = next((d for _, s, d in reversed(pre.lines) if s is fmt.Sender.CLIENT), b"")
+    """True when ``post`` (a post-login rawlog) continues ``pre`` (a login rawlog): ``pre`` ends
+    with a client line nobody answered in it (the login, answered by the post-login process),
+    ``post`` starts with the server's data no sooner, and for IMAP it answers that line's tag."""
+    if not pre.lines or pre.lines[-1][1] is not fmt.Sender.CLIENT:
+        return False
+    if not post.lines or post.lines[0][1] is not fmt.Sender.SERVER:
+        return False
     if pre.timed and post.timed and pre.lines[-1][0] > post.lines[0][0]:
         return False
-    if _protocol(pre.lines, pre.name) is fmt.Protocol.IMAP:  # the reply names the LOGIN's tag
-        tag = last_client.split(b" ", 1)[0]
+    if _protocol(pre.lines, pre.name) is fmt.Protocol.IMAP:
+        tag = pre.lines[-1][2].split(b" ", 1)[0]
         return any(s is fmt.Sender.SERVER and d.startswith(tag + b" ") for _, s, d in post.lines)
-    return True
+    return _protocol(post.lines, post.name) is _protocol(pre.lines, pre.name)
 
 
 def _sessions(halves: list[_Half], notes: list[str]) -> list[list[_Half]]:
@@ -153,15 +158,14 @@ def _sessions(halves: list[_Half], notes: list[str]) -> list[list[_Half]]:
         if not any(s is fmt.Sender.CLIENT for _, s, _ in half.lines):
             notes.append(f"{half.name}: left out, the client sent nothing (a connection probe)")
             continue
-        if half.greets:
-            sessions.append([half])
-            continue
+        # A POP3 post-login half starts "+OK Logged in." like a greeting: joining is tried first.
         open_ = [s for s in sessions if len(s) == 1 and _joins(s[0], half)]
         if open_:
             open_[-1].append(half)
             notes.append(f"{half.name}: joined to the login rawlog {open_[-1][0].name}")
-        else:
-            sessions.append([half])
+            continue
+        sessions.append([half])
+        if not half.greets:
             notes.append(f"{half.name}: no greeting and no login rawlog to join: replayed as it is "
                          "(a client waits for a greeting; add the login rawlog, imap-login -R)")
     return sessions
