@@ -206,7 +206,10 @@ def load(paths: list[Path]) -> Imported:
 
     out = Imported()
     rawlogs: list[Path] = []
+    at = None  # where the rawlog sessions go: joined across folders, they keep the first one's place
     for path in paths:
+        if at is None and (path.suffix in (".in", ".out") or path.is_dir() and any(path.glob("*.in"))):
+            at = len(out.sessions)
         if not path.exists():
             raise RawlogError(str(path), 0, "no such file or folder")
         if path.is_dir():
@@ -226,6 +229,6 @@ def load(paths: list[Path]) -> Imported:
                                             "--debugimap log")
     if rawlogs:
         found = import_dovecot(rawlogs)
-        out.sessions += found.sessions
+        out.sessions[at:at] = found.sessions
         out.notes += found.notes
     return out
