@@ -10,9 +10,17 @@ docker.io and debootstrap) a skipped peer test fails, as intended.
 
 from __future__ import annotations
 
+import os
+import queue
 import secrets
+import signal
+import subprocess
+import sys
+import threading
 import time
+from pathlib import Path
 
+import imapclient
 import pytest
 import requests
 import vobject
@@ -21,6 +29,7 @@ from migrator.engine import MigrationOptions, migrate
 from migrator.urls import Endpoint, Secret, ServerURL
 from scenarios.docker_world.engine import ensure_engine
 from scenarios.docker_world.errors import EngineUnavailable
+from scenarios.docker_world.image import REPO_ROOT
 from scenarios.docker_world.serve import WorldRequest, endpoint_lines, open_world, simulator_cafile
 from scenarios.pim_compare import compare, read_dav
 from scenarios.peers.radicale import MKCOL_ADDRESSBOOK_BODY
@@ -138,3 +147,46 @@ def test_contacts_and_events_over_ews_into_radicale(world, expected, tmp_path):
     result = compare(wanted, dav, ignore=["contact.photo"])  # the EWS simulator does not render contacts:Photo
     assert result.ok, result.summary()
     assert result.dest_counts == {("contact", "contacts"): 4, ("event", "calendar"): 3}
+
+
+def _read_until(process: subprocess.Popen, marker: str, timeout: float) -> list[str]:
+    """Lines of ``process``'s output up to the one containing ``marker`` (the reader is a thread:
+    readline alone could block past the deadline)."""
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
+    seen, deadline = [], time.monotonic() + timeout
+    while not seen or marker not in seen[-1]:
+        try:
+            seen.append(lines.get(timeout=max(0.1, deadline - time.monotonic())).rstrip("\n"))
+        except queue.Empty:
+            raise AssertionError(f"no {marker!r} within {timeout} s; output so far: {seen}") from None
+    return seen
+
+
+def test_serve_docker_prints_the_world_and_sigterm_removes_it(world):
+    """The CLI itself (world is only there so the image is built once): real output, real cleanup."""
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "QM_DOCKER_PW": secrets.token_urlsafe(9)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "scenarios", "serve", "--docker", "--profile", "generic", "--fixture", "seed=2,messages=5",
+         "--password-env", "QM_DOCKER_PW"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO_ROOT,
+    )
+    try:
+        lines = _read_until(process, "Ctrl-C stops", timeout=90)
+        project = lines[0].split()[-1]
+        assert lines[0] == f"profile generic: docker world {project}"
+        imap_url = next(line.split()[2] for line in lines if line.startswith("world imap:"))
+        port = int(imap_url.rsplit(":", 1)[1])
+        cafile = Path(next(line.split(": ", 1)[1] for line in lines if line.startswith("cafile: ")))
+        assert cafile.read_bytes().startswith(b"-----BEGIN CERTIFICATE-----")
+        with imapclient.IMAPClient("127.0.0.1", port, ssl=False, timeout=10) as client:
+            client.login("user", env["QM_DOCKER_PW"])
+            assert client.select_folder("INBOX", readonly=True)[b"EXISTS"] > 0
+        assert env["QM_DOCKER_PW"] not in "\n".join(lines)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        rest = process.communicate(timeout=60)[0]
+    assert process.returncode == 0, rest
+    assert "stopping" in rest
+    assert not cafile.exists()  # the local copy goes with the world
+    assert not world.client.containers.list(all=True, filters={"label": f"quirkmail.project={project}"})

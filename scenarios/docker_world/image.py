@@ -68,9 +68,32 @@ def ensure_images(client, project: ComposeProject, *, log: Callable[[str], None]
             if find_image(client, tag, CONTENT_LABEL, key) is not None:
                 continue
             base = ensure_base(client, log=log)
+            outdated = _image_id(client, tag)
             with tempfile.TemporaryDirectory(prefix="quirkmail-build-") as staging:
                 context = stage_context(build, Path(staging), log)
                 _build(client, context, build, tag, {"BASE": base, **build.args}, {CONTENT_LABEL: key}, log)
+            _remove_outdated(client, outdated, tag)
+
+
+def _image_id(client, tag: str) -> str | None:
+    import docker.errors
+
+    try:
+        return client.images.get(tag).id
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def _remove_outdated(client, image_id: str | None, tag: str) -> None:
+    """Drop the image the tag named before this build: each rebuild would otherwise leave ~350 MB."""
+    import docker.errors
+
+    if image_id is None or image_id == _image_id(client, tag):
+        return
+    try:
+        client.images.remove(image_id)
+    except docker.errors.APIError:  # still used by a container (another world): left for later
+        pass
 
 
 def stage_context(build: BuildSpec, staging: Path, log: Callable[[str], None]) -> Path:
