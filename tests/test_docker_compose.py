@@ -295,3 +295,10 @@ def test_serve_docker_refuses_what_the_containers_cannot_take(flags, message):
     args = build_parser().parse_args(["serve", "--docker", "--profile", "generic", *flags])
     with pytest.raises(UsageError, match=message):
         check_arguments(args)
+
+
+def test_the_content_key_covers_every_shipped_package():
+    assert image.shipped_packages((image.REPO_ROOT / "pyproject.toml").read_text()) == \
+        sorted(p.parent.name for p in image.REPO_ROOT.glob("*/__init__.py") if p.parent.name != "tests")
+    text = '[tool.setuptools.packages.find]\ninclude = ["a*", "b.sub*", "c"]\n'
+    assert image.shipped_packages(text) == ["a", "b", "c"]

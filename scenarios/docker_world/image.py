@@ -27,9 +27,6 @@ from scenarios.docker_world.errors import BuildFailed
 
 CONTENT_LABEL = "quirkmail.content"
 REPO_ROOT = Path(__file__).resolve().parents[2]
-# What the image's content label covers (README.md goes into the wheel too, but only as metadata:
-# a documentation change is no reason for a rebuild).
-SOURCE_PARTS = ("pyproject.toml", "simulators", "migrator", "scenarios")
 IMAGE_PYTHON = (3, 11)  # bookworm's python3: the wheels must match it
 WHEEL_TIMEOUT = 600
 BUILD_TIMEOUT = 900
@@ -54,8 +51,19 @@ def _tree_files(root: Path, parts: Iterable[str], prefix: str = "") -> Iterable[
             yield prefix + str(p.relative_to(root)), p.read_bytes()
 
 
+def shipped_packages(pyproject_text: str) -> list[str]:
+    """The top-level package folders pyproject.toml's setuptools find ``include`` names (pure)."""
+    import tomllib
+
+    patterns = tomllib.loads(pyproject_text)["tool"]["setuptools"]["packages"]["find"]["include"]
+    return sorted({p.split(".")[0].rstrip("*") for p in patterns})
+
+
 def build_key(build: BuildSpec, root: Path = REPO_ROOT) -> str:
-    files = list(_tree_files(root, SOURCE_PARTS))
+    """The content label's value: pyproject.toml, the packages it ships (not README.md: it is only
+    wheel metadata, no reason for a rebuild), the build context and the base key."""
+    pyproject = (root / "pyproject.toml").read_text(encoding="utf-8")
+    files = list(_tree_files(root, ["pyproject.toml", *shipped_packages(pyproject)]))
     context = build.context
     files += _tree_files(context, sorted(p.name for p in context.iterdir() if p.name != "build"), prefix="context/")
     return content_key(files, base_key())
