@@ -149,18 +149,26 @@ def test_contacts_and_events_over_ews_into_radicale(world, expected, tmp_path):
     assert result.dest_counts == {("contact", "contacts"): 4, ("event", "calendar"): 3}
 
 
-def _read_until(process: subprocess.Popen, marker: str, timeout: float) -> list[str]:
-    """Lines of ``process``'s output up to the one containing ``marker`` (the reader is a thread:
-    readline alone could block past the deadline)."""
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
-    seen, deadline = [], time.monotonic() + timeout
-    while not seen or marker not in seen[-1]:
-        try:
-            seen.append(lines.get(timeout=max(0.1, deadline - time.monotonic())).rstrip("\n"))
-        except queue.Empty:
-            raise AssertionError(f"no {marker!r} within {timeout} s; output so far: {seen}") from None
-    return seen
+class _Output:
+    """A process's output lines, read by a thread (readline alone could block past a deadline)."""
+
+    def __init__(self, process: subprocess.Popen):
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.reader = threading.Thread(target=lambda: [self.lines.put(x.rstrip("\n")) for x in process.stdout], daemon=True)
+        self.reader.start()
+
+    def until(self, marker: str, timeout: float) -> list[str]:
+        seen, deadline = [], time.monotonic() + timeout
+        while not seen or marker not in seen[-1]:
+            try:
+                seen.append(self.lines.get(timeout=max(0.1, deadline - time.monotonic())))
+            except queue.Empty:
+                raise AssertionError(f"no {marker!r} within {timeout} s; output so far: {seen}") from None
+        return seen
+
+    def rest(self) -> list[str]:  # after the process ended: the reader ends with its output
+        self.reader.join(10)
+        return list(self.lines.queue)
 
 
 def test_serve_docker_prints_the_world_and_sigterm_removes_it(world):
@@ -171,8 +179,9 @@ def test_serve_docker_prints_the_world_and_sigterm_removes_it(world):
          "--password-env", "QM_DOCKER_PW"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO_ROOT,
     )
+    output = _Output(process)
     try:
-        lines = _read_until(process, "Ctrl-C stops", timeout=90)
+        lines = output.until("Ctrl-C stops", timeout=90)
         project = lines[0].split()[-1]
         assert lines[0] == f"profile generic: docker world {project}"
         imap_url = next(line.split()[2] for line in lines if line.startswith("world imap:"))
@@ -185,8 +194,9 @@ def test_serve_docker_prints_the_world_and_sigterm_removes_it(world):
         assert env["QM_DOCKER_PW"] not in "\n".join(lines)
     finally:
         process.send_signal(signal.SIGTERM)
-        rest = process.communicate(timeout=60)[0]
+        process.wait(60)
+    rest = output.rest()
     assert process.returncode == 0, rest
-    assert "stopping" in rest
+    assert rest == ["stopping"]
     assert not cafile.exists()  # the local copy goes with the world
     assert not world.client.containers.list(all=True, filters={"label": f"quirkmail.project={project}"})
