@@ -285,7 +285,7 @@ def test_error_texts_carry_the_last_lines():
 
 @pytest.mark.parametrize(
     "flags, message",
-    [(["--quirk", "oauth-only"], "does not take --quirk"), (["--port", "1143"], "does not take --port"),
+    [(["--store-dir", "d"], "does not take --store-dir"), (["--port", "1143"], "does not take --port"),
      (["--profile", "my/profile.yaml"], "a built-in profile name")],
 )
 def test_serve_docker_refuses_what_the_containers_cannot_take(flags, message):
@@ -302,3 +302,41 @@ def test_the_content_key_covers_every_shipped_package():
         sorted(p.parent.name for p in image.REPO_ROOT.glob("*/__init__.py") if p.parent.name != "tests")
     text = '[tool.setuptools.packages.find]\ninclude = ["a*", "b.sub*", "c"]\n'
     assert image.shipped_packages(text) == ["a", "b", "c"]
+
+
+@pytest.mark.peer
+def test_docker_compose_reads_the_file_as_we_do():
+    """The real Compose (Debian's docker-compose) agrees with our subset on what each service is."""
+    import shutil
+    import subprocess
+
+    import yaml
+
+    if shutil.which("docker-compose") is None:
+        pytest.skip("needs docker-compose (apt-get install docker-compose)")
+    env = {"PATH": "/usr/bin:/bin", **ENV, "QUIRKMAIL_PROFILE": "m365", "RADICALE_PORT": "15232"}
+    done = subprocess.run(["docker-compose", "-f", str(COMPOSE_FILE), "config"], capture_output=True, text=True,
+                          env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    theirs = yaml.safe_load(done.stdout)["services"]
+    ours = load_compose(COMPOSE_FILE, env).services
+    assert sorted(theirs) == sorted(ours)
+    for name, service in ours.items():
+        assert theirs[name]["image"] == service.image
+        assert tuple(theirs[name].get("command") or ()) == (service.command or ())
+        assert tuple(theirs[name].get("entrypoint") or ()) == (service.entrypoint or ())
+        assert (theirs[name].get("environment") or {}) == dict(service.environment)
+        assert theirs[name]["labels"] == dict(service.labels)
+        assert theirs[name]["ports"] == [f"{p.host_ip}:{p.host_port or ''}:{p.container_port}/tcp" for p in service.ports]
+    assert "--profile=m365" in ours["world"].command
+    assert ours["radicale"].ports[0].host_port == 15232
+
+
+def test_quirks_and_faults_go_to_the_simulators_serve_only():
+    from scenarios.cli import build_parser
+    from scenarios.docker_world.serve import serve_args
+
+    args = build_parser().parse_args(["serve", "--docker", "--profile", "m365", "--quirk", "oauth-only",
+                                      "--fault", "bye-mid-fetch:after_bytes=500"])
+    check_arguments(args)  # accepted
+    assert serve_args(args) == ("--quirk=oauth-only", "--fault=bye-mid-fetch:after_bytes=500")

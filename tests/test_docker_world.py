@@ -173,10 +173,14 @@ class _Output:
 
 def test_serve_docker_prints_the_world_and_sigterm_removes_it(world):
     """The CLI itself (world is only there so the image is built once): real output, real cleanup."""
+    account = Store().add_account(USER, "unused")
+    populate(account, FixtureSpec(seed=2, messages=5), load_profile("generic"))
+    inbox = account.folders[("INBOX",)]
+    assert inbox.messages
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "QM_DOCKER_PW": secrets.token_urlsafe(9)}
     process = subprocess.Popen(
         [sys.executable, "-m", "scenarios", "serve", "--docker", "--profile", "generic", "--fixture", "seed=2,messages=5",
-         "--password-env", "QM_DOCKER_PW"],
+         "--quirk", "app-password-required", "--password-env", "QM_DOCKER_PW"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO_ROOT,
     )
     output = _Output(process)
@@ -190,7 +194,12 @@ def test_serve_docker_prints_the_world_and_sigterm_removes_it(world):
         assert cafile.read_bytes().startswith(b"-----BEGIN CERTIFICATE-----")
         with imapclient.IMAPClient("127.0.0.1", port, ssl=False, timeout=10) as client:
             client.login("user", env["QM_DOCKER_PW"])
-            assert client.select_folder("INBOX", readonly=True)[b"EXISTS"] > 0
+            assert client.select_folder("INBOX", readonly=True)[b"EXISTS"] == len(inbox.messages)
+        with imapclient.IMAPClient("127.0.0.1", port, ssl=False, timeout=10) as client:  # the quirk got in
+            with pytest.raises(imapclient.exceptions.LoginError) as refused:
+                client.login("user", "a normal password")
+        assert str(refused.value) == ("b'[ALERT] Application-specific password required: "
+                                      "https://support.google.com/accounts/answer/185833 (Failure)'")
         assert env["QM_DOCKER_PW"] not in "\n".join(lines)
     finally:
         process.send_signal(signal.SIGTERM)

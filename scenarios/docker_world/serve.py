@@ -12,6 +12,7 @@ containers on this machine, never on a command line or in a log.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import signal
@@ -43,6 +44,7 @@ class WorldRequest:
     user: str = "user"
     dest_user: str = "user"
     services: tuple[str, ...] | None = None  # None: every service of the compose file
+    serve_args: tuple[str, ...] = ()  # appended to the simulators' `serve` command: --quirk …, --fault …
 
 
 def compose_env(request: WorldRequest, base: Mapping[str, str]) -> dict[str, str]:
@@ -62,6 +64,12 @@ def open_world(
 ) -> DockerWorld:
     """A DockerWorld for the request (use it as a context manager: `with` brings it up and down)."""
     project = load_compose(compose_file, compose_env(request, os.environ))
+    if request.serve_args:
+        simulators = project.services[SIMULATORS]
+        command = (*(simulators.command or ()), *request.serve_args)
+        project = dataclasses.replace(
+            project, services={**project.services, SIMULATORS: dataclasses.replace(simulators, command=command)}
+        )
     return DockerWorld(project, client or ensure_engine(), services=request.services, log=log)
 
 
@@ -91,7 +99,7 @@ def simulator_cafile(world: DockerWorld, target: Path, timeout: float = CAFILE_T
 
 # Options of plain serve that the containerised world does not take (yet): refused by name.
 UNSUPPORTED = {
-    "quirk": "--quirk", "fault": "--fault", "fixture_file": "--fixture-file", "store_dir": "--store-dir",
+    "fixture_file": "--fixture-file", "store_dir": "--store-dir",
     "implicit_tls": "--implicit-tls", "port": "--port", "pop3_port": "--pop3-port", "smtp_port": "--smtp-port",
     "ews_port": "--ews-port",
 }
@@ -107,13 +115,18 @@ def check_arguments(args) -> None:
                          "(the image holds the built-in profiles only)")
 
 
+def serve_args(args) -> tuple[str, ...]:
+    """The quirks and faults given to serve --docker, for the simulators' own serve (validated already)."""
+    return tuple(f"--quirk={q}" for q in args.quirk) + tuple(f"--fault={f}" for f in args.fault)
+
+
 def serve_docker(args, password: str, password_note: str, *, wait: Callable[[str], None]) -> int:
     """The CLI: start the world, print its endpoints, ``wait`` (for Ctrl-C or SIGTERM), remove it."""
     import tempfile
 
     check_arguments(args)
     request = WorldRequest(password=password, dest_password=password, profile=args.profile,
-                           fixture=args.fixture, user=args.user, dest_user=args.user)
+                           fixture=args.fixture, user=args.user, dest_user=args.user, serve_args=serve_args(args))
     previous = signal.signal(signal.SIGTERM, _interrupt)  # a plain kill removes the containers too
     try:
         with open_world(request, log=lambda text: print(text, flush=True)) as world:
