@@ -8,5 +8,5 @@
     readiness.py  a published port is ready when it gives its protocol's greeting (judge: pure)
     world.py      DockerWorld: the services as containers, ready; down() removes them by label
     serve.py      `quirkmail serve --docker` and the test's shared path (WorldRequest, open_world)
-    __main__.py   python3 -m scenarios.docker_world engine | base | image
+    __main__.py   python3 -m scenarios.docker_world engine | base | image | down
 """

@@ -1,8 +1,9 @@
-"""python3 -m scenarios.docker_world engine | base | image — the steps of `serve --docker`, one at a time.
+"""python3 -m scenarios.docker_world engine | base | image | down — the steps of `serve --docker`, one at a time.
 
     engine   make sure a Docker engine answers (start dockerd when none runs); print its version
     base     the debootstrap base image (quirkmail-base:bookworm), made when missing
     image    every image docker/compose.yaml builds, made when out of date
+    down     remove the containers of every quirkmail world on the engine (a killed serve --docker's)
 
 Exit codes as quirkmail's: 0 done, 2 a bad compose file, 3 no engine or a failed build.
 """
@@ -18,7 +19,7 @@ from migrator.errors import MigratorError
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python3 -m scenarios.docker_world", description=__doc__.split("\n")[0])
-    parser.add_argument("step", choices=("engine", "base", "image"))
+    parser.add_argument("step", choices=("engine", "base", "image", "down"))
     args = parser.parse_args(argv)
     from scenarios.docker_world.engine import ensure_engine
 
@@ -27,6 +28,12 @@ def main(argv: list[str] | None = None) -> int:
         client = ensure_engine()
         if args.step == "engine":
             print(f"Docker engine {client.version()['Version']} ({client.info()['Driver']} storage)")
+        elif args.step == "down":
+            from scenarios.docker_world.compose import PROJECT_LABEL
+
+            for container in client.containers.list(all=True, filters={"label": PROJECT_LABEL}):
+                container.remove(force=True)
+                print(f"removed {container.name}")
         elif args.step == "base":
             from scenarios.docker_world.base import ensure_base
 
