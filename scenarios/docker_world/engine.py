@@ -29,7 +29,7 @@ DEFAULT_SOCKET = "/var/run/docker.sock"
 DOCKERD_FLAGS = ("--iptables=false",)
 FALLBACK_DRIVER = "vfs"
 START_TIMEOUT = 60.0
-PING_TIMEOUT = 10
+API_TIMEOUT = 120  # seconds for one API call: creating a container on a loaded 2-core machine takes a while
 DOCKERD_LOG = Path(tempfile.gettempdir()) / "quirkmail-dockerd.log"
 START_HINT = (
     "start one as root with `dockerd --iptables=false &` (Debian package docker.io), "
@@ -58,7 +58,7 @@ def connect(address: str | None = None) -> "docker.DockerClient":  # noqa: F821 
     if "://" not in address and not os.path.exists(address):
         raise EngineUnavailable(address, "the socket does not exist", START_HINT)
     try:
-        client = docker.DockerClient(base_url=base_url(address), timeout=PING_TIMEOUT)
+        client = docker.DockerClient(base_url=base_url(address), timeout=API_TIMEOUT)
         client.ping()
     except docker.errors.DockerException as exc:
         raise EngineUnavailable(address, _cause(exc), START_HINT) from None
