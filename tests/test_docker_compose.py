@@ -285,7 +285,7 @@ def test_error_texts_carry_the_last_lines():
 
 @pytest.mark.parametrize(
     "flags, message",
-    [(["--store-dir", "d"], "does not take --store-dir"), (["--port", "1143"], "does not take --port"),
+    [(["--store-dir", "d"], "does not take --store-dir"), (["--host", "0.0.0.0"], "does not take --host"),
      (["--profile", "my/profile.yaml"], "a built-in profile name")],
 )
 def test_serve_docker_refuses_what_the_containers_cannot_take(flags, message):
@@ -340,3 +340,10 @@ def test_quirks_and_faults_go_to_the_simulators_serve_only():
                                       "--fault", "bye-mid-fetch:after_bytes=500"])
     check_arguments(args)  # accepted
     assert serve_args(args) == ("--quirk=oauth-only", "--fault=bye-mid-fetch:after_bytes=500")
+
+
+def test_fixed_host_ports_become_the_compose_files_variables():
+    request = WorldRequest(password="a", dest_password="b", host_ports={"QUIRKMAIL_SMTP_PORT": 2525})
+    world = load_compose(COMPOSE_FILE, compose_env(request, {})).services["world"]
+    assert [p.host_port for p in world.ports] == [None, None, 2525, None]
+    assert [p.container_port for p in world.ports] == [143, 110, 25, 8080]

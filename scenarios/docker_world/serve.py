@@ -45,6 +45,7 @@ class WorldRequest:
     dest_user: str = "user"
     services: tuple[str, ...] | None = None  # None: every service of the compose file
     serve_args: tuple[str, ...] = ()  # appended to the simulators' `serve` command: --quirk …, --fault …
+    host_ports: Mapping[str, int] = dataclasses.field(default_factory=dict)  # {"QUIRKMAIL_IMAP_PORT": 1143}: fixed
 
 
 def compose_env(request: WorldRequest, base: Mapping[str, str]) -> dict[str, str]:
@@ -56,6 +57,7 @@ def compose_env(request: WorldRequest, base: Mapping[str, str]) -> dict[str, str
     )
     if request.fixture is not None:
         env["QUIRKMAIL_FIXTURE"] = request.fixture
+    env.update({name: str(port) for name, port in request.host_ports.items()})
     return env
 
 
@@ -98,18 +100,17 @@ def simulator_cafile(world: DockerWorld, target: Path, timeout: float = CAFILE_T
 
 
 # Options of plain serve that the containerised world does not take (yet): refused by name.
-UNSUPPORTED = {
-    "fixture_file": "--fixture-file", "store_dir": "--store-dir",
-    "implicit_tls": "--implicit-tls", "port": "--port", "pop3_port": "--pop3-port", "smtp_port": "--smtp-port",
-    "ews_port": "--ews-port",
-}
+UNSUPPORTED = {"fixture_file": "--fixture-file", "store_dir": "--store-dir", "implicit_tls": "--implicit-tls",
+               "host": "--host"}
+# serve's port options → the compose file's variables for the simulators' published host ports.
+PORT_VARIABLES = {"port": "QUIRKMAIL_IMAP_PORT", "pop3_port": "QUIRKMAIL_POP3_PORT",
+                  "smtp_port": "QUIRKMAIL_SMTP_PORT", "ews_port": "QUIRKMAIL_EWS_PORT"}
 
 
 def check_arguments(args) -> None:
-    given = [flag for attr, flag in UNSUPPORTED.items() if getattr(args, attr, None)]
+    given = [flag for attr, flag in UNSUPPORTED.items() if getattr(args, attr, None) not in (None, False, "127.0.0.1")]
     if given:
-        raise UsageError(f"serve --docker does not take {', '.join(given)}: the world is docker/compose.yaml "
-                         "(host ports: QUIRKMAIL_IMAP_PORT and the other variables it names)")
+        raise UsageError(f"serve --docker does not take {', '.join(given)}: the world is docker/compose.yaml")
     if Path(args.profile).suffix in (".yaml", ".yml") or os.sep in args.profile:
         raise UsageError(f"serve --docker takes a built-in profile name, not the file {args.profile!r} "
                          "(the image holds the built-in profiles only)")
@@ -126,7 +127,8 @@ def serve_docker(args, password: str, password_note: str, *, wait: Callable[[str
 
     check_arguments(args)
     request = WorldRequest(password=password, dest_password=password, profile=args.profile,
-                           fixture=args.fixture, user=args.user, dest_user=args.user, serve_args=serve_args(args))
+                           fixture=args.fixture, user=args.user, dest_user=args.user, serve_args=serve_args(args),
+                           host_ports={name: getattr(args, attr) for attr, name in PORT_VARIABLES.items() if getattr(args, attr)})
     previous = signal.signal(signal.SIGTERM, _interrupt)  # a plain kill removes the containers too
     try:
         with open_world(request, log=lambda text: print(text, flush=True)) as world:
