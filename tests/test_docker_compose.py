@@ -286,6 +286,7 @@ def test_error_texts_carry_the_last_lines():
 @pytest.mark.parametrize(
     "flags, message",
     [(["--store-dir", "d"], "does not take --store-dir"), (["--host", "0.0.0.0"], "does not take --host"),
+     (["--fronts", "imap"], "does not take --fronts"),
      (["--profile", "my/profile.yaml"], "a built-in profile name")],
 )
 def test_serve_docker_refuses_what_the_containers_cannot_take(flags, message):
