@@ -109,7 +109,9 @@ PORT_VARIABLES = {"port": "QUIRKMAIL_IMAP_PORT", "pop3_port": "QUIRKMAIL_POP3_PO
 
 def check_arguments(args) -> None:
     given = [flag for attr, flag in UNSUPPORTED.items() if getattr(args, attr, None) not in (None, False, "127.0.0.1")]
-    if args.fronts != "imap,pop3,smtp,ews":  # the compose file's world serves every front
+    from scenarios.cli import FRONTS
+
+    if args.fronts != ",".join(FRONTS):  # the compose file's world serves every front
         given.append("--fronts")
     if given:
         raise UsageError(f"serve --docker does not take {', '.join(given)}: the world is docker/compose.yaml")
