@@ -67,6 +67,7 @@ FIELDS = {
     "task": ["subject", "start_date", "due_date", "complete_date", "status", "percent_complete", "body",
              "importance", "last_modified_time"],
     "note": ["subject", "body", "datetime_created", "last_modified_time"],
+    "identity": ["mime_content"],  # a destination's mail, matched by migrator.identity
 }
 KINDS = ("mail", "contact", "event", "task", "note")
 LARGE_MAIL = 2 * 1024 * 1024  # fetched alone: big MIME breaks first (ews-mime-conversion-failed)
@@ -206,9 +207,12 @@ def connect_account(endpoint: Endpoint, connections: int) -> Account:
 
 
 class EwsConnection:
-    """One EWS mailbox and the throttled way to call it; thread-safe (exchangelib pools sessions)."""
+    """One EWS mailbox and the throttled way to call it; thread-safe (exchangelib pools sessions).
+    Listing and reading items live here, not in ``EwsSource``: a destination reads its folders'
+    mail too, to re-match copies by identity after a crash (``sinks.ews.EwsSink.identities``)."""
 
     role = "source"
+    page_size = 100  # FindItem page
 
     def __init__(self, endpoint: Endpoint, *, connections: int = 2, throttle: Throttle | None = None):
         self.endpoint = endpoint
@@ -264,34 +268,6 @@ class EwsConnection:
                 out[key] = self.call(f"GetFolder {key}", self.account.root.get_default_folder, cls)
             except ProtocolError:
                 continue  # the server has no such folder
-        return out
-
-
-class EwsSource(EwsConnection):
-    """Reading: the folder tree, item ids (paging that trusts no attribute), items by kind."""
-
-    def __init__(self, endpoint: Endpoint, *, connections: int = 2, page_size: int = 100,
-                 throttle: Throttle | None = None):
-        super().__init__(endpoint, connections=connections, throttle=throttle)
-        self.page_size = page_size
-
-    # Folders ---------------------------------------------------------------------------------
-
-    def folders(self) -> list[EwsFolder]:
-        """Every folder below the message folder root with its class, path and distinguished id."""
-        root = self.call("GetFolder msgfolderroot", lambda: self.account.msg_folder_root)
-        known = {f.id: key for key, f in self.distinguished().items()}
-        found = self.call("FindFolder", lambda: list(root.walk()))
-        by_id = {f.id: f for f in found}
-        out = []
-        for f in found:
-            path: list[str] = [f.name]
-            parent = by_id.get(getattr(f.parent_folder_id, "id", None))
-            while parent is not None:
-                path.insert(0, parent.name)
-                parent = by_id.get(getattr(parent.parent_folder_id, "id", None))
-            out.append(EwsFolder(f.id, tuple(path), f.folder_class or "IPF.Note", known.get(f.id),
-                                 int(f.total_count or 0), f))
         return out
 
     # Listing ---------------------------------------------------------------------------------
@@ -367,6 +343,34 @@ class EwsSource(EwsConnection):
             self.throttle.back_off(delay)
             todo = retry
         return [results[i.id] for i in items]
+
+
+class EwsSource(EwsConnection):
+    """Reading: the folder tree and a series' occurrences (item ids and items: ``EwsConnection``)."""
+
+    def __init__(self, endpoint: Endpoint, *, connections: int = 2, page_size: int = 100,
+                 throttle: Throttle | None = None):
+        super().__init__(endpoint, connections=connections, throttle=throttle)
+        self.page_size = page_size
+
+    # Folders ---------------------------------------------------------------------------------
+
+    def folders(self) -> list[EwsFolder]:
+        """Every folder below the message folder root with its class, path and distinguished id."""
+        root = self.call("GetFolder msgfolderroot", lambda: self.account.msg_folder_root)
+        known = {f.id: key for key, f in self.distinguished().items()}
+        found = self.call("FindFolder", lambda: list(root.walk()))
+        by_id = {f.id: f for f in found}
+        out = []
+        for f in found:
+            path: list[str] = [f.name]
+            parent = by_id.get(getattr(f.parent_folder_id, "id", None))
+            while parent is not None:
+                path.insert(0, parent.name)
+                parent = by_id.get(getattr(parent.parent_folder_id, "id", None))
+            out.append(EwsFolder(f.id, tuple(path), f.folder_class or "IPF.Note", known.get(f.id),
+                                 int(f.total_count or 0), f))
+        return out
 
     def fetch_occurrences(self, ids: list[tuple[str, str]]) -> list[object]:
         """The modified occurrences of a series, by their ItemIds."""
