@@ -29,7 +29,8 @@ def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("batch migrations (many accounts from one file)")
     group.add_argument("--batch", type=Path, metavar="FILE",
                        help="one account pair a line: a CSV with a header (source,source_user,source_secret,"
-                       "dest,dest_user,dest_secret[,id]; secrets as env:NAME or file:PATH) or imapsync's "
+                       "dest,dest_user,dest_secret[,id][,pim,pim_user,pim_secret]; secrets as env:NAME or file:PATH; "
+                       "pim: an EWS source's contacts/calendars/tasks/notes, dav:// or ews://) or imapsync's "
                        "host1;user1;password1;host2;user2;password2; lines (migrator.batch.accounts)")
     group.add_argument("--outdir", type=Path, metavar="DIR",
                        help="logs, checkpoints, results and summary.json (default: FILE's name + '-batch' "
