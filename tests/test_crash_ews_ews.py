@@ -99,4 +99,5 @@ def test_ews_to_ews_merge_matches_copies_already_there(tmp_path, dedup):
         assert mail(dst) == mail(src)
     else:
         assert (report.copied, report.already_present) == (total, 0)
+        assert report.mitigations_off == ["identity-dedup"]
         assert sum(mail(dst).values()) == 2 * total

@@ -86,3 +86,15 @@ def test_a_batch_of_pop3_sources_is_refused(tmp_path):
                     "batch: {accounts: 2}\n")
     with pytest.raises(ScenarioError, match="source.protocol: a batch scenario migrates IMAP accounts"):
         load_scenario(path)
+
+
+def test_report_html_lists_each_account():
+    from scenarios.report_html import scenario_section
+
+    result = ScenarioResult(name="b", area="batch", file="b.yaml", passed=False, failures=["account a2: lost"],
+                            batch={"peak_per_host": {"h:1": 2}, "peak_per_dest_host": {"d:2": 1}},
+                            accounts=[AccountCheck(id="a1", outcome="ok", exit_code=0, copied=4, passed=True),
+                                      AccountCheck(id="a2", outcome="authentication", exit_code=4, failures=["x"])])
+    html = scenario_section(result)
+    assert '<table class="accounts">' in html and "peak accounts per server: h:1: 2, d:2: 1" in html
+    assert '<td>a2</td><td class="failed">failed</td><td>authentication</td><td class="n">4</td>' in html

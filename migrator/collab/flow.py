@@ -95,6 +95,7 @@ class _EwsRun:
             mode=options.mode,
             dry_run=options.dry_run,
             items=list(options.items or ITEM_KINDS),
+            mitigations_off=sorted(options.disable),
         )
         self.src = EwsSource(source, connections=options.connections, throttle=throttle)
         self.lock = threading.Lock()
