@@ -70,3 +70,22 @@ def test_bad_pim_columns_are_named(line, problem):
     with pytest.raises(BatchFileError) as caught:
         parse_batch(CSV + line + "\n")
     assert caught.value.problems[0].startswith(problem), caught.value.problems
+
+
+def test_per_dest_host_on_the_command_line(servers, tmp_path, capsys):
+    import json
+
+    from scenarios.cli import main
+
+    sources, dest, dest_handle = servers
+    batch = tmp_path / "accounts.txt"
+    batch.write_text(batch_text(sources, dest_handle, bad=""))
+    assert main(["migrate", "--batch", str(batch), "--per-dest-host", "0"]) == 2
+    assert "--per-dest-host" in capsys.readouterr().err
+    code = main(["migrate", "--batch", str(batch), "--per-dest-host", "1", "--connections", "1",
+                 "--outdir", str(tmp_path / "out")])
+    out = capsys.readouterr().out
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert code == 0 and summary["per_dest_host"] == 1
+    assert summary["peak_per_dest_host"] == {f"127.0.0.1:{dest_handle.port}": 1} and summary["peak_running"] == 1
+    assert "1 per destination server" in " ".join(out.split())  # the summary table's caption
