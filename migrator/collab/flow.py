@@ -35,7 +35,7 @@ from migrator.budget import size_batches
 from migrator.error_budget import ErrorBudget
 from migrator.collab.state import EwsState
 from migrator.folders import FolderPlan, ListEntry, Namespace, plan_folders
-from migrator.identity import Identity, IdentityIndex, identity_of
+from migrator.identity import Identity, IdentityIndex, LazyIdentityIndex, identity_of
 from migrator.mitigations import Mitigations
 from migrator.progress import NullProgress, ProgressSink
 from migrator.report import FolderReport, ItemError, KindCount, MigrationReport, SkippedFolder, Unmigratable
@@ -50,6 +50,7 @@ CLASS_KINDS = {"IPF.Contact": "contact", "IPF.Appointment": "event", "IPF.Task":
 KIND_FOLDERS = {"contact": "contacts", "event": "calendar", "task": "tasks", "note": "notes"}  # distinguished ids
 SPECIAL = {"sentitems": "\\Sent", "drafts": "\\Drafts", "deleteditems": "\\Trash", "junkemail": "\\Junk"}
 PIM_BATCH = 50
+Matcher = IdentityIndex | LazyIdentityIndex  # a destination folder's identities, as _match asks them
 
 
 def kind_of_folder(folder: EwsFolder) -> str | None:
@@ -295,8 +296,8 @@ class _EwsRun:
                 sink.create(plan.destination)
                 self.dest_names.add(plan.destination)
         permanent, exists = sink.select(plan.destination)
-        index = self._destination_index(lambda: sink.identities(plan.destination, exists), plan.destination,
-                                        bool(exists))
+        index = self._destination_index(lambda recorded: sink.identities(plan.destination, exists).discount(recorded),
+                                        plan.destination, bool(exists))
         for batch in self._mail_batches(items):
             if self.report.aborted:
                 return
@@ -312,7 +313,7 @@ class _EwsRun:
             done = rows + present
             self.confirmed(job, "mail", done, len(present), nbytes, {i: idents[i] for i, _ in done})
 
-    def _match(self, job: _Job, batch: list[ListedItem], permanent: list[str], index: IdentityIndex | None,
+    def _match(self, job: _Job, batch: list[ListedItem], permanent: list[str], index: Matcher | None,
                dest: str) -> tuple[list[tuple[ListedItem, AppendItem]], list[tuple[str, str]], dict[str, str]]:
         """A batch of source mail read and split: what to copy, what the destination holds already
         (matched by identity: landed before a crash, or another tool's copy), and each identity."""
@@ -331,16 +332,16 @@ class _EwsRun:
                 todo.append((li, a))
         return todo, present, idents
 
-    def _destination_index(self, read: Callable[[], IdentityIndex], folder: str, exists: bool) -> IdentityIndex | None:
-        """Merge: what the destination folder holds (``read()``), less our own recorded copies, so
-        a message copied by a run killed before its checkpoint commit is matched, not copied again
-        (mitigation identity-dedup; ``folder``: the destination as the checkpoint names it)."""
+    def _destination_index(self, read: Callable[[list[Identity]], Matcher], folder: str,
+                           exists: bool) -> Matcher | None:
+        """Merge: what the destination folder holds (``read(recorded)``), less ``recorded``, our
+        own copies on record, so a message copied by a run killed before its checkpoint commit is
+        matched, not copied again (mitigation identity-dedup; ``folder``: the destination as the
+        checkpoint names it)."""
         if self.options.mode != "merge" or not exists or not self.mitigations.on("identity-dedup"):
             return None
-        index = read()
-        for ident in self.state.identities_in(folder) if self.state else []:
-            index.take(Identity.parse(ident))
-        return index
+        recorded = [Identity.parse(i) for i in self.state.identities_in(folder)] if self.state else []
+        return read(recorded)
 
     @staticmethod
     def _append_item(item, permanent: list[str]) -> AppendItem:
@@ -394,7 +395,8 @@ class _EwsRun:
     def _copy_mail_ews(self, job: _Job, items: list[ListedItem]) -> None:
         sink = self.ews()
         folder = sink.folder(job.folder.path, job.folder.folder_class, job.folder.distinguished)
-        index = self._destination_index(lambda: sink.identities(folder, job.folder.path), job.shown, True)
+        index = self._destination_index(lambda recorded: sink.identities(folder, job.folder.path, recorded),
+                                        job.shown, True)
         for batch in self._mail_batches(items):
             if self.report.aborted:
                 return

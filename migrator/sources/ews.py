@@ -45,6 +45,7 @@ from exchangelib.protocol import BaseProtocol, FailFast
 from migrator.collab import mapi
 from migrator.collab.throttle import retry_delay
 from migrator.errors import AuthenticationFailed, ConnectionFailed, ProtocolError, TlsFailure, UsageError
+from migrator.identity import normalise_message_id
 from migrator.urls import Endpoint
 
 # EWS distinguished folders → the key used for them (profiles' special_folders / PIM_FOLDERS).
@@ -176,6 +177,15 @@ class ListedItem:
     changekey: str
     kind: str
     size: int = 0
+    message_id: str | None = None  # normalised InternetMessageId, "-" without one; None when not asked
+
+
+def _listed(item, message_ids: bool) -> ListedItem:
+    mid = None
+    if message_ids:
+        value = getattr(item, "message_id", None)  # exchangelib: message:InternetMessageId
+        mid = normalise_message_id(value) if value and value.strip() else "-"
+    return ListedItem(item.id, item.changekey, item_kind(item), int(item.size or 0), mid)
 
 
 @dataclass
@@ -272,12 +282,14 @@ class EwsConnection:
 
     # Listing ---------------------------------------------------------------------------------
 
-    def list_items(self, folder: EwsFolder) -> Listing:
-        """Every item id of the folder with its kind and size (deduped, cross-checked)."""
+    def list_items(self, folder: EwsFolder, *, message_ids: bool = False) -> Listing:
+        """Every item id of the folder with its kind and size (deduped, cross-checked); with
+        ``message_ids`` also each one's InternetMessageId (a destination matching by identity)."""
         seen: dict[str, ListedItem] = {}
         notes: list[str] = []
         offset = 0
-        qs = folder.folder.all().only("item_class", "size")
+        fields = ("item_class", "size", *(("message_id",) if message_ids else ()))
+        qs = folder.folder.all().only(*fields)
         while True:
             page = self.call(f"FindItem {'/'.join(folder.path)} offset {offset}",
                              lambda o=offset: list(qs[o:o + self.page_size]))
@@ -289,14 +301,14 @@ class EwsConnection:
                     continue
                 if item.id not in seen:
                     fresh += 1
-                    seen[item.id] = ListedItem(item.id, item.changekey, item_kind(item), int(item.size or 0))
+                    seen[item.id] = _listed(item, message_ids)
             offset += len(page)
             if not fresh and len(seen) >= folder.total:
                 break  # repeats only: the server's offsets drift past the end
         total = self._total(folder)
         if len(seen) < total:
             notes.append(f"FindItem listed {len(seen)} of {total} items: listed again with SyncFolderItems")
-            for item in self._sync_ids(folder):
+            for item in self._sync_ids(folder, fields, message_ids):
                 seen.setdefault(item.id, item)
         if len(seen) != total:
             notes.append(f"folder says {total} items, {len(seen)} distinct ids found")
@@ -309,12 +321,12 @@ class EwsConnection:
         except ProtocolError:
             return folder.total
 
-    def _sync_ids(self, folder: EwsFolder) -> list[ListedItem]:
+    def _sync_ids(self, folder: EwsFolder, fields: tuple[str, ...], message_ids: bool) -> list[ListedItem]:
         def run():
             out = []
-            for change, item in folder.folder.sync_items(only_fields=["item_class", "size"]):
+            for change, item in folder.folder.sync_items(only_fields=list(fields)):
                 if change == "create" and not isinstance(item, Exception):
-                    out.append(ListedItem(item.id, item.changekey, item_kind(item), int(item.size or 0)))
+                    out.append(_listed(item, message_ids))
             return out
 
         return self.call(f"SyncFolderItems {'/'.join(folder.path)}", run)
