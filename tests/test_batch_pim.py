@@ -6,6 +6,7 @@ PIM destination (the CSV's pim, pim_user, pim_secret columns): two accounts into
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
@@ -73,3 +74,32 @@ def test_ews_accounts_move_pim_to_radicale_and_ews(radicale, tmp_path, monkeypat
     got = sorted((r.kind, r.folder) for r in pim_compare.read_store(ews_dest))
     assert got == sorted((r.kind, KIND_FOLDER[r.kind]) for r in pim_compare.read_store(sources["carl"]))
     assert [a.copied for a in report.accounts] == [per_account] * 3  # mail and every PIM item, each once
+
+
+def test_a_pim_column_added_later_runs_the_finished_account_again(radicale, tmp_path, monkeypatch):
+    """First run without the pim column: mail only, PIM reported unmigratable (exit 1, finished).
+    The column added, the same batch runs that account again: PIM copied, no mail twice."""
+    profile = load_profile("exchange")
+    src_store, dst_store = Store(), Store()
+    source = src_store.add_account("alice", PASSWORD)
+    populate(source, SPEC, profile)
+    dest = dst_store.add_account("bob", PASSWORD)
+    dav_user = f"l{abs(hash(tmp_path)) % 10**6}bob"
+    radicale.add_user(dav_user, PASSWORD)
+    monkeypatch.setenv("QM_BATCH_PW", PASSWORD)
+    with SimulatorWorld(src_store, profile) as sw, SimulatorWorld(dst_store, load_profile("generic")) as dw:
+        ews, imap = sw.start_ews(), dw.start_imap()
+        line = f"{ews.url('alice')},env:QM_BATCH_PW,{imap.url('bob')},env:QM_BATCH_PW"
+        options = BatchOptions(outdir=tmp_path / "out", dest_cafile=dw.cafile, migration=MigrationOptions(connections=2))
+        first = run_batch(parse_batch(f"source,source_secret,dest,dest_secret\n{line}\n"), options)
+        second = run_batch(parse_batch(f"source,source_secret,dest,dest_secret,pim,pim_secret\n{line},"
+                                       f"{radicale.url(dav_user)},env:QM_BATCH_PW\n"), options)
+    [a1], [a2] = first.accounts, second.accounts
+    assert (a1.outcome, a1.copied) == ("items-skipped", SPEC.messages)  # PIM unmigratable: no destination
+    assert (a2.outcome, a2.reused, a2.already_present) == ("ok", False, SPEC.messages)
+    assert a2.copied == SPEC.contacts + SPEC.events + SPEC.tasks + SPEC.notes
+    assert mail(dest) == mail(source)
+    assert len(pim_compare.read_dav(radicale.url(dav_user), PASSWORD)) == a2.copied
+    events = [json.loads(x) for x in (tmp_path / "out" / "accounts" / f"{a1.id}.jsonl").read_text().splitlines()]
+    not_migrated = {e["kind"] for e in events if e["event"] == "not-migrated"}  # its field "kind" is no clash
+    assert not_migrated == {"contact", "event", "task", "note"}

@@ -129,8 +129,11 @@ def _run(batch: BatchFile, options: BatchOptions, ledger: Ledger, name: str, pro
 
 
 def _same_pair(earlier: AccountResult, account: AccountLine) -> bool:
-    """A finished result counts only for the same source and destination (the file may have changed)."""
-    return (earlier.source, earlier.destination) == (account.source.display(), account.dest.display())
+    """A finished result counts only for the same source and destinations (the file may have
+    changed: a pim column added later runs the account again; its checkpoint skips the mail)."""
+    pim = account.pim.display() if account.pim else None
+    return (earlier.source, earlier.destination, earlier.pim_destination) == (
+        account.source.display(), account.dest.display(), pim)
 
 
 def _run_account(account: AccountLine, options: BatchOptions, ledger: Ledger, progress: BatchProgress,
