@@ -72,6 +72,7 @@ def test_bad_pim_columns_are_named(line, problem):
     assert caught.value.problems[0].startswith(problem), caught.value.problems
 
 
+@pytest.mark.slow
 def test_per_dest_host_on_the_command_line(servers, tmp_path, capsys):
     import json
 

@@ -34,6 +34,7 @@ def _moved_home(records):
             for r in records]
 
 
+@pytest.mark.slow
 def test_ews_accounts_move_pim_to_radicale_and_ews(radicale, tmp_path, monkeypatch):
     profile = load_profile("exchange").with_quirks([MIXED])
     src_store, dst_store = Store(), Store()
