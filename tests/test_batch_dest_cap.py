@@ -61,7 +61,8 @@ def test_pim_columns_give_an_ews_account_its_pim_destination():
 
 
 @pytest.mark.parametrize("line, problem", [
-    ("imap://a@h,env:S,imap://b@d,env:D,dav+http://p:5232,b,", "line 2: pim: contacts, calendars, tasks and notes come from an ews source"),
+    ("imap://a@h,env:S,imap://b@d,env:D,dav+http://p:5232,b,",
+     "line 2: pim: contacts, calendars, tasks and notes come from an ews source"),
     ("ews+http://a@h,env:S,imap://b@d,env:D,imap://p:143,b,env:P", "line 2: pim: imap:// takes no contacts"),
     ("ews+http://a@h,env:S,imap://b@d,env:D,,b,env:P", "line 2: pim_user/pim_secret without a pim destination"),
     ("ews+http://a@h,env:S,imap://b@d,env:D,ews+http://p:80,b,", "line 2: no pim secret"),

@@ -60,7 +60,7 @@ def run_batch_command(args: argparse.Namespace, *, console: Console, err: Consol
         given = [flag for attr, flag in SINGLE_ONLY.items() if getattr(args, attr, None)]
         if given:
             raise UsageError(f"{', '.join(given)}: not with --batch (the batch file names the accounts)")
-        if args.per_host < 1 or args.accounts_parallel < 1 or (args.per_dest_host is not None and args.per_dest_host < 1):
+        if min(args.per_host, args.accounts_parallel, args.per_dest_host or 1) < 1:
             raise UsageError("--per-host, --per-dest-host and --accounts-parallel must be at least 1")
         batch = load_batch(args.batch)
         outdir = args.outdir or args.batch.with_name(f"{args.batch.stem}-batch")
