@@ -8,6 +8,7 @@ cap is measured where it matters, not taken from our own bookkeeping alone.
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -45,6 +46,8 @@ def test_pick_holds_an_account_whose_destination_is_at_its_cap():
     assert pick(accounts[1:], Counter(), set(), per_host=4, running_dests=running, per_dest_host=1) == 1  # e, not d
     assert pick(accounts[1:], Counter(), set(), per_host=4, running_dests=running, per_dest_host=2) == 0
     assert pick(accounts[1:], Counter(), set(), per_host=4, running_dests=running) == 0  # no cap given: as before
+    with pytest.raises(ValueError, match="per_dest_host"):  # a cap of 0 would hold every account forever
+        BatchOptions(outdir=Path("out"), per_dest_host=0)
 
 
 CSV = "source,source_secret,dest,dest_secret,pim,pim_user,pim_secret\n"

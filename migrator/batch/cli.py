@@ -60,7 +60,8 @@ def run_batch_command(args: argparse.Namespace, *, console: Console, err: Consol
         given = [flag for attr, flag in SINGLE_ONLY.items() if getattr(args, attr, None)]
         if given:
             raise UsageError(f"{', '.join(given)}: not with --batch (the batch file names the accounts)")
-        if min(args.per_host, args.accounts_parallel, args.per_dest_host or 1) < 1:
+        dest_cap = 1 if args.per_dest_host is None else args.per_dest_host  # None: not capped
+        if min(args.per_host, args.accounts_parallel, dest_cap) < 1:
             raise UsageError("--per-host, --per-dest-host and --accounts-parallel must be at least 1")
         batch = load_batch(args.batch)
         outdir = args.outdir or args.batch.with_name(f"{args.batch.stem}-batch")

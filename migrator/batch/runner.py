@@ -21,7 +21,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from migrator.batch.accounts import AccountLine, BatchFile, SecretRef
 from migrator.batch.journal import Journal, report_events
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 class BatchOptions(BaseModel):
     outdir: Path
     per_host: int = DEFAULT_PER_HOST
-    per_dest_host: int | None = None  # accounts of one destination server at once; None = no cap (as before)
+    per_dest_host: int | None = Field(None, ge=1)  # accounts of one destination server at once; None = no cap (as before)
     accounts_parallel: int = DEFAULT_PARALLEL
     again: bool = False  # run finished accounts too (a delta pass: their checkpoints copy only what is new)
     retry_after: float = DEFAULT_RETRY_AFTER  # seconds before an account refused for its connection limit runs again
