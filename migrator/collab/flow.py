@@ -91,7 +91,6 @@ class _EwsRun:
             source, dest, options,
             pim_destination=pim_dest.url.display() if pim_dest else None,
             items=list(options.items or ITEM_KINDS),
-            mitigations_off=sorted(options.disable),
         )
         self.src = EwsSource(source, connections=options.connections, throttle=throttle)
         self.lock = threading.Lock()
