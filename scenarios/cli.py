@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from migrator.errors import ExitCode, MigratorError
+from scenarios import cli_anonymise
 from scenarios.model import ScenarioError
 
 LIBRARY = Path(__file__).parent / "library"
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_migrate(sub)
     _add_verify(sub)
     _add_profiles(sub)
+    cli_anonymise.add(sub)
     return parser
 
 

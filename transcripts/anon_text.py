@@ -1,0 +1,179 @@
+"""Length-keeping rewrites of text and of the encodings text hides in (pure: bytes in, bytes out).
+
+Every function here returns exactly as many bytes as it was given, with every byte that is not
+part of a word (spaces, punctuation, CR, LF, NUL, ``=`` soft breaks, base64 line ends) where it was.
+Encodings are rewritten *through*: the content is decoded unit by unit (a ``=C3`` is one unit, a
+literal ``a`` another), the decoded bytes are rewritten, and each unit is written back in its own
+form, so a quoted-printable line keeps its length and its soft breaks, and a base64 body its line
+layout, while the decoded content keeps its size too.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Callable
+
+from transcripts.pseudonyms import Pseudonyms
+
+Rewrite = Callable[[bytes], bytes]
+
+_ADDRESS = re.compile(rb"[A-Za-z0-9\x80-\xff._%+=-]+@[A-Za-z0-9\x80-\xff-]+(?:\.[A-Za-z0-9\x80-\xff-]+)+")
+_HOST = re.compile(rb"(?<![\w.@-])(?:[A-Za-z0-9\x80-\xff-]+\.)+[a-z]{2,6}\b(?![.@-]?\w)")
+_WORDISH = re.compile(rb"(?:[A-Za-z0-9]|[\x80-\xff])+")
+_ENCODED_WORD = re.compile(rb"=\?([^?\s]+)\?([BbQq])\?([^?\s]*)\?=")
+_QP_UNIT = re.compile(rb"=\r?\n|=[0-9A-Fa-f]{2}|[\s\S]")
+_PCT_UNIT = re.compile(rb"%[0-9A-Fa-f]{2}|[\s\S]")
+_B64_CHARS = re.compile(rb"[A-Za-z0-9+/=]")
+
+
+class LengthError(AssertionError):
+    """A rewrite changed a length: a bug in the anonymiser, never the input's fault."""
+
+
+def same_length(original: bytes, out: bytes, what: str) -> bytes:
+    if len(out) != len(original):
+        raise LengthError(f"{what}: {len(original)} bytes became {len(out)}")
+    return out
+
+
+# Free text -------------------------------------------------------------------------------------
+
+
+def text(p: Pseudonyms, data: bytes, *, keep8bit: bool = False, identity: bool = False,
+         keep: frozenset[str] = frozenset()) -> bytes:
+    """Addresses and host names (kept consistent with headers and ENVELOPE), then every word."""
+
+    def one(m: re.Match) -> bytes:
+        token = m[0]
+        if m.lastgroup == "address":
+            return p.address(token, keep8bit=keep8bit)
+        if m.lastgroup == "host":
+            return p.domain(token, keep8bit=keep8bit)
+        return p.word_bytes(token, keep8bit=keep8bit, identity=identity, keep=keep)
+
+    return same_length(data, _TOKENS.sub(one, data), "text")
+
+
+_TOKENS = re.compile(
+    rb"(?P<address>" + _ADDRESS.pattern + rb")|(?P<host>" + _HOST.pattern + rb")|(?P<word>" + _WORDISH.pattern + rb")"
+)
+
+
+def known(p: Pseudonyms, data: bytes) -> bytes:
+    """Server prose (``NO [TRYCREATE] Mailbox doesn't exist: Work``): only addresses, host names
+    and words already known as somebody's or some folder's; the rest is evidence and stays."""
+
+    def one(m: re.Match) -> bytes:
+        token = m[0]
+        if m.lastgroup == "address":
+            return p.address(token)
+        if m.lastgroup == "host":
+            return p.domain(token)
+        word = token.decode("utf-8", "surrogateescape")
+        return p.word_bytes(token, keep8bit=True) if p.known(word) or not token.isascii() else token
+
+    return same_length(data, _TOKENS.sub(one, data), "reply text")
+
+
+def header_text(p: Pseudonyms, data: bytes, *, identity: bool = False, keep: frozenset[str] = frozenset()) -> bytes:
+    """An unstructured or address header value: RFC 2047 encoded-words rewritten through their
+    encoding (to ASCII), raw 8-bit text kept 8-bit (the ``8bit-headers`` quirk stays)."""
+    out = bytearray()
+    last = 0
+    for m in _ENCODED_WORD.finditer(data):
+        out += text(p, data[last:m.start()], keep8bit=True, identity=identity, keep=keep)
+        payload = m[3]
+        inner: Rewrite = lambda b: text(p, b, identity=identity, keep=keep)  # noqa: E731
+        if m[2] in b"Bb":
+            payload = through_base64(payload, inner) or payload
+        else:
+            payload = through_units(payload, _QP_UNIT, inner, underscore=True)
+        out += data[m.start():m.start(3)] + payload + b"?="
+        last = m.end()
+    out += text(p, data[last:], keep8bit=True, identity=identity, keep=keep)
+    return same_length(data, bytes(out), "header text")
+
+
+# Through an encoding ---------------------------------------------------------------------------
+
+
+def through_units(data: bytes, unit: re.Pattern, rewrite: Rewrite, *, underscore: bool = False) -> bytes:
+    """Quoted-printable (``=XX``) or percent-encoded (``%XX``) text, rewritten as decoded bytes.
+
+    A soft line break (``=`` CRLF) is layout, not content. ``underscore``: RFC 2047 Q, where ``_``
+    is a space.
+    """
+    units = [m[0] for m in unit.finditer(data)]
+    content_at = [i for i, u in enumerate(units) if not (u[:1] == b"=" and u[1:2] in (b"\r", b"\n"))]
+    decoded = bytes(_unit_byte(units[i], underscore) for i in content_at)
+    new = rewrite(decoded)
+    for i, byte in zip(content_at, new):
+        u = units[i]
+        if len(u) == 3:  # an escaped byte stays escaped, in the original's hex case
+            hexed = b"%02X" % byte if not u[1:].islower() else b"%02x" % byte
+            units[i] = u[:1] + hexed
+        elif not (underscore and u == b"_"):
+            units[i] = bytes([byte])
+    return same_length(data, b"".join(units), "encoded text")
+
+
+def _unit_byte(unit: bytes, underscore: bool) -> int:
+    if len(unit) == 3:
+        return int(unit[1:], 16)
+    return 0x20 if underscore and unit == b"_" else unit[0]
+
+
+def through_base64(data: bytes, rewrite: Rewrite | None) -> bytes | None:
+    """Base64 with its line layout kept: decoded, rewritten (``None``: the same size of random-
+    looking bytes is up to the caller's ``rewrite``), encoded into the same character positions.
+    None when it is not valid base64 (the caller scrambles it instead)."""
+    positions = [m.start() for m in _B64_CHARS.finditer(data)]
+    chars = bytes(data[i] for i in positions)
+    if not chars:
+        return data
+    try:
+        decoded = base64.b64decode(chars, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if rewrite is None:
+        return data
+    encoded = base64.b64encode(rewrite(decoded))
+    if len(encoded) != len(chars):  # unpadded or over-padded input: not ours to re-lay
+        return None
+    out = bytearray(data)
+    for i, c in zip(positions, encoded):
+        out[i] = c
+    return bytes(out)
+
+
+def scramble_base64(p: Pseudonyms, data: bytes) -> bytes:
+    """Broken base64 (``ews-mime-conversion-failed``): each base64 character replaced, ``=`` and
+    layout kept, so the breakage stays where it was and the content is gone."""
+    noise = p.random_bytes(len(data), data)
+    alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    return bytes(alphabet[n % 64] if c in alphabet else c for c, n in zip(data, noise))
+
+
+def binary_base64(p: Pseudonyms, data: bytes) -> bytes:
+    """An attachment's base64: random content of the decoded size, in the original's line layout."""
+    out = through_base64(data, lambda d: p.random_bytes(len(d), d))
+    return out if out is not None else scramble_base64(p, data)
+
+
+def without(data: bytes, layout: re.Pattern, rewrite: Rewrite) -> bytes:
+    """Rewrite ``data`` as if the ``layout`` matches (folds, dot-stuffing, chunk framing, XML
+    entities) were not there, then put them back where they were."""
+    pieces, kept, last = [], [], 0
+    for m in layout.finditer(data):
+        pieces.append(data[last:m.start()])
+        kept.append(m[0])
+        last = m.end()
+    pieces.append(data[last:])
+    new = rewrite(b"".join(pieces))
+    out, at = bytearray(), 0
+    for piece, k in zip(pieces, kept + [b""]):
+        out += new[at:at + len(piece)] + k
+        at += len(piece)
+    return same_length(data, bytes(out), "text around layout")
