@@ -21,7 +21,7 @@ _LINE = re.compile(rb"[^\n]*\n|[^\n]+")
 _FIELD = re.compile(rb"([\x21-\x39\x3b-\x7e]+)([ \t]*:)")
 _BOUNDARY_LINE = re.compile(rb"^--([^\s]{1,200}?)(--)?[ \t]*\r?$", re.M)
 _B64_BODY = re.compile(rb"[A-Za-z0-9+/=\r\n]+")
-_REPLY_PREFIX = re.compile(rb"^(?:[ \t]*(?:re|fwd?|aw|wg|sv|vs|tr|antw|rif|r)(?:\[\d+\])?[ \t]*:)+", re.I)
+_REPLY_PREFIX = re.compile(rb"(?:[ \t]*(?:re|fwd?|aw|wg|sv|vs|tr|antw|rif|r)(?:\[\d+\])?[ \t]*:)+", re.I)
 _PARAM = re.compile(rb"""(;\s*)([\w*.-]+)(\s*=\s*)("(?:[^"\\]|\\.)*"|[^;\s]*)""")
 _EXTENSION = re.compile(rb"\.[A-Za-z0-9]{1,5}$")
 
