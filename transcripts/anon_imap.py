@@ -347,7 +347,7 @@ def _fetch(s: _Stream, items: list[Tok]) -> None:
             _bodystructure(s, value.items)
         elif name == b"X-GM-LABELS":
             _labels(s, value)
-        elif name.startswith((b"BODY[", b"BODY.PEEK[", b"BINARY[", b"BINARY.PEEK[", b"RFC822")):
+        elif value.is_string() and name.startswith((b"BODY[", b"BODY.PEEK[", b"BINARY[", b"BINARY.PEEK[", b"RFC822")):
             s.rewrite(value, lambda v, n=name: _section(p, n, v))
 
 

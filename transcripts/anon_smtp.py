@@ -77,7 +77,9 @@ def _message_pieces(p: Pseudonyms, data: bytes, out: bytearray, pieces: list[tup
 def _command(p: Pseudonyms, body: bytes, verb: bytes) -> bytes:
     if verb in (b"HELO", b"EHLO", b"LHLO"):
         head, _, name = body.partition(b" ")
-        return head + b" " + anon_text.text(p, name) if name else body
+        if not name or name.startswith(b"["):  # an address literal says where the test ran, not who
+            return body
+        return head + b" " + anon_text.text(p, name)
     if verb in (b"MAIL", b"RCPT", b"VRFY", b"EXPN"):
         new = _PATH.sub(lambda m: b"<" + p.address(m[1]) + b">" if m[1] else m[0], body)
         new = _ORCPT.sub(lambda m: m[1] + anon_text.text(p, m[2], identity=True), new)
