@@ -20,6 +20,7 @@ from simulators.store import INBOX, Store
 from tests.anonymise_support import RecordingProxy
 from transcripts.anonymise import Anonymiser
 from transcripts.format import Chunk, Protocol, Sender, Transcript
+from transcripts.pseudonyms import KNOWN_FOLDERS
 
 PASSWORD = "s3cret-Pw"
 WORD = re.compile(rb"[A-Za-z\x80-\xff]{5,}")
@@ -56,6 +57,9 @@ def leaks(vocab: set[bytes], original: Transcript, anonymised: Transcript) -> se
     # Header field names, flags and keywords in capitals are protocol, whatever words they contain.
     protocol_words = {w.lower() for w in re.findall(rb"(?m)^[A-Za-z-]+(?=:)|\\[A-Za-z]+|\b[A-Z]{5,}\b", server)
                       for w in WORD.findall(w)}
+    protocol_words |= {w.lower() for tag in re.findall(rb"<[^>]*>", server + original.sent_by(Sender.CLIENT))
+                       for w in WORD.findall(tag)}  # XML element and attribute names, enumerations
+    protocol_words |= {w.encode() for name in KNOWN_FOLDERS for w in name.split()}  # kept on purpose
     for line in server.split(b"\n"):
         if re.match(rb"(\S+ (OK|NO|BAD)|\* (OK|CAPABILITY|FLAGS)|[+-](OK|ERR)|\d{3}[ -])", line):
             protocol_words |= {w.lower() for w in WORD.findall(line)}
@@ -185,3 +189,46 @@ def test_smtp_envelope_and_data_agree_with_the_headers():
     assert b"<" + sender + b">" in client.lower().split(b"data\r\n", 1)[1], "MAIL FROM = the From header's address"
     assert re.search(rb"\r\n\r\n\.\.[a-z]{7} [a-z]{3} [a-z]{10}\r\n", client, re.I), "the stuffed dot stays"
     assert client.endswith(b"\r\n.\r\nQUIT\r\n")
+
+
+def test_ews_soap_session_mime_content_and_contacts_lose_names():
+    from exchangelib import BASIC, DELEGATE, Account, Configuration, Credentials, FailFast, Version
+    from exchangelib.version import EXCHANGE_2016
+
+    store = Store()
+    account = store.add_account("alice", PASSWORD)
+    profile = load_profile("exchange")
+    populate(account, FixtureSpec(seed=23, messages=6, folders=4, attachments=0.5, contacts=3), profile)
+    raws = [item.raw for path in account.folders for item in account.folder(path).messages]
+    with SimulatorWorld(store, profile) as world:
+        handle = world.start_ews()
+        proxy = RecordingProxy(handle.port, Protocol.HTTP)
+        config = Configuration(service_endpoint=f"http://127.0.0.1:{proxy.port}/EWS/Exchange.asmx",
+                               credentials=Credentials("alice", PASSWORD), auth_type=BASIC,
+                               version=Version(build=EXCHANGE_2016), retry_policy=FailFast(), max_connections=1)
+        ews = Account("alice@example.net", config=config, autodiscover=False, access_type=DELEGATE)
+        names = [f.name for f in ews.msg_folder_root.walk()]
+        mimes = [m.mime_content for m in ews.inbox.all().only("mime_content", "subject", "sender")]
+        people = [c.display_name for c in ews.contacts.all()]
+        ews.protocol.close()
+        originals = proxy.transcripts()
+    assert mimes and people and names
+    anonymiser = Anonymiser(seed=4)
+    outs = [anonymiser.transcript(t) for t in originals]
+    vocab = vocabulary(raws) | {n.lower().encode() for p in people for n in p.split() if len(n) >= 5}
+    for original, out in zip(originals, outs):
+        same_chunking(original, out)
+        assert not leaks(vocab, original, out)
+        client = out.sent_by(Sender.CLIENT)
+        assert b"Authorization: Basic " in client and PASSWORD.encode() not in client
+        server = out.sent_by(Sender.SERVER)
+        assert b"alice" not in server and b"RgBhbGljZQ" not in server, "nor in base64 item ids (F\\0alice...)"
+    served = b"".join(o.sent_by(Sender.SERVER) for o in outs)
+    contents = re.findall(rb"<t:MimeContent[^>]*>([^<]+)</t:MimeContent>", served)
+    assert len(contents) == len(mimes)
+    import base64
+    for content, mime in zip(contents, mimes):
+        decoded = base64.b64decode(content)
+        assert len(decoded) == len(mime) and email.message_from_bytes(decoded).get_content_type() == \
+            email.message_from_bytes(mime).get_content_type()
+    assert b"<t:ResponseCode>NoError</t:ResponseCode>" in served or b"ResponseClass=\"Success\"" in served

@@ -18,7 +18,12 @@ from transcripts.pseudonyms import Pseudonyms, mask
 
 _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]+)[^\r\n]*\r?\n")
 _SECRET_FIELDS = frozenset((b"authorization", b"proxy-authorization", b"cookie", b"set-cookie"))
-_URL_FIELDS = frozenset((b"destination", b"location", b"content-location", b"referer"))
+# Fields that are framing or software, never a person: kept; any other loses known names.
+_KEEP_FIELDS = frozenset(
+    b"content-type content-length transfer-encoding content-encoding connection keep-alive accept accept-encoding "
+    b"accept-language user-agent server date cache-control expect te trailer vary etag if-match if-none-match "
+    b"depth soapaction".split()
+)
 
 
 def session(p: Pseudonyms, client: bytes, server: bytes) -> tuple[bytes, bytes]:
@@ -52,7 +57,7 @@ def _one(p: Pseudonyms, data: bytes, pos: int, out: bytearray) -> int:
         elif key == b"host":
             host, sep, port = value.strip().partition(b":")
             value = value.replace(host, p.domain(host), 1) if host and not host.replace(b".", b"").isdigit() else value
-        elif key in _URL_FIELDS:
+        elif key not in _KEEP_FIELDS:
             value = anon_text.known(p, value)
         new_lines.append(name + colon + value)
     out[pos:end_head] = anon_text.same_length(head, b"\r\n".join(new_lines), "HTTP header")

@@ -119,10 +119,21 @@ def xml(p: Pseudonyms, data: bytes, message: Callable[[bytes], bytes]) -> bytes:
                 pass
         elif name and not token.endswith(b"/>"):
             stack.append(name[1])
+        if name and not token.startswith(b"</"):
+            token = _ITEM_ID.sub(lambda a: a[1] + _item_id(p, a[2]) + b'"', token)
         out += token
         last = m.end()
     out += _xml_text(p, data[last:], b"", message)
     return anon_text.same_length(data, bytes(out), "XML")
+
+
+_ITEM_ID = re.compile(rb'(\s(?:Id|RootItemId)=")([A-Za-z0-9+/=]{8,})"')
+
+
+def _item_id(p: Pseudonyms, value: bytes) -> bytes:
+    """EWS ids are base64 of bytes that may spell the mailbox owner: rewritten through the base64,
+    the same way in requests and responses, so an id still finds its item on replay."""
+    return anon_text.through_base64(value, lambda raw: anon_text.known(p, raw)) or value
 
 
 def _xml_text(p: Pseudonyms, data: bytes, element: bytes, message: Callable[[bytes], bytes]) -> bytes:
