@@ -129,23 +129,40 @@ def through_base64(data: bytes, rewrite: Rewrite | None) -> bytes | None:
     """Base64 with its line layout kept: decoded, rewritten (``None``: the same size of random-
     looking bytes is up to the caller's ``rewrite``), encoded into the same character positions.
     None when it is not valid base64 (the caller scrambles it instead)."""
-    positions = [m.start() for m in _B64_CHARS.finditer(data)]
-    chars = bytes(data[i] for i in positions)
-    if not chars:
-        return data
-    try:
-        decoded = base64.b64decode(chars, validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    if rewrite is None:
-        return data
-    encoded = base64.b64encode(rewrite(decoded))
-    if len(encoded) != len(chars):  # unpadded or over-padded input: not ours to re-lay
+    lines = _B64_LINE.findall(data)
+    if all(_B64_ONLY.fullmatch(content) for content, _ in lines):  # the usual layout: one run per line
+        chars = b"".join(content for content, _ in lines)
+        encoded = _rewrite_base64(chars, rewrite)
+        if encoded is None:
+            return None
+        out, at = bytearray(), 0
+        for content, end in lines:
+            out += encoded[at:at + len(content)] + end
+            at += len(content)
+        return bytes(out)
+    positions = [m.start() for m in _B64_CHARS.finditer(data)]  # spaces or junk inside lines
+    encoded = _rewrite_base64(bytes(data[i] for i in positions), rewrite)
+    if encoded is None:
         return None
     out = bytearray(data)
     for i, c in zip(positions, encoded):
         out[i] = c
     return bytes(out)
+
+
+_B64_LINE = re.compile(rb"([^\r\n]*)(\r\n|\n|\r|$)")  # (content, line end); a last empty match adds nothing
+_B64_ONLY = re.compile(rb"[A-Za-z0-9+/=]*")
+
+
+def _rewrite_base64(chars: bytes, rewrite: Rewrite | None) -> bytes | None:
+    if not chars or rewrite is None:
+        return chars
+    try:
+        decoded = base64.b64decode(chars, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    encoded = base64.b64encode(rewrite(decoded))
+    return encoded if len(encoded) == len(chars) else None  # unpadded or over-padded: not ours to re-lay
 
 
 def scramble_base64(p: Pseudonyms, data: bytes) -> bytes:
