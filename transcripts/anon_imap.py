@@ -442,7 +442,7 @@ def _params(s: _Stream, tok: Tok) -> None:
     if tok.kind != "list":
         return
     for name, value in zip(tok.items[0::2], tok.items[1::2]):
-        if anon_message._NAME_PARAMS.match(name.value(s.data)):
+        if anon_message.NAME_PARAMS.match(name.value(s.data)):
             s.rewrite(value, lambda v: anon_message.filename(s.p, v))
 
 

@@ -40,7 +40,7 @@ ADDRESS_FIELDS = frozenset(
 _RECEIVED_KEEP = frozenset("from by with id for via esmtp esmtps esmtpsa esmtpa smtp lmtp lmtps http https "
                            "local utf8smtp utf8smtps tls ssl cipher version bits".split())
 # Content-Type / Content-Disposition parameters whose value is structure, not content.
-_NAME_PARAMS = re.compile(rb"(file)?name\*?(\d+\*?)?$", re.I)
+NAME_PARAMS = re.compile(rb"(file)?name\*?(\d+\*?)?$", re.I)
 _TEXT_TYPES = (b"text/",)
 
 
@@ -174,7 +174,7 @@ def subject(p: Pseudonyms, value: bytes) -> bytes:
 
 def parameters(p: Pseudonyms, value: bytes) -> bytes:
     """Content-Type / Content-Disposition: the type and every parameter kept but (file)name."""
-    return _PARAM.sub(lambda m: m[1] + m[2] + m[3] + (filename(p, m[4]) if _NAME_PARAMS.match(m[2]) else m[4]),
+    return _PARAM.sub(lambda m: m[1] + m[2] + m[3] + (filename(p, m[4]) if NAME_PARAMS.match(m[2]) else m[4]),
                       value)
 
 
@@ -187,7 +187,7 @@ def filename(p: Pseudonyms, value: bytes) -> bytes:
     ext = _EXTENSION.search(rest)
     stem, tail = (rest[:ext.start()], rest[ext.start():]) if ext else (rest, b"")
     if sep:
-        stem = anon_text.through_units(stem, anon_text._PCT_UNIT, lambda b: anon_text.text(p, b))
+        stem = anon_text.through_units(stem, anon_text.PCT_UNIT, lambda b: anon_text.text(p, b))
     else:
         stem = anon_text.header_text(p, stem)
     new = charset + sep + stem + tail
@@ -216,7 +216,7 @@ def _body(p: Pseudonyms, body: bytes, main: bytes, params: dict[bytes, bytes], c
     if cte == b"base64":
         return anon_text.through_base64(body, inner) or anon_text.scramble_base64(p, body)
     if cte == b"quoted-printable":
-        return anon_text.through_units(body, anon_text._QP_UNIT, inner)
+        return anon_text.through_units(body, anon_text.QP_UNIT, inner)
     return inner(body)
 
 

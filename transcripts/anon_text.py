@@ -23,8 +23,8 @@ _ADDRESS = re.compile(rb"[A-Za-z0-9\x80-\xff._%+=-]+@[A-Za-z0-9\x80-\xff-]+(?:\.
 _HOST = re.compile(rb"(?<![\w.@-])(?:[A-Za-z0-9\x80-\xff-]+\.)+[a-z]{2,6}\b(?![.@-]?\w)")
 _WORDISH = re.compile(rb"(?:[A-Za-z0-9]|[\x80-\xff])+")
 _ENCODED_WORD = re.compile(rb"=\?([^?\s]+)\?([BbQq])\?([^?\s]*)\?=")
-_QP_UNIT = re.compile(rb"=\r?\n|=[0-9A-Fa-f]{2}|[\s\S]")
-_PCT_UNIT = re.compile(rb"%[0-9A-Fa-f]{2}|[\s\S]")
+QP_UNIT = re.compile(rb"=\r?\n|=[0-9A-Fa-f]{2}|[\s\S]")
+PCT_UNIT = re.compile(rb"%[0-9A-Fa-f]{2}|[\s\S]")
 _B64_CHARS = re.compile(rb"[A-Za-z0-9+/=]")
 
 
@@ -89,7 +89,7 @@ def header_text(p: Pseudonyms, data: bytes, *, identity: bool = False, keep: fro
         if m[2] in b"Bb":
             payload = through_base64(payload, inner) or payload
         else:
-            payload = through_units(payload, _QP_UNIT, inner, underscore=True)
+            payload = through_units(payload, QP_UNIT, inner, underscore=True)
         out += data[m.start():m.start(3)] + payload + b"?="
         last = m.end()
     out += text(p, data[last:], keep8bit=True, identity=identity, keep=keep)
