@@ -34,19 +34,18 @@ def add(sub) -> None:
 
 
 def cmd_anonymise(args: argparse.Namespace) -> int:
-    from transcripts.anon_files import anonymise_paths, kind_of, output_name
+    from transcripts.anon_files import learn, output_name, write
     from transcripts.anonymise import AnonymiseError, Anonymiser
 
     anonymiser = Anonymiser(args.seed)
     try:
         one_file = len(args.inputs) == 1 and args.inputs[0].is_file() and not args.output.is_dir() \
             and args.output.suffix
-        for path in args.inputs:
-            kind_of(path)  # every input checked before anything is written
+        kinds = learn(anonymiser, args.inputs)  # every input read (and checked) before anything is written
         outputs = [args.output] if one_file else [args.output / output_name(anonymiser, p) for p in args.inputs]
         if len(set(outputs)) != len(outputs):
             raise AnonymiseError(str(args.output), "two inputs have the same name; give them in separate runs")
-        kinds = anonymise_paths(anonymiser, args.inputs, outputs)
+        write(anonymiser, args.inputs, outputs, kinds)
         if args.mapping:
             args.mapping.parent.mkdir(parents=True, exist_ok=True)
             args.mapping.write_text(json.dumps(anonymiser.mapping(), indent=1, ensure_ascii=False) + "\n",

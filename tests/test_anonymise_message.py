@@ -172,3 +172,13 @@ def test_mapping_names_people_and_folders_only_when_asked():
     assert mapping["addresses"]["anna@kunde-gmbh.de"].endswith(".de")
     assert "Re: AW: Grüße aus Stuttgart" in mapping["subjects"]
     assert "hallo" not in mapping["names"], "body words are not in the mapping"
+
+
+def test_a_forwarded_message_inside_is_anonymised_as_a_message():
+    inner = b"From: Vivienne <viv@kunde.de>\r\nSubject: Quarterly Falkenrath\r\nDate: Mon, 3 Jan 2022 09:00:00 +0000\r\n\r\nFalkenrath numbers\r\n"
+    raw = (b"From: a@b.de\r\nContent-Type: multipart/mixed; boundary=b1\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\n"
+           b"see below\r\n--b1\r\nContent-Type: message/rfc822\r\n\r\n" + inner + b"--b1--\r\n")
+    out = anon_message.message(Pseudonyms(4), raw)
+    assert len(out) == len(raw) and tree(out) == tree(raw)
+    assert b"Falkenrath" not in out and b"kunde" not in out and b"Vivienne" not in out
+    assert b"Date: Mon, 3 Jan 2022 09:00:00 +0000\r\n" in out, "the inner message's Date stays too"

@@ -45,14 +45,19 @@ def kind_of(path: Path) -> str:
     raise AnonymiseError(str(path), "not a transcript, an .eml file, an mbox file or a Maildir")
 
 
-def anonymise_paths(anonymiser: Anonymiser, inputs: list[Path], outputs: list[Path]) -> list[str]:
-    """Every input to its output; two passes, so server prose loses names that only a later file
-    shows. Returns the kinds, in order."""
+def learn(anonymiser: Anonymiser, inputs: list[Path]) -> list[str]:
+    """The first pass: every input read and anonymised, nothing written, so that server prose and
+    file names lose names that only a later file shows. Returns the inputs' kinds."""
     kinds = [kind_of(path) for path in inputs]
-    for write in (False, True):
-        for path, out, kind in zip(inputs, outputs, kinds):
-            _ANONYMISERS[kind](anonymiser, path, out, write)
+    for path, kind in zip(inputs, kinds):
+        _ANONYMISERS[kind](anonymiser, path, Path(), False)
     return kinds
+
+
+def write(anonymiser: Anonymiser, inputs: list[Path], outputs: list[Path], kinds: list[str]) -> None:
+    """The second pass: each input to its output (``learn`` first)."""
+    for path, out, kind in zip(inputs, outputs, kinds):
+        _ANONYMISERS[kind](anonymiser, path, out, True)
 
 
 def output_name(anonymiser: Anonymiser, path: Path) -> str:

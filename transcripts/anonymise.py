@@ -50,7 +50,7 @@ class Anonymiser:
 
     ``seed=None`` draws a random seed: nobody can then test a guessed original against the output.
     A run that also rewrites server prose (which only loses names known from elsewhere) should see
-    every input once before writing any: ``anon_files.anonymise_paths`` does two passes.
+    every input once before writing any: ``anon_files.learn`` then ``anon_files.write``.
     """
 
     def __init__(self, seed: int | str | None = None) -> None:
