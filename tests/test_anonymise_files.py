@@ -125,3 +125,19 @@ def test_bad_input_is_named_and_nothing_is_written(tmp_path, capsys):
     broken.write_text('{"quirkmail_transcript": 1, "protocol": "imap", "server": "x", "started": "2026-01-01T00:00:00+00:00"}\n{"t": -1}\n')
     assert main(["anonymise", str(broken), "-o", str(tmp_path / "out")]) == 2
     assert "'t' must be seconds" in capsys.readouterr().err
+
+
+def test_a_recorded_directory_of_transcripts_comes_out_as_the_same_tree(tmp_path):
+    from transcripts.format import Chunk, Header, Protocol, Sender, Transcript, read, write
+
+    started = datetime(2026, 11, 22, tzinfo=timezone.utc)
+    session = Transcript(Header(Protocol.POP3, "pop.kunde-gmbh.de:110", started, label="source"), [
+        Chunk(0.0, Sender.SERVER, b"+OK ready\r\n"), Chunk(0.1, Sender.CLIENT, b"USER annakraemer\r\n"),
+        Chunk(0.2, Sender.SERVER, b"+OK annakraemer welcome\r\n")])
+    write(session, tmp_path / "rec" / "quirks" / "annakraemer" / "source-1.jsonl")
+    assert main(["anonymise", str(tmp_path / "rec"), "-o", str(tmp_path / "out"), "--seed", "2"]) == 0
+    (out,) = (tmp_path / "out").rglob("*.jsonl")
+    assert out.relative_to(tmp_path / "out").parts[:2] == ("rec", "quirks") and "annakraemer" not in str(out)
+    back = read(out)
+    assert back.header.anonymised and "kunde" not in back.header.server and back.header.server.endswith(".de:110")
+    assert b"annakraemer" not in back.sent_by(Sender.CLIENT) + back.sent_by(Sender.SERVER)

@@ -26,13 +26,16 @@ Writer = Callable[[Path, bytes], None]
 
 
 def kind_of(path: Path) -> str:
-    """transcript | eml | mbox | maildir | eml-dir, or AnonymiseError naming what it is not."""
+    """transcript | eml | mbox | maildir | eml-dir | transcript-dir, or AnonymiseError naming what it is not."""
     if path.is_dir():
         if (path / "cur").is_dir() and (path / "new").is_dir():
             return "maildir"
         if any(p.suffix.lower() == ".eml" for p in path.iterdir()):
             return "eml-dir"
-        raise AnonymiseError(str(path), "a directory that is neither a Maildir (cur/, new/) nor holds .eml files")
+        if _transcripts_under(path):
+            return "transcript-dir"
+        raise AnonymiseError(str(path), "a directory that is neither a Maildir (cur/, new/) nor holds .eml files "
+                                        "or transcripts")
     if not path.is_file():
         raise AnonymiseError(str(path), "no such file or directory")
     if tformat.looks_like_transcript(path):
@@ -88,6 +91,18 @@ def _eml(a: Anonymiser, path: Path, out: Path, write: bool) -> None:
 def _eml_dir(a: Anonymiser, path: Path, out: Path, write: bool) -> None:
     for file in sorted(p for p in path.iterdir() if p.suffix.lower() == ".eml" and p.is_file()):
         _eml(a, file, out / output_name(a, file), write)
+
+
+def _transcript_dir(a: Anonymiser, path: Path, out: Path, write: bool) -> None:
+    """A ``--record`` directory: every transcript under it, in the same tree (names rewritten)."""
+    for file in _transcripts_under(path):
+        rel = file.relative_to(path)
+        target = out.joinpath(*(output_name(a, Path(part)) for part in rel.parts))
+        _transcript(a, file, target, write)
+
+
+def _transcripts_under(path: Path) -> list[Path]:
+    return sorted(p for p in path.rglob(f"*{tformat.SUFFIX}") if p.is_file() and tformat.looks_like_transcript(p))
 
 
 def _mbox(a: Anonymiser, path: Path, out: Path, write: bool) -> None:
@@ -162,6 +177,7 @@ _ANONYMISERS: dict[str, Callable[[Anonymiser, Path, Path, bool], None]] = {
     "transcript": _transcript,
     "eml": _eml,
     "eml-dir": _eml_dir,
+    "transcript-dir": _transcript_dir,
     "mbox": _mbox,
     "maildir": _maildir,
 }
