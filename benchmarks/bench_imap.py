@@ -28,6 +28,8 @@ import secrets
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -58,6 +60,28 @@ def serve_simulator(spec_json: str, password: str, ready: mp.Queue, stop: mp.Eve
         handle = world.start_imap()
         ready.put({"port": handle.port, "messages": messages, "bytes": nbytes, "folders": len(account.folders)})
         stop.wait()
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """The mailbox served and how the engine copies it (shared with bench_record.py)."""
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--folders", type=int, default=6)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--connections", type=int, default=4)
+
+
+@contextmanager
+def simulator_source(spec, password: str) -> Iterator[dict]:
+    """``serve_simulator`` in a spawned process for the block; yields its port and counts."""
+    ctx = mp.get_context("spawn")
+    ready, stop = ctx.Queue(), ctx.Event()
+    child = ctx.Process(target=serve_simulator, args=(spec.model_dump_json(), password, ready, stop), daemon=True)
+    child.start()
+    try:
+        yield ready.get(timeout=120)
+    finally:
+        stop.set()
+        child.join(timeout=10)
 
 
 def wait_for_login(dovecot: DovecotServer, user: str, password: str) -> None:
@@ -93,10 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     from simulators.fixtures import FixtureSpec
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--messages", type=int, default=2000)
-    parser.add_argument("--folders", type=int, default=6)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--connections", type=int, default=4)
+    add_data_arguments(parser)
     parser.add_argument("--batch-size", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3, help="runs per engine; the best counts")
     parser.add_argument("--storage", choices=("tmpfs", "disk"), default="tmpfs", help="where Dovecot keeps its mail")
@@ -111,13 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         tempfile.tempdir = "/dev/shm"  # DovecotServer makes its directory with tempfile.mkdtemp
     spec = FixtureSpec(seed=args.seed, messages=args.messages, folders=args.folders)
     sim_password, dv_password = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
-    ctx = mp.get_context("spawn")
-    ready, stop = ctx.Queue(), ctx.Event()
-    child = ctx.Process(target=serve_simulator, args=(spec.model_dump_json(), sim_password, ready, stop), daemon=True)
-    child.start()
     runs: dict[str, list[dict]] = {"quirkmail": [], "doveadm_backup": []}
-    try:
-        sim = ready.get(timeout=120)
+    with simulator_source(spec, sim_password) as sim:
         with DovecotServer() as dovecot, tempfile.TemporaryDirectory() as tmp:
             for r in range(args.repeat):
                 for user in (f"ours{r}", f"doveadm{r}"):
@@ -146,9 +162,6 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"bench_imap: doveadm stored {counted}/{sim['messages']}", file=sys.stderr)
                     return 1
                 runs["doveadm_backup"].append({"seconds": seconds, "rerun_seconds": rerun_seconds})
-    finally:
-        stop.set()
-        child.join(timeout=10)
 
     def best(name: str) -> dict:
         fastest = min(r["seconds"] for r in runs[name])

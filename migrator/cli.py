@@ -81,6 +81,8 @@ def add_migrate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=200, metavar="N", help="messages per FETCH/APPEND batch")
     parser.add_argument("--state", type=Path, metavar="PATH", help="checkpoint file (default: under ~/.local/state/quirkmail)")
     parser.add_argument("--report", type=Path, metavar="FILE.json", help="write the migration report as JSON")
+    parser.add_argument("--record", type=Path, metavar="DIR",
+                        help="write every protocol session as a transcript into DIR (passwords masked)")
     parser.add_argument("--max-item-errors", type=int, default=DEFAULT_MAX_ITEM_ERRORS, metavar="N",
                         help=f"stop after N item errors (default {DEFAULT_MAX_ITEM_ERRORS}; 0 = never): exit code 5, "
                         "a re-run resumes")
@@ -133,26 +135,34 @@ def add_migrate_arguments(parser: argparse.ArgumentParser) -> None:
 def run_migrate(args: argparse.Namespace, *, console: Console | None = None) -> int:
     from migrator.engine import migrate, test_connection
     from migrator.progress import NullProgress, RichProgress
+    from migrator.recording import recorded
+    from transcripts.tap import Recorder
 
     console = console or Console(stderr=False)
     err = Console(stderr=True)
     if getattr(args, "batch", None):
         from migrator.batch.cli import run_batch_command
 
+        if getattr(args, "record", None):
+            err.print("quirkmail migrate: --record records one migration; it cannot be combined with --batch")
+            return int(ExitCode.USAGE)
         return run_batch_command(args, console=console, err=err)
+    recorder = None
     try:
         if not args.source_url or not args.dest_url:
             raise UsageError("--from and --to are required (or --batch FILE for many accounts)")
-        source = endpoint_from_args(args, "source")
-        dest = endpoint_from_args(args, "dest")
+        recorder = Recorder(args.record) if getattr(args, "record", None) else None
+        source = recorded(endpoint_from_args(args, "source"), recorder, "source")
+        dest = recorded(endpoint_from_args(args, "dest"), recorder, "destination")
+        pim = endpoint_from_args(args, "pim") if getattr(args, "pim_url", None) else None
+        pim = recorded(pim, recorder, "pim") if pim is not None else None
         if args.test_connection:
             reports = [test_connection(source, role="source"), test_connection(dest, role="destination")]
-            if getattr(args, "pim_url", None):
-                reports.append(test_connection(endpoint_from_args(args, "pim"), role="pim destination"))
+            if pim is not None:
+                reports.append(test_connection(pim, role="pim destination"))
             console.print(connection_table(reports))
             return int(ExitCode.OK)
         options = options_from_args(args)
-        pim = endpoint_from_args(args, "pim") if getattr(args, "pim_url", None) else None
         for line in collab_preamble(source, options, pim):
             err.print(line, markup=False, highlight=False)
         progress = RichProgress(err) if err.is_terminal else NullProgress()
@@ -163,6 +173,11 @@ def run_migrate(args: argparse.Namespace, *, console: Console | None = None) -> 
     except KeyboardInterrupt:
         err.print("quirkmail migrate: interrupted")
         return int(ExitCode.ABORTED)
+    finally:
+        if recorder is not None:
+            recorder.close()
+            err.print(f"transcripts: {len(recorder.paths)} session(s) in {recorder.directory}",
+                      markup=False, highlight=False)
     console.print(summary_table(report))
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)

@@ -36,6 +36,7 @@ from migrator.errors import (
     TlsFailure,
     TooManyConnections,
 )
+from migrator.recording import imap_client_class
 from migrator.replies import oauth_error, oauth_refusal
 from migrator.timeouts import DEFAULT_BASE
 from migrator.urls import Endpoint
@@ -94,7 +95,7 @@ def connect(endpoint: Endpoint, *, role: str, timeout: float = TIMEOUT) -> tuple
     # Building a context loads the system CA store (~30 ms): only when TLS is actually used.
     ctx = tls_context(endpoint) if url.implicit_tls else None
     try:
-        client = imapclient.IMAPClient(
+        client = imap_client_class(endpoint)(
             url.host, port=url.port, ssl=url.implicit_tls, ssl_context=ctx, timeout=timeout
         )
     except ssl.SSLError as exc:

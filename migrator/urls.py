@@ -17,11 +17,15 @@ from __future__ import annotations
 import getpass
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from migrator.errors import UsageError
+
+if TYPE_CHECKING:
+    from transcripts.tap import LabelledRecorder
 
 DEFAULT_PORTS = {"imap": 143, "imaps": 993, "pop3": 110, "pop3s": 995, "lmtp": 24, "smtp": 25, "smtps": 465}
 # EWS (SOAP endpoint /EWS/Exchange.asmx) and CardDAV/CalDAV; the +http forms are plain, for simulators.
@@ -180,6 +184,8 @@ class Endpoint:
     cafile: Path | None = None  # extra CA to trust (e.g. a simulator's self-signed certificate)
     # Extensions not to use although advertised (broken-move: MOVE that does not move), upper case.
     ignore_capabilities: frozenset[str] = frozenset()
+    # Record this side's connections as transcripts (``--record``); None: not recorded.
+    recorder: LabelledRecorder | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.cafile is None and self.url.ca:  # ?ca=PATH in the URL

@@ -20,6 +20,7 @@ from scenarios import cli_anonymise
 from scenarios.model import ScenarioError
 
 LIBRARY = Path(__file__).parent / "library"
+RECORD_DEFAULT = Path("REPORT_DIR/transcripts")  # `run --record` without a folder (compared by identity)
 MAX_AUTO_WORKERS = 2  # scenarios start servers; more workers than this only contend on 2 cores
 
 
@@ -70,6 +71,9 @@ def _add_run(sub) -> None:
     p.add_argument("-n", "--workers", default="auto", help=f"parallel workers, or 'auto' (= CPUs, at most {MAX_AUTO_WORKERS})")
     p.add_argument("--report-dir", type=Path, default=Path("reports/latest"), help="where reports go (default: %(default)s)")
     p.add_argument("-k", dest="keyword", metavar="EXPR", help="only scenarios whose area/name match (pytest -k syntax)")
+    p.add_argument("--record", nargs="?", const=RECORD_DEFAULT, type=Path, metavar="DIR",
+                   help="record the engine's protocol sessions as transcripts, per scenario in DIR/<area>/<file>/ "
+                   "(without DIR: REPORT_DIR/transcripts); report.html links them")
     p.set_defaults(handler=cmd_run)
 
 
@@ -108,6 +112,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         "-q",
         "--disable-warnings",
     ]
+    if args.record is not None:
+        record_dir = args.report_dir / "transcripts" if args.record is RECORD_DEFAULT else args.record
+        pytest_args += ["--scenario-record-dir", str(record_dir)]
     workers = _workers(args.workers)
     if workers > 1:
         pytest_args += ["-n", str(workers)]

@@ -4,12 +4,14 @@ Load it with ``-p scenarios.plugin`` (``quirkmail run`` does). An item runs its 
 ``scenarios.runner``; a broken expectation is reported as its sentences, not as a traceback.
 Each item stores its ``ScenarioResult`` JSON in ``user_properties``, which pytest-xdist carries
 from the workers to the controller; there, with ``--scenario-report-dir DIR``, the plugin writes
-``report.json`` and ``junit.xml`` at the end of the session.
+``report.json`` and ``junit.xml`` at the end of the session. With ``--scenario-record-dir DIR``
+each scenario's engine sessions are recorded into ``DIR/<area>/<file stem>/`` (``run --record``).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import traceback
 from pathlib import Path
 
@@ -30,6 +32,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         type=Path,
         help="write report.json and junit.xml of the scenario results into this folder",
+    )
+    group.addoption(
+        "--scenario-record-dir",
+        default=None,
+        type=Path,
+        help="record each scenario's engine sessions as transcripts into DIR/<area>/<scenario file>/",
     )
 
 
@@ -75,7 +83,8 @@ class ScenarioItem(pytest.Item):
     def runtest(self) -> None:
         try:
             scenario = load_scenario(self.path)
-            result = run_scenario(scenario)
+            result = run_scenario(scenario, record_dir=self._record_dir())
+            self._relative_transcripts(result)
         except ScenarioError as exc:
             self._stash(self._errored(str(exc)))
             raise
@@ -96,6 +105,17 @@ class ScenarioItem(pytest.Item):
             pytest.xfail(f"known gap: {result.known_gap}")
         if not result.passed:
             raise ScenarioFailed(result)
+
+    def _record_dir(self) -> Path | None:
+        root = self.config.getoption("scenario_record_dir")
+        return None if root is None else Path(root).resolve() / self.path.parent.name / self.path.stem
+
+    def _relative_transcripts(self, result: ScenarioResult) -> None:
+        """Paths relative to report.json's folder, so the reports link them wherever they are moved."""
+        report_dir = self.config.getoption("scenario_report_dir")
+        if report_dir is not None:
+            base = Path(report_dir).resolve()
+            result.transcripts = [os.path.relpath(p, base) for p in result.transcripts]
 
     def _errored(self, error: str) -> ScenarioResult:
         area, _, name = self.name.partition("/")

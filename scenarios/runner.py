@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import subprocess
 import tempfile
 import time
 import uuid
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -56,16 +57,19 @@ class ScenarioResult(BaseModel):
     live: dict[str, Any] | None = None  # migration.live_traffic's fate (scenarios.live.LiveRun.outcome)
     seconds: float = 0.0
     known_gap: str | None = None  # the scenario's known_gap, when it failed as that gap says
-    # Protocol transcript files of this scenario's runs. Record/replay is not built yet: nothing sets
-    # it today; report.html links every path given here.
+    # Protocol transcript files of the engine's sessions (``run --record``), in connect order;
+    # relative to report.json's folder when written by ``quirkmail run``. report.html links them.
     transcripts: list[str] = []
 
 
-def run_scenario(scenario: Scenario, *, after_migration: Callable[[Side, Side], None] | None = None) -> ScenarioResult:
+def run_scenario(scenario: Scenario, *, after_migration: Callable[[Side, Side], None] | None = None,
+                 record_dir: Path | None = None) -> ScenarioResult:
     """Run it; a broken expectation is a failure sentence, a broken scenario a ``ScenarioError``.
 
     ``after_migration(source, dest)`` runs between the last migration run and verification: the
     seam through which tests damage a destination to prove the scenario can fail.
+    ``record_dir``: record every engine session of every run there (emptied first); the files
+    are listed in ``result.transcripts``. External commands' sessions are not recorded.
     """
     started = time.monotonic()
     result = ScenarioResult(
@@ -96,6 +100,7 @@ def run_scenario(scenario: Scenario, *, after_migration: Callable[[Side, Side], 
         unchanged = VerifyScope(map_special_use=False)
         live = _start_live(scenario, source)
         befores: list[MailboxSnapshot] = []
+        recorder = None
         for n in range(1, scenario.migration.runs + 1):
             if n > 1 and live is not None:
                 live.finish()  # the delta run after cut-over sees all of the live mail
@@ -107,7 +112,9 @@ def run_scenario(scenario: Scenario, *, after_migration: Callable[[Side, Side], 
             if scenario.migration.command is not None:
                 result.runs.append(run_command(scenario, n, source, dest))
             else:
-                result.runs.append(run_engine(n, source, dest, run_options, Path(tmp) / "state.sqlite3"))
+                recorder = recorder or _recorder(record_dir)
+                engine_source, engine_dest = recorded_sides(source, dest, recorder)
+                result.runs.append(run_engine(n, engine_source, engine_dest, run_options, Path(tmp) / "state.sqlite3"))
             after = source.truth()
             seen = (live.without(before), live.without(after)) if live else (before, after)
             changes = compare(*seen, unchanged)
@@ -115,6 +122,9 @@ def run_scenario(scenario: Scenario, *, after_migration: Callable[[Side, Side], 
                 result.source_check = changes  # keep the first run that changed the source
         if live is not None:
             live.finish()
+        if recorder is not None:
+            recorder.close()
+            result.transcripts = [str(p) for p in recorder.paths]
         result.source_counts = {key: len(f.messages) for key, f in after.folders.items()}
         if after_migration is not None:
             after_migration(source, dest)
@@ -324,6 +334,28 @@ def shared_dovecot():
 
 
 # Migration runs ---------------------------------------------------------------------------------
+
+
+def _recorder(record_dir: Path | None):
+    if record_dir is None:
+        return None
+    from transcripts.tap import Recorder
+
+    shutil.rmtree(record_dir, ignore_errors=True)  # an earlier run's sessions must not mix in
+    return Recorder(record_dir)
+
+
+def recorded_sides(source: Side, dest: Side, recorder) -> tuple[Side, Side]:
+    """The sides as the engine gets them: each endpoint recording under its label."""
+    if recorder is None:
+        return source, dest
+    from migrator.recording import recorded
+
+    pim = dest.pim
+    if pim is not None:
+        pim = replace(pim, endpoint=recorded(pim.endpoint, recorder, "pim"))
+    return (replace(source, endpoint=recorded(source.endpoint, recorder, "source")),
+            replace(dest, endpoint=recorded(dest.endpoint, recorder, "destination"), pim=pim))
 
 
 def run_engine(n: int, source: Side, dest: Side, options: Any, state_path: Path) -> RunRecord:

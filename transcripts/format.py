@@ -159,12 +159,29 @@ def write(transcript: Transcript, path: str | Path) -> Path:
 class TranscriptWriter:
     """Appends events as they happen, one flushed line each, so a killed run keeps its transcript."""
 
-    def __init__(self, path: str | Path, header: Header) -> None:
+    def __init__(self, path: str | Path, header: Header, *, header_room: int = 0) -> None:
+        """``header_room``: spaces reserved after the header line's JSON, so ``rewrite_header``
+        can update it in place later (a recorder's redaction count, TLS learnt mid-session)."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fp = self.path.open("w", encoding="utf-8", newline="\n")
-        self._fp.write(_line(header.to_json()))
+        first = _line(header.to_json())
+        self._header_size = len(first.encode("utf-8")) + header_room
+        self._fp.write(first[:-1] + " " * header_room + "\n")
         self._fp.flush()
+
+    def rewrite_header(self, header: Header) -> bool:
+        """Replace the header line in place (JSON allows the trailing blanks); False when the new
+        one does not fit in the room reserved, or the file is closed."""
+        first = _line(header.to_json())
+        size = len(first.encode("utf-8"))
+        if self._fp.closed or size > self._header_size:
+            return False
+        self._fp.seek(0)
+        self._fp.write(first[:-1] + " " * (self._header_size - size) + "\n")
+        self._fp.seek(0, 2)
+        self._fp.flush()
+        return True
 
     def add(self, event: Event) -> None:
         if self._fp.closed:

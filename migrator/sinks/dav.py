@@ -20,6 +20,7 @@ import requests
 
 from migrator.errors import AuthenticationFailed, ConnectionFailed, ProtocolError, TlsFailure
 from migrator.urls import Endpoint
+from transcripts.tap_http import RecordingAdapter
 
 DAV, CARDDAV, CALDAV = "DAV:", "urn:ietf:params:xml:ns:carddav", "urn:ietf:params:xml:ns:caldav"
 # kind → (collection type, component, resource suffix, content type)
@@ -113,6 +114,10 @@ class DavSink:
         self.session = requests.Session()
         self.session.auth = (url.user, endpoint.password.reveal())
         self.session.verify = endpoint.trusted_ca() or url.tls_verify
+        if endpoint.recorder is not None:
+            adapter = RecordingAdapter(endpoint.recorder)
+            self.session.mount("http://", adapter)
+            self.session.mount("https://", adapter)
         self.timeout = timeout
         self._known: dict[str, str] | None = None
 

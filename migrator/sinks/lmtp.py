@@ -23,6 +23,7 @@ from email.utils import parseaddr
 from migrator.dates import header_block, header_values
 from migrator.errors import AuthenticationFailed, ConnectionFailed, OAuthTokenRejected, TlsFailure
 from migrator.imapconn import TIMEOUT, tls_context, tls_text
+from migrator.recording import client_class
 from migrator.replies import auth_hint, oauth_error, oauth_refusal
 from migrator.sinks.imap import AppendResult
 from migrator.urls import Endpoint
@@ -80,11 +81,13 @@ class DeliverySink:
         self.tls = "implicit" if url.implicit_tls else "none"
         try:
             if url.scheme == "lmtp":
-                self.client: smtplib.SMTP = smtplib.LMTP(url.host, url.port, timeout=TIMEOUT)
+                cls = client_class(self.endpoint, smtplib.LMTP, "lmtp")
+                self.client: smtplib.SMTP = cls(url.host, url.port, timeout=TIMEOUT)
             elif url.implicit_tls:
-                self.client = smtplib.SMTP_SSL(url.host, url.port, timeout=TIMEOUT, context=tls_context(self.endpoint))
+                cls = client_class(self.endpoint, smtplib.SMTP_SSL, "smtp")
+                self.client = cls(url.host, url.port, timeout=TIMEOUT, context=tls_context(self.endpoint))
             else:
-                self.client = smtplib.SMTP(url.host, url.port, timeout=TIMEOUT)
+                self.client = client_class(self.endpoint, smtplib.SMTP, "smtp")(url.host, url.port, timeout=TIMEOUT)
             self.client.ehlo_or_helo_if_needed()
             self._secure_and_login()
         except ssl.SSLError as exc:

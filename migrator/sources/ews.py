@@ -8,7 +8,8 @@ TLS: exchangelib builds its HTTP adapter from the class attribute
 ``BaseProtocol.HTTP_ADAPTER_CLS`` — process-wide. Replacing it per endpoint would leak one run's
 CA into another's connections, so ``_TrustAdapter`` is installed once and looks the trust up per
 (host, port) in a registry that ``EwsSource`` fills: endpoints without an entry get requests'
-default verification, unchanged.
+default verification, unchanged. Recording (``--record``) is looked up the same way: the adapter
+is a ``transcripts.tap_http.RecordingAdapter`` that taps a connection when its server has one.
 
 Paging (ews-paging-anomalies): IndexedPageItemView pages of ``page_size`` are asked one at a time
 at the offset *we* count (items received so far), never the server's IndexedPagingOffset;
@@ -46,6 +47,8 @@ from migrator.collab import mapi
 from migrator.collab.throttle import retry_delay
 from migrator.errors import AuthenticationFailed, ConnectionFailed, ProtocolError, TlsFailure, UsageError
 from migrator.urls import Endpoint
+from transcripts.tap import LabelledRecorder
+from transcripts.tap_http import RecordingAdapter
 
 # EWS distinguished folders → the key used for them (profiles' special_folders / PIM_FOLDERS).
 DISTINGUISHED = {
@@ -90,11 +93,16 @@ def item_kind(item) -> str:
 # TLS trust per endpoint --------------------------------------------------------------------------
 
 
-class _TrustAdapter(requests.adapters.HTTPAdapter):
-    """requests adapter that applies the trust registered for the request's (host, port)."""
+class _TrustAdapter(RecordingAdapter):
+    """requests adapter that applies the trust (and recording) registered for the request's (host, port)."""
 
     trust: dict[tuple[str, int], str | bool] = {}
+    recorders: dict[tuple[str, int], LabelledRecorder] = {}
     lock = threading.Lock()
+
+    def recorder_for(self, host: str, port: int) -> LabelledRecorder | None:
+        with self.lock:
+            return self.recorders.get((host, port))
 
     def send(self, request, **kwargs):
         parts = requests.utils.urlparse(request.url)
@@ -107,7 +115,7 @@ class _TrustAdapter(requests.adapters.HTTPAdapter):
 
 
 def _register_trust(endpoint: Endpoint) -> None:
-    """This endpoint's trust, replacing an earlier run's for the same (host, port)."""
+    """This endpoint's trust and recorder, replacing an earlier run's for the same (host, port)."""
     url = endpoint.url
     verify: str | bool | None = None  # None: requests' default verification
     if not url.tls_verify:
@@ -119,6 +127,10 @@ def _register_trust(endpoint: Endpoint) -> None:
             _TrustAdapter.trust.pop((url.host, url.port), None)
         else:
             _TrustAdapter.trust[(url.host, url.port)] = verify
+        if endpoint.recorder is None:
+            _TrustAdapter.recorders.pop((url.host, url.port), None)
+        else:
+            _TrustAdapter.recorders[(url.host, url.port)] = endpoint.recorder
         BaseProtocol.HTTP_ADAPTER_CLS = _TrustAdapter  # see the module docstring
 
 

@@ -29,6 +29,7 @@ from migrator.errors import (
     AuthenticationFailed, ConnectionFailed, LoginDeferred, OAuthTokenRejected, ProtocolError, TlsFailure,
 )
 from migrator.imapconn import TIMEOUT, tls_context, tls_text, xoauth2_response
+from migrator.recording import client_class
 from migrator.replies import auth_hint, login_delay_of, oauth_error, oauth_refusal, temporary_login_code
 from migrator.urls import Endpoint
 
@@ -167,9 +168,10 @@ class Pop3Source:
         ctx = tls_context(endpoint) if url.implicit_tls or url.starttls != "no" else None
         try:
             if url.implicit_tls:
-                self.client: poplib.POP3 = _SslClient(url.host, url.port, timeout=TIMEOUT, context=ctx)
+                cls = client_class(endpoint, _SslClient, "pop3")
+                self.client: poplib.POP3 = cls(url.host, url.port, timeout=TIMEOUT, context=ctx)
             else:
-                self.client = _Client(url.host, url.port, timeout=TIMEOUT)
+                self.client = client_class(endpoint, _Client, "pop3")(url.host, url.port, timeout=TIMEOUT)
         except ssl.SSLError as exc:
             raise TlsFailure(f"{self.where}: TLS handshake failed: {tls_text(exc)}") from None
         except OSError as exc:

@@ -1,0 +1,122 @@
+"""transcripts.tap: the engine's connections recorded as they crossed the socket, after TLS."""
+
+from __future__ import annotations
+
+import re
+import socket
+from datetime import datetime, timezone
+
+import pytest
+
+from migrator import imapconn
+from migrator.urls import Endpoint, Secret, ServerURL
+from simulators.launcher import SimulatorWorld
+from simulators.profiles import load_profile
+from simulators.store import Store
+from transcripts import format as tf
+from transcripts.tap import Recorder, SessionTap, TappedSocket
+
+PASSWORD = "Tap-S3cret-Heron-77"
+# Latin-1 in a header and a bare 8-bit body: the transcript must keep bytes that are not UTF-8.
+MESSAGE = b"From: a@example.org\r\nSubject: caf\xe9\r\nMessage-ID: <t1@x>\r\n\r\nline one\r\n\xff\xfe binary\r\n"
+
+
+@pytest.fixture(scope="module")
+def world():
+    store = Store()
+    account = store.add_account("alice", PASSWORD)
+    account.append(("INBOX",), MESSAGE, flags={"\\Seen"})
+    account.create_folder(("Archive",))
+    with SimulatorWorld(store, load_profile("generic")) as w:
+        yield w, w.start_imap(), w.start_imap(implicit_tls=True)
+
+
+def _endpoint(world, handle, recorder: Recorder, label: str) -> Endpoint:
+    w = world[0]
+    return Endpoint(ServerURL.parse(handle.url("alice")), Secret(PASSWORD), cafile=w.cafile,
+                    recorder=recorder.labelled(label))
+
+
+def _session(endpoint: Endpoint) -> None:
+    client, _tls = imapconn.connect(endpoint, role="source")
+    client.select_folder("INBOX", readonly=True)
+    imapconn.uid_fetch(client, "1:*", ["UID", "BODY.PEEK[]"])
+    client.logout()
+
+
+def test_fetch_literal_is_the_stored_message_and_starttls_is_marked_in_place(world, tmp_path):
+    recorder = Recorder(tmp_path)
+    _session(_endpoint(world, world[1], recorder, "source"))
+    recorder.close()
+    (path,) = recorder.paths
+    transcript = tf.read(path)
+    header = transcript.header
+    assert (header.protocol, header.tls, header.label, header.redacted) == (tf.Protocol.IMAP, "starttls", "source", 1)
+    assert header.server == f"127.0.0.1:{world[1].port}"
+    served = transcript.sent_by(tf.Sender.SERVER)
+    literal = re.search(rb"BODY\[\] \{(\d+)\}\r\n", served)
+    assert int(literal.group(1)) == len(MESSAGE)
+    assert served[literal.end():literal.end() + len(MESSAGE)] == MESSAGE
+    assert served.startswith(b"* OK ")
+    # the mark sits between STARTTLS's tagged OK and the first byte sent under TLS
+    kinds = [(e.kind if isinstance(e, tf.Mark) else e.sender.value, getattr(e, "data", b"")) for e in transcript.events]
+    at = [k for k, _ in kinds].index("starttls")
+    assert re.match(rb"\w+ OK ", kinds[at - 1][1]) and kinds[at - 2][1].endswith(b" STARTTLS\r\n")
+    assert kinds[at + 1][0] == "client"
+    assert kinds[-1][0] == "close" and transcript.events[-1].detail == "client"
+    sent = transcript.sent_by(tf.Sender.CLIENT)
+    assert b" LOGIN alice \"" + b"*" * len(PASSWORD) + b"\"\r\n" in sent
+    assert PASSWORD.encode() not in path.read_bytes()
+
+
+def test_one_file_per_connection_in_connect_order_with_labels(world, tmp_path):
+    recorder = Recorder(tmp_path)
+    _session(_endpoint(world, world[1], recorder, "source"))
+    _session(_endpoint(world, world[1], recorder, "destination"))
+    _session(_endpoint(world, world[2], recorder, "source"))
+    recorder.close()
+    plain, implicit = world[1].port, world[2].port
+    assert [p.name for p in recorder.paths] == sorted(p.name for p in tmp_path.iterdir()) == [
+        f"001-source-imap-127.0.0.1_{plain}.jsonl",
+        f"002-destination-imap-127.0.0.1_{plain}.jsonl",
+        f"003-source-imap-127.0.0.1_{implicit}.jsonl",
+    ]
+    third = tf.read(recorder.paths[2])
+    assert third.header.tls == "implicit"
+    assert not any(isinstance(e, tf.Mark) and e.kind == "starttls" for e in third.events)
+    assert third.sent_by(tf.Sender.SERVER).startswith(b"* OK "), "recorded after TLS: plaintext"
+
+
+def test_server_eof_is_the_close_mark_and_later_bytes_still_recorded(tmp_path):
+    header = tf.Header(protocol=tf.Protocol.POP3, server="peer:110", started=datetime.now(timezone.utc))
+    tap = SessionTap(tmp_path / "s.jsonl", header)
+    ours, theirs = socket.socketpair()
+    try:
+        tapped = TappedSocket(ours, tap)
+        reader = tapped.makefile("rb")
+        theirs.sendall(b"+OK hi\r\n")
+        assert reader.readline() == b"+OK hi\r\n"
+        theirs.shutdown(socket.SHUT_WR)  # the server's FIN; our side may still send
+        assert reader.readline() == b""
+        tapped.sendall(b"QUIT\r\n")
+        tapped.close()
+    finally:
+        theirs.close()
+    events = tf.read(tmp_path / "s.jsonl").events
+    assert [(type(e).__name__, getattr(e, "data", None) or getattr(e, "detail", None)) for e in events] == [
+        ("Chunk", b"+OK hi\r\n"), ("Mark", "server"), ("Chunk", b"QUIT\r\n")]
+
+
+def test_header_is_rewritten_in_place_while_events_are_appended(tmp_path):
+    header = tf.Header(protocol=tf.Protocol.IMAP, server="h:143", started=datetime.now(timezone.utc))
+    writer = tf.TranscriptWriter(tmp_path / "h.jsonl", header, header_room=20)
+    writer.add(tf.Chunk(0.0, tf.Sender.SERVER, b"* OK\r\n"))
+    header.redacted, header.tls = 3, "starttls"
+    assert writer.rewrite_header(header)
+    writer.add(tf.Chunk(0.1, tf.Sender.CLIENT, b"a1 NOOP\r\n"))
+    header.label = "x" * 100
+    assert not writer.rewrite_header(header), "no room: the old header stays"
+    writer.close()
+    back = tf.read(tmp_path / "h.jsonl")
+    assert (back.header.redacted, back.header.tls, back.header.label) == (3, "starttls", "")
+    assert [e.data for e in back.events] == [b"* OK\r\n", b"a1 NOOP\r\n"]
