@@ -116,6 +116,7 @@ def test_imap_transcript_keeps_every_size_and_loses_every_name(imap_session):
     client = anonymised.sent_by(Sender.CLIENT)
     login = re.search(rb"LOGIN (\S+) \"(\*+)\"", client)
     assert login and len(login[2]) == len(PASSWORD)
+    assert anonymised.header.redacted == 1, "the password the proxy left is masked and counted (replay wildcards)"
     # The same person everywhere: the LOGIN user is the owner's local part in the headers.
     assert b"<" + login[1] + b"@example.net>" in server
     assert b"\"INBOX\"" in client and b"\\Sent) \"/\" Sent" in server, "well-known folders stay"

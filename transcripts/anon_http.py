@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 
 from transcripts import anon_markup, anon_message, anon_text
-from transcripts.pseudonyms import Pseudonyms, mask
+from transcripts.pseudonyms import Pseudonyms
 
 _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]+)[^\r\n]*\r?\n")
 _SECRET_FIELDS = frozenset((b"authorization", b"proxy-authorization", b"cookie", b"set-cookie"))
@@ -52,8 +52,8 @@ def _one(p: Pseudonyms, data: bytes, pos: int, out: bytearray) -> int:
         if key in _SECRET_FIELDS:
             scheme, space, secret = value.strip().partition(b" ")
             lead = value[:len(value) - len(value.lstrip())]
-            value = lead + (scheme + space + mask(secret) if space and key.endswith(b"authorization")
-                            else mask(value.strip())) + value[len(lead) + len(value.strip()):]
+            value = lead + (scheme + space + p.mask(secret) if space and key.endswith(b"authorization")
+                            else p.mask(value.strip())) + value[len(lead) + len(value.strip()):]
         elif key == b"host":
             host, sep, port = value.strip().partition(b":")
             value = value.replace(host, p.domain(host), 1) if host and not host.replace(b".", b"").isdigit() else value

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from imapclient import imap_utf7
 
 from transcripts import anon_message, anon_text
-from transcripts.pseudonyms import Pseudonyms, mask
+from transcripts.pseudonyms import Pseudonyms
 
 _ATOM_END = frozenset(b' ()"{\r\n')
 _LITERAL = re.compile(rb"~?\{(\d+)\+?\}\r?\n")
@@ -152,14 +152,14 @@ def sasl(p: Pseudonyms, mech: bytes, raw: bytes, step: int) -> bytes:
     mech = mech.upper()
     if mech == b"PLAIN":
         parts = decoded.split(b"\x00")
-        new = b"\x00".join(p.login(x) if i < len(parts) - 1 and x else mask(x) for i, x in enumerate(parts))
+        new = b"\x00".join(p.login(x) if i < len(parts) - 1 and x else p.mask(x) for i, x in enumerate(parts))
     elif mech == b"LOGIN":
-        new = p.login(decoded) if step == 0 else mask(decoded)
+        new = p.login(decoded) if step == 0 else p.mask(decoded)
     elif mech in (b"XOAUTH2", b"OAUTHBEARER"):
         new = re.sub(rb"(user=|a=)([^\x01,]*)", lambda m: m[1] + p.login(m[2]), decoded)
-        new = re.sub(rb"(auth=\w+ )([^\x01]*)", lambda m: m[1] + mask(m[2]), new)
+        new = re.sub(rb"(auth=\w+ )([^\x01]*)", lambda m: m[1] + p.mask(m[2]), new)
     else:
-        new = mask(decoded)
+        new = p.mask(decoded)
     out = base64.b64encode(new)
     return out if len(out) == len(raw) else raw
 
@@ -211,7 +211,7 @@ def _command(s: _Stream, cmd: bytes, args: list[Tok]) -> None:
     if cmd == b"LOGIN" and args:
         s.rewrite(args[0], p.login)
         if len(args) > 1:
-            s.rewrite(args[1], mask)
+            s.rewrite(args[1], p.mask)
     elif cmd == b"RENAME":
         for tok in args[:2]:
             s.rewrite(tok, lambda v: folder(p, v))

@@ -13,7 +13,7 @@ import re
 
 from transcripts import anon_message, anon_text
 from transcripts.anon_imap import sasl
-from transcripts.pseudonyms import Pseudonyms, mask
+from transcripts.pseudonyms import Pseudonyms
 
 _LINE = re.compile(rb"[^\n]*\n|[^\n]+")
 _STUFFED = re.compile(rb"(?:^|(?<=\n))\.(?=\.)")
@@ -43,7 +43,7 @@ def _client(p: Pseudonyms, data: bytes) -> tuple[list[tuple[bytes, int]], bytes]
         if verb in (b"USER", b"APOP") and len(words) > 1:
             words[1] = p.login(words[1])
         elif verb == b"PASS" and len(words) > 1:
-            words[1:] = [mask(b" ".join(words[1:]))]
+            words[1:] = [p.mask(b" ".join(words[1:]))]
         elif verb == b"AUTH" and len(words) > 1:
             sasl_mech, step = words[1], 0
             if len(words) > 2:

@@ -64,6 +64,7 @@ class Anonymiser:
         session = _SESSIONS[transcript.header.protocol]
         client = transcript.sent_by(Sender.CLIENT)
         server = transcript.sent_by(Sender.SERVER)
+        masked = self.pseudonyms.masked
         new_client, new_server = session.session(self.pseudonyms, client, server)
         streams = {
             Sender.CLIENT: iter(_cut(new_client, transcript, Sender.CLIENT)),
@@ -75,6 +76,7 @@ class Anonymiser:
             server=self._server(transcript.header.server),
             label=anon_text.known(self.pseudonyms, transcript.header.label.encode()).decode("utf-8", "replace"),
             anonymised=True,
+            redacted=transcript.header.redacted + self.pseudonyms.masked - masked,
             extra=dict(transcript.header.extra),
         )
         return Transcript(header, events)

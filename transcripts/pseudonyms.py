@@ -76,6 +76,7 @@ class Pseudonyms:
             self._taken[kept8] |= reserved
         self.identity: set[str] = set()  # case-folded words seen in who/where: names, users, folders
         self.record: dict[str, dict[str, str]] = {}  # kind → original → pseudonym (for --mapping)
+        self.masked = 0  # secrets masked here that the recorder had left (raw logs, other tools)
 
     # words -------------------------------------------------------------------------------------
 
@@ -168,6 +169,13 @@ class Pseudonyms:
         seed = hashlib.blake2b(like, key=self._key, digest_size=16).digest()
         return random.Random(seed).randbytes(size)
 
+    def mask(self, secret: bytes) -> bytes:
+        """A secret: one ``*`` a byte, as the recorder's redaction writes it; counted when it was
+        not masked yet, so a transcript's ``redacted`` tells a replay that ``*`` runs match anything."""
+        if secret.strip(b"*"):
+            self.masked += 1
+        return b"*" * len(secret)
+
     def remember(self, kind: str, original: bytes, pseudonym: bytes) -> None:
         self._remember(kind, original, pseudonym)
 
@@ -211,8 +219,3 @@ def _apply_case(original: str, mapped: str) -> str:
     if original[:1].isascii() and original[:1].isupper():
         return mapped.upper() if original.isupper() else mapped[:1].upper() + mapped[1:]
     return mapped
-
-
-def mask(data: bytes) -> bytes:
-    """A secret: one ``*`` a byte, as the recorder's redaction writes it."""
-    return b"*" * len(data)
