@@ -159,8 +159,7 @@ def _folder_dir(a: Anonymiser, rel: Path) -> str:
     if name in ("", "."):
         return ""
     parts = name[1:].split(".")
-    return "." + ".".join(folder(a.pseudonyms, part.encode("ascii", "surrogateescape")).decode("ascii", "replace")
-                          for part in parts)
+    return "." + ".".join(os.fsdecode(folder(a.pseudonyms, os.fsencode(part))) for part in parts)
 
 
 def _maildir_name(a: Anonymiser, name: str) -> str:
