@@ -187,7 +187,7 @@ def filename(p: Pseudonyms, value: bytes) -> bytes:
     ext = _EXTENSION.search(rest)
     stem, tail = (rest[:ext.start()], rest[ext.start():]) if ext else (rest, b"")
     if sep:
-        stem = anon_text.through_units(stem, anon_text.PCT_UNIT, lambda b: anon_text.text(p, b))
+        stem = anon_text.through_units(stem, anon_text.PCT_ESCAPE, lambda b: anon_text.text(p, b))
     else:
         stem = anon_text.header_text(p, stem)
     new = charset + sep + stem + tail
@@ -216,7 +216,7 @@ def _body(p: Pseudonyms, body: bytes, main: bytes, params: dict[bytes, bytes], c
     if cte == b"base64":
         return anon_text.through_base64(body, inner) or anon_text.scramble_base64(p, body)
     if cte == b"quoted-printable":
-        return anon_text.through_units(body, anon_text.QP_UNIT, inner)
+        return anon_text.through_units(body, anon_text.QP_ESCAPE, inner)
     return inner(body)
 
 

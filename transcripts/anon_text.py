@@ -23,8 +23,8 @@ _ADDRESS = re.compile(rb"[A-Za-z0-9\x80-\xff._%+=-]+@[A-Za-z0-9\x80-\xff-]+(?:\.
 _HOST = re.compile(rb"(?<![\w.@-])(?:[A-Za-z0-9\x80-\xff-]+\.)+[a-z]{2,6}\b(?![.@-]?\w)")
 _WORDISH = re.compile(rb"(?:[A-Za-z0-9]|[\x80-\xff])+")
 _ENCODED_WORD = re.compile(rb"=\?([^?\s]+)\?([BbQq])\?([^?\s]*)\?=")
-QP_UNIT = re.compile(rb"=\r?\n|=[0-9A-Fa-f]{2}|[\s\S]")
-PCT_UNIT = re.compile(rb"%[0-9A-Fa-f]{2}|[\s\S]")
+QP_ESCAPE = re.compile(rb"=\r?\n|=[0-9A-Fa-f]{2}")
+PCT_ESCAPE = re.compile(rb"%[0-9A-Fa-f]{2}")
 _B64_CHARS = re.compile(rb"[A-Za-z0-9+/=]")
 
 
@@ -89,7 +89,7 @@ def header_text(p: Pseudonyms, data: bytes, *, identity: bool = False, keep: fro
         if m[2] in b"Bb":
             payload = through_base64(payload, inner) or payload
         else:
-            payload = through_units(payload, QP_UNIT, inner, underscore=True)
+            payload = through_units(payload, QP_ESCAPE, inner, underscore=True)
         out += data[m.start():m.start(3)] + payload + b"?="
         last = m.end()
     out += text(p, data[last:], keep8bit=True, identity=identity, keep=keep)
@@ -99,30 +99,45 @@ def header_text(p: Pseudonyms, data: bytes, *, identity: bool = False, keep: fro
 # Through an encoding ---------------------------------------------------------------------------
 
 
-def through_units(data: bytes, unit: re.Pattern, rewrite: Rewrite, *, underscore: bool = False) -> bytes:
+def through_units(data: bytes, escape: re.Pattern, rewrite: Rewrite, *, underscore: bool = False) -> bytes:
     """Quoted-printable (``=XX``) or percent-encoded (``%XX``) text, rewritten as decoded bytes.
 
-    A soft line break (``=`` CRLF) is layout, not content. ``underscore``: RFC 2047 Q, where ``_``
-    is a space.
+    ``escape`` finds the escapes (``QP_ESCAPE``, ``PCT_ESCAPE``); a soft line break (``=`` CRLF)
+    is layout, not content. ``underscore``: RFC 2047 Q, where ``_`` is a space. Runs of literal
+    bytes between escapes are taken whole (a body is mostly literal).
     """
-    units = [m[0] for m in unit.finditer(data)]
-    content_at = [i for i, u in enumerate(units) if not (u[:1] == b"=" and u[1:2] in (b"\r", b"\n"))]
-    decoded = bytes(_unit_byte(units[i], underscore) for i in content_at)
-    new = rewrite(decoded)
-    for i, byte in zip(content_at, new):
-        u = units[i]
-        if len(u) == 3:  # an escaped byte stays escaped, in the original's hex case
-            hexed = b"%02X" % byte if not u[1:].islower() else b"%02x" % byte
-            units[i] = u[:1] + hexed
-        elif not (underscore and u == b"_"):
-            units[i] = bytes([byte])
-    return same_length(data, b"".join(units), "encoded text")
-
-
-def _unit_byte(unit: bytes, underscore: bool) -> int:
-    if len(unit) == 3:
-        return int(unit[1:], 16)
-    return 0x20 if underscore and unit == b"_" else unit[0]
+    pieces: list[bytes] = []  # decoded content, piece by piece: a literal run or one escaped byte
+    kinds: list[bytes] = []  # b"" for a literal run, else the escape (a soft line break decodes to nothing)
+    last = 0
+    space = (lambda run: run.replace(b"_", b" ")) if underscore else (lambda run: run)  # noqa: E731
+    for m in escape.finditer(data):
+        if m.start() > last:
+            pieces.append(space(data[last:m.start()]))
+            kinds.append(b"")
+        token = m[0]
+        if token[1:2] in (b"\r", b"\n"):
+            pieces.append(b"")
+            kinds.append(token)
+        else:
+            pieces.append(bytes([int(token[1:], 16)]))
+            kinds.append(token)
+        last = m.end()
+    if last < len(data):
+        pieces.append(space(data[last:]))
+        kinds.append(b"")
+    new = rewrite(b"".join(pieces))
+    out, at = bytearray(), 0
+    for piece, kind in zip(pieces, kinds):
+        chunk = new[at:at + len(piece)]
+        at += len(piece)
+        if not kind:
+            out += chunk.replace(b" ", b"_") if underscore else chunk  # spaces are not words: still in place
+        elif not piece:
+            out += kind  # a soft line break
+        else:  # an escaped byte stays escaped, in the original's hex case
+            hexed = b"%02X" % chunk[0] if not kind[1:].islower() else b"%02x" % chunk[0]
+            out += kind[:1] + hexed
+    return same_length(data, bytes(out), "encoded text")
 
 
 def through_base64(data: bytes, rewrite: Rewrite | None) -> bytes | None:

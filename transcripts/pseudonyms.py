@@ -76,6 +76,7 @@ class Pseudonyms:
             self._taken[kept8] |= reserved
         self.identity: set[str] = set()  # case-folded words seen in who/where: names, users, folders
         self.record: dict[str, dict[str, str]] = {}  # kind → original → pseudonym (for --mapping)
+        self._bytes_cache: dict[tuple[bytes, bool, bool], bytes] = {}
         self.masked = 0  # secrets masked here that the recorder had left (raw logs, other tools)
 
     # words -------------------------------------------------------------------------------------
@@ -113,11 +114,16 @@ class Pseudonyms:
         return _WORD_BYTES.sub(lambda m: self.word_bytes(m[0], keep8bit=keep8bit, identity=identity, keep=keep), data)
 
     def word_bytes(self, word: bytes, *, keep8bit: bool = False, identity: bool = False, keep=frozenset()) -> bytes:
-        text = word.decode("utf-8", "surrogateescape")
-        if text.translate(_ASCII_LOWER) in keep:
+        if keep and word.lower().decode("utf-8", "surrogateescape") in keep:
             return word
-        out = _WORD.sub(lambda m: self.word(m[0], keep8bit=keep8bit, identity=identity), text)
-        return out.encode("utf-8", "surrogateescape")
+        key = (word, keep8bit, identity)
+        out = self._bytes_cache.get(key)  # the hot path: most words of a mailbox repeat
+        if out is None:
+            text = word.decode("utf-8", "surrogateescape")
+            out = _WORD.sub(lambda m: self.word(m[0], keep8bit=keep8bit, identity=identity), text) \
+                .encode("utf-8", "surrogateescape")
+            self._bytes_cache[key] = out
+        return out
 
     def known(self, word: str) -> bool:
         return word.translate(_ASCII_LOWER) in self.identity
