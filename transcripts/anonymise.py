@@ -77,9 +77,18 @@ class Anonymiser:
             label=anon_text.known(self.pseudonyms, transcript.header.label.encode()).decode("utf-8", "replace"),
             anonymised=True,
             redacted=transcript.header.redacted + self.pseudonyms.masked - masked,
-            extra=dict(transcript.header.extra),
+            extra={key: self._known(value) for key, value in transcript.header.extra.items()},
         )
         return Transcript(header, events)
+
+    def _known(self, value):
+        """Header fields a writer added (an importer's source file names ...) lose known names."""
+        if isinstance(value, str):
+            return anon_text.known(self.pseudonyms, value.encode("utf-8", "surrogateescape")).decode(
+                "utf-8", "surrogateescape")
+        if isinstance(value, list):
+            return [self._known(v) for v in value]
+        return value
 
     def _server(self, server: str) -> str:
         host, colon, port = server.rpartition(":")
