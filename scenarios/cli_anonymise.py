@@ -45,7 +45,9 @@ def cmd_anonymise(args: argparse.Namespace) -> int:
         outputs = [args.output] if one_file else [args.output / output_name(anonymiser, p) for p in args.inputs]
         if len(set(outputs)) != len(outputs):
             raise AnonymiseError(str(args.output), "two inputs have the same name; give them in separate runs")
+        masked = anonymiser.pseudonyms.masked
         write(anonymiser, args.inputs, outputs, kinds)
+        masked = anonymiser.pseudonyms.masked - masked  # the second pass's count: one per secret
         if args.mapping:
             args.mapping.parent.mkdir(parents=True, exist_ok=True)
             args.mapping.write_text(json.dumps(anonymiser.mapping(), indent=1, ensure_ascii=False) + "\n",
@@ -54,5 +56,9 @@ def cmd_anonymise(args: argparse.Namespace) -> int:
         print(f"quirkmail anonymise: {exc}", file=sys.stderr)
         return ExitCode.USAGE
     for path, out, kind in zip(args.inputs, outputs, kinds):
-        print(f"{kind:10} {path} -> {out}")
+        print(f"{kind:14} {path} -> {out}")
+    table = anonymiser.mapping()
+    counts = ", ".join(f"{len(table.get(k, {}))} {k}" for k in ("addresses", "domains", "folders", "subjects", "files"))
+    print(f"rewritten: {counts}; secrets masked here: {masked}"
+          + (f"; mapping: {args.mapping}" if args.mapping else ""))
     return ExitCode.OK
