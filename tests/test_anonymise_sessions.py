@@ -18,6 +18,7 @@ from simulators.launcher import SimulatorWorld
 from simulators.profiles import load_profile
 from simulators.store import INBOX, Store
 from tests.anonymise_support import RecordingProxy
+from transcripts.anon_imap import _flatten, _Stream  # the anonymiser's own IMAP framing
 from transcripts.anonymise import Anonymiser
 from transcripts.format import Chunk, Protocol, Sender, Transcript
 from transcripts.pseudonyms import KNOWN_FOLDERS
@@ -233,3 +234,22 @@ def test_ews_soap_session_mime_content_and_contacts_lose_names():
         assert len(decoded) == len(mime) and email.message_from_bytes(decoded).get_content_type() == \
             email.message_from_bytes(mime).get_content_type()
     assert b"<t:ResponseCode>NoError</t:ResponseCode>" in served or b"ResponseClass=\"Success\"" in served
+
+
+def _structure(stream: bytes) -> list[tuple]:
+    """Each line's tag, command or reply word, and its literals' sizes: what a replay pairs by."""
+    s, pos, lines = _Stream(None, stream), 0, []
+    while pos < len(stream):
+        tag, at = s.first_atom(pos)
+        word, at2 = s.first_atom(at)
+        toks, pos = s.tokens(at2)
+        literals = [t.end - t.start for t in _flatten(toks) if t.kind == "lit"]
+        lines.append((tag, word.upper() if not word.isdigit() else b"#", literals))
+    return lines
+
+
+def test_imap_command_and_reply_structure_is_unchanged(imap_session):
+    original, _ = imap_session
+    anonymised = Anonymiser(seed=4).transcript(original)
+    for side in (Sender.CLIENT, Sender.SERVER):
+        assert _structure(anonymised.sent_by(side)) == _structure(original.sent_by(side)), side
