@@ -25,7 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_imap import USER, add_data_arguments, figures, simulator_source, timed, wait_for_login  # noqa: E402
+from benchmarks._harness import figures, timed, wait_for_login  # noqa: E402
+from benchmarks.bench_imap import USER, add_data_arguments, simulator_source  # noqa: E402
 from migrator.engine import MigrationOptions, migrate  # noqa: E402
 from migrator.recording import recorded  # noqa: E402
 from migrator.urls import Endpoint, Secret, ServerURL  # noqa: E402
