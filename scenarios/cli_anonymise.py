@@ -1,7 +1,7 @@
 """``quirkmail anonymise INPUT... -o OUT [--seed N] [--mapping FILE]``: shareable copies.
 
-Inputs are transcripts (.jsonl), .eml files or directories of them, mbox files and Maildirs; each
-comes out as the same kind under OUT (a directory; or, for one input file, OUT may be the output
+Inputs are transcripts (.jsonl, or a tree of them), .eml files or directories of them, mbox files and
+Maildirs; each comes out as the same kind under OUT (Dovecot rawlogs and imapsync logs as transcripts) (a directory; or, for one input file, OUT may be the output
 file's name). One run maps every name consistently across all its inputs. ``--mapping`` writes
 what de-anonymises the output (addresses, names, folders, subjects, Message-IDs): keep it with the
 customer. Without ``--seed`` the seed is random, so a guessed original cannot be checked against
@@ -26,7 +26,7 @@ def add(sub) -> None:
         "rewritten value keeps its byte length, so literal counts, sizes, MIME structure, line ends and "
         "dates stay as they were.",
     )
-    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="transcript, .eml, directory of .eml, mbox, Maildir")
+    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="transcript(s), .eml(s), mbox, Maildir, Dovecot rawlog, imapsync log")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT", help="output directory (or file, for one input file)")
     p.add_argument("--seed", help="same seed, same pseudonyms (default: random; keep a seed you give private)")
     p.add_argument("--mapping", type=Path, metavar="FILE", help="write original → pseudonym (JSON); it de-anonymises")

@@ -1,4 +1,5 @@
-"""Files in, the same kind of files out: transcripts, .eml files, mbox files, Maildir(++) trees.
+"""Files in, the same kind of files out: transcripts, .eml files, mbox files, Maildir(++) trees;
+customers' logs (Dovecot rawlogs, imapsync ``--debugimap``) in, a folder of transcripts out.
 
 Each kind keeps what a loader reads from it (``simulators/fixtures/loaders.py``): an mbox keeps its
 ``From `` lines' dates and Status headers, a Maildir its folder layout (names rewritten through
@@ -14,7 +15,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from transcripts import anon_text, format as tformat
+from transcripts import anon_text, format as tformat, imapsync, rawlog
 from transcripts.anon_imap import folder
 from transcripts.anonymise import AnonymiseError, Anonymiser
 
@@ -26,12 +27,15 @@ Writer = Callable[[Path, bytes], None]
 
 
 def kind_of(path: Path) -> str:
-    """transcript | eml | mbox | maildir | eml-dir | transcript-dir, or AnonymiseError naming what it is not."""
+    """transcript | transcript-dir | rawlog | imapsync-log | eml | eml-dir | mbox | maildir, or AnonymiseError
+    naming what it is not."""
     if path.is_dir():
         if (path / "cur").is_dir() and (path / "new").is_dir():
             return "maildir"
         if any(p.suffix.lower() == ".eml" for p in path.iterdir()):
             return "eml-dir"
+        if any(path.glob("*.in")):
+            return "rawlog"
         if _transcripts_under(path):
             return "transcript-dir"
         raise AnonymiseError(str(path), "a directory that is neither a Maildir (cur/, new/) nor holds .eml files "
@@ -40,6 +44,10 @@ def kind_of(path: Path) -> str:
         raise AnonymiseError(str(path), "no such file or directory")
     if tformat.looks_like_transcript(path):
         return "transcript"
+    if path.suffix in (".in", ".out"):
+        return "rawlog"
+    if imapsync.looks_like_log(path):
+        return "imapsync-log"
     head = _read(path)[:5]
     if head == b"From ":
         return "mbox"
@@ -65,7 +73,7 @@ def write(anonymiser: Anonymiser, inputs: list[Path], outputs: list[Path], kinds
 
 def output_name(anonymiser: Anonymiser, path: Path) -> str:
     """A file name may name the customer: its stem loses known names and addresses."""
-    stem = anon_text.known(anonymiser.pseudonyms, path.stem.encode("utf-8", "surrogateescape"))
+    stem = anon_text.known_words(anonymiser.pseudonyms, path.stem.encode("utf-8", "surrogateescape"))
     return stem.decode("utf-8", "surrogateescape") + path.suffix
 
 
@@ -99,6 +107,22 @@ def _transcript_dir(a: Anonymiser, path: Path, out: Path, write: bool) -> None:
         rel = file.relative_to(path)
         target = out.joinpath(*(output_name(a, Path(part)) for part in rel.parts))
         _transcript(a, file, target, write)
+
+
+def _imported(a: Anonymiser, path: Path, out: Path, write: bool) -> None:
+    """A customer's log (Dovecot rawlog pairs or folder, imapsync ``--debugimap``): imported by
+    ``transcripts.rawlog`` (passwords masked there), each session written as an anonymised
+    transcript under ``out``, ready for ``quirkmail replay``."""
+    try:
+        imported = rawlog.load([path])
+    except (rawlog.RawlogError, tformat.TranscriptError) as exc:
+        raise AnonymiseError(exc.source, f"line {exc.line}: {exc.cause}" if exc.line else exc.cause) from None
+    for name, transcript in imported.sessions:
+        new = a.transcript(transcript)
+        if write:
+            stem = anon_text.known_words(a.pseudonyms, name.encode("utf-8", "surrogateescape")).decode(
+                "utf-8", "surrogateescape")
+            tformat.write(new, out / (stem if stem.endswith(tformat.SUFFIX) else stem + tformat.SUFFIX))
 
 
 def _transcripts_under(path: Path) -> list[Path]:
@@ -177,6 +201,8 @@ _ANONYMISERS: dict[str, Callable[[Anonymiser, Path, Path, bool], None]] = {
     "eml": _eml,
     "eml-dir": _eml_dir,
     "transcript-dir": _transcript_dir,
+    "rawlog": _imported,
+    "imapsync-log": _imported,
     "mbox": _mbox,
     "maildir": _maildir,
 }

@@ -69,12 +69,26 @@ def known(p: Pseudonyms, data: bytes) -> bytes:
         token = m[0]
         if m.lastgroup == "address":
             return p.address(token)
-        if m.lastgroup == "host":
+        if m.lastgroup == "host" and p.is_tld(token.rpartition(b".")[2]):
             return p.domain(token)
-        word = token.decode("utf-8", "surrogateescape")
-        return p.word_bytes(token, keep8bit=True) if p.known(word) or not token.isascii() else token
+        return _WORDISH.sub(known_word, token)  # a word, or a file name such as "imapsync.log"
 
+    known_word = _known_word(p)
     return same_length(data, _TOKENS.sub(one, data), "reply text")
+
+
+def known_words(p: Pseudonyms, data: bytes) -> bytes:
+    """File names and paths: only words known as somebody's or some folder's (no host guessing:
+    ``20261122-194809.2411.1.in`` is a rawlog, not a host in India)."""
+    return same_length(data, _WORDISH.sub(_known_word(p), data), "file name")
+
+
+def _known_word(p: Pseudonyms) -> Callable[[re.Match], bytes]:
+    def one(m: re.Match) -> bytes:
+        word = m[0].decode("utf-8", "surrogateescape")
+        return p.word_bytes(m[0], keep8bit=True) if p.known(word) or not m[0].isascii() else m[0]
+
+    return one
 
 
 def header_text(p: Pseudonyms, data: bytes, *, identity: bool = False, keep: frozenset[str] = frozenset()) -> bytes:

@@ -84,7 +84,7 @@ class Anonymiser:
     def _known(self, value):
         """Header fields a writer added (an importer's source file names ...) lose known names."""
         if isinstance(value, str):
-            return anon_text.known(self.pseudonyms, value.encode("utf-8", "surrogateescape")).decode(
+            return anon_text.known_words(self.pseudonyms, value.encode("utf-8", "surrogateescape")).decode(
                 "utf-8", "surrogateescape")
         if isinstance(value, list):
             return [self._known(v) for v in value]

@@ -142,6 +142,10 @@ class Pseudonyms:
         self._remember("domains", domain, out)
         return out
 
+    @staticmethod
+    def is_tld(label: bytes) -> bool:
+        return label.lower() in _TLDS
+
     def local(self, local: bytes, *, keep8bit: bool = True) -> bytes:
         return self.text_bytes(local, keep8bit=keep8bit, identity=True)
 
