@@ -76,9 +76,10 @@ class _Block(BaseModel):
 
 
 class ServerSpec(_Block):
-    """One side of the migration: a simulator with a provider profile, or a real Dovecot."""
+    """One side of the migration: a simulator with a provider profile, a real Dovecot, or (a source
+    only) recorded sessions played back: ``{replay: PATH, lenient: false, pace: fast}``."""
 
-    server: Literal["simulator", "dovecot"]
+    server: Literal["simulator", "dovecot", "replay"]
     # imap; a source may be pop3 (the inbox only); a destination may take delivery (lmtp: Dovecot's,
     # smtp: the simulator's front) from a pop3 source (scenarios.sides_pop3).
     protocol: Literal["imap", "pop3", "lmtp", "smtp", "ews"] = "imap"  # ews: a source (scenarios.sides_ews)
@@ -97,6 +98,19 @@ class ServerSpec(_Block):
     # writes a new token to that file when the oauth-token-expiry quirk has no login left for it.
     auth: Literal["password", "xoauth2"] = "password"
     rotate_token: bool = False
+    # A source replayed from a recording (scenarios.replay_scenario): a transcript, a --record folder,
+    # Dovecot rawlogs or an imapsync log, relative to the scenario file. lenient and pace are
+    # ReplayServer's (skip unmatched recorded commands; fast or the recorded delays).
+    replay: str | None = None
+    lenient: bool = False
+    pace: Literal["fast", "recorded"] = "fast"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _replay_is_a_server(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "replay" in data and "server" not in data:
+            return {**data, "server": "replay"}  # {replay: PATH} says it all
+        return data
 
     @field_validator("quirks", "faults", mode="before")
     @classmethod
@@ -119,6 +133,21 @@ class ServerSpec(_Block):
 
         FaultPlan(value, clock=None)  # FaultError (a ValueError) names the fault and the bad parameter
         return value
+
+    @model_validator(mode="after")
+    def _replay_has_a_recording(self) -> ServerSpec:
+        replaying = {"replay", "lenient", "pace"} & self.model_fields_set
+        if self.server != "replay":
+            if replaying:
+                raise FieldProblem(sorted(replaying)[0], "is for a replayed source: {replay: PATH}")
+            return self
+        if not self.replay:
+            raise FieldProblem("replay", "a replay server needs the recording's path")
+        live = {"profile", "user", "quirks", "faults", "fixture", "wrong_password", "auth", "rotate_token"}
+        given = sorted(live & self.model_fields_set)
+        if given:
+            raise FieldProblem(given[0], "a replayed source is what was recorded: it has no " + given[0])
+        return self
 
     @model_validator(mode="after")
     def _dovecot_has_no_profile(self) -> ServerSpec:
@@ -252,6 +281,8 @@ class Scenario(_Block):
     @model_validator(mode="after")
     def _pop3_roles_fit(self) -> Scenario:
         src, dst = self.source, self.destination
+        if src.server == "replay" and "protocol" not in src.model_fields_set:
+            return self  # the recording says it: load_scenario checks again once read
         if src.protocol in ("lmtp", "smtp"):
             raise FieldProblem("source.protocol", f"{src.protocol} only delivers: it can be a destination, not a source")
         if dst.protocol == "pop3":
@@ -279,6 +310,27 @@ class Scenario(_Block):
             raise FieldProblem("pim_destination", "contacts, calendars, tasks and notes come from an ews source")
         return self
 
+
+    @model_validator(mode="after")
+    def _replay_fits(self) -> Scenario:
+        """A replayed source has no live mailbox: only expectations about the run and the destination."""
+        if self.destination.server == "replay":
+            raise FieldProblem("destination.server", "a replay plays a source back; the destination is "
+                               "a simulator or Dovecot, read after the run")
+        if self.source.server != "replay":
+            return self
+        for field, what in (("command", "an external command"), ("new_mail_between_runs", "new mail")):
+            if getattr(self.migration, field) is not None:
+                raise FieldProblem(f"migration.{field}", f"{what} needs a live source, not a replay")
+        if self.batch is not None or self.pim_destination is not None:
+            raise FieldProblem("batch" if self.batch else "pim_destination", "a replayed source is one mail account")
+        for field in ("identical", "missing", "duplicated", "unexpected"):
+            if getattr(self.expect, field) is not None:
+                raise FieldProblem(f"expect.{field}", "compares with a live source; a replay checks each "
+                                   "message the recording sent (skipped: says which may be absent)")
+        if "source_unchanged" in self.expect.model_fields_set or self.expect.collab or self.expect.live:
+            raise FieldProblem("expect", "source_unchanged, collab and live need a live source")
+        return self
 
     @model_validator(mode="after")
     def _batch_fits(self) -> Scenario:
@@ -332,4 +384,25 @@ def load_scenario(path: Path | str) -> Scenario:
         raise ScenarioError(path, field or "(top level)", problem + extra) from None
     except Exception as exc:  # e.g. a quirk string that does not parse
         raise ScenarioError(path, "", str(exc)) from None
-    return scenario.model_copy(update={"file": path, "name": scenario.name or path.stem})
+    scenario = scenario.model_copy(update={"file": path, "name": scenario.name or path.stem})
+    if scenario.source.server == "replay":
+        from scenarios.replay_source import load_replay_source
+
+        replayed = load_replay_source(path, scenario.source.replay)  # ScenarioError: source.replay
+        if "protocol" in scenario.source.model_fields_set and scenario.source.protocol != replayed.protocol:
+            raise ScenarioError(path, "source.protocol", f"says {scenario.source.protocol}; "
+                                f"the recording is {replayed.protocol}")
+        scenario.source.protocol = replayed.protocol  # expect.pop3 and the roles follow the recording
+        _recheck(scenario, path)
+    return scenario
+
+
+def _recheck(scenario: Scenario, path: Path) -> None:
+    """Run the cross-field checks again now that the source's protocol is known."""
+    try:
+        Scenario.model_validate(scenario.model_dump(exclude={"file"}, exclude_unset=True))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        cause = first.get("ctx", {}).get("error")
+        field = cause.field if isinstance(cause, FieldProblem) else _loc(first["loc"])
+        raise ScenarioError(path, field, getattr(cause, "problem", first["msg"])) from None

@@ -86,6 +86,10 @@ def run_scenario(scenario: Scenario, *, after_migration: Callable[[Side, Side], 
         if reason:
             result.skipped = f"needs Dovecot: {reason}"
             return result
+    if scenario.source.server == "replay":
+        from scenarios.replay_scenario import run_replay_scenario
+
+        return run_replay_scenario(scenario, options, result, started, after_migration)
     if scenario.batch is not None:
         from scenarios.batch_scenario import run_batch_scenario
 
