@@ -53,7 +53,7 @@ def test_a_good_file_loads_with_defaults_filled_in(tmp_path):
         (("  runs: 2", "  runs: 0"), "migration.runs", "greater than or equal to 1"),
         (("  exit_code: 0", "  exit_codes: 0"), "expect.exit_codes", "Extra inputs"),
         (("folders: 6}", "folders: six}"), "source.fixture.folders", "valid integer"),
-        (("server: dovecot}", "server: exchange}"), "destination.server", "'simulator' or 'dovecot'"),
+        (("server: dovecot}", "server: exchange}"), "destination.server", "'dovecot' or 'replay'"),
         (("copied_per_run: [40, 0]", "copied_per_run: [40]"), "expect.copied_per_run", "lists 1 runs but migration.runs is 2"),
         (("reason: too-large, count: 1", "reason: too-large"), "expect.skipped.0.count", "Field required"),
         (("appendlimit:bytes=1000", "no-such-quirk:bytes=1000"), "source.quirks", "unknown quirk 'no-such-quirk'"),
