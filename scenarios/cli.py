@@ -198,6 +198,8 @@ def _add_serve(sub) -> None:
                    help="keep the mailboxes in DIR (SQLite, each change committed atomically): a restarted or "
                    "killed server comes back with the same messages, UIDs, UIDVALIDITY, dates and flags "
                    "(the fixture is only generated when DIR is new)")
+    p.add_argument("--record", type=Path, metavar="DIR",
+                   help="record the simulator's side of every IMAP and POP3 connection as a transcript in DIR")
     p.add_argument("--implicit-tls", action="store_true",
                    help="TLS from the first byte (imaps://, pop3s://, https for EWS) instead of STARTTLS/STLS")
     p.set_defaults(handler=cmd_serve)
@@ -306,7 +308,14 @@ def _serve(args, profile, fronts: list[str], spec, base_dir: Path, password: str
     if args.store_dir:
         persisted = persisted or StorePersistence(store, args.store_dir)  # a first start: saves the fixture
         persisted.save(account)
+    recorder = None
+    if args.record:
+        from transcripts.tap import Recorder
+
+        recorder = Recorder(args.record)
     with SimulatorWorld(store, profile) as world:
+        if recorder is not None:
+            world.record(recorder.labelled("simulator"))
         handles = [_start_front(world, front, args) for front in fronts]
         messages = sum(len(f.messages) for f in account.folders.values())
         items = sum(len(f.items) for f in account.folders.values())
@@ -316,6 +325,8 @@ def _serve(args, profile, fronts: list[str], spec, base_dir: Path, password: str
         print(f"cafile: {world.cafile}")
         if persisted is not None:
             print(f"store: {persisted.path} (every change is written before it is acknowledged)")
+        if recorder is not None:
+            print(f"transcripts: {recorder.directory} (IMAP and POP3 sessions, passwords masked)")
         print(password_note)
         print("Ctrl-C stops", flush=True)
         try:
@@ -323,6 +334,8 @@ def _serve(args, profile, fronts: list[str], spec, base_dir: Path, password: str
                 time.sleep(3600)
         except KeyboardInterrupt:
             print("stopping")
+    if recorder is not None:
+        recorder.close()
     return ExitCode.OK
 
 

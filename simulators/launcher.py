@@ -73,6 +73,7 @@ class SimulatorWorld:
         self._ports: list = []
         self._factories: list[ImapServerFactory | Pop3ServerFactory] = []
         self.handles: list[ServerHandle] = []
+        self._recorder = None  # see record()
 
     def __enter__(self) -> SimulatorWorld:
         return self
@@ -99,9 +100,11 @@ class SimulatorWorld:
 
     def _build(self, label: str, factory_class, implicit_tls: bool):
         try:
-            return factory_class(self.store, self.profile, tls_options=self._tls_options, implicit_tls=implicit_tls)
+            factory = factory_class(self.store, self.profile, tls_options=self._tls_options, implicit_tls=implicit_tls)
         except ValueError as exc:
             raise self._profile_error(label, exc) from None
+        factory.recorder = self._recorder
+        return factory
 
     def _profile_error(self, label: str, exc: Exception) -> LauncherError:
         # A bad quirk or fault (QuirkError/FaultError, ValueErrors) in the profile, or a port in use (SMTP)
@@ -124,6 +127,13 @@ class SimulatorWorld:
         handle = ServerHandle(protocol, self.host, listening.getHost().port, implicit_tls)
         self.handles.append(handle)
         return handle
+
+    def record(self, recorder) -> None:
+        """Record the simulator's side of every new IMAP and POP3 connection (a
+        ``transcripts.tap.LabelledRecorder``; None stops). SMTP and EWS are not recorded."""
+        self._recorder = recorder
+        for factory in self._factories:
+            factory.recorder = recorder
 
     def quirks(self, name: str) -> list:
         """The live quirk objects named ``name`` of the started IMAP and POP3 servers (each server

@@ -97,3 +97,34 @@ def _appending(record: Path) -> bool:
         if path.read_bytes().count(b" APPEND ") >= 2:
             return True
     return False
+
+
+COMMAND_SCENARIO = """\
+name: external-client
+description: An external client (imaplib in a child process) logs in to the simulator; we record its side.
+source: {server: simulator, profile: generic, fixture: {seed: 4, messages: 3, folders: 1}}
+destination: {server: simulator, profile: generic}
+migration:
+  command: [%s, -c, "import imaplib; c = imaplib.IMAP4('{source_host}', {source_port}); c.login('{source_user}', '{source_password}'); c.select('INBOX'); c.logout()"]
+expect:
+  exit_code: 0
+  identical: false
+  missing: 3
+"""
+
+
+def test_an_external_command_is_recorded_from_the_simulators_side(tmp_path):
+    from scenarios.model import load_scenario
+    from scenarios.runner import run_scenario
+
+    path = tmp_path / "clients" / "external-client.yaml"
+    path.parent.mkdir()
+    path.write_text(COMMAND_SCENARIO % sys.executable)
+    result = run_scenario(load_scenario(path), record_dir=tmp_path / "rec")
+    assert result.passed, result.failures
+    [only] = result.transcripts
+    assert Path(only).name.startswith("001-source-server-imap-127.0.0.1_")
+    transcript = tf.read(only)
+    sent = transcript.sent_by(tf.Sender.CLIENT)
+    assert b" LOGIN " in sent and b" SELECT INBOX" in sent and transcript.header.redacted == 1
+    assert transcript.sent_by(tf.Sender.SERVER).startswith(b"* OK")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 import socket
 from datetime import datetime, timezone
 
@@ -120,3 +121,30 @@ def test_header_is_rewritten_in_place_while_events_are_appended(tmp_path):
     back = tf.read(tmp_path / "h.jsonl")
     assert (back.header.redacted, back.header.tls, back.header.label) == (3, "starttls", "")
     assert [e.data for e in back.events] == [b"* OK\r\n", b"a1 NOOP\r\n"]
+
+
+def test_the_simulators_own_view_of_a_connection_equals_the_engines(world, tmp_path):
+    """Both ends of one STARTTLS connection recorded: the same bytes each way, the same marks."""
+    w, handle, _ = world
+    engine, simulator = Recorder(tmp_path / "engine"), Recorder(tmp_path / "simulator")
+    w.record(simulator.labelled("simulator"))
+    try:
+        _session(_endpoint(world, handle, engine, "source"))
+    finally:
+        w.record(None)
+    deadline = time.monotonic() + 5
+    while simulator.paths and not _closed(simulator.paths[0]) and time.monotonic() < deadline:
+        time.sleep(0.01)  # the reactor thread finishes its side
+    engine.close(), simulator.close()
+    ours, theirs = tf.read(engine.paths[0]), tf.read(simulator.paths[0])
+    assert simulator.paths[0].name == f"001-simulator-imap-127.0.0.1_{handle.port}.jsonl"
+    for sender in tf.Sender:
+        assert ours.sent_by(sender) == theirs.sent_by(sender), sender
+    assert (theirs.header.tls, theirs.header.redacted) == ("starttls", 1)
+    marks = [(e.kind, e.detail) for e in theirs.events if isinstance(e, tf.Mark)]
+    assert marks[0] == ("starttls", "") and marks[-1][0] == "close"
+    assert PASSWORD.encode() not in simulator.paths[0].read_bytes()
+
+
+def _closed(path) -> bool:
+    return any(isinstance(e, tf.Mark) and e.kind == "close" for e in tf.read(path).events)
