@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import time
 import socket
@@ -148,3 +149,33 @@ def test_the_simulators_own_view_of_a_connection_equals_the_engines(world, tmp_p
 
 def _closed(path) -> bool:
     return any(isinstance(e, tf.Mark) and e.kind == "close" for e in tf.read(path).events)
+
+
+VCARD = "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:rec-1\r\nFN:J\u00fcrgen Tap\r\nN:Tap;J\u00fcrgen;;;\r\nEND:VCARD\r\n"
+
+
+@pytest.mark.peer
+@pytest.mark.slow
+def test_dav_requests_recorded_at_the_socket_credentials_masked(tmp_path):
+    from migrator.sinks.dav import DavSink
+    from scenarios.peers.radicale import RadicaleServer
+
+    if RadicaleServer.availability():
+        pytest.skip(RadicaleServer.availability())
+    recorder = Recorder(tmp_path)
+    with RadicaleServer() as radicale:
+        radicale.add_user("dora", PASSWORD)
+        endpoint = Endpoint(ServerURL.parse(radicale.url("dora")), Secret(PASSWORD), recorder=recorder.labelled("pim"))
+        sink = DavSink(endpoint)
+        collection = sink.ensure_collection("contacts", "contact", "Contacts")
+        assert sink.put(collection, "rec-1", "contact", VCARD).created
+        sink.close()
+    recorder.close()
+    transcripts = [tf.read(p) for p in recorder.paths]
+    assert transcripts and all(t.header.protocol is tf.Protocol.HTTP and t.header.label == "pim" for t in transcripts)
+    sent = b"".join(t.sent_by(tf.Sender.CLIENT) for t in transcripts)
+    assert re.search(rb"PUT /dora/contacts/[^ ]+ HTTP/1\.1\r\n", sent)
+    assert VCARD.encode() in sent, "the body as it was sent"
+    assert b"Authorization: Basic " + b"*" * len(base64.b64encode(f"dora:{PASSWORD}".encode())) in sent
+    assert b" 201 Created\r\n" in b"".join(t.sent_by(tf.Sender.SERVER) for t in transcripts)
+    assert not any(PASSWORD.encode() in p.read_bytes() for p in recorder.paths)
