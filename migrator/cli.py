@@ -144,7 +144,8 @@ def run_migrate(args: argparse.Namespace, *, console: Console | None = None) -> 
         from migrator.batch.cli import run_batch_command
 
         if getattr(args, "record", None):
-            err.print("quirkmail migrate: --record records one migration; it cannot be combined with --batch")
+            err.print("quirkmail migrate: --record records one migration; it cannot be combined with --batch",
+                      markup=False, highlight=False, soft_wrap=True)
             return int(ExitCode.USAGE)
         return run_batch_command(args, console=console, err=err)
     recorder = None
