@@ -50,9 +50,13 @@ class RecordingTransport:
         self.tap.finish()
 
 
-def recording_transport(transport, recorder: LabelledRecorder, protocol: str, implicit_tls: bool) -> RecordingTransport:
+def recording_transport(transport, recorder: LabelledRecorder, protocol: str,
+                        implicit_tls: bool) -> RecordingTransport | None:
+    """The transport recorded, or None when its transcript cannot be opened (the recorder says why)."""
     address = transport.getHost()  # the simulator's own listening address: what the client dialled
     tap = recorder.opener(protocol, address.host, address.port)(transport)
+    if tap is None:
+        return None
     if implicit_tls:
         tap.tls_started()
     return RecordingTransport(transport, tap)

@@ -74,7 +74,7 @@ class FrontProtocol(protocol.Protocol):
         if self.factory.recorder is not None:  # below the faults: record what reaches the wire
             f = self.factory
             self._recording = recording_transport(self.transport, f.recorder, f.protocol_name, f.implicit_tls)
-            self.transport = self._recording
+            self.transport = self._recording or self.transport
         if self.factory.faults:  # writes and closes of this connection go through its faults
             self.transport = self.factory.faults.wrap(self.transport)
         self.factory.connections.add(self)

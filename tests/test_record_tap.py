@@ -179,3 +179,39 @@ def test_dav_requests_recorded_at_the_socket_credentials_masked(tmp_path):
     assert b"Authorization: Basic " + b"*" * len(base64.b64encode(f"dora:{PASSWORD}".encode())) in sent
     assert b" 201 Created\r\n" in b"".join(t.sent_by(tf.Sender.SERVER) for t in transcripts)
     assert not any(PASSWORD.encode() in p.read_bytes() for p in recorder.paths)
+
+
+class _FullDisk:
+    closed = False
+
+    def write(self, text):
+        raise OSError(28, "No space left on device")
+
+    def close(self):
+        self.closed = True
+
+
+def test_a_failing_transcript_never_fails_the_session(world, tmp_path):
+    """A full disk mid-session: the migration's connection carries on, the recorder says which
+    file stopped and why, and nothing unredacted was written."""
+    recorder = Recorder(tmp_path)
+    endpoint = _endpoint(world, world[1], recorder, "source")
+    client, _tls = imapconn.connect(endpoint, role="source")
+    (path,) = recorder.paths
+    recorder._taps[0]._writer._fp = _FullDisk()  # the disk fills up after the login
+    client.select_folder("INBOX", readonly=True)
+    assert imapconn.uid_fetch(client, "1:*", ["BODY.PEEK[]"])[1][b"BODY[]"] == MESSAGE
+    client.logout()
+    recorder.close()
+    assert recorder.failures == [f"{path.name}: recording stopped: OSError: [Errno 28] No space left on device"]
+    assert tf.read(path).sent_by(tf.Sender.CLIENT).count(b"LOGIN") == 1
+
+
+def test_an_unwritable_folder_leaves_connections_unrecorded_and_says_so(world, tmp_path):
+    recorder = Recorder(tmp_path / "rec")
+    (tmp_path / "rec").rmdir()
+    (tmp_path / "rec").write_text("a file where the folder was")
+    _session(_endpoint(world, world[1], recorder, "source"))
+    assert recorder.paths == []
+    [failure] = recorder.failures
+    assert failure.startswith(f"a source imap connection to 127.0.0.1:{world[1].port}: not recorded: ")
