@@ -135,6 +135,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     Console().print(reports.summary_table(results))
     print(f"wall time {wall:.1f} s on {workers} worker{'s' if workers > 1 else ''}")
     print(f"reports: {report_json}, {args.report_dir / reports.JUNIT_XML}, {args.report_dir / reports.REPORT_HTML}")
+    if args.record is not None:
+        print(f"transcripts: {record_dir} (one folder per scenario, linked from report.html)")
     t = reports.totals(results)
     return ExitCode.OK if t["failed"] == t["error"] == 0 else ExitCode.ITEMS_SKIPPED
 
