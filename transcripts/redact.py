@@ -292,7 +292,7 @@ class _ImapClient:
                 return
             else:
                 self.token = "atom"
-                if c == 0x3D:  # "=": an empty initial response
+                if c == 0x3D and self.command == b"AUTHENTICATE":  # "=": an empty initial response
                     self.token_secret = False
                 if self.arg == 0:
                     self.mechanism = bytearray([c])
