@@ -219,7 +219,7 @@ def test_unknown_protocol_is_a_clear_error():
 
 # properties ---------------------------------------------------------------------------------------
 
-from hypothesis import given, settings  # noqa: E402
+from hypothesis import assume, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 _WORDS = [b"a1 ", b"LOGIN ", b"AUTHENTICATE ", b"PLAIN ", b"PASS ", b"USER ", b"AUTH ", b"APOP ", b"DATA\r\n",
@@ -266,3 +266,37 @@ def test_imap_login_password_never_survives(password, form, cuts):
               else arg[:len(arg) - len(secret)] + b"*" * len(secret))
     assert out == b"t1 LOGIN alice " + masked + b"\r\n"
     assert redactor.count == 1
+
+
+def _forms(token: bytes, text: bytes) -> list[tuple[str, list[tuple[tf.Sender, bytes]]]]:
+    """Every place a secret goes, per protocol: (protocol, conversation)."""
+    return [
+        ("imap", [(C, b"a AUTHENTICATE PLAIN " + token + b"\r\n")]),
+        ("imap", [(C, b"a AUTHENTICATE XOAUTH2\r\n"), (S, b"+ \r\n"), (C, token + b"\r\n")]),
+        ("pop3", [(C, b"PASS " + text + b"\r\n")]),
+        ("pop3", [(C, b"APOP alice " + text + b"\r\n")]),
+        ("pop3", [(C, b"AUTH PLAIN\r\n"), (S, b"+ \r\n"), (C, token + b"\r\n")]),
+        ("smtp", [(C, b"AUTH XOAUTH2 " + token + b"\r\n")]),
+        ("smtp", [(C, b"AUTH LOGIN dXNlcg==\r\n"), (S, b"334 UGFzc3dvcmQ6\r\n"), (C, token + b"\r\n")]),
+        ("http", [(C, b"GET / HTTP/1.1\r\nAuthorization: Bearer " + text + b"\r\n\r\n")]),
+        ("http", [(C, b"GET / HTTP/1.1\r\nCookie: " + text + b"\r\n\r\n")]),
+        ("http", [(C, b"GET / HTTP/1.1\r\n\r\n"), (S, b"HTTP/1.1 204 No Content\r\nSet-Cookie: " + text + b"\r\n\r\n")]),
+    ]
+
+
+@settings(max_examples=60, deadline=None)
+@given(raw=st.binary(min_size=6, max_size=40),
+       text=st.text(st.characters(min_codepoint=33, max_codepoint=126, blacklist_characters="*"), min_size=6,
+                    max_size=30), cuts=st.randoms())
+def test_every_secret_form_masked_whatever_the_cuts(raw, text, cuts):
+    token, secret_text = base64.b64encode(raw), text.encode()
+    scaffold = b"".join(data for _, conversation in _forms(b"", b"") for _, data in conversation)
+    assume(token not in scaffold and secret_text not in scaffold)  # a "secret" that is the protocol's own text
+    for protocol, conversation in _forms(token, secret_text):
+        redactor = Redactor(protocol)
+        out = b""
+        for sender, data in conversation:
+            points = sorted(cuts.sample(range(len(data) + 1), 3))
+            out += b"".join(redactor.feed(sender, data[a:b]) for a, b in zip([0, *points], [*points, len(data)]))
+        assert token not in out and secret_text not in out, (protocol, out)
+        assert redactor.count == 1, (protocol, out)
