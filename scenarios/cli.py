@@ -75,6 +75,18 @@ def _add_run(sub) -> None:
     p.set_defaults(handler=cmd_run)
 
 
+def _record_dir(args: argparse.Namespace) -> Path | None:
+    """Where ``run --record`` puts the transcripts (None: not recording)."""
+    if args.record is None:
+        return None
+    record_dir = args.report_dir / "transcripts" if args.record is RECORD_DEFAULT else args.record
+    if record_dir.is_file() or any(record_dir.glob("**/*.y*ml")):
+        # `run --record scenarios/…` took the scenarios for the folder (its value is optional)
+        raise ScenarioError(record_dir, "--record", "that holds scenario files, not transcripts; put --record "
+                            "after the scenario paths, or name its folder as --record=DIR")
+    return record_dir
+
+
 def _workers(value: str) -> int:
     if value == "auto":
         return max(1, min(MAX_AUTO_WORKERS, os.cpu_count() or 1))
@@ -95,6 +107,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not Path(p).exists():
             print(f"quirkmail run: no such file or folder: {p}", file=sys.stderr)
             return ExitCode.USAGE
+    record_dir = _record_dir(args)
     checked = check_files(paths)  # a bad file is a usage error before any server starts
     if checked:
         return checked
@@ -110,8 +123,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "-q",
         "--disable-warnings",
     ]
-    if args.record is not None:
-        record_dir = args.report_dir / "transcripts" if args.record is RECORD_DEFAULT else args.record
+    if record_dir is not None:
         pytest_args += ["--scenario-record-dir", str(record_dir)]
     workers = _workers(args.workers)
     if workers > 1:
@@ -135,7 +147,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     Console().print(reports.summary_table(results))
     print(f"wall time {wall:.1f} s on {workers} worker{'s' if workers > 1 else ''}")
     print(f"reports: {report_json}, {args.report_dir / reports.JUNIT_XML}, {args.report_dir / reports.REPORT_HTML}")
-    if args.record is not None:
+    if record_dir is not None:
         print(f"transcripts: {record_dir} (one folder per scenario, linked from report.html)")
     t = reports.totals(results)
     return ExitCode.OK if t["failed"] == t["error"] == 0 else ExitCode.ITEMS_SKIPPED

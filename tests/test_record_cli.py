@@ -139,3 +139,14 @@ def test_record_is_refused_with_batch(tmp_path, capsys):
     assert main(["migrate", "--batch", str(batch), "--record", str(tmp_path / "rec")]) == 2
     assert "--record records one migration; it cannot be combined with --batch" in capsys.readouterr().err
     assert not (tmp_path / "rec").exists()
+
+
+def test_run_record_refuses_to_take_a_scenario_folder_for_its_own(tmp_path, capsys):
+    from scenarios.cli import main
+
+    scenario = tmp_path / "imap" / "recorded.yaml"
+    scenario.parent.mkdir()
+    scenario.write_text(SCENARIO)
+    assert main(["run", "--record", str(tmp_path / "imap"), "--report-dir", str(tmp_path / "r")]) == 2
+    assert "holds scenario files, not transcripts; put --record after the scenario paths" in capsys.readouterr().err
+    assert scenario.read_text() == SCENARIO
