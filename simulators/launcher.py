@@ -35,6 +35,7 @@ from simulators.ews.server import EwsSite
 from simulators.imap.server import ImapServerFactory
 from simulators.pop3.server import Pop3ServerFactory
 from simulators.profiles import Profile
+from simulators.recording import RecordingFactory
 from simulators.smtp.server import SmtpServer, SmtpServerError, server_tls_context
 from simulators.store import Store
 
@@ -96,7 +97,7 @@ class SimulatorWorld:
             site = EwsSite(self.store, self.profile)
         except ValueError as exc:
             raise self._profile_error("EWS", exc) from None
-        return self._listen("ews", site, port, tls)
+        return self._listen("ews", RecordingFactory(site, lambda: self._recorder, "http", tls), port, tls)
 
     def _build(self, label: str, factory_class, implicit_tls: bool):
         try:
@@ -129,8 +130,8 @@ class SimulatorWorld:
         return handle
 
     def record(self, recorder) -> None:
-        """Record the simulator's side of every new IMAP and POP3 connection (a
-        ``transcripts.tap.LabelledRecorder``; None stops). SMTP and EWS are not recorded."""
+        """Record the simulator's side of every new IMAP, POP3 and EWS connection (a
+        ``transcripts.tap.LabelledRecorder``; None stops). SMTP is not recorded."""
         self._recorder = recorder
         for factory in self._factories:
             factory.recorder = recorder

@@ -215,3 +215,30 @@ def test_an_unwritable_folder_leaves_connections_unrecorded_and_says_so(world, t
     assert recorder.paths == []
     [failure] = recorder.failures
     assert failure.startswith(f"a source imap connection to 127.0.0.1:{world[1].port}: not recorded: ")
+
+
+def test_ews_both_ends_recorded_alike(tmp_path):
+    """HTTP: the engine's exchangelib requests (tapped at the socket) and the EWS simulator's
+    view of them (its twisted.web site wrapped) hold the same bytes; Basic credentials masked."""
+    from migrator.sources.ews import EwsSource
+
+    store = Store()
+    store.add_account("eve", PASSWORD).append(("INBOX",), MESSAGE)
+    engine, simulator = Recorder(tmp_path / "engine"), Recorder(tmp_path / "simulator")
+    with SimulatorWorld(store, load_profile("exchange")) as w:
+        w.record(simulator.labelled("simulator"))
+        endpoint = Endpoint(ServerURL.parse(w.start_ews().url("eve")), Secret(PASSWORD),
+                            recorder=engine.labelled("source"))
+        source = EwsSource(endpoint, connections=1)
+        assert "inbox" in source.distinguished()
+        source.close()
+    engine.close(), simulator.close()
+    ours = [tf.read(p) for p in engine.paths]
+    theirs = [tf.read(p) for p in simulator.paths]
+    assert ours and len(ours) == len(theirs)
+    assert all(t.header.protocol is tf.Protocol.HTTP for t in ours + theirs)
+    for sender in tf.Sender:
+        assert b"".join(t.sent_by(sender) for t in ours) == b"".join(t.sent_by(sender) for t in theirs)
+    requests_sent = b"".join(t.sent_by(tf.Sender.CLIENT) for t in theirs)
+    assert b"POST /EWS/Exchange.asmx HTTP/1.1\r\n" in requests_sent and b"Authorization: Basic ****" in requests_sent
+    assert not any(PASSWORD.encode() in p.read_bytes() for p in engine.paths + simulator.paths)
