@@ -97,27 +97,28 @@ class SimulatorWorld:
             site = EwsSite(self.store, self.profile)
         except ValueError as exc:
             raise self._profile_error("EWS", exc) from None
-        return self._listen("ews", RecordingFactory(site, lambda: self._recorder, "http", tls), port, tls)
+        return self._listen("ews", site, port, tls)
 
     def _build(self, label: str, factory_class, implicit_tls: bool):
         try:
-            factory = factory_class(self.store, self.profile, tls_options=self._tls_options, implicit_tls=implicit_tls)
+            return factory_class(self.store, self.profile, tls_options=self._tls_options, implicit_tls=implicit_tls)
         except ValueError as exc:
             raise self._profile_error(label, exc) from None
-        factory.recorder = self._recorder
-        return factory
 
     def _profile_error(self, label: str, exc: Exception) -> LauncherError:
         # A bad quirk or fault (QuirkError/FaultError, ValueErrors) in the profile, or a port in use (SMTP)
         return LauncherError(f"{label} server for profile {self.profile.name!r}: {exc}")
 
     def _listen(self, protocol: str, factory, port: int, implicit_tls: bool) -> ServerHandle:
-        """Serve a Twisted factory on the reactor thread (TLS from the first byte if implicit)."""
+        """Serve a Twisted factory on the reactor thread (TLS from the first byte if implicit); its
+        connections are recorded while ``record`` says so (below TLS: the plaintext)."""
+        wire = "http" if protocol == "ews" else protocol
+        served = RecordingFactory(factory, lambda: self._recorder, wire, implicit_tls)
 
         def listen():
             if implicit_tls:
-                return bg.reactor.listenSSL(port, factory, self._tls_options, interface=self.host)
-            return bg.reactor.listenTCP(port, factory, interface=self.host)
+                return bg.reactor.listenSSL(port, served, self._tls_options, interface=self.host)
+            return bg.reactor.listenTCP(port, served, interface=self.host)
 
         try:
             listening = bg.call(listen)
@@ -133,8 +134,6 @@ class SimulatorWorld:
         """Record the simulator's side of every new IMAP, POP3 and EWS connection (a
         ``transcripts.tap.LabelledRecorder``; None stops). SMTP is not recorded."""
         self._recorder = recorder
-        for factory in self._factories:
-            factory.recorder = recorder
 
     def quirks(self, name: str) -> list:
         """The live quirk objects named ``name`` of the started IMAP and POP3 servers (each server

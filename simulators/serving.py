@@ -17,7 +17,6 @@ from twisted.internet.interfaces import IDelayedCall
 from simulators.faults import FaultPlan, FaultyTransport
 from simulators.profiles import Profile
 from simulators.quirks import build_all
-from simulators.recording import RecordingTransport, recording_transport
 from simulators.reactor import reactor
 from simulators.store import Store
 
@@ -38,7 +37,6 @@ class FrontFactory(protocol.Factory):
         self.connections: set[FrontProtocol] = set()
         self.quirks = build_all(profile.quirks, self.protocol_name)
         self.faults = FaultPlan(profile.faults, self.clock)  # FaultError (a ValueError) when bad
-        self.recorder = None  # a LabelledRecorder: new connections are recorded (simulators.recording)
 
     @property
     def autologout_seconds(self) -> float:
@@ -56,25 +54,18 @@ class FrontProtocol(protocol.Protocol):
 
     def __init__(self, factory: FrontFactory):
         self.factory = factory
-        self._recording: RecordingTransport | None = None
         self._timer: IDelayedCall | None = None
         self._waiters: list[defer.Deferred] = []
         self._closing = False
 
     def dataReceived(self, data: bytes) -> None:
         # Subclasses own ``session`` (their sans-I/O engine) and ``_emit`` (writing its outputs).
-        if self._recording is not None:
-            self._recording.received(data)
         if not self._inbound(data):
             return
         self._touch()
         self._emit(self.session.receive_data(data))
 
     def _register(self) -> None:
-        if self.factory.recorder is not None:  # below the faults: record what reaches the wire
-            f = self.factory
-            self._recording = recording_transport(self.transport, f.recorder, f.protocol_name, f.implicit_tls)
-            self.transport = self._recording or self.transport
         if self.factory.faults:  # writes and closes of this connection go through its faults
             self.transport = self.factory.faults.wrap(self.transport)
         self.factory.connections.add(self)
@@ -89,8 +80,6 @@ class FrontProtocol(protocol.Protocol):
             self._timer.reset(self.factory.autologout_seconds)
 
     def _release(self) -> None:
-        if self._recording is not None:
-            self._recording.lost()
         self.factory.connections.discard(self)
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
