@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import secrets
 import subprocess
@@ -32,18 +31,18 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.bench_imap import wait_for_login  # noqa: E402
+from benchmarks._harness import (  # noqa: E402
+    ROOT, add_storage_option, dovecot_with_users, simulator_process, unavailable, use_storage, write_report,
+)
 from migrator.urls import Endpoint, Secret, ServerURL  # noqa: E402
 from scenarios.peers.dovecot import DovecotServer  # noqa: E402
 
 SRC_ENV, DST_ENV = "QM_BENCH_SRC_PW", "QM_BENCH_DST_PW"  # the batch file names these, never the values
 
 
-def serve_simulators(hosts: int, accounts: int, messages: int, folders: int, password: str,
-                     ready: mp.Queue, stop: mp.Event) -> None:
+def serve_simulators(hosts: int, accounts: int, messages: int, folders: int, password: str, ready, stop) -> None:
     """Child process: ``hosts`` IMAP simulators sharing the accounts round-robin, until ``stop``."""
     from simulators.fixtures import FixtureSpec, populate
     from simulators.launcher import SimulatorWorld
@@ -142,28 +141,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-host", type=int, default=8)
     parser.add_argument("--accounts-parallel", type=int, default=16)
     parser.add_argument("--connections", type=int, default=2, help="per account")
-    parser.add_argument("--storage", choices=("tmpfs", "disk"), default="tmpfs", help="where Dovecot keeps its mail")
+    add_storage_option(parser)
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "bench" / "batch.json")
     args = parser.parse_args(argv)
 
-    reason = DovecotServer.availability()
-    if reason:
-        print(f"bench_batch: Dovecot unavailable: {reason}", file=sys.stderr)
+    if unavailable("bench_batch", DovecotServer):
         return 2
-    if args.storage == "tmpfs":
-        tempfile.tempdir = "/dev/shm"  # DovecotServer makes its directory with tempfile.mkdtemp
+    use_storage(args.storage)
     src_pw, dst_pw = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
-    ctx = mp.get_context("spawn")
-    ready, stop = ctx.Queue(), ctx.Event()
-    child = ctx.Process(target=serve_simulators, daemon=True,
-                        args=(args.hosts, args.accounts, args.messages, args.folders, src_pw, ready, stop))
-    child.start()
-    try:
-        sims = ready.get(timeout=600)
-        with DovecotServer() as dovecot, tempfile.TemporaryDirectory() as tmp:
-            for a in sims["accounts"]:
-                dovecot.add_user(a["user"], dst_pw)
-            wait_for_login(dovecot, sims["accounts"][-1]["user"], dst_pw)
+    with simulator_process(serve_simulators, args.hosts, args.accounts, args.messages, args.folders, src_pw,
+                           ready_timeout=600, join_timeout=20) as child:
+        sims = child.info
+        with (
+            dovecot_with_users([a["user"] for a in sims["accounts"]], dst_pw) as dovecot,
+            tempfile.TemporaryDirectory() as tmp,
+        ):
             csv = Path(tmp) / "accounts.csv"
             lines = ["source,source_user,source_secret,dest,dest_user,dest_secret"]
             for a in sims["accounts"]:
@@ -175,19 +167,16 @@ def main(argv: list[str] | None = None) -> int:
             batch_args = ["--batch", str(csv), "--outdir", str(outdir), "--per-host", str(args.per_host),
                           "--accounts-parallel", str(args.accounts_parallel), "--connections", str(args.connections)]
             env = {**os.environ, SRC_ENV: src_pw, DST_ENV: dst_pw, "PYTHONPATH": str(ROOT)}
-            sim_cpu = cpu_seconds(child.pid)
+            sim_cpu = cpu_seconds(child.process.pid)
             with GroupMemory(dovecot.pid) as dovecot_memory:
                 seconds, code, rss_kb, cpu = run_batch_process(batch_args, env)
-            sim_cpu = cpu_seconds(child.pid) - sim_cpu
+            sim_cpu = cpu_seconds(child.process.pid) - sim_cpu
             summary = json.loads((outdir / "summary.json").read_text())
             verify_started = time.perf_counter()
             identical = verify_all(sims, dovecot, src_pw, dst_pw)
             verify_seconds = time.perf_counter() - verify_started
             again_seconds, again_code, again_rss, _ = run_batch_process([*batch_args, "--again"], env)
             again = json.loads((outdir / "summary.json").read_text())
-    finally:
-        stop.set()
-        child.join(timeout=20)
 
     messages = sum(a["messages"] for a in sims["accounts"])
     nbytes = sum(a["bytes"] for a in sims["accounts"])
@@ -226,8 +215,7 @@ def main(argv: list[str] | None = None) -> int:
                   "copied": sum(a["copied"] for a in again["accounts"]),
                   "already_present": sum(a["already_present"] for a in again["accounts"])},
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_report(args.out, result)
     print(f"{args.accounts} mailboxes × {args.messages} messages ({messages} messages, {result['megabytes']} MB) "
           f"from {args.hosts} simulators → Dovecot ({args.storage}); per-host {args.per_host}, "
           f"{args.accounts_parallel} accounts in parallel, {args.connections} connections each")

@@ -15,8 +15,6 @@ writing): the ceiling any EWS client reaches against this server. Writes items/s
 from __future__ import annotations
 
 import argparse
-import json
-import multiprocessing as mp
 import os
 import secrets
 import sys
@@ -24,10 +22,11 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.bench_imap import timed, wait_for_login  # noqa: E402
+from benchmarks._harness import (  # noqa: E402
+    ROOT, dovecot_with_users, populated, serve_world, simulator_process, timed, unavailable, use_storage, write_report,
+)
 from migrator.engine import MigrationOptions, migrate  # noqa: E402
 from migrator.urls import Endpoint, Secret, ServerURL  # noqa: E402
 from scenarios.peers.dovecot import DovecotServer  # noqa: E402
@@ -36,26 +35,18 @@ from scenarios.peers.radicale import RadicaleServer  # noqa: E402
 USER = "bench@example.net"
 
 
-def serve_ews(spec_json: str, password: str, ready: mp.Queue, stop: mp.Event) -> None:
+def serve_ews(spec_json: str, password: str, ready, stop) -> None:
     """Child process: populate a store and serve it over EWS until ``stop`` is set."""
-    from simulators.fixtures import FixtureSpec, populate
-    from simulators.launcher import SimulatorWorld
     from simulators.profiles import load_profile
     from simulators.quirks import QuirkSpec
-    from simulators.store import Store
 
     profile = load_profile("exchange").with_quirks([QuirkSpec(name="nonmail-in-deleted-items")])
-    store = Store()
-    account = store.add_account(USER, password)
-    populate(account, FixtureSpec.model_validate_json(spec_json), profile)
+    store, account = populated(USER, password, spec_json, profile)
     counts = {"mail": sum(len(f.messages) for f in account.folders.values())}
     for f in account.folders.values():
         for item in f.items:
             counts[item.kind.value] = counts.get(item.kind.value, 0) + 1
-    with SimulatorWorld(store, profile) as world:
-        handle = world.start_ews()
-        ready.put({"url": handle.url(USER), "counts": counts})
-        stop.wait()
+    serve_world(store, profile, lambda world: {"url": world.start_ews().url(USER), "counts": counts}, ready, stop)
 
 
 def exchangelib_read(source: Endpoint) -> int:
@@ -89,33 +80,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=2, help="runs; the best counts")
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "bench" / "ews.json")
     args = parser.parse_args(argv)
-    for peer in (DovecotServer, RadicaleServer):
-        reason = peer.availability()
-        if reason:
-            print(f"bench_ews: {peer.__name__} unavailable: {reason}", file=sys.stderr)
-            return 2
-    tempfile.tempdir = "/dev/shm"  # Dovecot's and Radicale's storage: measure the engines, not fsync
+    if unavailable("bench_ews", DovecotServer, RadicaleServer):
+        return 2
+    use_storage("tmpfs")  # Dovecot's and Radicale's storage: measure the engines, not fsync
     spec = FixtureSpec(seed=args.seed, messages=args.messages, folders=6, contacts=args.contacts, events=args.events,
                        tasks=args.tasks, notes=args.notes, deleted_items_mixed=0)
     password = secrets.token_urlsafe(12)
-    ctx = mp.get_context("spawn")
-    ready, stop = ctx.Queue(), ctx.Event()
-    child = ctx.Process(target=serve_ews, args=(spec.model_dump_json(), password, ready, stop), daemon=True)
-    child.start()
     runs: list[dict] = []
-    try:
-        sim = ready.get(timeout=300)
+    users = [f"ews{r}" for r in range(args.repeat)]
+    with simulator_process(serve_ews, spec.model_dump_json(), password, ready_timeout=300) as child:
+        sim = child.info
         total = sum(sim["counts"].values())
         source = Endpoint(ServerURL.parse(sim["url"]), Secret(password))
         peer_seconds, peer_items = timed(lambda: exchangelib_read(source))
-        with DovecotServer() as dovecot, RadicaleServer() as radicale, tempfile.TemporaryDirectory() as tmp:
-            for r in range(args.repeat):
-                dovecot.add_user(f"ews{r}", password)
-                radicale.add_user(f"ews{r}", password)
-            wait_for_login(dovecot, f"ews{args.repeat - 1}", password)
-            for r in range(args.repeat):
-                dest = Endpoint(ServerURL.parse(dovecot.url(f"ews{r}")), Secret(password))
-                pim = Endpoint(ServerURL.parse(radicale.url(f"ews{r}")), Secret(password))
+        with (
+            dovecot_with_users(users, password) as dovecot,
+            RadicaleServer() as radicale,
+            tempfile.TemporaryDirectory() as tmp,
+        ):
+            for user in users:
+                radicale.add_user(user, password)
+            for r, user in enumerate(users):
+                dest = Endpoint(ServerURL.parse(dovecot.url(user)), Secret(password))
+                pim = Endpoint(ServerURL.parse(radicale.url(user)), Secret(password))
                 options = MigrationOptions(connections=args.connections, state_path=Path(tmp) / f"state{r}.sqlite")
                 seconds, report = timed(lambda: migrate(source, dest, options, pim_dest=pim))
                 rerun_seconds, rerun = timed(lambda: migrate(source, dest, options, pim_dest=pim))
@@ -125,9 +112,6 @@ def main(argv: list[str] | None = None) -> int:
                     return 1
                 runs.append({"seconds": round(seconds, 3), "rerun_seconds": round(rerun_seconds, 3),
                              "kinds": {k.kind: k.copied for k in report.kinds}})
-    finally:
-        stop.set()
-        child.join(timeout=10)
     best = min(runs, key=lambda r: r["seconds"])
     result = {
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -141,8 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         "exchangelib_read_only": {"seconds": round(peer_seconds, 3), "items": peer_items,
                                   "items_per_s": round(peer_items / peer_seconds, 1)},
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_report(args.out, result)
     q, p = result["quirkmail"], result["exchangelib_read_only"]
     print(f"{total} items {sim['counts']}, best of {args.repeat}")
     print(f"quirkmail (EWS → Dovecot + Radicale) {q['seconds']:7.2f} s  {q['items_per_s']:7.1f} items/s  "

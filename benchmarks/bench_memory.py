@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
-import multiprocessing as mp
 import os
 import secrets
 import sys
@@ -32,9 +30,9 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks._harness import ROOT, SPAWN, serve_world, simulator_process, write_report  # noqa: E402
 from scenarios.peak_rss import migrate_in_child, peak_kib  # noqa: E402
 
 SOURCE, DEST = "src", "dst"
@@ -49,9 +47,9 @@ def fill(account, case: str, args: argparse.Namespace) -> None:
     elif case == "parallel":  # every worker meets huge messages at once: the shared byte budget
         for n in range(PARALLEL_FOLDERS):
             account.create_folder((f"Huge{n}",))
-            for k in range(2):
-                raw = huge_message(int(args.huge_mb * 1_000_000), seed=10 * n + k)
-                account.append((f"Huge{n}",), raw, internaldate=datetime(2025, 1, 6, 9, tzinfo=timezone.utc))
+            for k in range(2):  # no name keeps the previous message alive while the next is made
+                account.append((f"Huge{n}",), huge_message(int(args.huge_mb * 1_000_000), seed=10 * n + k),
+                               internaldate=datetime(2025, 1, 6, 9, tzinfo=timezone.utc))
     else:
         raw = huge_message(int(args.huge_mb * 1_000_000), attachments=args.attachments if case == "attachments" else 0)
         account.append(("INBOX",), raw, internaldate=datetime(2025, 1, 6, 9, tzinfo=timezone.utc))
@@ -67,10 +65,9 @@ def digest(account) -> dict:
     return {"messages": n, "bytes": size, "sha256": h.hexdigest()}
 
 
-def serve(case: str, args: argparse.Namespace, password: str, body_dir: str, ready: mp.Queue, stop: mp.Event,
-          done: mp.Queue) -> None:
-    """Child process: a disk-backed store with both accounts, served over IMAP until ``stop``."""
-    from simulators.launcher import SimulatorWorld
+def serve(case: str, args: argparse.Namespace, password: str, body_dir: str, done, ready, stop) -> None:
+    """Child process: a disk-backed store with both accounts, served over IMAP until ``stop``;
+    then its peak RSS and both accounts' digests go on ``done``."""
     from simulators.profiles import load_profile
     from simulators.store import Store
 
@@ -78,10 +75,8 @@ def serve(case: str, args: argparse.Namespace, password: str, body_dir: str, rea
     store = Store(body_dir=Path(body_dir))
     fill(store.add_account(SOURCE, password), case, args)
     store.add_account(DEST, password)
-    with SimulatorWorld(store, profile) as world:
-        handle = world.start_imap()
-        ready.put({"port": handle.port, "filled_peak_kib": peak_kib()})
-        stop.wait()
+    serve_world(store, profile, lambda world: {"port": world.start_imap().port, "filled_peak_kib": peak_kib()},
+                ready, stop)
     peak = peak_kib()  # before the check below reads every body once more
     done.put({"peak_kib": peak, "source": digest(store.account(SOURCE)), "dest": digest(store.account(DEST))})
     store.close()
@@ -91,22 +86,18 @@ def run_case(case: str, args: argparse.Namespace) -> dict:
     from migrator.engine import MigrationOptions
 
     password = secrets.token_urlsafe(12)
-    ctx = mp.get_context("spawn")
-    ready, stop, done = ctx.Queue(), ctx.Event(), ctx.Queue()
+    done = SPAWN.Queue()
     shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
     with tempfile.TemporaryDirectory(dir=shm, prefix="bench-memory-") as tmp:
-        sim = ctx.Process(target=serve, args=(case, args, password, tmp + "/bodies", ready, stop, done), daemon=True)
-        sim.start()
-        try:
-            info = ready.get(timeout=900)
+        with simulator_process(serve, case, args, password, tmp + "/bodies", done,
+                               ready_timeout=900, join_timeout=30) as sim:
+            info = sim.info
             url = f"imap://{{}}@127.0.0.1:{info['port']}?starttls=no"
             options = MigrationOptions(connections=args.connections, batch_size=args.batch_size,
                                        state_path=Path(tmp) / "state.sqlite")
             run = migrate_in_child(url.format(SOURCE), url.format(DEST), password, options.model_dump_json())
-        finally:
-            stop.set()
-        served = done.get(timeout=900)
-        sim.join(timeout=30)
+            sim.stop()  # the child then sends its peak and digests
+            served = done.get(timeout=900)
     src, dst = served["source"], served["dest"]
     return {
         "messages": src["messages"],
@@ -161,8 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         "store": "simulator → simulator, one process, bodies on disk (tmpfs)",
         "cases": results,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_report(args.out, result)
     print(f"→ {args.out}")
     bad = [c for c, r in results.items() if not r["byte_exact"] or r["copied"] != r["messages"]]
     if bad:

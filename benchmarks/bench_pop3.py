@@ -22,8 +22,6 @@ a temporary directory, with the simulator's throwaway password; nothing prints i
 from __future__ import annotations
 
 import argparse
-import json
-import multiprocessing as mp
 import os
 import secrets
 import shutil
@@ -33,10 +31,12 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.bench_imap import figures, timed, wait_for_login  # noqa: E402
+from benchmarks._harness import (  # noqa: E402
+    ROOT, add_storage_option, dovecot_with_users, figures, populated, serve_world, simulator_process, timed,
+    unavailable, use_storage, write_report,
+)
 from migrator.engine import MigrationOptions, migrate  # noqa: E402
 from migrator.urls import Endpoint, Secret, ServerURL  # noqa: E402
 from scenarios.peers.dovecot import DovecotServer  # noqa: E402
@@ -46,22 +46,16 @@ USER = "bench"
 FETCHMAIL_DOMAIN = "localhost"
 
 
-def serve_pop3(spec_json: str, password: str, ready: mp.Queue, stop: mp.Event) -> None:
+def serve_pop3(spec_json: str, password: str, ready, stop) -> None:
     """Child process: populate a store and serve its INBOX over POP3 until ``stop`` is set."""
-    from simulators.fixtures import FixtureSpec, populate
-    from simulators.launcher import SimulatorWorld
     from simulators.profiles import load_profile
-    from simulators.store import INBOX, Store
+    from simulators.store import INBOX
 
     profile = load_profile("generic")
-    store = Store()
-    account = store.add_account(USER, password)
-    populate(account, FixtureSpec.model_validate_json(spec_json), profile)
+    store, account = populated(USER, password, spec_json, profile)
     inbox = account.folders[INBOX].messages
-    with SimulatorWorld(store, profile) as world:
-        handle = world.start_pop3()
-        ready.put({"port": handle.port, "messages": len(inbox), "bytes": sum(m.size for m in inbox)})
-        stop.wait()
+    info = {"messages": len(inbox), "bytes": sum(m.size for m in inbox)}
+    serve_world(store, profile, lambda world: {"port": world.start_pop3().port, **info}, ready, stop)
 
 
 def inbox_count(dovecot: DovecotServer, user: str, password: str) -> int:
@@ -103,66 +97,60 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--batch-size", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=2, help="runs per engine; the best counts")
-    parser.add_argument("--storage", choices=("tmpfs", "disk"), default="tmpfs", help="where Dovecot keeps its mail")
+    add_storage_option(parser)
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "bench" / "pop3.json")
     args = parser.parse_args(argv)
 
-    reason = DovecotServer.availability() or (None if shutil.which("fetchmail") else "fetchmail is not installed")
-    if reason:
-        print(f"bench_pop3: {reason}", file=sys.stderr)
+    if unavailable("bench_pop3", DovecotServer):
         return 2
-    if args.storage == "tmpfs":
-        tempfile.tempdir = "/dev/shm"
+    if not shutil.which("fetchmail"):
+        print("bench_pop3: fetchmail is not installed", file=sys.stderr)
+        return 2
+    use_storage(args.storage)
     spec = FixtureSpec(seed=args.seed, messages=args.messages, folders=1)
     sim_password, dv_password = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
-    ctx = mp.get_context("spawn")
-    ready, stop = ctx.Queue(), ctx.Event()
-    child = ctx.Process(target=serve_pop3, args=(spec.model_dump_json(), sim_password, ready, stop), daemon=True)
-    child.start()
     engines = ("quirkmail_imap", "quirkmail_lmtp", "fetchmail_lmtp")
     runs: dict[str, list[dict]] = {e: [] for e in engines}
-    try:
-        sim = ready.get(timeout=120)
-        with DovecotServer() as dovecot, tempfile.TemporaryDirectory() as tmp:
-            users = {(e, r): f"{e.replace('_', '')}{r}" for e in engines for r in range(args.repeat)}
-            for (engine, _), name in users.items():
-                if engine.startswith("fetchmail"):
-                    users[(engine, _)] = name = f"{name}@{FETCHMAIL_DOMAIN}"
-                dovecot.add_user(name, dv_password)
-            wait_for_login(dovecot, users[(engines[-1], args.repeat - 1)], dv_password)
-            source = Endpoint(ServerURL.parse(f"pop3://{USER}@127.0.0.1:{sim['port']}?starttls=no"), Secret(sim_password))
-            for r in range(args.repeat):
-                for engine in engines:
-                    user = users[(engine, r)]
-                    work = Path(tmp) / f"{engine}{r}"
-                    work.mkdir()
-                    if engine == "fetchmail_lmtp":
-                        rc_text = fetchmail_rc(sim["port"], sim_password, dovecot.lmtp_port, user)
-                        seconds, proc = timed(lambda: run_fetchmail(work, rc_text))
-                        ok = proc.returncode == 0
-                        detail = proc.stderr.strip().splitlines()[-3:] if not ok else []
-                        # The re-run: the UIDL file says everything is known ("no mail" is exit 1).
-                        rerun_rc = fetchmail_rc(sim["port"], sim_password, dovecot.lmtp_port, user, fetchall=False)
-                        rerun, again = timed(lambda: run_fetchmail(work, rerun_rc))
-                        ok = ok and again.returncode in (0, 1)
-                    else:
-                        scheme = f"lmtp://{user}@127.0.0.1:{dovecot.lmtp_port}" if engine.endswith("lmtp") else dovecot.url(user)
-                        dest = Endpoint(ServerURL.parse(scheme), Secret("" if engine.endswith("lmtp") else dv_password))
-                        opts = MigrationOptions(state_path=work / "state.sqlite", batch_size=args.batch_size)
-                        seconds, report = timed(lambda: migrate(source, dest, opts))
-                        ok, detail = report.exit_code == 0, [report.aborted] if report.aborted else []
-                        rerun, again = timed(lambda: migrate(source, dest, opts))
-                        ok = ok and again.exit_code == 0 and again.copied == 0
-                    arrived = inbox_count(dovecot, user, dv_password)  # after the re-run: no duplicates either
-                    row = {"run": r, "ok": ok and arrived == sim["messages"], "arrived": arrived,
-                           **figures(seconds, sim["messages"], sim["bytes"]), "rerun_seconds": round(rerun, 3)}
-                    if detail:
-                        row["detail"] = detail
-                    runs[engine].append(row)
-                    print(f"{engine:15s} run {r}: {row}", file=sys.stderr)
-    finally:
-        stop.set()
-        child.join(10)
+    users = {(e, r): f"{e.replace('_', '')}{r}" for e in engines for r in range(args.repeat)}
+    for (engine, r), name in users.items():
+        if engine.startswith("fetchmail"):
+            users[(engine, r)] = f"{name}@{FETCHMAIL_DOMAIN}"
+    with (
+        simulator_process(serve_pop3, spec.model_dump_json(), sim_password) as child,
+        dovecot_with_users(users.values(), dv_password) as dovecot,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        sim = child.info
+        source = Endpoint(ServerURL.parse(f"pop3://{USER}@127.0.0.1:{sim['port']}?starttls=no"), Secret(sim_password))
+        for r in range(args.repeat):
+            for engine in engines:
+                user = users[(engine, r)]
+                work = Path(tmp) / f"{engine}{r}"
+                work.mkdir()
+                if engine == "fetchmail_lmtp":
+                    rc_text = fetchmail_rc(sim["port"], sim_password, dovecot.lmtp_port, user)
+                    seconds, proc = timed(lambda: run_fetchmail(work, rc_text))
+                    ok = proc.returncode == 0
+                    detail = proc.stderr.strip().splitlines()[-3:] if not ok else []
+                    # The re-run: the UIDL file says everything is known ("no mail" is exit 1).
+                    rerun_rc = fetchmail_rc(sim["port"], sim_password, dovecot.lmtp_port, user, fetchall=False)
+                    rerun, again = timed(lambda: run_fetchmail(work, rerun_rc))
+                    ok = ok and again.returncode in (0, 1)
+                else:
+                    scheme = f"lmtp://{user}@127.0.0.1:{dovecot.lmtp_port}" if engine.endswith("lmtp") else dovecot.url(user)
+                    dest = Endpoint(ServerURL.parse(scheme), Secret("" if engine.endswith("lmtp") else dv_password))
+                    opts = MigrationOptions(state_path=work / "state.sqlite", batch_size=args.batch_size)
+                    seconds, report = timed(lambda: migrate(source, dest, opts))
+                    ok, detail = report.exit_code == 0, [report.aborted] if report.aborted else []
+                    rerun, again = timed(lambda: migrate(source, dest, opts))
+                    ok = ok and again.exit_code == 0 and again.copied == 0
+                arrived = inbox_count(dovecot, user, dv_password)  # after the re-run: no duplicates either
+                row = {"run": r, "ok": ok and arrived == sim["messages"], "arrived": arrived,
+                       **figures(seconds, sim["messages"], sim["bytes"]), "rerun_seconds": round(rerun, 3)}
+                if detail:
+                    row["detail"] = detail
+                runs[engine].append(row)
+                print(f"{engine:15s} run {r}: {row}", file=sys.stderr)
     best = {e: min((x for x in rs if x["ok"]), key=lambda x: x["seconds"], default=None) for e, rs in runs.items()}
     result = {
         "benchmark": "pop3",
@@ -176,8 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     if best["quirkmail_lmtp"] and best["fetchmail_lmtp"]:
         result["quirkmail_lmtp_vs_fetchmail"] = round(best["fetchmail_lmtp"]["seconds"] / best["quirkmail_lmtp"]["seconds"], 2)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_report(args.out, result)
     for engine, b in best.items():
         print(f"{engine:15s} " + (f"{b['msg_per_s']:8.1f} msg/s  {b['seconds']:.2f} s" if b else "FAILED"))
     return 0 if all(best.values()) else 1

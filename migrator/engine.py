@@ -29,7 +29,6 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
@@ -199,14 +198,7 @@ class _Run:
         self.source, self.dest, self.options, self.progress = source, dest, options, progress
         self.mitigations = Mitigations(options.disable)
         self.error_budget = ErrorBudget(options.max_item_errors)
-        self.report = MigrationReport(
-            source=source.url.display(),
-            destination=dest.url.display(),
-            started=datetime.now(timezone.utc),
-            mode=options.mode,
-            dry_run=options.dry_run,
-            mitigations_off=sorted(self.mitigations.disabled),
-        )
+        self.report = MigrationReport.begin(source, dest, options)
         self.lock = threading.Lock()
         self.stop = threading.Event()
         # slow-large-folder: a folder's commands wait as long as its size asks; off, every reply

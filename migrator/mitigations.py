@@ -4,7 +4,9 @@ Every mitigation lives at exactly one place in the engine, which asks ``Mitigati
 there and nowhere else. Switching one off exists for two reasons: proof that a scenario catches
 the damage its quirk causes (tests run the scenario with the mitigation off and assert the
 verifier reports duplicates, wrong dates or missing messages), and a support engineer's way to
-reproduce what a naive tool does. Default: every mitigation on.
+reproduce what a naive tool does. Default: every mitigation on. Every flow's report (IMAP,
+POP3, EWS: all start from ``MigrationReport.begin``) lists the names switched off (``mitigations_off``),
+and the summary says "mitigations OFF"; the POP3 and EWS flows ask none of them themselves.
 
 | name                   | quirk(s)                                    | where (module: function)                | off means                                                  |
 |------------------------|---------------------------------------------|-----------------------------------------|------------------------------------------------------------|

@@ -30,7 +30,7 @@ import csv
 import json
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 from migrator import dates
@@ -123,13 +123,7 @@ class Pop3Run:
     def __init__(self, source: Endpoint, dest: Endpoint, options, progress: ProgressSink, *, sleep=time.sleep):
         self.source, self.dest, self.options, self.progress = source, dest, options, progress
         self.sleep = sleep  # injectable: tests do not wait out LOGIN-DELAY, lock or greylisting pauses
-        self.report = MigrationReport(
-            source=source.url.display(),
-            destination=dest.url.display(),
-            started=datetime.now(timezone.utc),
-            mode=options.mode,
-            dry_run=options.dry_run,
-        )
+        self.report = MigrationReport.begin(source, dest, options)
         self.error_budget = ErrorBudget(options.max_item_errors)
         self.state: State | None = None
         self.target: ImapTarget | DeliveryTarget | None = None

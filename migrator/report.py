@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 from pydantic import BaseModel
 
 from migrator.errors import ExitCode
+from migrator.mitigations import Mitigations
 
 
 class KindCount(BaseModel):
@@ -160,6 +161,22 @@ class MigrationReport(BaseModel):
     flags_restored: int = 0  # \\Flagged set again by STORE after APPEND (flag-after-append)
     mdn_neutralised: int = 0  # read messages asking for a receipt given $MDNSent (mdn-neutralise)
     tls_unverified: list[str] = []  # "source imaps://…": servers whose certificate was not verified (verify=no)
+
+    @classmethod
+    def begin(cls, source, dest, options, **fields) -> MigrationReport:
+        """The report every flow (IMAP, POP3, EWS) starts from: who to whom (no secrets), when, and
+        the options a reader must know to trust it: mode, dry run, the mitigations switched off.
+        ``source``/``dest`` are Endpoints (``dest`` None: no mail destination); ``options`` a
+        MigrationOptions."""
+        return cls(
+            source=source.url.display(),
+            destination=dest.url.display() if dest is not None else "",
+            started=datetime.now(timezone.utc),
+            mode=options.mode,
+            dry_run=options.dry_run,
+            mitigations_off=sorted(Mitigations(options.disable).disabled),
+            **fields,
+        )
 
     @property
     def exit_code(self) -> int:

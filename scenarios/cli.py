@@ -207,7 +207,12 @@ def _add_serve(sub) -> None:
     p.add_argument("--fronts", default=",".join(FRONTS), metavar="LIST",
                    help="which fronts to serve the one store through, comma-separated from "
                    f"{', '.join(FRONTS)} (default: all)")
-    p.add_argument("--port", type=int, default=0, help="IMAP port (default: a free one; the other fronts always get free ports)")
+    p.add_argument("--port", type=int, default=0, help="IMAP port (default: a free one)")
+    p.add_argument("--pop3-port", type=int, default=0, help="POP3 port (default: a free one)")
+    p.add_argument("--smtp-port", type=int, default=0, help="SMTP port (default: a free one)")
+    p.add_argument("--ews-port", type=int, default=0, help="EWS port (default: a free one)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default: %(default)s; 0.0.0.0 inside a container, see --docker)")
     p.add_argument("--store-dir", type=Path, metavar="DIR",
                    help="keep the mailboxes in DIR (SQLite, each change committed atomically): a restarted or "
                    "killed server comes back with the same messages, UIDs, UIDVALIDITY, dates and flags "
@@ -216,6 +221,10 @@ def _add_serve(sub) -> None:
                    help="record the simulator's side of every IMAP, POP3 and EWS connection as a transcript in DIR")
     p.add_argument("--implicit-tls", action="store_true",
                    help="TLS from the first byte (imaps://, pop3s://, https for EWS) instead of STARTTLS/STLS")
+    p.add_argument("--docker", action="store_true",
+                   help="run docker/compose.yaml's world in containers instead: the simulators with this profile "
+                   "and fixture, plus a real Dovecot and Radicale as destinations (starts dockerd and builds the "
+                   "image when needed; the same password for the simulated account and the Dovecot user)")
     p.set_defaults(handler=cmd_serve)
 
 
@@ -277,6 +286,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         password_file = _write_private(password)
         password_note = f"password file: {password_file} (removed when the server stops)"
     try:
+        if args.docker:
+            from scenarios.docker_world.serve import serve_docker
+
+            return serve_docker(args, password, password_note, wait=_wait_for_ctrl_c)
         return _serve(args, profile, fronts, spec, base_dir, password, password_note)
     finally:
         if password_file is not None:
@@ -292,14 +305,14 @@ def _fronts(text: str) -> list[str]:
 
 
 def _start_front(world, front: str, args):
-    """Start one front of the world; its handle, with IMAP on the port the user asked for."""
+    """Start one front of the world on the port the user asked for (0: a free one); its handle."""
     if front == "imap":
         return world.start_imap(args.port, implicit_tls=args.implicit_tls)
     if front == "pop3":
-        return world.start_pop3(implicit_tls=args.implicit_tls)
+        return world.start_pop3(args.pop3_port, implicit_tls=args.implicit_tls)
     if front == "ews":
-        return world.start_ews(tls=args.implicit_tls)
-    return world.start_smtp()
+        return world.start_ews(args.ews_port, tls=args.implicit_tls)
+    return world.start_smtp(args.smtp_port)
 
 
 def _serve(args, profile, fronts: list[str], spec, base_dir: Path, password: str, password_note: str) -> int:
@@ -327,7 +340,7 @@ def _serve(args, profile, fronts: list[str], spec, base_dir: Path, password: str
         from transcripts.tap import Recorder
 
         recorder = Recorder(args.record)
-    with SimulatorWorld(store, profile) as world:
+    with SimulatorWorld(store, profile, host=args.host) as world:
         if recorder is not None:
             world.record(recorder.labelled("simulator"))
         handles = [_start_front(world, front, args) for front in fronts]
@@ -342,15 +355,19 @@ def _serve(args, profile, fronts: list[str], spec, base_dir: Path, password: str
         if recorder is not None:
             print(f"transcripts: {recorder.directory} (IMAP, POP3 and EWS sessions, passwords masked)")
         print(password_note)
-        print("Ctrl-C stops", flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            print("stopping")
+        _wait_for_ctrl_c("Ctrl-C stops")
     if recorder is not None:
         recorder.close()
     return ExitCode.OK
+
+
+def _wait_for_ctrl_c(note: str) -> None:
+    print(note, flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("stopping")
 
 
 def _write_private(secret: str) -> Path:

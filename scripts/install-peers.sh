@@ -2,10 +2,12 @@
 # Install the real peers the tests and the scenario library use (Debian packages): Dovecot
 # (IMAP/POP3/LMTP, the real destination and reference server) and the real clients isync (mbsync),
 # offlineimap3 (IMAP), fetchmail, getmail6 (POP3) and swaks (SMTP; its --tls needs the two Perl TLS modules),
-# and Chromium (headless: the HTML report is checked in a real browser).
+# Chromium (headless: the HTML report is checked in a real browser), and docker.io + debootstrap
+# (the Docker world: no registry is reachable, so its base image is debootstrapped; the tests start
+# dockerd themselves, scenarios/docker_world/engine.py; docker-compose checks docker/compose.yaml).
 # Needs root (or sudo). Safe to run again: apt-get skips what is installed.
 set -euo pipefail
-packages=(dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd isync offlineimap3 fetchmail getmail6 swaks libnet-ssleay-perl libio-socket-ssl-perl chromium)
+packages=(dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd isync offlineimap3 fetchmail getmail6 swaks libnet-ssleay-perl libio-socket-ssl-perl chromium docker.io debootstrap docker-compose)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

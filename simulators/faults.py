@@ -311,21 +311,32 @@ class ByeMidFetch(Fault):
         super().__init__(params)
         self.literals = 0
         self.done = False
+        self.left: int | None = None  # bytes of the chosen literal still to pass before the BYE
 
     def write(self, data):
         if self.done:
             return None
+        if self.left is not None:  # a large literal comes in later writes than its FETCH line
+            return self._cut(data, 0)
         for m in _LITERAL.finditer(data):
             self.literals += 1
             if self.literals == self.params.message:
-                end = m.end() + int(int(m.group(1)) * self.params.cut)
-                self.done = True
-                self.wire.pass_on(data[:end] + b"\r\n* BYE " + self.params.text.encode() + b"\r\n",
-                                  self.wire.faults.index(self) + 1)
-                self.wire.cut = True
-                self.wire._when_sent(self.wire._t.loseConnection)
-                return None
+                self.left = int(int(m.group(1)) * self.params.cut)
+                return self._cut(data, m.end())
         return data
+
+    def _cut(self, data, start: int):
+        """Pass ``data`` on, or up to the cut point followed by the BYE (then close)."""
+        if len(data) - start < self.left:
+            self.left -= len(data) - start
+            return data
+        end = start + self.left
+        self.done = True
+        self.wire.pass_on(data[:end] + b"\r\n* BYE " + self.params.text.encode() + b"\r\n",
+                          self.wire.faults.index(self) + 1)
+        self.wire.cut = True
+        self.wire._when_sent(self.wire._t.loseConnection)
+        return None
 
 
 @register_fault

@@ -186,13 +186,18 @@ class ServerTLS:
 
 
 def self_signed_certificate(host: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    """A key and self-signed certificate for ``host`` and localhost; EC keys keep start-up fast."""
+    """A key and self-signed certificate for ``host`` and localhost; EC keys keep start-up fast.
+
+    A wildcard ``host`` (0.0.0.0 inside a container) is reached through a port published on the
+    host's 127.0.0.1, so the certificate names 127.0.0.1 instead.
+    """
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "quirkmail simulator")])
     now = datetime.datetime.now(datetime.timezone.utc)
-    alt = [x509.DNSName("localhost")]
+    alt: list[x509.GeneralName] = [x509.DNSName("localhost")]
     try:
-        alt.append(x509.IPAddress(ipaddress.ip_address(host)))
+        address = ipaddress.ip_address(host)
+        alt.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1") if address.is_unspecified else address))
     except ValueError:
         alt.append(x509.DNSName(host))
     cert = (

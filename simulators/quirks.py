@@ -318,6 +318,31 @@ class Quirk:
 REGISTRY: dict[str, type[Quirk]] = {}
 
 
+def first_answer(quirks: Iterable[Quirk], hook: str, *args: Any) -> Any:
+    """The first quirk's answer to ``hook`` that is not None; None: the normal behaviour runs."""
+    for quirk in quirks:
+        answer = getattr(quirk, hook)(*args)
+        if answer is not None:
+            return answer
+    return None
+
+
+def tell_all(quirks: Iterable[Quirk], hook: str, *args: Any) -> None:
+    """A notification hook (``imap_transfer``, ``pop3_session_end``): every quirk hears it."""
+    for quirk in quirks:
+        getattr(quirk, hook)(*args)
+
+
+def adjusted(quirks: Iterable[Quirk], hook: str, value: Any, *args: Any) -> Any:
+    """``value`` passed through each quirk's ``hook(value, *args)`` in turn; a None answer leaves
+    it as it was (``imap_capabilities``, ``pop3_capabilities``)."""
+    for quirk in quirks:
+        changed = getattr(quirk, hook)(value, *args)
+        if changed is not None:
+            value = changed
+    return value
+
+
 def register(cls: type[Quirk]) -> type[Quirk]:
     """Class decorator: make a quirk available by its name."""
     if not cls.name:

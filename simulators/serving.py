@@ -18,6 +18,7 @@ from simulators.faults import FaultPlan, FaultyTransport
 from simulators.profiles import Profile
 from simulators.quirks import build_all
 from simulators.reactor import reactor
+from simulators.session import CLOSE, START_TLS, Signal
 from simulators.store import Store
 
 
@@ -50,7 +51,8 @@ class FrontFactory(protocol.Factory):
 
 
 class FrontProtocol(protocol.Protocol):
-    """Connection bookkeeping: call ``_register`` when made, ``_touch`` on data, ``_release`` when lost."""
+    """Connection bookkeeping: call ``_register`` when made, ``_touch`` on data, ``_release`` when lost;
+    ``_signal`` carries out the engine's START_TLS and CLOSE."""
 
     def __init__(self, factory: FrontFactory):
         self.factory = factory
@@ -93,4 +95,13 @@ class FrontProtocol(protocol.Protocol):
         return d
 
     def _autologout(self) -> None:
-        raise NotImplementedError
+        self._emit(self.session.timeout())
+
+    def _signal(self, out: Signal) -> None:
+        """Carry out START_TLS or CLOSE, the outputs both engines give besides bytes."""
+        if out is START_TLS:
+            self.transport.startTLS(self.factory.tls_options)
+            self.session.tls_started()
+        elif out is CLOSE:
+            self._closing = True
+            self.transport.loseConnection()

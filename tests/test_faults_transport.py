@@ -97,6 +97,24 @@ def test_bye_mid_fetch_cuts_the_literal():
     assert wire.disconnecting
 
 
+def test_bye_mid_fetch_cuts_a_large_literal_written_in_slices():
+    # A literal of 256 KB or more leaves the server apart from its FETCH line, a slice at a time.
+    big = b"Subject: big\r\n\r\n" + b"y" * 700_000 + b"\r\n"
+    s = Store()
+    s.add_account("alice", "pw").append(("INBOX",), big, internaldate=WHEN)
+    profile = load_profile("generic").with_faults([FaultSpec.parse("bye-mid-fetch:message=1,cut=0.6")])
+    proto = ImapServerFactory(s, profile, clock=task.Clock()).buildProtocol(None)
+    wire = StringTransport()
+    proto.makeConnection(wire)
+    proto.dataReceived(b"a LOGIN alice pw\r\nb SELECT INBOX\r\nc FETCH 1 BODY.PEEK[]\r\n")
+    while wire.producer is not None and not wire.disconnecting:
+        wire.producer.resumeProducing()
+    out = wire.value()
+    start = out.index(b"{%d}\r\n" % len(big)) + len(b"{%d}\r\n" % len(big))
+    assert out[start:] == big[: int(len(big) * 0.6)] + b"\r\n* BYE Session expired, please login again\r\n"
+    assert wire.disconnecting
+
+
 def test_slow_close_waits_on_the_clock():
     proto, wire, clock = connect("slow-close:ms=3000")
     proto.dataReceived(b"a LOGOUT\r\n")

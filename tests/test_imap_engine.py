@@ -345,7 +345,7 @@ def test_mime_aware_items_come_from_the_message_module(cmd):
 def test_an_internal_error_costs_one_command_not_the_session(monkeypatch):
     s = session()
     run(s, SELECT)
-    monkeypatch.setattr("simulators.imap.fetch.render", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr("simulators.imap.fetch.render_pieces", lambda *a, **k: 1 / 0)
     out = run(s, b"f1 FETCH 1 FLAGS\r\nf2 NOOP\r\n")
     assert out == (
         b"f1 NO [SERVERBUG] Internal error occurred. Refer to server log for more information.\r\n"

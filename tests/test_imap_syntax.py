@@ -8,6 +8,7 @@ from simulators.imap.syntax import (
     CommandReader,
     ContinuationLine,
     ImapSyntaxError,
+    LARGE_LITERAL,
     NeedContinuation,
     RefusedCommand,
     astring,
@@ -40,13 +41,14 @@ CASES = [
 ]
 
 
-def _feed(chunks) -> list:
+def _feed(chunks, *, then_idle: bool = False) -> list:
     reader = CommandReader()
     events = []
     for chunk in chunks:
         reader.receive_data(chunk)
         while (event := reader.next_event()) is not None:
             events.append(event)
+    assert reader.idle or not then_idle  # nothing of a command left pending after the last one
     return events
 
 
@@ -76,6 +78,44 @@ def test_continuation_announced_once_while_the_literal_arrives_in_pieces():
 def test_literal_pieces_make_one_command():
     events = _feed([b"t1 APPEND INBOX {10}\r\n", b"0123", b"456", b"789", b"\r\n"])
     assert events == [NeedContinuation(10, b"t1 APPEND INBOX {10}\r\n"), Command("t1", "APPEND", ["INBOX", b"0123456789"])]
+
+
+# Large literals (syntax.LARGE_LITERAL): received apart, into a buffer of their own size.
+BIG = bytes(range(256)) * (LARGE_LITERAL // 256 + 3)  # just over the threshold, every byte value
+
+
+def _pieces(data: bytes, size: int) -> list[bytes]:
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+def test_a_large_literal_plus_multiappend_frames_alike_whole_and_in_odd_pieces():
+    data = (b"a1 APPEND INBOX (\\Seen) {%d+}\r\n" % len(BIG) + BIG
+            + b" {%d+}\r\n" % len(BIG) + BIG[::-1] + b" {3+}\r\nabc\r\na2 NOOP\r\n")
+    want = [Command("a1", "APPEND", ["INBOX", ["\\Seen"], BIG, BIG[::-1], b"abc"]), Command("a2", "NOOP", [])]
+    for size in (len(data), 65536, 7777, 1000):
+        events = _feed(_pieces(data, size), then_idle=True)
+        assert events == want, size
+        big, reversed_big, small = events[0].args[2:]
+        # The message as received, not a copy of a copy: a bytearray only for large literals.
+        assert (type(big), type(reversed_big), type(small)) == (bytearray, bytearray, bytes)
+
+
+def test_a_synchronising_large_literal_is_announced_once_then_filled():
+    head = b"t1 APPEND INBOX {%d}\r\n" % len(BIG)
+    reader = CommandReader()
+    reader.receive_data(head)
+    assert reader.next_event() == NeedContinuation(len(BIG), head)
+    for piece in _pieces(BIG, 65536):
+        reader.receive_data(piece)
+        assert reader.next_event() is None and not reader.idle
+    reader.receive_data(b"\r\nt2 NOOP\r\n")
+    assert reader.next_event() == Command("t1", "APPEND", ["INBOX", BIG])
+    assert reader.next_event() == Command("t2", "NOOP", []) and reader.idle
+
+
+def test_a_large_literal_outside_append_is_plain_bytes():
+    (event,) = _feed([b"l1 LOGIN {%d+}\r\n" % len(BIG) + BIG + b" pw\r\n"], then_idle=True)
+    assert event == Command("l1", "LOGIN", [BIG, "pw"]) and type(event.args[0]) is bytes
 
 
 def test_expect_line_reads_a_continuation_not_a_command():

@@ -54,6 +54,20 @@ def test_the_report_lists_what_was_switched_off(tmp_path):
     assert report["mitigations_off"] == ["appendlimit-skip", "internaldate"]
 
 
+def test_every_flow_starts_its_report_from_one_constructor():
+    # MigrationReport.begin gives the IMAP, POP3 and EWS flows the same head, mitigations_off included.
+    from migrator.report import MigrationReport
+    from migrator.urls import Endpoint, Secret, ServerURL
+
+    source = Endpoint(ServerURL.parse("ews://u@127.0.0.1:1"), Secret("pw-begin"))
+    report = MigrationReport.begin(source, None, MigrationOptions(disable=["lenient-list", "content-repair"], dry_run=True))
+    assert (report.destination, report.mitigations_off, report.dry_run) == ("", ["content-repair", "lenient-list"], True)
+    assert "pw-begin" not in report.model_dump_json()
+    by_hand = [p.name for p in ENGINE.parent.rglob("*.py")
+               if "MigrationReport(" in p.read_text().replace("class MigrationReport(", "")]
+    assert by_hand == []
+
+
 def test_cli_refuses_an_unknown_mitigation_with_usage_exit(monkeypatch, capsys):
     import argparse
 

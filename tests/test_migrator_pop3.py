@@ -130,6 +130,16 @@ def test_inbox_copied_with_received_dates_then_rerun_copies_nothing(tmp_path):
     assert len(inbox(store, "dst")) == 11
 
 
+def test_report_lists_the_mitigations_switched_off(tmp_path):
+    # As the IMAP engine's report does (both start from MigrationReport.begin), and the summary says so.
+    from migrator.cli import summary_table
+
+    report = run(make_store([message(1)]), tmp_path, disable=["throttle-backoff", "identity-dedup"])
+    assert (report.copied, report.mitigations_off) == (1, ["identity-dedup", "throttle-backoff"])
+    assert "mitigations OFF: identity-dedup, throttle-backoff" in summary_table(report).caption
+    assert run(make_store([message(1)]), tmp_path, state_path=tmp_path / "other.sqlite").mitigations_off == []
+
+
 @pytest.mark.parametrize("quirk", [QuirkSpec(name="pop3-uidl-missing"),
                                    QuirkSpec(name="pop3-uidl-duplicated", params={"messages": [1, 2, 3]}),
                                    QuirkSpec(name="pop3-top-unsupported")])

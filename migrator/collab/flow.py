@@ -22,7 +22,6 @@ import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 from migrator.collab import convert, mapi
@@ -82,13 +81,9 @@ class _EwsRun:
         self.source, self.dest, self.pim_dest, self.options = source, dest, pim_dest, options
         self.progress = progress
         self.wanted = {ITEM_KINDS[i] for i in (options.items or list(ITEM_KINDS))}
-        self.report = MigrationReport(
-            source=source.url.display(),
-            destination=dest.url.display() if dest else "",
+        self.report = MigrationReport.begin(
+            source, dest, options,
             pim_destination=pim_dest.url.display() if pim_dest else None,
-            started=datetime.now(timezone.utc),
-            mode=options.mode,
-            dry_run=options.dry_run,
             items=list(options.items or ITEM_KINDS),
         )
         self.src = EwsSource(source, connections=options.connections, throttle=throttle)

@@ -160,6 +160,21 @@ def _new_uid(seed: bytes) -> str:
     return hashlib.sha1(seed).hexdigest()[:32].upper()
 
 
+def _component(kind, uid: str, el: etree._Element):
+    """An event, task or note parsed from EWS starts alike: its UID, a fixed DTSTAMP (the same
+    request gives the same bytes), SUMMARY from Subject."""
+    component = kind()
+    component.add("UID", uid)
+    component.add("DTSTAMP", datetime(2000, 1, 1, tzinfo=timezone.utc))
+    component.add("SUMMARY", el.findtext(t("Subject")) or "")
+    return component
+
+
+def _describe(component, el: etree._Element) -> None:
+    if el.findtext(t("Body")):
+        component.add("DESCRIPTION", el.findtext(t("Body")))
+
+
 # Calendar --------------------------------------------------------------------------------------
 
 _RESPONSE = {"ACCEPTED": "Accept", "DECLINED": "Decline", "TENTATIVE": "Tentative",
@@ -326,10 +341,7 @@ def render_event(item: PimItem, head: list[etree._Element], *, occurrence: str |
 
 def parse_event(el: etree._Element) -> PimItem:
     uid = el.findtext(t("UID")) or _new_uid(etree.tostring(el))
-    ev = icalendar.Event()
-    ev.add("UID", uid)
-    ev.add("DTSTAMP", datetime(2000, 1, 1, tzinfo=timezone.utc))
-    ev.add("SUMMARY", el.findtext(t("Subject")) or "")
+    ev = _component(icalendar.Event, uid, el)
     tz = None
     tz_el = el.find(t("StartTimeZone"))
     if tz_el is not None and tz_el.get("Id"):
@@ -343,8 +355,7 @@ def parse_event(el: etree._Element) -> PimItem:
     else:
         ev.add("DTSTART", start.astimezone(tz) if tz else start)
         ev.add("DTEND", end.astimezone(tz) if tz else end)
-    if el.findtext(t("Body")):
-        ev.add("DESCRIPTION", el.findtext(t("Body")))
+    _describe(ev, el)
     if el.findtext(t("Location")):
         ev.add("LOCATION", el.findtext(t("Location")))
     organizer = el.findtext(f"{t('Organizer')}/{t('Mailbox')}/{t('EmailAddress')}")
@@ -442,12 +453,8 @@ def render_task(item: PimItem, head: list[etree._Element]) -> etree._Element:
 
 def parse_task(el: etree._Element) -> PimItem:
     uid = _new_uid(etree.tostring(el))
-    todo = icalendar.Todo()
-    todo.add("UID", uid)
-    todo.add("DTSTAMP", datetime(2000, 1, 1, tzinfo=timezone.utc))
-    todo.add("SUMMARY", el.findtext(t("Subject")) or "")
-    if el.findtext(t("Body")):
-        todo.add("DESCRIPTION", el.findtext(t("Body")))
+    todo = _component(icalendar.Todo, uid, el)
+    _describe(todo, el)
     for tag, prop in (("StartDate", "DTSTART"), ("DueDate", "DUE"), ("CompleteDate", "COMPLETED")):
         if el.findtext(t(tag)):
             todo.add(prop, parse_dt(el.findtext(t(tag)), tag))
@@ -472,12 +479,8 @@ def render_note(item: PimItem, head: list[etree._Element]) -> etree._Element:
 
 def parse_note(el: etree._Element) -> PimItem:
     uid = _new_uid(etree.tostring(el))
-    journal = icalendar.Journal()
-    journal.add("UID", uid)
-    journal.add("DTSTAMP", datetime(2000, 1, 1, tzinfo=timezone.utc))
-    journal.add("SUMMARY", el.findtext(t("Subject")) or "")
-    if el.findtext(t("Body")):
-        journal.add("DESCRIPTION", el.findtext(t("Body")))
+    journal = _component(icalendar.Journal, uid, el)
+    _describe(journal, el)
     if el.findtext(t("DateTimeCreated")):  # read-only for exchangelib; kept when a client sends it
         journal.add("DTSTART", parse_dt(el.findtext(t("DateTimeCreated")), "DateTimeCreated").date())
     cal = _calendar()

@@ -57,20 +57,13 @@ from simulators.imap.syntax import (
 )
 from simulators.imap.view import MailboxView
 from simulators.profiles import Profile
-from simulators.quirks import Quirk
+from simulators.quirks import Quirk, adjusted
+from simulators.session import CLOSE, START_TLS, FrontSession, Signal
 from simulators.store import INBOX, SYSTEM_FLAGS, Account, Folder, FolderExists, NoSuchFolder, Store
 from simulators.xoauth2 import token_verdict
 
 
 log = logging.getLogger(__name__)
-
-
-class Signal(enum.Enum):
-    START_TLS = "start-tls"  # everything after this is sent over TLS
-    CLOSE = "close"  # close the connection after writing what came before
-
-
-START_TLS, CLOSE = Signal.START_TLS, Signal.CLOSE
 
 
 @dataclass
@@ -157,7 +150,7 @@ def _bad(command: str, text: str) -> CommandFailed:
 LoginGate = Callable[[str], "str | None"]  # username → refusal reply ("NO [UNAVAILABLE] ...") or None
 
 
-class ImapSession:
+class ImapSession(FrontSession):
     def __init__(
         self,
         store: Store,
@@ -170,15 +163,11 @@ class ImapSession:
         streaming: bool = False,
         clock=None,
     ):
-        self.store = store
-        self.profile = profile
+        super().__init__(store, profile, quirks, tls_active=tls_active, tls_available=tls_available)
         self.imap = profile.imap
-        self.quirks = list(quirks)
         self.names = names_for(self.imap, self.quirks)
         # Quirks that rewrite untagged replies (malformed-responses, modified-utf7-names).
         self._garbles = any(type(q).imap_untagged is not Quirk.imap_untagged for q in self.quirks)
-        self.tls_active = tls_active
-        self.tls_available = tls_available
         self.login_gate = login_gate
         self.streaming = streaming  # the adapter can write Stream outputs (tests read plain bytes)
         self.clock = clock or _MonotonicClock()  # seconds(); quirks with time windows read it
@@ -196,7 +185,6 @@ class ImapSession:
         self.id_sent = False  # for quirks (NetEase refuses SELECT before ID)
         self.auth_command = ""  # "LOGIN" or "AUTHENTICATE" while credentials are checked
         self.auth_mechanism = ""  # the SASL mechanism of AUTHENTICATE ("PLAIN", "XOAUTH2" ...)
-        self._out: list[Output] = []
         self.reader = CommandReader(literal_policy=self._literal_policy)
 
     # Adapter interface ---------------------------------------------------------------------
@@ -235,9 +223,6 @@ class ImapSession:
         """The adapter lost the connection: quirks that follow sessions hear it."""
         self._tell("imap_session_end", self)
 
-    def tls_started(self) -> None:
-        self.tls_active = True
-
     @property
     def between_commands(self) -> bool:
         """The next line would be read as a new command (not a literal, SASL or IDLE line)."""
@@ -251,20 +236,12 @@ class ImapSession:
             caps = [c for c in caps if c not in ("STARTTLS", "LOGINDISABLED")]
         if self.imap.append_limit and authenticated:
             caps = [f"APPENDLIMIT={self.imap.append_limit}" if c == "APPENDLIMIT" else c for c in caps]
-        for q in self.quirks:
-            changed = q.imap_capabilities(caps, authenticated)
-            if changed is not None:
-                caps = changed
-        return caps
+        return adjusted(self.quirks, "imap_capabilities", caps, authenticated)
 
     def has_capability(self, name: str) -> bool:
         return any(c.upper() == name or c.upper().startswith(name + "=") for c in self.capabilities())
 
     # Dispatch ------------------------------------------------------------------------------
-
-    def _flush(self) -> list[Output]:
-        out, self._out = self._out, []
-        return out
 
     def _send(self, line: bytes | str) -> None:
         # surrogateescape: atoms are decoded that way (syntax._parse_atom), so an 8-bit command
@@ -291,18 +268,6 @@ class ImapSession:
             return line
         changed = self._quirk("imap_untagged", self, command, line, item)
         return line if changed is None else changed
-
-    def _quirk(self, hook: str, *args):
-        for q in self.quirks:
-            result = getattr(q, hook)(*args)
-            if result is not None:
-                return result
-        return None
-
-    def _tell(self, hook: str, *args) -> None:
-        """A notification hook: every quirk hears it (``imap_transfer``)."""
-        for q in self.quirks:
-            getattr(q, hook)(*args)
 
     def _handle(self, event) -> None:
         if isinstance(event, NeedContinuation):
@@ -530,8 +495,7 @@ class ImapSession:
             if refusal is not None:
                 return refusal
         if mechanism == "XOAUTH2":
-            for q in self.quirks:
-                q.oauth_logged_in("imap", user, password)
+            self._tell("oauth_logged_in", "imap", user, password)
         self.account = account
         self.state = State.AUTHENTICATED
         caps = " ".join(self.capabilities())
@@ -888,20 +852,23 @@ class ImapSession:
                     if any(a.name in EXTENSION_ATTS for a in atts):
                         extensions = self._quirk("imap_fetch_items", self, view.folder, item)
                     try:
-                        data = fetch.render(
+                        data = fetch.render_pieces(
                             seq, item, atts, uid_first=uid, recent=item.uid in view.recent, add_flags=added,
                             extensions=extensions,
                         )
                     except ValueError as exc:  # message.SectionError and friends: the item, not the session
                         raise _bad(name, str(exc)) from None
-            if data and self._garbles:  # (only then: a bulk FETCH is not copied again for nothing)
-                data = self._rewritten("FETCH", data.removesuffix(b"\r\n"), item) + b"\r\n"
-            if data:
+            pieces = [data] if isinstance(data, bytes) else data  # a large literal apart (render_pieces)
+            size = sum(map(len, pieces))
+            if self._garbles and size:  # (only then: a bulk FETCH is not copied again for nothing)
+                pieces = [self._rewritten("FETCH", b"".join(pieces).removesuffix(b"\r\n"), item) + b"\r\n"]
+                size = len(pieces[0])
+            if size:
                 pace = self._quirk("imap_pace", self)
                 if pace:  # bytes per second: each response goes out when its share of time has passed
-                    yield Delay(len(data) / pace)
-                self._tell("imap_transfer", self, "down", len(data))
-                yield data
+                    yield Delay(size / pace)
+                self._tell("imap_transfer", self, "down", size)
+                yield from pieces  # a large literal's bytes as their own output: never copied again
         if mark_seen:
             self.store.notify(self.account, view.folder)
 
@@ -1030,7 +997,9 @@ class ImapSession:
 def _raw(arg) -> bytes:
     if isinstance(arg, list):
         raise ImapSyntaxError("Unexpected list")
-    return arg if isinstance(arg, bytes) else arg.encode("utf-8", "surrogateescape")
+    if isinstance(arg, (bytes, bytearray)):
+        return bytes(arg)
+    return arg.encode("utf-8", "surrogateescape")
 
 
 def _text(arg) -> str:
@@ -1041,7 +1010,7 @@ def _canonical_flag(flag: str) -> str:
     return flag.title() if flag.startswith("\\") else flag
 
 
-def _append_messages(args: list, multi: bool) -> list[tuple[set[str], object, bytes]]:
+def _append_messages(args: list, multi: bool) -> list[tuple[set[str], object, bytes | bytearray]]:
     """APPEND arguments after the mailbox → [(flags, internaldate or None, raw)]."""
     messages = []
     i = 0
@@ -1051,11 +1020,12 @@ def _append_messages(args: list, multi: bool) -> list[tuple[set[str], object, by
         if isinstance(args[i], list):
             flags = {_canonical_flag(_text(f)) for f in args[i]}
             i += 1
-        # A quoted date-time and a literal are both bytes: the date is followed by the message.
-        if i + 1 < len(args) and isinstance(args[i + 1], bytes) and fetch.looks_like_date_time(args[i]):
+        # A quoted date-time and a literal are both bytes: the date is followed by the message
+        # (a bytearray when large: syntax.LARGE_LITERAL).
+        if i + 1 < len(args) and isinstance(args[i + 1], (bytes, bytearray)) and fetch.looks_like_date_time(args[i]):
             when = fetch.parse_date_time(args[i])
             i += 1
-        if i >= len(args) or not isinstance(args[i], bytes):
+        if i >= len(args) or not isinstance(args[i], (bytes, bytearray)):
             raise ImapSyntaxError("Invalid arguments.")
         messages.append((flags, when, args[i]))
         i += 1

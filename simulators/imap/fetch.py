@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone
 
-from simulators.imap.syntax import FetchAtt, ImapSyntaxError, literal
+from simulators.imap.syntax import LARGE_LITERAL, FetchAtt, ImapSyntaxError, literal, literal_pieces
 from simulators.store import MailItem
 
 # Dovecot's order for system flags; \Recent is per session, keywords follow.
@@ -95,28 +95,50 @@ def render(
     ``add_flags``: \\Seen was just set and FLAGS was not asked for; Dovecot then shows FLAGS
     after the index-level items. ``extensions``: values of extension items (X-GM-MSGID ...).
     """
-    parts = []
+    return b"".join(render_pieces(seq, item, atts, uid_first=uid_first, recent=recent, add_flags=add_flags,
+                                  extensions=extensions))
+
+
+def render_pieces(
+    seq: int, item: MailItem, atts: list[FetchAtt], *, uid_first: bool, recent: bool, add_flags: bool,
+    extensions: dict[str, bytes] | None = None,
+) -> list[bytes]:
+    """``render``'s reply as pieces that add up to it: a literal of ``LARGE_LITERAL`` bytes or
+    more is a piece of its own, never copied into the line (a 50 MB BODY[] is held once, as read
+    from the store); everything around it is joined (one piece for a small message)."""
+    out = [b"* %d FETCH (" % seq]
     if uid_first:
-        parts.append(b"UID %d" % item.uid)
+        out.append(b"UID %d " % item.uid)
     flags_at = sum(1 for a in atts if a.name in _FIRST)
     for n, att in enumerate(atts):
         if n == flags_at and add_flags:
-            parts.append(b"FLAGS " + format_flags(item.flags, recent))
+            out.append(b"FLAGS " + format_flags(item.flags, recent) + b" ")
         if att.name == "UID" and uid_first:
             continue
         if extensions and att.name in extensions:
-            parts.append(att.name.encode() + b" " + extensions[att.name])
+            out.append(att.name.encode() + b" " + extensions[att.name])
+        elif att.section:
+            out += (att.reply_name().encode("utf-8", "surrogateescape") + b" ", *_section(att, item.raw))
+        elif att.name == "RFC822":
+            out += (b"RFC822 ", *literal_pieces(item.raw))
         else:
-            parts.append(_item(att, item, recent))
+            out.append(_item(att, item, recent))
+        out.append(b" ")
     if add_flags and flags_at == len(atts):
-        parts.append(b"FLAGS " + format_flags(item.flags, recent))
-    return b"* %d FETCH (" % seq + b" ".join(parts) + b")\r\n"
+        out.append(b"FLAGS " + format_flags(item.flags, recent) + b" ")
+    out[-1] = b")\r\n" if out[-1] == b" " else out[-1].removesuffix(b" ") + b")\r\n"
+    pieces, small = [], []
+    for piece in out:
+        if len(piece) >= LARGE_LITERAL:
+            pieces += [b"".join(small), piece] if small else [piece]
+            small = []
+        else:
+            small.append(piece)
+    return pieces + [b"".join(small)] if small else pieces
 
 
 def _item(att: FetchAtt, item: MailItem, recent: bool) -> bytes:
     name = att.name
-    if att.section:
-        return att.reply_name().encode("utf-8", "surrogateescape") + b" " + _section(att, item.raw)
     if name == "FLAGS":
         return b"FLAGS " + format_flags(item.flags, recent)
     if name == "UID":
@@ -125,8 +147,6 @@ def _item(att: FetchAtt, item: MailItem, recent: bool) -> bytes:
         return b"INTERNALDATE " + format_internaldate(item.internaldate)
     if name == "RFC822.SIZE":
         return b"RFC822.SIZE %d" % item.size
-    if name == "RFC822":
-        return b"RFC822 " + literal(item.raw)
     from simulators.imap import message  # the MIME-aware parts only when asked for
 
     if name == "RFC822.HEADER":
@@ -142,7 +162,7 @@ def _item(att: FetchAtt, item: MailItem, recent: bool) -> bytes:
     raise ImapSyntaxError(f"Unknown FETCH attribute: {name}")
 
 
-def _section(att: FetchAtt, raw: bytes) -> bytes:
+def _section(att: FetchAtt, raw: bytes) -> list[bytes]:
     if att.part or att.text is not None:
         from simulators.imap import message
 
@@ -152,7 +172,7 @@ def _section(att: FetchAtt, raw: bytes) -> bytes:
     if att.partial is not None:
         origin, length = att.partial
         data = data[origin : origin + length] if length is not None else data[origin:]
-    return literal(data)
+    return literal_pieces(data)
 
 
 def _extended_structure(raw: bytes) -> bytes:

@@ -112,8 +112,9 @@ def file_message(account: Account, profile, folder: Folder, raw: bytes, flags, w
     archive = all_mail(account, profile)
     item = account.append(folder.path, raw, flags=flags, internaldate=when)
     assign_ids(account, item, _thread_parent(raw))
-    if archive is not None and archive is not folder:
-        account.append(archive.path, raw, flags=flags, internaldate=when, extra=item.extra)
+    if archive is not None and archive is not folder:  # the same bytes held once (raw may be a bytearray)
+        account.append(archive.path, item.raw if item.in_memory else raw, flags=flags, internaldate=when,
+                       extra=item.extra)
     return item
 
 

@@ -12,9 +12,10 @@ from collections import Counter, deque
 from twisted.internet.interfaces import IPullProducer
 from zope.interface import implementer
 
-from simulators.imap.engine import CLOSE, START_TLS, Delay, ImapSession, Output, Stream
+from simulators.imap.engine import Delay, ImapSession, Output, Stream
 from simulators.reactor import reactor
 from simulators.serving import FrontFactory, FrontProtocol
+from simulators.session import Signal
 from simulators.store import Account, Folder
 
 
@@ -60,12 +61,11 @@ class ImapServerProtocol(FrontProtocol):
             elif isinstance(out, Stream):
                 self._stream = _StreamProducer(self, out.chunks)
                 self.transport.registerProducer(self._stream, False)
-            elif out is START_TLS:
-                self.transport.startTLS(self.factory.tls_options)
-                self.session.tls_started()
-            elif out is CLOSE:
-                self._closing = True
-                self.transport.loseConnection()
+            elif isinstance(out, Signal):
+                self._signal(out)
+            elif len(out) > _StreamProducer.CHUNK:  # a large literal: written as the socket drains
+                self._stream = _StreamProducer(self, iter([out]))
+                self.transport.registerProducer(self._stream, False)
             else:
                 self.transport.write(out)
 
@@ -109,14 +109,12 @@ class ImapServerProtocol(FrontProtocol):
         if self.session is not None and self.transport is not None and self.transport.connected:
             self._emit(self.session.pending())
 
-    def _autologout(self) -> None:
-        self._emit(self.session.timeout())
-
 
 @implementer(IPullProducer)
 class _StreamProducer:
     """Writes a Stream's chunks whenever the transport wants more, about 256 KB at a time; a Delay
-    among the chunks pauses it on the clock (a trickling server)."""
+    among the chunks pauses it on the clock (a trickling server). A chunk larger than that (a big
+    literal) goes out a slice at a time: the transport never joins it with what it holds (a copy)."""
 
     CHUNK = 256 * 1024
 
@@ -125,26 +123,41 @@ class _StreamProducer:
         self.chunks = chunks
         self.stopped = False
         self.waiting = False  # a Delay's timer, not the transport, calls the next resumeProducing
+        self.exhausted = False  # every chunk was taken (the last large one may still be in ``rest``)
+        self.rest: memoryview | None = None  # what is left to write of a large chunk
 
     def resumeProducing(self) -> None:
         if self.stopped or self.waiting:
             return
+        if self.rest is None:
+            self._take()
+        if self.rest is not None:
+            piece, rest = self.rest[: self.CHUNK], self.rest[self.CHUNK :]
+            self.rest = rest if rest else None
+            self.proto.transport.write(bytes(piece))
+        if self.exhausted and self.rest is None and not self.stopped:
+            self.stopped = True
+            self.proto._stream_done()
+
+    def _take(self) -> None:
+        """Write the next small chunks, up to CHUNK bytes, and hold a large one in ``rest``."""
         batch, size = [], 0
         for data in self.chunks:
             if isinstance(data, Delay):
                 self.waiting = True
                 self.proto.factory.clock.callLater(data.seconds, self._delay_over)
                 break
+            if len(data) > self.CHUNK:
+                self.rest = memoryview(data)
+                break
             batch.append(data)
             size += len(data)
             if size >= self.CHUNK:
                 break
         else:
-            self.stopped = True
+            self.exhausted = True
         if batch:
             self.proto.transport.write(b"".join(batch))
-        if self.stopped:
-            self.proto._stream_done()
 
     def _delay_over(self) -> None:
         self.waiting = False

@@ -7,7 +7,9 @@ complete command bytes into arguments:
 
 * an atom is ``str`` (``"FLAGS"``, ``"1:*"``, ``"\\Seen"``); a bracketed section is part of its
   atom, spaces and parentheses included: ``"BODY.PEEK[HEADER.FIELDS (SUBJECT)]<0.100>"``;
-* a quoted string or a literal is ``bytes``;
+* a quoted string or a literal is ``bytes``, except an APPEND message of ``LARGE_LITERAL`` bytes
+  or more: that is the ``bytearray`` it was received into, so a 50 MB APPEND is held once, not
+  copied from the read buffer into the command and again into its token;
 * a parenthesised list is a ``list``; NIL is the atom ``"NIL"``.
 
 A synchronising literal ``{n}`` makes the reader emit ``NeedContinuation`` so the engine can send
@@ -28,6 +30,10 @@ MAX_LITERAL = 256 * 1024 * 1024
 # Parenthesised lists nest at most this deep: a line of "(((((" must be a BAD, not a RecursionError
 # that takes the connection down. Real commands nest a few levels (SEARCH OR (...)).
 MAX_LIST_DEPTH = 100
+# A literal this large is received straight into a buffer of its own size instead of the reader's
+# buffer (which grows by doubling and is copied to frame the command): peak memory for a big APPEND
+# is then the message once. Smaller literals stay inline (MULTIAPPEND batches of small messages).
+LARGE_LITERAL = 256 * 1024
 
 _LITERAL_AT_END = re.compile(rb"\{(\d{1,12})(\+?)\}$")
 
@@ -108,18 +114,34 @@ class CommandReader:
         self._checked: set[int] = set()  # literal line ends already announced/checked
         self._discarding = False  # dropping the rest of a refused or overlong command
         self._skip = 0  # literal bytes still to drop for a refused LITERAL+ command
+        # Large literals of the command being framed, by where their bytes would start in _buf;
+        # the one still arriving is _filling (received bytes go there first, _filled of them so far).
+        self._large: dict[int, bytearray] = {}
+        self._filling: bytearray | None = None
+        self._filled = 0
 
     def expect_line(self) -> None:
         """The next line is a continuation (AUTHENTICATE data, DONE), not a command."""
         self._line_mode = True
 
     def receive_data(self, data: bytes) -> None:
+        if self._filling is not None:
+            data = self._fill(data)
         self._buf += data
+
+    def _fill(self, data: bytes) -> bytes:
+        """Put the next bytes into the large literal still arriving; what is left after it."""
+        n = min(len(data), len(self._filling) - self._filled)
+        self._filling[self._filled : self._filled + n] = memoryview(data)[:n]
+        self._filled += n
+        if self._filled == len(self._filling):
+            self._filling = None
+        return data[n:]
 
     @property
     def idle(self) -> bool:
         """Nothing of a command is buffered or pending (no partial line, literal or skip)."""
-        return not self._buf and not self._line_mode and not self._skip and not self._discarding
+        return not self._buf and not self._line_mode and not self._skip and not self._discarding and not self._large
 
     def next_event(self) -> Event | None:
         while True:
@@ -159,9 +181,9 @@ class CommandReader:
             self._consume(end + 1)
             return True, ContinuationLine(line)
         if marker is None:
-            whole = bytes(self._buf[: end + 1])
+            whole, large = bytes(self._buf[: end + 1]), self._large
             self._consume(end + 1)
-            return True, _parse_command(whole)
+            return True, _parse_command(whole, large)
         size, non_sync = int(marker.group(1)), bool(marker.group(2))
         if end not in self._checked:
             self._checked.add(end)
@@ -180,15 +202,32 @@ class CommandReader:
                 return True, refusal
             if not non_sync:
                 return True, NeedContinuation(size, bytes(self._buf[: end + 1]))
+        if size >= LARGE_LITERAL:
+            return self._large_literal(end + 1, size)
         if len(self._buf) < end + 1 + size:
             return False, None  # the literal is still on its way
         self._scan = end + 1 + size
+        return True, None
+
+    def _large_literal(self, start: int, size: int) -> tuple[bool, Event | None]:
+        """Receive a large literal into its own buffer; the command's bytes go on at ``start``."""
+        if start not in self._large:
+            self._large[start] = self._filling = bytearray(size)
+            self._filled = 0
+            arrived = self._buf[start:]  # what came with the marker line
+            del self._buf[start:]
+            self._buf += self._fill(arrived)
+        if self._filling is not None:
+            return False, None  # still on its way
+        self._scan = start
         return True, None
 
     def _consume(self, n: int) -> None:
         del self._buf[:n]
         self._scan = 0
         self._checked.clear()
+        self._large = {}
+        self._filling = None
 
 
 def _tag_of(buf: bytes | bytearray) -> str:
@@ -200,7 +239,7 @@ def _is_tag(tag: bytes) -> bool:
     return all(0x21 <= c <= 0x7E and c not in b'(){%*"\\+' for c in tag)
 
 
-def _parse_command(whole: bytes) -> Command | BadCommand:
+def _parse_command(whole: bytes, large: dict[int, bytearray] | None = None) -> Command | BadCommand:
     line = whole[:-2] if whole.endswith(b"\r\n") else whole[:-1]
     tag_b, sp, rest = line.partition(b" ")
     if not tag_b or not _is_tag(tag_b):
@@ -209,7 +248,9 @@ def _parse_command(whole: bytes) -> Command | BadCommand:
     if not sp or not rest:
         return BadCommand(tag, "Error in IMAP command: Invalid command name")
     try:
-        tokens = tokenize(rest)
+        # Large literals are keyed by their place in ``whole``; ``rest`` starts after the tag.
+        shift = len(tag_b) + 1
+        tokens = tokenize(rest, {at - shift: lit for at, lit in (large or {}).items()})
     except ImapSyntaxError as exc:
         word = rest.split(b" ", 1)[0].upper().decode("ascii", "replace")
         name = f" {word}" if word.isalpha() else ""
@@ -219,6 +260,8 @@ def _parse_command(whole: bytes) -> Command | BadCommand:
         return BadCommand(tag, "Error in IMAP command: Missing command name")
     name = name.upper()
     args = tokens[1:]
+    if large and name != "APPEND":  # only an APPEND's messages may stay bytearray (see the docstring)
+        args = _immutable(args)
     if name == "UID":
         if not args or not isinstance(args[0], str):
             return BadCommand(tag, "Error in IMAP command UID: Missing UID command name")
@@ -232,13 +275,18 @@ def _parse_command(whole: bytes) -> Command | BadCommand:
 _ATOM_STOP = frozenset(b' ()"\r\n')
 
 
-def tokenize(data: bytes) -> list:
-    """The arguments of one complete command (literals inline, as sent on the wire)."""
-    tokens, pos = _parse_list(data, 0, top=True)
+def tokenize(data: bytes, large: dict[int, bytearray] | None = None) -> list:
+    """The arguments of one complete command (literals inline, as sent on the wire; a large
+    literal received apart is in ``large``, by where its bytes would have started in ``data``)."""
+    tokens, pos = _parse_list(data, 0, top=True, large=large or {})
     return tokens
 
 
-def _parse_list(data: bytes, pos: int, *, top: bool, depth: int = 0) -> tuple[list, int]:
+def _immutable(args: list) -> list:
+    return [_immutable(a) if isinstance(a, list) else bytes(a) if isinstance(a, bytearray) else a for a in args]
+
+
+def _parse_list(data: bytes, pos: int, *, top: bool, depth: int = 0, large: dict | None = None) -> tuple[list, int]:
     if depth > MAX_LIST_DEPTH:
         raise ImapSyntaxError("Too deeply nested list")
     out: list = []
@@ -256,13 +304,13 @@ def _parse_list(data: bytes, pos: int, *, top: bool, depth: int = 0) -> tuple[li
                 raise ImapSyntaxError("Unexpected ')'")
             return out, pos + 1
         if c == 0x28:  # (
-            sub, pos = _parse_list(data, pos + 1, top=False, depth=depth + 1)
+            sub, pos = _parse_list(data, pos + 1, top=False, depth=depth + 1, large=large)
             out.append(sub)
         elif c == 0x22:  # "
             s, pos = _parse_quoted(data, pos + 1)
             out.append(s)
         elif c == 0x7B:  # {
-            lit, pos = _parse_literal(data, pos)
+            lit, pos = _parse_literal(data, pos, large)
             out.append(lit)
         elif c in (0x0D, 0x0A):
             raise ImapSyntaxError("Unexpected line break")
@@ -290,12 +338,14 @@ def _parse_quoted(data: bytes, pos: int) -> tuple[bytes, int]:
     raise ImapSyntaxError("Missing '\"'")
 
 
-def _parse_literal(data: bytes, pos: int) -> tuple[bytes, int]:
+def _parse_literal(data: bytes, pos: int, large: dict | None = None) -> tuple[bytes | bytearray, int]:
     m = re.compile(rb"\{(\d{1,12})\+?\}\r?\n").match(data, pos)
     if m is None:
         raise ImapSyntaxError("Invalid literal size")
     size = int(m.group(1))
     start = m.end()
+    if large and start in large:  # received apart: none of its bytes are in ``data``
+        return large[start], start
     if start + size > len(data):
         raise ImapSyntaxError("Literal shorter than announced")
     return data[start : start + size], start + size
@@ -490,4 +540,9 @@ def nstring(value: bytes | None) -> bytes:
 
 
 def literal(raw: bytes) -> bytes:
-    return b"{%d}\r\n" % len(raw) + raw
+    return b"".join(literal_pieces(raw))
+
+
+def literal_pieces(raw: bytes) -> list[bytes]:
+    """A literal as its marker and its bytes, uncopied."""
+    return [b"{%d}\r\n" % len(raw), raw]

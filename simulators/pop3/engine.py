@@ -41,17 +41,12 @@ from collections.abc import Callable, Iterable
 from simulators.imap.sasl import SaslExchange
 from simulators.pop3.maildrop import Maildrop, multiline, top
 from simulators.profiles import Profile
-from simulators.quirks import Quirk
+from simulators.quirks import Quirk, adjusted
+from simulators.session import CLOSE, START_TLS, FrontSession, Signal
 from simulators.store import Account, Store
 from simulators.xoauth2 import token_verdict
 
 
-class Signal(enum.Enum):
-    START_TLS = "start-tls"  # everything after this is sent over TLS
-    CLOSE = "close"  # close the connection after writing what came before
-
-
-START_TLS, CLOSE = Signal.START_TLS, Signal.CLOSE
 Output = bytes | Signal
 
 
@@ -81,7 +76,7 @@ class CommandError(Exception):
         self.reply = reply
 
 
-class Pop3Session:
+class Pop3Session(FrontSession):
     def __init__(
         self,
         store: Store,
@@ -93,12 +88,8 @@ class Pop3Session:
         clock: Callable[[], float] = time.time,
         hostname: str = "quirkmail",
     ):
-        self.store = store
-        self.profile = profile
+        super().__init__(store, profile, quirks, tls_active=tls_active, tls_available=tls_available)
         self.pop3 = profile.pop3
-        self.quirks = list(quirks)
-        self.tls_active = tls_active
-        self.tls_available = tls_available
         self.clock = clock  # seconds; tests inject a fake one (LOGIN-DELAY)
         self.state = State.AUTHORIZATION
         self.user: str | None = None  # from USER, for PASS
@@ -110,7 +101,6 @@ class Pop3Session:
         self._sasl: SaslExchange | None = None
         self._errors = 0
         self._buffer = b""
-        self._out: list[Output] = []
 
     # Adapter interface ---------------------------------------------------------------------
 
@@ -144,19 +134,12 @@ class Pop3Session:
         """The peer went away: no UPDATE state, so nothing marked by DELE is deleted."""
         self._end()
 
-    def tls_started(self) -> None:
-        self.tls_active = True
-
     def capabilities(self) -> list[str]:
         authenticated = self.state is State.TRANSACTION
         caps = list(self.pop3.capabilities_after_auth if authenticated else self.pop3.capabilities_before_auth)
         if self.tls_active or not self.tls_available:
             caps = [c for c in caps if c != "STLS"]
-        for q in self.quirks:
-            changed = q.pop3_capabilities(caps, authenticated)
-            if changed is not None:
-                caps = changed
-        return caps
+        return adjusted(self.quirks, "pop3_capabilities", caps, authenticated)
 
     @property
     def in_sasl(self) -> bool:
@@ -176,10 +159,6 @@ class Pop3Session:
 
     # Dispatch ------------------------------------------------------------------------------
 
-    def _flush(self) -> list[Output]:
-        out, self._out = self._out, []
-        return out
-
     def _send(self, line: str | bytes) -> None:
         self._out.append(line.encode() if isinstance(line, str) else line)
 
@@ -190,8 +169,7 @@ class Pop3Session:
     def _end(self) -> None:
         if self.state is not State.CLOSED:
             self.state = State.CLOSED
-            for q in self.quirks:
-                q.pop3_session_end(self)
+            self._tell("pop3_session_end", self)
 
     def _line_limit(self) -> int:
         """Bytes a line may take with its LF: Dovecot's input buffers, measured (1034 before login,
@@ -207,13 +185,6 @@ class Pop3Session:
         else:
             self._send(b"-ERR Input line too long.\r\n")
         self._close()
-
-    def _quirk(self, hook: str, *args):
-        for q in self.quirks:
-            result = getattr(q, hook)(*args)
-            if result is not None:
-                return result
-        return None
 
     def _line(self, line: str) -> None:
         if self._sasl is not None:
@@ -412,8 +383,7 @@ class Pop3Session:
             return
         self._send(reply)
         self.maildrop.retrieved.add(number)
-        for q in self.quirks:
-            q.pop3_retrieved(self, number)
+        self._tell("pop3_retrieved", self, number)
 
     def cmd_TOP(self, args: str) -> None:
         number, rest = self._number(args, then_space=True)

@@ -7,7 +7,8 @@ deleted) or stayed silent for ``profile.pop3.autologout_seconds``.
 
 from __future__ import annotations
 
-from simulators.pop3.engine import CLOSE, START_TLS, Output, Pop3Session
+from simulators.pop3.engine import Output, Pop3Session
+from simulators.session import Signal
 from simulators.serving import FrontFactory, FrontProtocol
 
 
@@ -33,17 +34,10 @@ class Pop3ServerProtocol(FrontProtocol):
         for out in outputs:
             if self._closing:
                 return
-            if out is START_TLS:
-                self.transport.startTLS(self.factory.tls_options)
-                self.session.tls_started()
-            elif out is CLOSE:
-                self._closing = True
-                self.transport.loseConnection()
+            if isinstance(out, Signal):
+                self._signal(out)
             else:
                 self.transport.write(out)
-
-    def _autologout(self) -> None:
-        self._emit(self.session.timeout())
 
 
 class Pop3ServerFactory(FrontFactory):

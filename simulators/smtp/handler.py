@@ -23,7 +23,7 @@ from datetime import datetime
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from simulators.profiles import Profile
-from simulators.quirks import Quirk, build_all
+from simulators.quirks import Quirk, build_all, first_answer
 from simulators.xoauth2 import XOAuth2Error, parse_xoauth2
 from simulators.smtp.delivery import Trace, resolve_recipient, with_protocol
 from simulators.store import INBOX, Account, Store, StoreError, utcnow
@@ -68,11 +68,7 @@ class SmtpHandler:
         return conn
 
     def _quirk_reply(self, hook: str, *args):
-        for quirk in self.quirks:
-            reply = getattr(quirk, hook)(*args)
-            if reply is not None:
-                return reply
-        return None
+        return first_answer(self.quirks, hook, *args)
 
     # Session --------------------------------------------------------------------------------
 
