@@ -1,4 +1,4 @@
-"""The ``quirkmail`` console script: run / serve / migrate / verify / profiles.
+"""The ``quirkmail`` console script: run / serve / migrate / verify / profiles / replay.
 
 Exit codes are ``migrator.errors.ExitCode``: 0 all good, 1 scenarios failed or mailboxes differ,
 2 usage or a bad file, 3 connection failure, 4 login refused. Passwords come from an environment
@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from migrator.errors import ExitCode, MigratorError
+from scenarios.cli_replay import add_replay
 from scenarios.model import ScenarioError
 
 LIBRARY = Path(__file__).parent / "library"
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_migrate(sub)
     _add_verify(sub)
     _add_profiles(sub)
+    add_replay(sub)
     return parser
 
 

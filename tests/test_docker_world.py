@@ -40,7 +40,8 @@ from simulators.fixtures import FixtureSpec, populate
 from simulators.profiles import load_profile
 from simulators.store import Store
 
-pytestmark = [pytest.mark.peer, pytest.mark.slow]
+# One worker runs them all: the module fixture builds the image once, the other worker goes on with the rest.
+pytestmark = [pytest.mark.peer, pytest.mark.slow, pytest.mark.xdist_group("docker")]
 
 SPEC = FixtureSpec(seed=7, messages=40, folders=6, bad_dates=2, odd_flags=2, contacts=4, events=3)
 FIXTURE = ",".join(f"{k}={v}" for k, v in SPEC.model_dump(exclude_defaults=True).items())  # serve's --fixture
