@@ -40,7 +40,15 @@ from migrator.budget import ByteBudget, size_batches
 from migrator.error_budget import DEFAULT_MAX_ITEM_ERRORS, ErrorBudget
 from migrator.collab.kinds import MAIL_ONLY, not_offered
 from migrator.content import describe, refused_content, repaired
-from migrator.errors import AuthenticationFailed, CapReached, ConnectionFailed, ProtocolError, TooManyConnections, UsageError
+from migrator.errors import (
+    AuthenticationFailed,
+    CapReached,
+    ConnectionFailed,
+    MigratorError,
+    ProtocolError,
+    TooManyConnections,
+    UsageError,
+)
 from migrator.folders import FolderPlan, ListEntry, Namespace, alternative_names, destination_name, plan_folders
 from migrator.gmail import ARCHIVE_NAME, GmailLabels, LabelFolder, plan_labels
 from migrator.identity import Identity, IdentityIndex, identity_of, message_id_of
@@ -63,6 +71,7 @@ from migrator.report import (
 from migrator.sinks.imap import AppendInterrupted, AppendItem, AppendResult, ImapSink, filter_flags, refusal_reason
 from migrator.sources.imap import ImapSource, SourceMessage
 from migrator.state import Confirmed, State, default_state_path
+from migrator.timeline import FAILED, RESUMED, Timeline
 from migrator.timeouts import DEFAULT_BASE, DEFAULT_PER_1000, FolderTimeouts
 from migrator.urls import Endpoint
 
@@ -205,7 +214,8 @@ class _Run:
         # gets the same fixed timeout (and a big folder's SELECT times out)
         per_1000 = options.timeout_per_1000 if self.mitigations.on("adaptive-timeout") else 0.0
         self.timeouts = FolderTimeouts(options.read_timeout, per_1000)
-        self.conns = ConnectionPool(source, dest, timeouts=self.timeouts)
+        self.timeline = Timeline()  # backoffs, BYEs, reconnects with their instants (report.events)
+        self.conns = ConnectionPool(source, dest, timeouts=self.timeouts, timeline=self.timeline)
         self.downloaded = 0  # message bytes fetched from the source in this run (byte_budget_mb)
         self.fetchers: ThreadPoolExecutor | None = None  # fetch-ahead threads, set by migrate()
         self.budget = ByteBudget(MAX_HELD_BYTES)  # fetched bytes held at once, over all workers
@@ -221,10 +231,25 @@ class _Run:
                 self.report.aborted = reason
         self.stop.set()
 
+    def where(self, role: str, job: FolderJob) -> str:
+        if role == "source":
+            return f"source {self.source.url.display()} folder {job.plan.source!r}"
+        return f"destination {self.dest.url.display()} folder {job.plan.destination!r}"
+
+    def lost(self, role: str, job: FolderJob) -> None:
+        """Drop this thread's ``role`` connection after a loss; a BYE it heard goes on the timeline."""
+        bye = self.conns.renew("sink" if role == "destination" else "source")
+        if bye is not None:
+            self.timeline.bye(bye, where=self.where(role, job))
+
     def reconnected(self, role: str, job: FolderJob, exc: Exception) -> None:
         """Say in the report that a lost connection was survived, and why it was lost."""
         cause = str(exc).rpartition(": ")[2]
+        self.timeline.reconnect(cause, where=self.where(role, job), outcome=RESUMED)
         self.note(f"{role} connection lost in folder {job.plan.source!r} ({cause}): reconnected and resumed")
+
+    def reconnect_failed(self, role: str, job: FolderJob, exc: Exception) -> None:
+        self.timeline.reconnect(str(exc).rpartition(": ")[2], where=self.where(role, job), outcome=FAILED)
 
     def pause(self, why: str) -> None:
         """Stop the run cleanly for a limit that a later run will not meet: state saved, exit 5."""
@@ -514,8 +539,12 @@ class _Run:
         except ConnectionFailed as exc:
             if not self.mitigations.on("reconnect-resume"):
                 raise
-            self.conns.renew("source")
-            messages = self.fetched(self._fetch_isolating(job, uids))
+            self.lost("source", job)
+            try:
+                messages = self.fetched(self._fetch_isolating(job, uids))
+            except MigratorError as again:
+                self.reconnect_failed("source", job, again)
+                raise
             self.reconnected("source", job, exc)
             return messages
 
@@ -561,10 +590,11 @@ class _Run:
                 self.abort(f"destination connection lost in folder {job.plan.source!r}: {first}")
                 return
             try:
-                self.conns.renew("sink")
+                self.lost("destination", job)
                 nbytes += self._append(job, left, rematch=True, flagged=flagged)
                 self.reconnected("destination", job, first)
             except ConnectionFailed as second:
+                self.reconnect_failed("destination", job, second)
                 self.abort(f"destination connection lost twice in folder {job.plan.source!r}: {first}; then: {second}")
                 return
         self.tell(job.plan.display_path, len(uids), nbytes)
@@ -605,7 +635,7 @@ class _Run:
                 results, lost = exc.results, exc
             if confirm:
                 results = self._confirm_stored(job, sink, mids, before, results)
-            confirmed, retry, delay, added = [], [], 0.0, 0
+            confirmed, retry, delay, cause, added = [], [], 0.0, "", 0
             flagged = list(flagged or [])
             backoff = self.mitigations.on("throttle-backoff")
             for ((m, ident), item), res in zip(todo, results):
@@ -617,7 +647,8 @@ class _Run:
                         flagged.append((m, res.uid))
                 elif wait is not None:  # throttled: the same message again after the wait
                     retry.append(((m, ident), item))
-                    delay = max(delay, wait)
+                    if wait >= delay:
+                        delay, cause = wait, res.text
                 elif (plain := self._without_keywords(job, m, item, res.text)) is not None:
                     retry.append(((m, ident), plain))
                 elif (fixed := self._repair(job, m.uid, item, res.text)) is not None:
@@ -642,7 +673,8 @@ class _Run:
             flagged = []
             if not retry or self.stop.is_set():
                 return nbytes
-            time.sleep(delay)
+            if cause:  # throttled (not a keyword or content retry, which go again at once)
+                self.timeline.backoff(delay, cause, where=sink.where(plan.destination), attempt=attempt + 1)
             todo = retry
         return nbytes
 
@@ -817,6 +849,7 @@ def _migrate(source: Endpoint, dest: Endpoint, options: MigrationOptions, progre
             run.state.close()
     run.report.total()
     run.report.seconds = round(time.monotonic() - t0, 3)
+    run.report.events = run.timeline.events()
     return run.report
 
 

@@ -38,6 +38,7 @@ from migrator.errors import (
 )
 from migrator.recording import imap_client_class
 from migrator.replies import oauth_error, oauth_refusal
+from migrator.timeline import Timeline
 from migrator.timeouts import DEFAULT_BASE
 from migrator.urls import Endpoint
 
@@ -225,9 +226,10 @@ def close_quietly(client: imapclient.IMAPClient) -> None:
             pass
 
 
-def expect_ok(where: str, call, *args, **kwargs):
+def expect_ok(where: str, call, *args, timeline: Timeline | None = None, **kwargs):
     """Call an imapclient method; a NO/BAD becomes ProtocolError naming ``where``. Throttling
-    replies (``backoff.retry_delay``) are waited out and the command is sent again."""
+    replies (``backoff.retry_delay``) are waited out and the command is sent again; a run's
+    ``timeline`` records each wait with the reply that asked for it."""
     for attempt in itertools.count():
         try:
             with translated(where):
@@ -240,7 +242,31 @@ def expect_ok(where: str, call, *args, **kwargs):
             delay = retry_delay(text, attempt)
             if delay is None:
                 raise ProtocolError(f"{where}: {text}") from None
-            time.sleep(delay)
+            if timeline is None:
+                time.sleep(delay)
+            else:
+                timeline.backoff(delay, text, where=where, attempt=attempt + 1)
+
+
+class Commands:
+    """What the source and the destination connection share: commands checked by ``expect_ok``
+    with the run's timeline, and the BYE a lost connection heard."""
+
+    client: imapclient.IMAPClient
+    timeline: Timeline | None = None  # set by the run's connection pool
+
+    def where(self, folder: str | None = None) -> str:
+        raise NotImplementedError
+
+    def ok(self, folder: str | None, call, *args, **kwargs):
+        return expect_ok(self.where(folder), call, *args, timeline=self.timeline, **kwargs)
+
+    def heard_bye(self) -> str | None:
+        """The text of the server's last untagged BYE on this connection, if it sent one (imaplib
+        keeps it among the untagged replies; the exception it raises may only say "EOF")."""
+        byes = self.client._imap.untagged_responses.get("BYE") or [None]
+        last = byes[-1]
+        return last.decode("utf-8", "replace") if isinstance(last, bytes) else None
 
 
 def list_raw(client: imapclient.IMAPClient) -> list:

@@ -19,6 +19,7 @@ from typing import TypeVar
 from migrator.errors import MigratorError, TooManyConnections
 from migrator.sinks.imap import ImapSink
 from migrator.sources.imap import ImapSource
+from migrator.timeline import Timeline
 from migrator.timeouts import FolderTimeouts
 from migrator.urls import Endpoint
 
@@ -33,8 +34,10 @@ class ConnectionPool:
     a source connection only, so reading batch n+1 overlaps writing batch n.
     """
 
-    def __init__(self, source: Endpoint, dest: Endpoint, *, timeouts: FolderTimeouts | None = None):
-        self._endpoints = {"source": (source, functools.partial(ImapSource, timeouts=timeouts)), "sink": (dest, ImapSink)}
+    def __init__(self, source: Endpoint, dest: Endpoint, *, timeouts: FolderTimeouts | None = None,
+                 timeline: Timeline | None = None):
+        self._endpoints = {"source": (source, functools.partial(ImapSource, timeouts=timeouts, timeline=timeline)),
+                           "sink": (dest, functools.partial(ImapSink, timeline=timeline))}
         self._local = threading.local()
         self._all: list[ImapSource | ImapSink] = []
         self._lock = threading.Lock()
@@ -55,11 +58,16 @@ class ConnectionPool:
     def sink(self) -> ImapSink:
         return self._get("sink")
 
-    def renew(self, role: str) -> None:
+    def renew(self, role: str) -> str | None:
+        """Drop this thread's ``role`` connection (it is reopened on next use); returns the BYE
+        text the old one heard before it was lost, if any."""
         conn = getattr(self._local, role, None)
-        if conn is not None:
-            conn.close()
-            setattr(self._local, role, None)
+        if conn is None:
+            return None
+        bye = conn.heard_bye()
+        conn.close()
+        setattr(self._local, role, None)
+        return bye
 
     def close_all(self) -> None:
         with self._lock:

@@ -46,6 +46,7 @@ from migrator.report import ConnectionReport, DateFallback, FolderReport, ItemEr
 from migrator.sinks.imap import AppendInterrupted
 from migrator.sources.pop3 import Pop3Listing, Pop3Source
 from migrator.state import Pop3Confirmed, State, default_state_path
+from migrator.timeline import FAILED, RESUMED, Timeline
 from migrator.urls import Endpoint
 
 MAX_RECONNECTS = 3  # fresh POP3 sessions after lost connections before the run is aborted
@@ -123,6 +124,7 @@ class Pop3Run:
     def __init__(self, source: Endpoint, dest: Endpoint, options, progress: ProgressSink, *, sleep=time.sleep):
         self.source, self.dest, self.options, self.progress = source, dest, options, progress
         self.sleep = sleep  # injectable: tests do not wait out LOGIN-DELAY, lock or greylisting pauses
+        self.timeline = Timeline(sleep=sleep)  # every pause and reconnect, timestamped (report.events)
         self.report = MigrationReport.begin(source, dest, options)
         self.error_budget = ErrorBudget(options.max_item_errors)
         self.state: State | None = None
@@ -135,6 +137,10 @@ class Pop3Run:
         self.folder = FolderReport(source=SOURCE_FOLDER, destination="")
 
     # Recording ------------------------------------------------------------------------------
+
+    @property
+    def _where(self) -> str:
+        return f"source {self.source.url.display()}"
 
     def skip(self, m: Pop3Message, reason: str, detail: str, raw: bytes | None = None) -> None:
         self.folder.skipped += 1
@@ -172,13 +178,13 @@ class Pop3Run:
                 if wait is None:
                     raise
                 self.note(f"source login deferred ({exc.code}), tried again after {wait:g} s")
-                self.sleep(wait)
+                self.timeline.backoff(wait, str(exc).rpartition(": ")[2], where=self._where, attempt=attempt + 1)
                 attempt += 1
 
     def execute(self) -> None:
         opts = self.options
         self.session = self.open_session()  # log in first: typed failures before anything is written
-        self.target = open_target(self.dest, opts.pop3_folder, dry_run=opts.dry_run, sleep=self.sleep)
+        self.target = open_target(self.dest, opts.pop3_folder, dry_run=opts.dry_run, timeline=self.timeline)
         self.folder.destination = self.target.folder
         self.report.folders = [self.folder]
         self.report.pop3 = Pop3Report(delivery=self.target.kind, folder=self.target.folder,
@@ -208,10 +214,12 @@ class Pop3Run:
                 try:
                     self.session = self.open_session()
                 except MigratorError as again:
+                    self.timeline.reconnect(str(again), where=self._where, outcome=FAILED)
                     if isinstance(again, AuthenticationFailed):  # an expired token: exit 4, not 5
                         self.report.login_refused = str(again)
                     self.report.aborted = f"source connection lost and could not be reopened: {again}"
                     break
+                self.timeline.reconnect(str(exc).rpartition(": ")[2], where=self._where, outcome=RESUMED)
         self.report.pop3.destination_reconnects = self.target.reconnects
         self.finish_session()
 
@@ -287,7 +295,8 @@ class Pop3Run:
             wait = defer_delay(rounds, max(stated) if stated else None)
             if wait is None:
                 break
-            self.sleep(wait)
+            self.timeline.backoff(wait, self.deferred[-1].text, where=f"destination {self.dest.url.display()}",
+                                  attempt=rounds + 1)
             waited, rounds = waited + wait, rounds + 1
             todo, self.deferred = self.deferred, []
             for chunk in batches([d.message for d in todo], self.options.batch_size):
@@ -518,4 +527,5 @@ def migrate_pop3(source: Endpoint, dest: Endpoint, options, progress: ProgressSi
     left_behind(run.report, options)
     run.report.total()
     run.report.seconds = round(time.monotonic() - t0, 3)
+    run.report.events = run.timeline.events()
     return run.report

@@ -9,18 +9,17 @@ delivery target handles SMTP's 421 itself: it reconnects and sends the same mess
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 
 from migrator.backoff import MAX_DELAY, backoff_delay, retry_delay
-from migrator.errors import ConnectionFailed, UsageError
+from migrator.errors import ConnectionFailed, MigratorError, UsageError
 from migrator.folders import destination_name
 from migrator.identity import IdentityIndex
-from migrator.imapconn import expect_ok
 from migrator.replies import RECONNECT, RETRY_LATER, SKIP, STOP_RUN, Verdict, classify_smtp
 from migrator.sinks.imap import AppendInterrupted, AppendItem, AppendResult, ImapSink, refusal_reason
 from migrator.sinks.lmtp import LOSSES as DELIVERY_LOSSES
 from migrator.sinks.lmtp import DeliverySink
+from migrator.timeline import FAILED, RESUMED, Timeline
 from migrator.urls import Endpoint
 
 DELIVERY_SCHEMES = ("lmtp", "smtp", "smtps")
@@ -35,8 +34,8 @@ class ImapTarget:
     via = "appended"
     reconnects = 0  # the IMAP path does not reconnect the destination
 
-    def __init__(self, endpoint: Endpoint, folder_path: str, *, create: bool = True):
-        self.sink = ImapSink(endpoint)
+    def __init__(self, endpoint: Endpoint, folder_path: str, *, create: bool = True, timeline: Timeline | None = None):
+        self.sink = ImapSink(endpoint, timeline=timeline)
         self.kind = "imap"
         entries, ns = self.sink.folders()
         parts = tuple(p for p in folder_path.split("/") if p) or ("INBOX",)
@@ -50,7 +49,7 @@ class ImapTarget:
                 return
             self.sink.create(self.folder)
         _, self.exists = self.sink.select(self.folder)
-        status = expect_ok(self.sink.where(self.folder), self.sink.client.folder_status, self.folder, [b"UIDVALIDITY"])
+        status = self.sink.ok(self.folder, self.sink.client.folder_status, self.folder, [b"UIDVALIDITY"])
         self.uidvalidity = int(status.get(b"UIDVALIDITY", 0)) or None
 
     @property
@@ -85,8 +84,8 @@ class DeliveryTarget:
     uidvalidity = None
     reconnects = 0  # new connections after a 421
 
-    def __init__(self, endpoint: Endpoint, *, sleep=time.sleep):
-        self.sleep = sleep  # injectable: tests do not wait out the reconnect backoff
+    def __init__(self, endpoint: Endpoint, *, timeline: Timeline | None = None):
+        self.timeline = timeline or Timeline()  # tests pass one with a fake sleep: no real reconnect backoff
         self.sink = DeliverySink(endpoint)
         self.kind = "lmtp" if endpoint.url.scheme == "lmtp" else "smtp"
         self.folder = endpoint.url.user
@@ -125,8 +124,14 @@ class DeliveryTarget:
             wait = backoff_delay(attempt)
             if wait is None:
                 raise ConnectionFailed(f"{self.sink.where}: closed the connection {attempt + 1} times: {res.text}")
-            self.sleep(min(said.delay, MAX_DELAY) if said.delay else wait)
-            self.sink.reconnect()
+            self.timeline.backoff(min(said.delay, MAX_DELAY) if said.delay else wait, res.text, where=self.sink.where,
+                                  attempt=attempt + 1)
+            try:
+                self.sink.reconnect()
+            except MigratorError as exc:
+                self.timeline.reconnect(str(exc), where=self.sink.where, outcome=FAILED)
+                raise
+            self.timeline.reconnect(res.text, where=self.sink.where, outcome=RESUMED)
             self.reconnects += 1
             attempt += 1
 
@@ -134,9 +139,10 @@ class DeliveryTarget:
         self.sink.close()
 
 
-def open_target(endpoint: Endpoint, folder_path: str, *, dry_run: bool, sleep=time.sleep) -> ImapTarget | DeliveryTarget:
+def open_target(endpoint: Endpoint, folder_path: str, *, dry_run: bool,
+                timeline: Timeline | None = None) -> ImapTarget | DeliveryTarget:
     if endpoint.url.scheme not in DELIVERY_SCHEMES + ("imap", "imaps"):
         raise UsageError(f"a POP3 source goes to imap://, imaps://, lmtp:// or smtp://, not {endpoint.url.scheme}://")
     if endpoint.url.scheme in DELIVERY_SCHEMES:
-        return DeliveryTarget(endpoint, sleep=sleep)
-    return ImapTarget(endpoint, folder_path, create=not dry_run)
+        return DeliveryTarget(endpoint, timeline=timeline)
+    return ImapTarget(endpoint, folder_path, create=not dry_run, timeline=timeline)

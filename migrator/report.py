@@ -126,6 +126,19 @@ class Pop3Report(BaseModel):
     left_behind_folders: int | None = None
 
 
+class RunEvent(BaseModel):
+    """A timestamped moment of a run (``migrator.timeline``): a backoff wait, a BYE, a reconnect."""
+
+    kind: str  # "backoff" | "bye" | "reconnect"
+    at: float  # seconds since the run started (monotonic clock)
+    seconds: float = 0.0  # backoff: how long it waited
+    role: str = ""  # "source" | "destination"
+    where: str = ""  # endpoint and folder, as in error messages
+    cause: str = ""  # the reply that asked for the wait, the BYE text, why the connection was lost
+    attempt: int = 0  # backoff: retry number of that command (from 1); reconnect: per role (from 1)
+    outcome: str = ""  # reconnect: "resumed" | "failed"
+
+
 class MigrationReport(BaseModel):
     source: str
     destination: str
@@ -161,6 +174,7 @@ class MigrationReport(BaseModel):
     flags_restored: int = 0  # \\Flagged set again by STORE after APPEND (flag-after-append)
     mdn_neutralised: int = 0  # read messages asking for a receipt given $MDNSent (mdn-neutralise)
     tls_unverified: list[str] = []  # "source imaps://…": servers whose certificate was not verified (verify=no)
+    events: list[RunEvent] = []  # backoff waits, BYEs and reconnects with their instants (migrator.timeline)
 
     @classmethod
     def begin(cls, source, dest, options, **fields) -> MigrationReport:

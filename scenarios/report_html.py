@@ -15,6 +15,7 @@ from typing import Any
 
 from scenarios import report_svg
 from scenarios.reports import outcome
+from scenarios.expectations import RunRecord
 from scenarios.runner import ScenarioResult
 
 OUTCOMES = ("passed", "failed", "known-gap", "skipped", "error")
@@ -29,6 +30,7 @@ details.scenario{border:1px solid #ccc;border-left-width:6px;border-radius:4px;m
 details.is-passed{border-left-color:#070} details.is-failed,details.is-error{border-left-color:#b00}
 details.is-skipped,details.is-known-gap{border-left-color:#a60} details.scenario>summary{cursor:pointer;font-weight:bold} pre{white-space:pre-wrap;margin:0}
 svg.chart .bar{fill:#4a7bd0} svg.chart .wait{fill:#d08a2a} svg.chart .run{fill:#999}
+svg.chart .bye{fill:#b00} svg.chart .reconnect{fill:#070} svg.chart .reconnect-failed{fill:#fff;stroke:#b00;stroke-width:2}
 svg.chart text{font-size:9px} svg.chart line{stroke:#999} .mismatch{color:#b00}
 </style></head>
 <body><h1>quirkmail scenarios</h1><p id="caption">$caption</p>
@@ -159,18 +161,42 @@ def _dates(r: ScenarioResult) -> str:
 def _throttle(r: ScenarioResult) -> str:
     lanes = []
     for run in r.runs:
-        waits = run.waits or []
-        if not waits:
-            continue
-        starts = run.wait_at or _end_to_end(waits)  # older records: no times, waits drawn back to back
-        lanes.append((f"run {run.run}", run.seconds, list(zip(starts, waits))))
+        marks = _engine_events(run)
+        if not any(m.kind == report_svg.WAIT for m in marks):  # an older EWS record: the runner's own timing
+            marks += _ews_waits(run)
+        if marks:
+            lanes.append((f"run {run.run}", run.seconds, marks))
     reconnects = _reconnects(r)
     if not lanes and not reconnects:
         return ""
     timed = all(run.wait_at for run in r.runs if run.waits)
     text = "" if timed else "<p>(wait times not recorded: drawn back to back)</p>"
-    return ("<h4>Throttling, backoff and reconnects</h4>" + (report_svg.timeline(lanes) if lanes else "") + text
-            + "".join(f"<p>{escape(line)}</p>" for line in reconnects))
+    return ("<h4>Throttling, backoff and reconnects</h4>" + (report_svg.timeline(lanes, width=840) if lanes else "")
+            + text + "".join(f"<p>{escape(line)}</p>" for line in reconnects))
+
+
+def _ews_waits(run: RunRecord) -> list[report_svg.Mark]:
+    """EWS runs recorded before the engine timed its waits: the runner's RunRecord.waits."""
+    waits = run.waits or []
+    starts = run.wait_at or _end_to_end(waits)  # older records: no times, waits drawn back to back
+    return [report_svg.Mark(report_svg.WAIT, at, w, f"waited {w:g} s at {at:g} s") for at, w in zip(starts, waits)]
+
+
+def _engine_events(run: RunRecord) -> list[report_svg.Mark]:
+    """The engine's timestamped events (MigrationReport.events; older reports have none)."""
+    marks = []
+    for e in (run.report or {}).get("events", []):
+        who = f"{e.get('role') or 'server'}: {e.get('cause', '')}"
+        if e["kind"] == "backoff":
+            marks.append(report_svg.Mark(report_svg.WAIT, e["at"], e["seconds"],
+                                         f"waited {e['seconds']:g} s at {e['at']:g} s, attempt {e['attempt']} ({who})"))
+        elif e["kind"] == "bye":
+            marks.append(report_svg.Mark(report_svg.BYE, e["at"], title=f"BYE at {e['at']:g} s ({who})"))
+        elif e["kind"] == "reconnect":
+            kind = report_svg.RECONNECT if e.get("outcome") == "resumed" else report_svg.RECONNECT_FAILED
+            marks.append(report_svg.Mark(kind, e["at"], title=f"reconnect {e['attempt']} {e.get('outcome')} at "
+                                                               f"{e['at']:g} s (lost: {who})"))
+    return marks
 
 
 def _end_to_end(waits: list[float]) -> list[float]:

@@ -6,6 +6,7 @@ Pure functions: numbers in, an ``<svg>`` string out. Every bar is a ``<rect clas
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from html import escape
 
 MINUTE, HOUR, DAY = 60.0, 3600.0, 86400.0
@@ -55,21 +56,51 @@ def histogram(offsets: list[float], *, width: int = 640, height: int = 160) -> s
     return "".join(parts)
 
 
-def timeline(lanes: list[tuple[str, float, list[tuple[float, float]]]], *, width: int = 640) -> str:
-    """One lane per run: the run's length, and a bar per wait (start, seconds) inside it."""
-    longest = max((max([length] + [s + w for s, w in waits]) for _, length, waits in lanes), default=0) or 1
-    scale = (width - 80) / longest
-    height = 24 * len(lanes) + 20
+@dataclass(frozen=True)
+class Mark:
+    """One thing on a run's lane: a wait (a bar ``seconds`` long) or an instant (a BYE, a reconnect)."""
+
+    kind: str  # WAIT | BYE | RECONNECT | RECONNECT_FAILED
+    at: float  # seconds into the run
+    seconds: float = 0.0
+    title: str = ""  # the tooltip: what happened and why (the server's reply)
+
+
+WAIT, BYE, RECONNECT, RECONNECT_FAILED = "wait", "bye", "reconnect", "reconnect-failed"
+_LEGEND = ((WAIT, "backoff wait"), (BYE, "server BYE"), (RECONNECT, "reconnected"), (RECONNECT_FAILED, "reconnect failed"))
+_LANE, _LEFT = 24, 80  # lane height; room for the lane names
+
+
+def timeline(lanes: list[tuple[str, float, list[Mark]]], *, width: int = 640) -> str:
+    """One lane per run: the run's length, a bar per wait (from where it began, as long as it
+    lasted), a triangle per BYE and a circle per reconnect at their instants; a legend below."""
+    longest = max((max([length] + [m.at + m.seconds for m in marks]) for _, length, marks in lanes), default=0) or 1
+    scale = (width - _LEFT - 8) / longest
+    legend_y = _LANE * len(lanes) + 8
+    height = legend_y + 34
     parts = [f'<svg class="chart timeline" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'role="img" aria-label="throttle waits per run">']
-    for i, (name, length, waits) in enumerate(lanes):
-        y = 4 + 24 * i
+             f'role="img" aria-label="throttle waits, BYEs and reconnects per run">']
+    for i, (name, length, marks) in enumerate(lanes):
+        y = 4 + _LANE * i
         parts.append(f'<text x="0" y="{y + 14}">{escape(name)}</text>')
-        parts.append(f'<rect class="run" x="80" y="{y + 8}" width="{length * scale:.1f}" height="4"/>')
-        for start, seconds in waits:
-            parts.append(f'<rect class="bar wait" data-seconds="{seconds:g}" x="{80 + start * scale:.1f}" y="{y}" '
-                         f'width="{max(seconds * scale, 2):.1f}" height="20"><title>waited {seconds:g} s '
-                         f'at {start:g} s</title></rect>')
-    parts.append(f'<text class="axis" x="80" y="{height - 2}">0 s</text>'
+        parts.append(f'<rect class="run" x="{_LEFT}" y="{y + 8}" width="{length * scale:.1f}" height="4"/>')
+        parts += [_mark(m, _LEFT + m.at * scale, y, scale) for m in sorted(marks, key=lambda m: m.kind != WAIT)]
+    for j, (kind, label) in enumerate(_LEGEND):
+        x = _LEFT + j * 130
+        parts.append(f'<g class="legend" data-kind="{kind}">{_mark(Mark(kind, 0.0, 10.0), x, legend_y, 1.0, key=True)}'
+                     f'<text x="{x + 14}" y="{legend_y + 14}">{label}</text></g>')
+    parts.append(f'<text class="axis" x="{_LEFT}" y="{height - 2}">0 s</text>'
                  f'<text class="axis" x="{width}" y="{height - 2}" text-anchor="end">{longest:.1f} s</text></svg>')
     return "".join(parts)
+
+
+def _mark(m: Mark, x: float, y: float, scale: float, *, key: bool = False) -> str:
+    """``key``: the legend's sample, classed ``key`` so it is never counted as a drawn event."""
+    title = f"<title>{escape(m.title)}</title>" if m.title else ""
+    attrs = f'class="key {m.kind}"' if key else f'class="{"bar" if m.kind == WAIT else "mark"} {m.kind}" data-at="{m.at:g}"'
+    if m.kind == WAIT:
+        return (f'<rect {attrs} data-seconds="{m.seconds:g}" x="{x:.1f}" y="{y}" '
+                f'width="{max(m.seconds * scale, 2):.1f}" height="20">{title}</rect>')
+    if m.kind == BYE:  # a triangle pointing down at the instant
+        return f'<path {attrs} d="M{x - 5:.1f},{y} L{x + 5:.1f},{y} L{x:.1f},{y + 10} Z">{title}</path>'
+    return f'<circle {attrs} cx="{x:.1f}" cy="{y + 10}" r="5">{title}</circle>'

@@ -116,11 +116,8 @@ def junit_tree(results: list[ScenarioResult]) -> ET.ElementTree:
 
 
 def _collab_text(result: ScenarioResult) -> str:
-    """The PIM comparison and the throttling waits (EWS scenarios), below the mail verify summary."""
-    lines = []
-    for run in result.runs:
-        if run.waits:
-            lines.append(f"run {run.run} throttled: waited {', '.join(f'{w:g} s' for w in run.waits)}")
+    """The PIM comparison, and each run's waits, BYEs and reconnects, below the mail verify summary."""
+    lines = [line for run in result.runs for line in _timeline_lines(run)]
     if result.pim is not None:
         held = "; ".join(f"{folder}: " + ", ".join(f"{n} {k}" for k, n in kinds.items())
                          for folder, kinds in result.pim["dest_counts"].items())
@@ -129,6 +126,20 @@ def _collab_text(result: ScenarioResult) -> str:
         lines += [f"  {d}" for d in diffs[:10]] + ([f"  (+{len(diffs) - 10} more)"] if len(diffs) > 10 else [])
         lines.append("PIM IDENTICAL" if result.pim["identical"] else f"PIM NOT IDENTICAL: {len(diffs)} differences")
     return "\n" + "\n".join(lines) if lines else ""
+
+
+def _timeline_lines(run) -> list[str]:
+    """The engine's events (MigrationReport.events), or an older EWS record's waits."""
+    events = (run.report or {}).get("events") or []
+    waits = [e["seconds"] for e in events if e["kind"] == "backoff"] if events else (run.waits or [])
+    lines = [f"run {run.run} throttled: waited {', '.join(f'{w:g} s' for w in waits)}"] if waits else []
+    for e in events:
+        if e["kind"] == "bye":
+            lines.append(f"run {run.run} at {e['at']:g} s: {e['role']} said BYE {e['cause']}")
+        elif e["kind"] == "reconnect":
+            lines.append(f"run {run.run} at {e['at']:g} s: {e['role']} reconnect {e['attempt']} {e['outcome']} "
+                         f"(lost: {e['cause']})")
+    return lines
 
 
 def write_junit(results: list[ScenarioResult], path: Path) -> None:

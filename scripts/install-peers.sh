@@ -7,7 +7,7 @@
 # dockerd themselves, scenarios/docker_world/engine.py; docker-compose checks docker/compose.yaml).
 # Needs root (or sudo). Safe to run again: apt-get skips what is installed.
 set -euo pipefail
-packages=(dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd isync offlineimap3 fetchmail getmail6 swaks libnet-ssleay-perl libio-socket-ssl-perl chromium docker.io debootstrap docker-compose)
+packages=(dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd isync offlineimap3 fetchmail getmail6 swaks libnet-ssleay-perl libio-socket-ssl-perl chromium docker.io debootstrap docker-compose neomutt tmux)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

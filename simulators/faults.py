@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import random
 import re
+import socket
+import struct
 from collections import deque
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -192,6 +194,31 @@ class FaultyTransport:
         self.cut = True
         self._t.abortConnection()
 
+    def abort_after_written(self) -> None:
+        """Cut the connection once what was written has left: Twisted's ``abortConnection`` drops
+        its unsent buffer, so bytes written just before it would never reach the client. Here the
+        close waits for the buffer and, with SO_LINGER (1, 0), still ends in a RST (after Twisted's
+        shutdown, so the client reads the bytes, then EOF, then a reset on its next read or write)."""
+        self.cut = True
+        sock = _tcp_socket(self._t)
+        if sock is None:  # an in-memory transport (tests): nothing is buffered
+            self._t.abortConnection()
+            return
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass  # already closed by the peer: the close below is all there is to do
+        self._t.loseConnection()
+
+
+def _tcp_socket(transport) -> socket.socket | None:
+    """The TCP socket under a Twisted transport (TLS wrappers keep theirs in ``.transport``)."""
+    for t in (transport, getattr(transport, "transport", None)):
+        handle = t.getHandle() if hasattr(t, "getHandle") else None
+        if isinstance(handle, socket.socket):
+            return handle
+    return None
+
 
 # The faults -----------------------------------------------------------------------------------
 
@@ -239,7 +266,7 @@ class Bandwidth(Fault):
 
 @register_fault
 class DropAfterBytes(Fault):
-    """The connection is cut (RST) once ``bytes`` bytes of replies were written."""
+    """The connection is cut (RST) once ``bytes`` bytes of replies were written (the client gets exactly those)."""
 
     name = "drop-after-bytes"
 
@@ -253,7 +280,7 @@ class DropAfterBytes(Fault):
         self.wire.sent += max(room, 0)
         if room > 0:
             self.wire._t.write(data[:room])
-        self.wire.abort()
+        self.wire.abort_after_written()
         return None
 
 

@@ -94,8 +94,12 @@ def test_throttle_timeline_draws_each_wait_where_it_began():
         pytest.skip(throttled.skipped)
     run = throttled.runs[0]
     assert run.waits and len(run.wait_at or []) == len(run.waits)
+    # The engine's own timeline agrees with what the runner slept, and says why it waited.
+    events = run.report["events"]
+    assert [e["seconds"] for e in events] == run.waits and all(e["kind"] == "backoff" for e in events)
+    assert all(e["role"] == "source" and e["cause"].startswith("UnauthorizedError") for e in events)  # a 401
     doc = lxml_html.fromstring(reports.html_page([throttled]))
-    waits = doc.xpath('//*[local-name()="rect"][contains(@class, "wait")]')
+    waits = doc.xpath('//*[local-name()="rect"][contains(@class, "bar wait")]')
     assert [float(w.get("data-seconds")) for w in waits] == run.waits
     xs = [float(w.get("x")) for w in waits]
     assert xs == sorted(xs) and len(set(xs)) == len(xs)  # in the order slept, each at its own instant

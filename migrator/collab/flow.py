@@ -37,6 +37,7 @@ from migrator.sinks.dav import DavSink, collection_name
 from migrator.sinks.imap import AppendItem, ImapSink, filter_flags
 from migrator.sources.ews import LARGE_MAIL, EwsFolder, EwsSource, ListedItem, Throttle
 from migrator.state import default_state_path
+from migrator.timeline import Timeline
 from migrator.urls import Endpoint
 
 # folder class → the kind a folder of that class holds (mail folders may hold every kind)
@@ -102,7 +103,7 @@ class _EwsRun:
 
     def imap(self) -> ImapSink:
         if getattr(self.local, "imap", None) is None:
-            self.local.imap = ImapSink(self.dest)
+            self.local.imap = ImapSink(self.dest, timeline=self.src.throttle.timeline)
             with self.lock:
                 self.sinks.append(self.local.imap)
         return self.local.imap
@@ -443,7 +444,8 @@ def migrate_ews(source: Endpoint, dest: Endpoint | None, options, progress: Prog
     CalDAV). ``sleep`` is injectable so tests can assert the backoff waits without waiting."""
     t0 = time.monotonic()
     progress = progress or NullProgress()
-    throttle = Throttle(options.connections, sleep)
+    timeline = Timeline(sleep=sleep)  # its waits, timestamped, become report.events
+    throttle = Throttle(options.connections, timeline=timeline)
     run = _EwsRun(source, dest, pim_dest, options, progress, throttle)
     try:
         _run(run)
@@ -464,6 +466,7 @@ def migrate_ews(source: Endpoint, dest: Endpoint | None, options, progress: Prog
     rep.kinds = sorted(totals.values(), key=lambda k: k.kind)
     rep.total()
     rep.seconds = round(time.monotonic() - t0, 3)
+    rep.events = timeline.events()
     return rep
 
 

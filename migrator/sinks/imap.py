@@ -31,8 +31,9 @@ from imapclient.imapclient import seq_to_parenstr
 from migrator.errors import ConnectionFailed, ProtocolError
 from migrator.folders import ListEntry, Namespace
 from migrator.identity import IdentityIndex, identity_of
-from migrator.imapconn import capability_set, capability_value, close_quietly, connect, expect_ok, server_text, translated, uid_fetch
+from migrator.imapconn import Commands, capability_set, capability_value, close_quietly, connect, server_text, translated, uid_fetch
 from migrator.sources.imap import HEADER_ITEM, _header_value, decode_flags, list_entries, personal_namespace
+from migrator.timeline import Timeline
 from migrator.urls import Endpoint
 
 APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d{1,10})\]", re.IGNORECASE)  # a UID is 32-bit; int() of more can raise
@@ -157,11 +158,11 @@ def expand_uid_set(text: str, count: int) -> list[int] | None:
     return [uid for lo, hi in ranges for uid in range(lo, hi + 1)]
 
 
-class ImapSink:
+class ImapSink(Commands):
     """One destination connection. Not thread-safe: each folder worker opens its own."""
 
-    def __init__(self, endpoint: Endpoint):
-        self.endpoint = endpoint
+    def __init__(self, endpoint: Endpoint, *, timeline: Timeline | None = None):
+        self.endpoint, self.timeline = endpoint, timeline
         self.client, self.tls = connect(endpoint, role="destination")
         self.caps = capability_set(self.client)
         self.append_limit = capability_value(self.caps, "APPENDLIMIT")
@@ -186,7 +187,7 @@ class ImapSink:
     def create(self, folder: str) -> bool:
         """CREATE (and SUBSCRIBE); False when the server says it already exists."""
         try:
-            expect_ok(self.where(folder), self.client.create_folder, folder)
+            self.ok(folder, self.client.create_folder, folder)
         except ProtocolError as exc:
             # LIST may not show a folder the server still has (Dovecot's configured special-use
             # mailboxes, another client racing us), or the name may collide by case: the caller
@@ -202,7 +203,7 @@ class ImapSink:
 
     def select(self, folder: str) -> tuple[list[str], int]:
         """Read-write SELECT: (PERMANENTFLAGS, EXISTS)."""
-        info = expect_ok(self.where(folder), self.client.select_folder, folder, readonly=False)
+        info = self.ok(folder, self.client.select_folder, folder, readonly=False)
         permanent = decode_flags(info.get(b"PERMANENTFLAGS", ())) or list(DEFAULT_PERMANENT)
         return permanent, int(info.get(b"EXISTS", 0))
 
@@ -210,7 +211,7 @@ class ImapSink:
         """Identities of the messages already in ``folder`` (selected by ``select``)."""
         index = IdentityIndex()
         if exists:
-            data = expect_ok(self.where(folder), uid_fetch, self.client, "1:*", ["RFC822.SIZE", HEADER_ITEM])
+            data = self.ok(folder, uid_fetch, self.client, "1:*", ["RFC822.SIZE", HEADER_ITEM])
             for v in data.values():
                 index.add(identity_of(_header_value(v), int(v.get(b"RFC822.SIZE", 0))))
         return index
@@ -224,18 +225,18 @@ class ImapSink:
     def add_flags(self, folder: str, uids: list[int], flags: list[str]) -> None:
         """UID STORE +FLAGS.SILENT on messages of the selected ``folder``."""
         if uids:
-            expect_ok(self.where(folder), self.client.add_flags, uids, flags, silent=True)
+            self.ok(folder, self.client.add_flags, uids, flags, silent=True)
 
     def uids_with_message_id(self, folder: str, message_id: str) -> list[int]:
         """UIDs of the selected ``folder`` whose Message-ID is ``message_id`` (no APPENDUID)."""
-        return list(expect_ok(self.where(folder), self.client.search, ["HEADER", "Message-ID", message_id]))
+        return list(self.ok(folder, self.client.search, ["HEADER", "Message-ID", message_id]))
 
     def delete_all(self, folder: str, exists: int) -> int:
         """Replace mode: flag everything \\Deleted and EXPUNGE (folder selected read-write)."""
         if not exists:
             return 0
-        expect_ok(self.where(folder), self.client.add_flags, "1:*", ["\\Deleted"], silent=True)
-        expect_ok(self.where(folder), self.client.expunge)
+        self.ok(folder, self.client.add_flags, "1:*", ["\\Deleted"], silent=True)
+        self.ok(folder, self.client.expunge)
         return exists
 
     def append_batch(self, folder: str, items: list[AppendItem]) -> list[AppendResult]:

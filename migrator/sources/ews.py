@@ -46,6 +46,7 @@ from exchangelib.protocol import BaseProtocol, FailFast
 from migrator.collab import mapi
 from migrator.collab.throttle import retry_delay
 from migrator.errors import AuthenticationFailed, ConnectionFailed, ProtocolError, TlsFailure, UsageError
+from migrator.timeline import Timeline
 from migrator.urls import Endpoint
 from transcripts.tap import LabelledRecorder
 from transcripts.tap_http import RecordingAdapter
@@ -139,11 +140,13 @@ def _register_trust(endpoint: Endpoint) -> None:
 
 class Throttle:
     """How many EWS calls may run at once; shrinks by one on every throttling reply (never below
-    one). Records each wait (seconds) so tests can assert the backoff without sleeping."""
+    one). Records each wait (seconds) so tests can assert the backoff without sleeping, and puts
+    it on the run's timeline (with the refusal that asked for it) when given one."""
 
-    def __init__(self, limit: int, sleep: Callable[[float], None] = time.sleep):
+    def __init__(self, limit: int, sleep: Callable[[float], None] = time.sleep, *, timeline: Timeline | None = None):
         self.limit = max(1, limit)
         self.sleep = sleep
+        self.timeline = timeline
         self.waits: list[float] = []
         self._active = 0
         self._cond = threading.Condition()
@@ -161,11 +164,20 @@ class Throttle:
                 self._active -= 1
                 self._cond.notify_all()
 
-    def back_off(self, seconds: float) -> None:
+    def back_off(self, seconds: float, cause: str = "", *, where: str = "", attempt: int = 0) -> None:
         with self._cond:
             self.limit = max(1, self.limit - 1)
             self.waits.append(seconds)
-        self.sleep(seconds)
+        if self.timeline is None:
+            self.sleep(seconds)
+        else:
+            self.timeline.backoff(seconds, cause, where=where, attempt=attempt)
+
+
+def _refusal(exc: BaseException) -> str:
+    """The refusal as the report shows it: the exchangelib class (ErrorServerBusy ...) and its text."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 # The source --------------------------------------------------------------------------------------
@@ -251,7 +263,7 @@ class EwsConnection:
                 delay = retry_delay(exc, attempt, authenticated_before=self._authenticated)
                 if delay is None:
                     raise self._typed(what, exc) from exc
-                self.throttle.back_off(delay)
+                self.throttle.back_off(delay, _refusal(exc), where=self.where(what), attempt=attempt + 1)
         raise AssertionError("unreachable")
 
     def _typed(self, what: str, exc: Exception) -> Exception:
@@ -366,17 +378,18 @@ class EwsSource(EwsConnection):
         for attempt in range(1000):
             got = self.call(f"GetItem {len(todo)} {kind}", lambda t=todo: list(
                 self.account.fetch([(i.id, i.changekey) for i in t], only_fields=fields)))
-            retry, delay = [], 0.0
+            retry, delay, cause = [], 0.0, ""
             for li, res in zip(todo, got):
                 wait = retry_delay(res, attempt, authenticated_before=True) if isinstance(res, Exception) else None
                 if wait is not None:
                     retry.append(li)
-                    delay = max(delay, wait)
+                    if wait >= delay:
+                        delay, cause = wait, _refusal(res)
                 else:
                     results[li.id] = res
             if not retry:
                 break
-            self.throttle.back_off(delay)
+            self.throttle.back_off(delay, cause, where=self.where(f"GetItem {len(retry)} {kind}"), attempt=attempt + 1)
             todo = retry
         return [results[i.id] for i in items]
 

@@ -17,8 +17,9 @@ from imapclient import exceptions as imap_exc
 
 from migrator.folders import ListEntry, Namespace
 from migrator.identity import IDENTITY_FIELDS
-from migrator.imapconn import close_quietly, connect, expect_ok, list_raw, translated, uid_fetch, uid_fetch_binary
+from migrator.imapconn import Commands, close_quietly, connect, expect_ok, list_raw, translated, uid_fetch, uid_fetch_binary
 from migrator.list_reply import parse_list
+from migrator.timeline import Timeline
 from migrator.timeouts import FolderTimeouts
 from migrator.urls import Endpoint
 
@@ -81,11 +82,11 @@ def personal_namespace(client: imapclient.IMAPClient, where: str, entries: list[
     return Namespace("", delim)
 
 
-class ImapSource:
+class ImapSource(Commands):
     """One source connection. Not thread-safe: each folder worker opens its own."""
 
-    def __init__(self, endpoint: Endpoint, timeouts: FolderTimeouts | None = None):
-        self.endpoint = endpoint
+    def __init__(self, endpoint: Endpoint, timeouts: FolderTimeouts | None = None, *, timeline: Timeline | None = None):
+        self.endpoint, self.timeline = endpoint, timeline
         self.timeouts = timeouts or FolderTimeouts()
         self.client, self.tls = connect(endpoint, role="source", timeout=self.timeouts.base)
         self._selected: str | None = None
@@ -124,7 +125,7 @@ class ImapSource:
         """Select read-only (again only when ``fresh``); returns UIDVALIDITY."""
         if fresh or self._selected != folder:
             self._timeout(self.timeouts.for_folder(folder))  # the size STATUS gave: SELECT may be slow
-            info = expect_ok(self.where(folder), self.client.select_folder, folder, readonly=True)
+            info = self.ok(folder, self.client.select_folder, folder, readonly=True)
             self.uidvalidity = int(info.get(b"UIDVALIDITY", 0))
             self.exists = int(info.get(b"EXISTS", 0))
             self._selected = folder
@@ -142,7 +143,7 @@ class ImapSource:
         self.examine(folder)
         if not self.exists:
             return {}
-        data = expect_ok(self.where(folder), uid_fetch, self.client, "1:*", ["RFC822.SIZE"])
+        data = self.ok(folder, uid_fetch, self.client, "1:*", ["RFC822.SIZE"])
         return {int(uid): int(v.get(b"RFC822.SIZE", 0)) for uid, v in data.items()}
 
     def headers(self, folder: str, uids: list[int]) -> dict[int, bytes]:
@@ -152,7 +153,7 @@ class ImapSource:
         out: dict[int, bytes] = {}
         for start in range(0, len(ordered), HEADER_BATCH):
             chunk = uid_set(ordered[start : start + HEADER_BATCH])
-            data = expect_ok(self.where(folder), uid_fetch, self.client, chunk, [HEADER_ITEM])
+            data = self.ok(folder, uid_fetch, self.client, chunk, [HEADER_ITEM])
             out.update((int(uid), _header_value(v)) for uid, v in data.items())
         return out
 
@@ -166,19 +167,19 @@ class ImapSource:
         self.examine(folder, fresh=True)
         if not self.exists:
             return {}
-        data = expect_ok(self.where(folder), uid_fetch, self.client, "1:*", ["X-GM-MSGID"])
+        data = self.ok(folder, uid_fetch, self.client, "1:*", ["X-GM-MSGID"])
         return {int(uid): int(v[b"X-GM-MSGID"]) for uid, v in data.items() if b"X-GM-MSGID" in v}
 
     def existing(self, folder: str, uids: list[int]) -> set[int]:
         """Which of ``uids`` the folder still holds (UID SEARCH, after a fresh EXAMINE)."""
         self.examine(folder, fresh=True)
-        found = expect_ok(self.where(folder), self.client.search, ["UID", uid_set(uids)])
+        found = self.ok(folder, self.client.search, ["UID", uid_set(uids)])
         return {int(u) for u in found}
 
     def fetch(self, folder: str, uids: list[int]) -> list[SourceMessage]:
         self.examine(folder)
-        data = expect_ok(
-            self.where(folder),
+        data = self.ok(
+            folder,
             uid_fetch,
             self.client,
             uid_set(uids),
@@ -208,7 +209,7 @@ class ImapSource:
         suspects = {m.uid: m for m in messages if m.raw and b"\x80" in m.raw}
         if not suspects or not self.client.has_capability("BINARY"):
             return
-        data = expect_ok(self.where(folder), uid_fetch_binary, self.client, uid_set(suspects))
+        data = self.ok(folder, uid_fetch_binary, self.client, uid_set(suspects))
         for uid, binary in data.items():
             m = suspects.get(uid)
             if m is not None and binary != m.raw and binary.replace(b"\0", b"\x80") == m.raw:
