@@ -28,7 +28,9 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from migrator.dates import header_block, header_values, parse_headers
 
@@ -109,6 +111,12 @@ class IdentityIndex:
     def __len__(self) -> int:
         return self._count
 
+    def discount(self, identities: Iterable[Identity]) -> IdentityIndex:
+        """Take each of ``identities`` out (copies already on record); returns self."""
+        for ident in identities:
+            self.take(ident)
+        return self
+
     def take(self, identity: Identity) -> bool:
         sizes = self._by_key.get(identity.key)
         if not sizes:
@@ -119,3 +127,44 @@ class IdentityIndex:
         sizes.pop(best)
         self._count -= 1
         return True
+
+
+T = TypeVar("T")
+
+
+class LazyIdentityIndex(Generic[T]):
+    """An ``IdentityIndex`` of a destination read one Message-ID at a time, when first asked.
+
+    ``candidates`` maps a normalised Message-ID ("-" for none) to the destination items listed
+    with it (cheap: a listing's InternetMessageId); ``load(items)`` reads their identities (the
+    costly part: their content). ``discount`` are identities of copies already on record: taken
+    out of a Message-ID's entries once they are loaded, as ``IdentityIndex`` users do up front.
+    A resumed run thus reads only the destination items that share a Message-ID with a source
+    message still to copy — the few a killed run left unrecorded — not the whole folder.
+    """
+
+    def __init__(self, candidates: dict[str, list[T]], load: Callable[[list[T]], Iterable[Identity]],
+                 discount: Iterable[Identity] = ()):
+        self._candidates = candidates
+        self._load = load
+        self._discount: dict[str, list[Identity]] = defaultdict(list)
+        for ident in discount:
+            self._discount[message_id_part(ident)].append(ident)
+        self._loaded: set[str] = set()
+        self._index = IdentityIndex()
+
+    def take(self, identity: Identity) -> bool:
+        mid = message_id_part(identity)
+        if mid not in self._loaded:
+            self._loaded.add(mid)
+            items = self._candidates.get(mid, [])
+            for ident in self._load(items) if items else ():
+                self._index.add(ident)
+            for ident in self._discount.pop(mid, []):
+                self._index.take(ident)
+        return self._index.take(identity)
+
+
+def message_id_part(identity: Identity) -> str:
+    """The normalised Message-ID an identity's key starts with ("-" for none)."""
+    return identity.key.rpartition("/")[0]

@@ -11,7 +11,9 @@ and the summary says "mitigations OFF"; the POP3 and EWS flows ask none of them 
 | name                   | quirk(s)                                    | where (module: function)                | off means                                                  |
 |------------------------|---------------------------------------------|-----------------------------------------|------------------------------------------------------------|
 | identity-dedup         | delete-existing-vs-merge, uidvalidity-change,| engine: _Run._match_existing            | merge copies what the destination already holds            |
-|                        | cutover-delta (another tool's copies)       |                                         | (duplicates after a re-run with a lost/stale checkpoint)   |
+|                        | cutover-delta (another tool's copies)       | (EWS sources: collab.flow:              | (duplicates after a re-run with a lost/stale checkpoint,   |
+|                        |                                             | _EwsRun._destination_index, IMAP or EWS | or after a kill between the destination's OK and the       |
+|                        |                                             | destination)                            | checkpoint commit)                                         |
 | internaldate           | bad-date-headers                            | engine: _Run._prepare                   | APPEND without a date: the destination stamps "now"        |
 | throttle-backoff       | m365-throttled-backoff, gmail-throttled-    | engine: _Run._append                    | a throttled APPEND is not retried: the message is lost     |
 |                        | suffix, yahoo-rate-limit                    |                                         | (skipped as refused); reads are still retried by           |

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from migrator.errors import ExitCode, MigratorError
 from scenarios.cli_replay import add_replay
+from scenarios import cli_anonymise
 from scenarios.model import ScenarioError
 
 LIBRARY = Path(__file__).parent / "library"
@@ -54,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_verify(sub)
     _add_profiles(sub)
     add_replay(sub)
+    cli_anonymise.add(sub)
     return parser
 
 

@@ -28,6 +28,18 @@ class RunRecord(BaseModel):
     wait_at: list[float] | None = None  # when each wait began, seconds into the run (report.html's timeline)
 
 
+class AccountCheck(BaseModel):
+    """One account of a batch scenario (scenarios.batch_scenario): its outcome and its own verdict."""
+
+    id: str
+    outcome: str  # the batch's: ok, items-skipped, authentication ...
+    exit_code: int
+    copied: int = 0
+    passed: bool = False
+    failures: list[str] = []
+    verify: VerifyReport | None = None  # None for an account whose login was meant to be refused
+
+
 def check(
     scenario: Scenario, runs: list[RunRecord], verify: VerifyReport, source_check: VerifyReport | None = None
 ) -> list[str]:

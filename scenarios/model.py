@@ -30,6 +30,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from scenarios.pop3_expect import LiveExpectations, Pop3Expectations
+from scenarios.model_batch import BatchSpec
 from scenarios.model_collab import CollabExpectations, PimDestinationSpec
 from simulators.fixtures import FixtureSpec
 from simulators.quirks import QuirkSpec, build
@@ -216,6 +217,8 @@ class Scenario(_Block):
     # Where contacts, calendars, tasks and notes go (an EWS source); mail goes to destination.
     pim_destination: PimDestinationSpec | None = None
     migration: MigrationSpec = MigrationSpec()
+    # Several accounts on the same providers, migrated as one batch (scenarios.model_batch).
+    batch: BatchSpec | None = None
     expect: Expectations = Expectations()
     # A behaviour we want that quirkmail does not have yet, in a sentence. The scenario still runs:
     # failing, it is reported as a known gap (not a failure); passing, it fails until the line goes.
@@ -274,6 +277,28 @@ class Scenario(_Block):
             raise FieldProblem("source.server", "an ews source is the simulator's EWS front")
         if self.pim_destination is not None and src.protocol != "ews":
             raise FieldProblem("pim_destination", "contacts, calendars, tasks and notes come from an ews source")
+        return self
+
+
+    @model_validator(mode="after")
+    def _batch_fits(self) -> Scenario:
+        """A batch runs our engine over IMAP password logins; the rest is single-account only (yet)."""
+        if self.batch is None:
+            return self
+        for role in ("source", "destination"):
+            side = getattr(self, role)
+            if side.protocol != "imap":
+                raise FieldProblem(f"{role}.protocol", "a batch scenario migrates IMAP accounts")
+            if side.auth != "password" or side.wrong_password:
+                raise FieldProblem(f"{role}.auth", "a batch scenario logs in with passwords; "
+                                   "refused logins are batch.wrong_password")
+        for field, what in (("command", "an external command"), ("live_traffic", "live traffic")):
+            if getattr(self.migration, field) is not None:
+                raise FieldProblem(f"migration.{field}", f"{what} is for single-account scenarios")
+        if self.pim_destination is not None:
+            raise FieldProblem("pim_destination", "a batch scenario migrates mail")
+        if self.expect.pop3 or self.expect.live or self.expect.collab:
+            raise FieldProblem("expect", "pop3, live and collab expectations are for single-account scenarios")
         return self
 
 

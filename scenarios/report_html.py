@@ -75,6 +75,7 @@ def scenario_section(r: ScenarioResult) -> str:
         parts.append(f'<pre class="why">{escape(r.error or r.skipped or "known gap: " + str(r.known_gap))}</pre>')
     parts += _list("Failures", "failures", r.failures)
     parts.append(_runs_table(r))
+    parts.append(_accounts_table(r))
     parts.append(_counts_table(r))
     parts.append(_kinds_table(r))
     reports = [run.report for run in r.runs if run.report]
@@ -113,6 +114,23 @@ def _runs_table(r: ScenarioResult) -> str:
                    f"<td>{escape(run.error)}</td></tr>" for run in r.runs)
     return ('<table class="runs"><tr><th>run</th><th>exit</th><th>copied</th><th>seconds</th><th>error</th></tr>'
             + rows + "</table>")
+
+
+def _accounts_table(r: ScenarioResult) -> str:
+    """A batch scenario: each account's outcome and verdict (its failures are in the list above)."""
+    if not r.accounts:
+        return ""
+    rows = "".join(f'<tr><td>{escape(a.id)}</td><td class="{"passed" if a.passed else "failed"}">'
+                   f'{"passed" if a.passed else "failed"}</td><td>{escape(a.outcome)}</td>'
+                   f'<td class="n">{a.exit_code}</td><td class="n">{a.copied}</td>'
+                   f'<td>{escape(a.verify.summary().splitlines()[-1]) if a.verify else ""}</td></tr>'
+                   for a in r.accounts)
+    caps = r.batch or {}
+    peaks = ", ".join(f"{h}: {n}" for h, n in {**caps.get("peak_per_host", {}),
+                                               **caps.get("peak_per_dest_host", {})}.items())
+    return (f'<h4>Accounts ({len(r.accounts)}; peak accounts per server: {escape(peaks)})</h4>'
+            '<table class="accounts"><tr><th>account</th><th>verdict</th><th>outcome</th><th>exit</th>'
+            '<th>copied (last run)</th><th>verify</th></tr>' + rows + "</table>")
 
 
 def _counts_table(r: ScenarioResult) -> str:

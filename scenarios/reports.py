@@ -83,36 +83,52 @@ def read_json(path: Path) -> list[ScenarioResult]:
 
 
 def junit_tree(results: list[ScenarioResult]) -> ET.ElementTree:
+    """One testcase per scenario (classname = area); a batch scenario adds one per account
+    (name ``<scenario>/<account>``), so a dashboard shows which mailbox of the batch failed."""
     t = totals(results)
     suites = ET.Element("testsuites")
-    suite = ET.SubElement(
-        suites,
-        "testsuite",
-        name="quirkmail scenarios",
-        tests=str(t["total"]),
-        failures=str(t["failed"]),
-        errors=str(t["error"]),
-        skipped=str(t["skipped"] + t["known-gap"]),  # JUnit has no expected failure: pytest writes xfail as skipped too
-        time=f"{t['seconds']:.3f}",
-    )
+    suite = ET.SubElement(suites, "testsuite", name="quirkmail scenarios", time=f"{t['seconds']:.3f}")
+    counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     for r in results:
         case = ET.SubElement(suite, "testcase", classname=r.area, name=r.name, time=f"{r.seconds:.3f}")
         case.set("file", r.file)
         kind = outcome(r)
+        counts["tests"] += 1
         if kind == "failed":
+            counts["failures"] += 1
             node = ET.SubElement(case, "failure", message=r.failures[0] if r.failures else "failed")
             node.text = "\n".join(r.failures)
         elif kind == "error":
+            counts["errors"] += 1
             ET.SubElement(case, "error", message=headline(r)[:500]).text = r.error
         elif kind == "skipped":
+            counts["skipped"] += 1
             ET.SubElement(case, "skipped", message=r.skipped or "")
-        elif kind == "known-gap":
+        elif kind == "known-gap":  # JUnit has no expected failure: pytest writes xfail as skipped too
+            counts["skipped"] += 1
             node = ET.SubElement(case, "skipped", type="known-gap", message=headline(r))
             node.text = "\n".join(r.failures)
         if r.verify is not None:
             ET.SubElement(case, "system-out").text = r.verify.summary() + _collab_text(r)
+        for a in r.accounts:
+            counts["tests"] += 1
+            counts["failures"] += not a.passed
+            _account_case(suite, r, a)
+    for name, n in counts.items():
+        suite.set(name, str(n))
     ET.indent(suites)
     return ET.ElementTree(suites)
+
+
+def _account_case(suite: ET.Element, r: ScenarioResult, account) -> None:
+    """A batch scenario's account as its own testcase (its time is the scenario's: one batch run)."""
+    case = ET.SubElement(suite, "testcase", classname=r.area, name=f"{r.name}/{account.id}", time="0.000")
+    case.set("file", r.file)
+    if not account.passed:
+        node = ET.SubElement(case, "failure", message=account.failures[0] if account.failures else "failed")
+        node.text = "\n".join(account.failures)
+    said = f"outcome {account.outcome} (exit code {account.exit_code}), {account.copied} copied in the last run"
+    ET.SubElement(case, "system-out").text = said + ("\n" + account.verify.summary() if account.verify else "")
 
 
 def _collab_text(result: ScenarioResult) -> str:

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ValidationError
 from migrator.errors import MigratorError
 from migrator.urls import Endpoint, Secret, ServerURL
 from scenarios.credentials import engine_endpoint
-from scenarios.expectations import RunRecord, check
+from scenarios.expectations import AccountCheck, RunRecord, check
 from scenarios.pop3_expect import check_live, check_pop3
 from scenarios.model import Scenario, ScenarioError, ServerSpec
 from scenarios.snapshot import MailboxSnapshot, snapshot_account, snapshot_imap
@@ -60,6 +60,9 @@ class ScenarioResult(BaseModel):
     # Protocol transcript files of the engine's sessions (``run --record``), in connect order;
     # relative to report.json's folder when written by ``quirkmail run``. report.html links them.
     transcripts: list[str] = []
+    # A batch scenario (batch:): each account's verdict, and the batch's caps and recorded peaks.
+    accounts: list[AccountCheck] = []
+    batch: dict[str, Any] | None = None
 
 
 def run_scenario(scenario: Scenario, *, after_migration: Callable[[Side, Side], None] | None = None,
@@ -83,6 +86,10 @@ def run_scenario(scenario: Scenario, *, after_migration: Callable[[Side, Side], 
         if reason:
             result.skipped = f"needs Dovecot: {reason}"
             return result
+    if scenario.batch is not None:
+        from scenarios.batch_scenario import run_batch_scenario
+
+        return run_batch_scenario(scenario, options, result, started, after_migration)
     if scenario.pim_destination is not None:
         from scenarios.sides_ews import pim_unavailable
 

@@ -10,7 +10,10 @@ Two formats, told apart by the first line that is not blank or a ``#`` comment:
       old.example:143,bob,file:/run/secrets/bob-old,imap://bob@new.example,,env:BOB_NEW,
 
   ``source``/``dest`` is a URL (``migrator.urls.ServerURL``) or ``host[:port]`` (then
-  ``imap://``, STARTTLS when offered). A secret is a *reference*: ``env:NAME`` or ``file:PATH``
+  ``imap://``, STARTTLS when offered). Optional ``pim``, ``pim_user``, ``pim_secret``: where an
+  EWS source's contacts, calendars, tasks and notes go (``dav://`` / ``dav+http://`` CardDAV/CalDAV,
+  or ``ews://`` / ``ews+http://``), as ``--pim-to`` does for one account; an empty ``pim_secret``
+  means a DAV server without authentication. A secret is a *reference*: ``env:NAME`` or ``file:PATH``
   (relative to the batch file's folder), read when the account starts. Anything else is taken as
   a plain password, accepted with a warning (``plain:`` says so explicitly, still warned).
 
@@ -41,8 +44,10 @@ from urllib.parse import quote, urlsplit
 from migrator.errors import UsageError
 from migrator.urls import Secret, ServerURL
 
-COLUMNS = ("source", "source_user", "source_secret", "dest", "dest_user", "dest_secret", "id")
+COLUMNS = ("source", "source_user", "source_secret", "dest", "dest_user", "dest_secret", "id",
+           "pim", "pim_user", "pim_secret")
 REQUIRED = ("source", "source_secret", "dest", "dest_secret")
+PIM_SCHEMES = ("dav", "dav+http", "ews", "ews+http")
 IMAPSYNC_FIELDS = 6  # host1 user1 password1 host2 user2 password2, then extra options
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9._@+-]")
@@ -78,11 +83,19 @@ class AccountLine:
     source_secret: SecretRef
     dest: ServerURL
     dest_secret: SecretRef
+    pim: ServerURL | None = None  # an EWS source's contacts/calendars/tasks/notes go here (CSV column pim)
+    pim_secret: SecretRef | None = None
 
     @property
     def host(self) -> str:
         """The source server the per-host cap counts against."""
         return f"{self.source.host}:{self.source.port}"
+
+    @property
+    def dest_hosts(self) -> tuple[str, ...]:
+        """The destination servers (mail, and PIM when given) the per-dest-host cap counts against."""
+        hosts = [f"{url.host}:{url.port}" for url in (self.dest, self.pim) if url is not None]
+        return tuple(dict.fromkeys(hosts))
 
     @property
     def source_account(self) -> tuple[str, str]:
@@ -131,9 +144,12 @@ class _Row:
     dest: ServerURL
     dest_secret: SecretRef
     id: str = ""
+    pim: ServerURL | None = None
+    pim_secret: SecretRef | None = None
 
     def account(self) -> AccountLine:
-        return AccountLine(self.line, self.id, self.source, self.source_secret, self.dest, self.dest_secret)
+        return AccountLine(self.line, self.id, self.source, self.source_secret, self.dest, self.dest_secret,
+                           self.pim, self.pim_secret)
 
 
 class _Parser:
@@ -225,7 +241,34 @@ class _CsvParser(_Parser):
         if account_id and _ID_UNSAFE.search(account_id):
             self.problems.append(f"line {n}: id {account_id!r}: use letters, digits and . _ @ + - only")
             return None
-        return _Row(n, src, src_secret, dst, dst_secret, account_id)
+        pim = self._pim(n, cell, src)
+        if pim is False:
+            return None
+        return _Row(n, src, src_secret, dst, dst_secret, account_id, *(pim or (None, None)))
+
+    def _pim(self, n: int, cell: dict[str, str], src: ServerURL) -> tuple[ServerURL, SecretRef] | None | bool:
+        """The line's PIM destination; None when it has none, False when it is wrong (a problem noted)."""
+        if not cell.get("pim", "").strip():
+            if cell.get("pim_user", "").strip() or cell.get("pim_secret", "").strip():
+                self.problems.append(f"line {n}: pim_user/pim_secret without a pim destination")
+                return False
+            return None
+        url = self.endpoint(n, "pim", cell["pim"], cell.get("pim_user", ""))
+        if url is None:
+            return False
+        if url.scheme not in PIM_SCHEMES:
+            self.problems.append(f"line {n}: pim: {url.scheme}:// takes no contacts or calendars "
+                                 f"(use {', '.join(s + '://' for s in PIM_SCHEMES)})")
+            return False
+        if not src.scheme.startswith("ews"):
+            self.problems.append(f"line {n}: pim: contacts, calendars, tasks and notes come from an ews source, "
+                                 f"not {src.scheme}://")
+            return False
+        text = cell.get("pim_secret", "").strip()
+        if not text and url.scheme.startswith("dav"):
+            return url, SecretRef("none")  # a DAV server without authentication (Radicale --auth-type=none)
+        secret = self.secret(n, "pim", text, url)
+        return (url, secret) if secret else False
 
 
 class _ImapsyncParser(_Parser):
@@ -316,7 +359,8 @@ def _check_duplicates(rows: list[_Row], problems: list[str]) -> None:
 
 
 def _plain_warnings(accounts: list[AccountLine]) -> list[str]:
-    plain = [f"{a.line}" for a in accounts if "plain" in (a.source_secret.kind, a.dest_secret.kind)]
+    plain = [f"{a.line}" for a in accounts
+             if "plain" in (a.source_secret.kind, a.dest_secret.kind, a.pim_secret.kind if a.pim_secret else "")]
     if not plain:
         return []
     return [f"plain password(s) in the batch file on line(s) {', '.join(plain)}: accepted, but anyone who "

@@ -1,6 +1,6 @@
 """``quirkmail migrate --batch accounts.csv``: the batch's arguments and the command.
 
-    quirkmail migrate --batch accounts.csv [--outdir DIR] [--per-host 4] [--accounts-parallel 8]
+    quirkmail migrate --batch accounts.csv [--outdir DIR] [--per-host 4] [--per-dest-host N] [--accounts-parallel 8]
                       [--connections 2] [--again] [any single-run option: --mode, --include, …]
 
 The other ``migrate`` options apply to every account. Progress bars only on a terminal; the
@@ -29,13 +29,17 @@ def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("batch migrations (many accounts from one file)")
     group.add_argument("--batch", type=Path, metavar="FILE",
                        help="one account pair a line: a CSV with a header (source,source_user,source_secret,"
-                       "dest,dest_user,dest_secret[,id]; secrets as env:NAME or file:PATH) or imapsync's "
+                       "dest,dest_user,dest_secret[,id][,pim,pim_user,pim_secret]; secrets as env:NAME or file:PATH; "
+                       "pim: an EWS source's contacts/calendars/tasks/notes, dav:// or ews://) or imapsync's "
                        "host1;user1;password1;host2;user2;password2; lines (migrator.batch.accounts)")
     group.add_argument("--outdir", type=Path, metavar="DIR",
                        help="logs, checkpoints, results and summary.json (default: FILE's name + '-batch' "
                        "beside it); run again with the same DIR to resume")
     group.add_argument("--per-host", type=int, default=DEFAULT_PER_HOST, metavar="N",
                        help=f"accounts of one source server (host:port) migrated at once (default {DEFAULT_PER_HOST})")
+    group.add_argument("--per-dest-host", type=int, default=None, metavar="N",
+                       help="accounts of one destination server (mail or PIM; host:port) migrated at once "
+                       "(default: not capped; each holds up to 1 + --connections destination connections)")
     group.add_argument("--accounts-parallel", type=int, default=DEFAULT_PARALLEL, metavar="N",
                        help=f"accounts migrated at once over all servers (default {DEFAULT_PARALLEL})")
     group.add_argument("--retry-after", type=float, default=DEFAULT_RETRY_AFTER, metavar="SECONDS",
@@ -56,13 +60,15 @@ def run_batch_command(args: argparse.Namespace, *, console: Console, err: Consol
         given = [flag for attr, flag in SINGLE_ONLY.items() if getattr(args, attr, None)]
         if given:
             raise UsageError(f"{', '.join(given)}: not with --batch (the batch file names the accounts)")
-        if args.per_host < 1 or args.accounts_parallel < 1:
-            raise UsageError("--per-host and --accounts-parallel must be at least 1")
+        dest_cap = 1 if args.per_dest_host is None else args.per_dest_host  # None: not capped
+        if min(args.per_host, args.accounts_parallel, dest_cap) < 1:
+            raise UsageError("--per-host, --per-dest-host and --accounts-parallel must be at least 1")
         batch = load_batch(args.batch)
         outdir = args.outdir or args.batch.with_name(f"{args.batch.stem}-batch")
         options = BatchOptions(
             outdir=outdir,
             per_host=args.per_host,
+            per_dest_host=args.per_dest_host,
             accounts_parallel=args.accounts_parallel,
             again=args.again,
             retry_after=args.retry_after,

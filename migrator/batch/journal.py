@@ -28,8 +28,9 @@ class Journal:
         self._file = path.open("a", encoding="utf-8")
         self._lock = threading.Lock()
 
-    def event(self, kind: str, **fields: Any) -> None:
-        record = {"ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "event": kind, **fields}
+    def event(self, name: str, /, **fields: Any) -> None:
+        # positional-only: an event's own fields may be called "kind" (not-migrated) or "name"
+        record = {"ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "event": name, **fields}
         line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
         with self._lock:
             if not self._file.closed:

@@ -35,6 +35,7 @@ class AccountResult(BaseModel):
     line: int
     source: str  # URLs without secrets
     destination: str
+    pim_destination: str | None = None  # an EWS source's contacts/calendars/tasks/notes (the line's pim column)
     exit_code: int
     outcome: str  # "ok", "items-skipped", "bad-input", "connection", "authentication", "aborted"
     error: str | None = None  # why the account did not finish: "AuthenticationFailed: …"
@@ -59,11 +60,13 @@ class BatchReport(BaseModel):
     started: datetime
     seconds: float = 0.0
     per_host: int
+    per_dest_host: int | None = None  # None: destination servers not capped
     accounts_parallel: int
     connections: int  # per account
     accounts: list[AccountResult] = []
     not_started: list[str] = []  # ids never started (the batch was interrupted)
     peak_per_host: dict[str, int] = {}  # most accounts of each source server that ran together
+    peak_per_dest_host: dict[str, int] = {}  # most accounts of each destination server (mail or PIM) together
     peak_running: int = 0
     stopped: str | None = None  # why the batch stopped early (Ctrl-C)
 
@@ -101,7 +104,8 @@ def summary_table(report: BatchReport) -> Table:
         f"{outcomes or 'no accounts'}; {t['copied']} copied, {t['already_present']} already present, "
         f"{t['skipped']} skipped, {t['failed']} failed; this run {this_run} in {report.seconds:.1f} s "
         f"({rate:.0f} msg/s), at most {report.per_host} account(s) per source server, "
-        f"{report.accounts_parallel} in parallel"
+        + (f"{report.per_dest_host} per destination server, " if report.per_dest_host else "")
+        + f"{report.accounts_parallel} in parallel"
     )
     if any(a.reused for a in report.accounts):
         table.caption += "\n* finished in an earlier run of this batch, not run again (--again runs them)"

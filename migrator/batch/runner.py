@@ -21,7 +21,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from migrator.batch.accounts import AccountLine, BatchFile, SecretRef
 from migrator.batch.journal import Journal, report_events
@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 class BatchOptions(BaseModel):
     outdir: Path
     per_host: int = DEFAULT_PER_HOST
+    per_dest_host: int | None = Field(None, ge=1)  # accounts of one destination server at once; None = no cap (as before)
     accounts_parallel: int = DEFAULT_PARALLEL
     again: bool = False  # run finished accounts too (a delta pass: their checkpoints copy only what is new)
     retry_after: float = DEFAULT_RETRY_AFTER  # seconds before an account refused for its connection limit runs again
@@ -67,6 +68,7 @@ def _run(batch: BatchFile, options: BatchOptions, ledger: Ledger, name: str, pro
          stop: threading.Event, migrate_fn: Migrate) -> BatchReport:
     t0 = time.monotonic()
     report = BatchReport(batch_file=name, started=datetime.now(timezone.utc), per_host=options.per_host,
+                         per_dest_host=options.per_dest_host,
                          accounts_parallel=options.accounts_parallel, connections=options.migration.connections)
     results: dict[str, AccountResult] = {}
     dry_run = options.migration.dry_run  # plans only: neither reuses nor records finished accounts
@@ -77,7 +79,7 @@ def _run(batch: BatchFile, options: BatchOptions, ledger: Ledger, name: str, pro
             results[account.id] = earlier.model_copy(update={"reused": True})
         else:
             todo.append(account)
-    slots = Slots(todo, per_host=options.per_host, stop=stop)
+    slots = Slots(todo, per_host=options.per_host, per_dest_host=options.per_dest_host, stop=stop)
     lock = threading.Lock()
 
     retried: set[str] = set()  # accounts already given their one retry in this run
@@ -119,6 +121,7 @@ def _run(batch: BatchFile, options: BatchOptions, ledger: Ledger, name: str, pro
     report.accounts = [results[a.id] for a in batch.accounts if a.id in results]
     report.not_started = [a.id for a in slots.left()]
     report.peak_per_host = dict(slots.peak_per_host)
+    report.peak_per_dest_host = dict(slots.peak_per_dest_host)
     report.peak_running = slots.peak_running
     report.seconds = round(time.monotonic() - t0, 3)
     write_atomically(ledger.summary_path, report.model_dump_json(indent=2))
@@ -126,8 +129,11 @@ def _run(batch: BatchFile, options: BatchOptions, ledger: Ledger, name: str, pro
 
 
 def _same_pair(earlier: AccountResult, account: AccountLine) -> bool:
-    """A finished result counts only for the same source and destination (the file may have changed)."""
-    return (earlier.source, earlier.destination) == (account.source.display(), account.dest.display())
+    """A finished result counts only for the same source and destinations (the file may have
+    changed: a pim column added later runs the account again; its checkpoint skips the mail)."""
+    pim = account.pim.display() if account.pim else None
+    return (earlier.source, earlier.destination, earlier.pim_destination) == (
+        account.source.display(), account.dest.display(), pim)
 
 
 def _run_account(account: AccountLine, options: BatchOptions, ledger: Ledger, progress: BatchProgress,
@@ -138,12 +144,13 @@ def _run_account(account: AccountLine, options: BatchOptions, ledger: Ledger, pr
     attempts = (earlier.attempts + 1) if earlier and _same_pair(earlier, account) else 1
     journal = Journal(ledger.journal_path(account.id))
     journal.event("start", account=account.id, line=account.line, source=account.source.display(),
-                  destination=account.dest.display(), attempt=attempts,
+                  destination=account.dest.display(), pim_destination=account.pim.display() if account.pim else None,
+                  attempt=attempts,
                   resumed=ledger.state_path(account.id).exists())
     progress.account_started(account.id)
     result = AccountResult(id=account.id, line=account.line, source=account.source.display(),
                            destination=account.dest.display(), exit_code=int(ExitCode.OK), outcome="ok",
-                           attempts=attempts)
+                           attempts=attempts, pim_destination=account.pim.display() if account.pim else None)
     report: MigrationReport | None = None
     retry_in: float | None = None
     t0 = time.monotonic()
@@ -152,7 +159,11 @@ def _run_account(account: AccountLine, options: BatchOptions, ledger: Ledger, pr
                           cafile=options.source_cafile)
         dest = Endpoint(_tls(account.dest, options), _reveal(account.dest_secret, "dest"), cafile=options.dest_cafile)
         run_options = options.migration.model_copy(update={"state_path": ledger.state_path(account.id)})
-        report = migrate_fn(source, dest, run_options, AccountSink(account.id, progress, journal, stop))
+        extra = {}
+        if account.pim is not None:  # an EWS source's contacts/calendars/tasks/notes (the single run's --pim-to)
+            extra["pim_dest"] = Endpoint(_tls(account.pim, options), _reveal(account.pim_secret, "pim"),
+                                         cafile=options.dest_cafile)
+        report = migrate_fn(source, dest, run_options, AccountSink(account.id, progress, journal, stop), **extra)
     except MigratorError as exc:
         _classify(result, int(exc.exit_code), f"{type(exc).__name__}: {exc}")
         if may_retry and not stop.is_set() and isinstance(exc, (TooManyConnections, LoginDeferred)) \

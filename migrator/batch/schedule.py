@@ -1,11 +1,18 @@
-"""Which account starts next: at most N accounts at once, at most K per source server, and never
-two lines of the same source account together.
+"""Which account starts next: at most N accounts at once, at most K per source server, at most D
+per destination server (when ``--per-dest-host`` is given), and never two lines of the same
+source account together.
 
-The per-server cap is in *accounts*, like a migration service's "concurrent migrations per
+The per-server caps are in *accounts*, like a migration service's "concurrent migrations per
 endpoint"; each running account then opens its own connections (``--connections``: an IMAP run
 holds up to 1 + 2 × connections to its source, 1 + connections to its destination), so a source
-server sees at most ``per_host × (1 + 2 × connections)`` of them. ``pick`` is the pure rule;
-``Slots`` is the thread-safe gate the batch workers share.
+server sees at most ``per_host × (1 + 2 × connections)`` of them and a destination server
+``per_dest_host × (1 + connections)``. A destination is often the bottleneck (many old servers
+into one new one): its cap is separate because its load per account differs and because batches
+written before it existed ran their destinations uncapped — without ``--per-dest-host`` they
+still do. The destination servers of an account are its mail destination and, when the line
+gives one, its PIM destination (``AccountLine.dest_hosts``); roles are counted apart, so a server
+that is one account's source and another's destination has one count for each role.
+``pick`` is the pure rule; ``Slots`` is the thread-safe gate the batch workers share.
 """
 
 from __future__ import annotations
@@ -24,14 +31,17 @@ DEFAULT_RETRY_AFTER = 60.0  # seconds before an account refused for its connecti
 
 
 def pick(pending: Sequence[AccountLine], running_hosts: Counter, running_accounts: set, per_host: int,
-         *, due: Mapping[str, float] | None = None, now: float = 0.0) -> int | None:
+         *, due: Mapping[str, float] | None = None, now: float = 0.0,
+         running_dests: Counter | None = None, per_dest_host: int | None = None) -> int | None:
     """Index of the first pending account that may start now, or None. File order, but a server
     at its cap does not hold back the accounts of other servers; an account put back for a retry
     waits until its ``due`` time."""
     due = due or {}
+    running_dests = running_dests if running_dests is not None else Counter()
     for i, account in enumerate(pending):
         if running_hosts[account.host] < per_host and account.source_account not in running_accounts \
-                and due.get(account.id, 0.0) <= now:
+                and due.get(account.id, 0.0) <= now \
+                and (per_dest_host is None or all(running_dests[h] < per_dest_host for h in account.dest_hosts)):
             return i
     return None
 
@@ -39,15 +49,19 @@ def pick(pending: Sequence[AccountLine], running_hosts: Counter, running_account
 class Slots:
     """Hands out pending accounts to worker threads under the caps; records the peaks reached."""
 
-    def __init__(self, accounts: Sequence[AccountLine], *, per_host: int, stop: threading.Event):
+    def __init__(self, accounts: Sequence[AccountLine], *, per_host: int, stop: threading.Event,
+                 per_dest_host: int | None = None):
         self._pending = list(accounts)
         self._per_host = per_host
+        self._per_dest_host = per_dest_host
         self._stop = stop
         self._hosts: Counter = Counter()
+        self._dests: Counter = Counter()  # running accounts per destination server (mail or PIM)
         self._accounts: set = set()
         self._due: dict[str, float] = {}  # account id → monotonic time before which it may not start
         self._cond = threading.Condition()
-        self.peak_per_host: Counter = Counter()  # most accounts of one server that ran together
+        self.peak_per_host: Counter = Counter()  # most accounts of one source server that ran together
+        self.peak_per_dest_host: Counter = Counter()  # the same per destination server (capped or not)
         self.peak_running = 0
 
     def take(self) -> AccountLine | None:
@@ -59,10 +73,14 @@ class Slots:
                 if self._stop.is_set() or not (self._pending or self._accounts):
                     return None
                 now = time.monotonic()
-                i = pick(self._pending, self._hosts, self._accounts, self._per_host, due=self._due, now=now)
+                i = pick(self._pending, self._hosts, self._accounts, self._per_host, due=self._due, now=now,
+                         running_dests=self._dests, per_dest_host=self._per_dest_host)
                 if i is not None:
                     account = self._pending.pop(i)
                     self._hosts[account.host] += 1
+                    for h in account.dest_hosts:
+                        self._dests[h] += 1
+                        self.peak_per_dest_host[h] = max(self.peak_per_dest_host[h], self._dests[h])
                     self._accounts.add(account.source_account)
                     self.peak_per_host[account.host] = max(self.peak_per_host[account.host], self._hosts[account.host])
                     self.peak_running = max(self.peak_running, len(self._accounts))
@@ -75,6 +93,8 @@ class Slots:
         than that many seconds from now (in the same step, so no worker quits in between)."""
         with self._cond:
             self._hosts[account.host] -= 1
+            for h in account.dest_hosts:
+                self._dests[h] -= 1
             self._accounts.discard(account.source_account)
             if retry_in is not None:
                 self._due[account.id] = time.monotonic() + retry_in

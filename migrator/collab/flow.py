@@ -12,7 +12,10 @@ folder, in parallel (``options.connections``, shrinking under throttling): list 
   ``deleted_items="mail-only"`` they are reported as unmigratable by kind and count instead.
 Per-item failures (ErrorMimeContentConversionFailed, a malformed item) are reported with the
 ItemId and the batch goes on. The checkpoint (``collab.state``) holds every confirmed ItemId, so a
-re-run copies nothing twice; for DAV, If-None-Match guards even without it.
+re-run copies nothing twice; for DAV, If-None-Match guards even without it. Mail, to IMAP or to
+EWS, is also matched by identity in merge mode (``_destination_index``, mitigation identity-dedup):
+a message the destination confirmed just before the process died, unrecorded, is found, not
+copied again.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +34,8 @@ from migrator.budget import size_batches
 from migrator.error_budget import ErrorBudget
 from migrator.collab.state import EwsState
 from migrator.folders import FolderPlan, ListEntry, Namespace, plan_folders
-from migrator.identity import Identity, IdentityIndex, identity_of
+from migrator.identity import Identity, IdentityIndex, LazyIdentityIndex, identity_of
+from migrator.mitigations import Mitigations
 from migrator.progress import NullProgress, ProgressSink
 from migrator.report import FolderReport, ItemError, KindCount, MigrationReport, SkippedFolder, Unmigratable
 from migrator.sinks.dav import DavSink, collection_name
@@ -45,6 +50,7 @@ CLASS_KINDS = {"IPF.Contact": "contact", "IPF.Appointment": "event", "IPF.Task":
 KIND_FOLDERS = {"contact": "contacts", "event": "calendar", "task": "tasks", "note": "notes"}  # distinguished ids
 SPECIAL = {"sentitems": "\\Sent", "drafts": "\\Drafts", "deleteditems": "\\Trash", "junkemail": "\\Junk"}
 PIM_BATCH = 50
+Matcher = IdentityIndex | LazyIdentityIndex  # a destination folder's identities, as _match asks them
 
 
 def kind_of_folder(folder: EwsFolder) -> str | None:
@@ -92,6 +98,7 @@ class _EwsRun:
         self.local = threading.local()
         self.sinks: list = []
         self.error_budget = ErrorBudget(options.max_item_errors)
+        self.mitigations = Mitigations(options.disable)
         self.state: EwsState | None = None
         self.done: set[str] = set()
         self.collections: dict[str, tuple[tuple[str, ...], str]] = {}  # kind → (folder path, display name)
@@ -153,7 +160,7 @@ class _EwsRun:
     def confirmed(self, job: _Job, kind: str, rows: list[tuple[str, str]], present: int, nbytes: int = 0,
                   identities: dict[str, str] | None = None) -> None:
         """``rows`` (item_id, destination) were copied (or found present: the last ``present``);
-        ``identities``: item_id → message identity, for mail copied over IMAP."""
+        ``identities``: item_id → message identity, for mail (re-matched after a crash)."""
         if self.state:
             self.state.record([(i, kind, d) for i, d in rows if d], identities)
         with self.lock:
@@ -284,29 +291,15 @@ class _EwsRun:
                 sink.create(plan.destination)
                 self.dest_names.add(plan.destination)
         permanent, exists = sink.select(plan.destination)
-        index = self._destination_index(sink, plan.destination, exists)
+        index = self._destination_index(lambda recorded: sink.identities(plan.destination, exists).discount(recorded),
+                                        plan.destination, bool(exists))
         for batch in self._mail_batches(items):
             if self.report.aborted:
                 return
-            fetched = self.src.fetch("mail", batch)
-            todo: list[tuple[ListedItem, AppendItem, str]] = []
-            present: list[tuple[str, str]] = []
-            idents: dict[str, str] = {}
-            for li, got in zip(batch, fetched):
-                try:
-                    a = self._append_item(got, permanent)
-                except Exception as exc:  # one broken item never stops the batch
-                    self.fail(job, "mail", li.id, exc)
-                    continue
-                ident = identity_of(a.raw, len(a.raw))
-                idents[li.id] = str(ident)
-                if index is not None and index.take(ident):
-                    present.append((li.id, plan.destination))  # landed before a crash, or another tool's copy
-                else:
-                    todo.append((li, a, str(ident)))
-            results = sink.append_batch(plan.destination, [a for _, a, _ in todo])
+            todo, present, idents = self._match(job, batch, permanent, index, plan.destination)
+            results = sink.append_batch(plan.destination, [a for _, a in todo])
             rows, nbytes = [], 0
-            for (li, a, _), res in zip(todo, results):
+            for (li, a), res in zip(todo, results):
                 if res.ok:
                     rows.append((li.id, plan.destination))
                     nbytes += len(a.raw)
@@ -315,15 +308,35 @@ class _EwsRun:
             done = rows + present
             self.confirmed(job, "mail", done, len(present), nbytes, {i: idents[i] for i, _ in done})
 
-    def _destination_index(self, sink: ImapSink, folder: str, exists: int) -> IdentityIndex | None:
-        """Merge: what the destination folder holds, less our own recorded copies, so a message
-        APPENDed by a run killed before its checkpoint commit is matched, not copied again."""
-        if self.options.mode != "merge" or not exists:
+    def _match(self, job: _Job, batch: list[ListedItem], permanent: list[str], index: Matcher | None,
+               dest: str) -> tuple[list[tuple[ListedItem, AppendItem]], list[tuple[str, str]], dict[str, str]]:
+        """A batch of source mail read and split: what to copy, what the destination holds already
+        (matched by identity: landed before a crash, or another tool's copy), and each identity."""
+        todo, present, idents = [], [], {}
+        for li, got in zip(batch, self.src.fetch("mail", batch)):
+            try:
+                a = self._append_item(got, permanent)
+            except Exception as exc:  # one broken item never stops the batch
+                self.fail(job, "mail", li.id, exc)
+                continue
+            ident = identity_of(a.raw, len(a.raw))
+            idents[li.id] = str(ident)
+            if index is not None and index.take(ident):
+                present.append((li.id, dest))
+            else:
+                todo.append((li, a))
+        return todo, present, idents
+
+    def _destination_index(self, read: Callable[[list[Identity]], Matcher], folder: str,
+                           exists: bool) -> Matcher | None:
+        """Merge: what the destination folder holds (``read(recorded)``), less ``recorded``, our
+        own copies on record, so a message copied by a run killed before its checkpoint commit is
+        matched, not copied again (mitigation identity-dedup; ``folder``: the destination as the
+        checkpoint names it)."""
+        if self.options.mode != "merge" or not exists or not self.mitigations.on("identity-dedup"):
             return None
-        index = sink.identities(folder, exists)
-        for ident in self.state.identities_in(folder) if self.state else []:
-            index.take(Identity.parse(ident))
-        return index
+        recorded = [Identity.parse(i) for i in self.state.identities_in(folder)] if self.state else []
+        return read(recorded)
 
     @staticmethod
     def _append_item(item, permanent: list[str]) -> AppendItem:
@@ -377,20 +390,23 @@ class _EwsRun:
     def _copy_mail_ews(self, job: _Job, items: list[ListedItem]) -> None:
         sink = self.ews()
         folder = sink.folder(job.folder.path, job.folder.folder_class, job.folder.distinguished)
+        index = self._destination_index(lambda recorded: sink.identities(folder, job.folder.path, recorded),
+                                        job.shown, True)
         for batch in self._mail_batches(items):
             if self.report.aborted:
                 return
+            todo, present, idents = self._match(job, batch, [], index, job.shown)
             rows, nbytes = [], 0
-            for li, got in zip(batch, self.src.fetch("mail", batch)):
+            for li, a in todo:
                 try:
-                    a = self._append_item(got, [])
                     sink.create_mail(folder, a.raw, a.flags, a.internaldate)
                 except Exception as exc:  # this item only
                     self.fail(job, "mail", li.id, exc)
                     continue
                 rows.append((li.id, job.shown))
                 nbytes += len(a.raw)
-            self.confirmed(job, "mail", rows, 0, nbytes)
+            done = rows + present
+            self.confirmed(job, "mail", done, len(present), nbytes, {i: idents[i] for i, _ in done})
 
     def _copy_pim_ews(self, job: _Job, kind: str, items: list[ListedItem]) -> None:
         sink = self.ews()

@@ -3,7 +3,7 @@
 Kept in the migrator's checkpoint file (its own table), written only after the destination
 confirmed the item: an APPEND's OK, a PUT's 201/204, or a 412 (it was there already).
 
-Mail copied over IMAP also keeps its identity (``ews_identity``, committed with the row): a re-run
+Mail (to IMAP or to EWS) also keeps its identity (``ews_identity``, committed with the row): a re-run
 after a crash matches the destination folder by identity (an APPEND confirmed but not yet
 recorded is found, not copied twice), and the identities of our recorded copies are taken out of
 that match first, so identical source messages are not mistaken for each other's copies.

@@ -15,7 +15,14 @@ each modified one updated (GetItem of that OccurrenceItemId, then UpdateItem of 
 location, body, attendees and reminder, read from the source occurrence: what it lacks is deleted, as an
 occurrence starts as a copy of the master).
 
-There is no If-None-Match here: a re-run is kept from copying twice by the checkpoint alone.
+There is no If-None-Match here. A re-run is kept from copying twice by the checkpoint and, for
+mail, by identity: ``identities`` lists a destination folder with InternetMessageId and reads the
+MimeContent (in size-bounded batches) only of items sharing a Message-ID with a source message
+still to copy (``migrator.identity.LazyIdentityIndex``), so a message created by a run killed
+before its checkpoint commit is matched, not created again (``collab.flow._EwsRun._destination_index``)
+— and resuming a large folder does not download it.
+Exchange re-renders MIME it stores; the identity's headers (Message-ID, Date, From, To, Subject,
+the first Received) survive that, its size tolerance absorbs small re-encodings.
 """
 
 from __future__ import annotations
@@ -26,8 +33,12 @@ from datetime import datetime
 
 from exchangelib import UTC, EWSDateTime, Folder, Message
 
+from migrator.budget import size_batches
 from migrator.collab import convert, mapi
-from migrator.sources.ews import EwsConnection
+from migrator.identity import Identity, LazyIdentityIndex, identity_of
+from migrator.sources.ews import LARGE_MAIL, EwsConnection, EwsFolder, ListedItem
+
+IDENTITY_BATCH = 50  # destination messages per GetItem when reading identities
 
 
 
@@ -64,6 +75,7 @@ class EwsSink(EwsConnection):
         self._lock = threading.Lock()
         self._special = self.distinguished()
         self._folders: dict[tuple[str, ...], object] = {}
+        self._created: set[tuple[str, ...]] = set()  # folders this run made: empty but for its own copies
 
     def folder(self, path: tuple[str, ...], folder_class: str, distinguished: str | None) -> object:
         """The destination folder for a source folder: the same distinguished folder, else the same
@@ -83,9 +95,35 @@ class EwsSink(EwsConnection):
                         cls = folder_class if i == len(path) - 1 else "IPF.Note"
                         known = Folder(parent=parent, name=name, folder_class=cls)
                         self.call(f"CreateFolder {'/'.join(path[: i + 1])}", known.save)
+                        self._created.add(path[: i + 1])
                     self._folders[path[: i + 1]] = known
                 parent = known
             return parent
+
+    def identities(self, folder, path: tuple[str, ...], recorded: list[Identity]) -> LazyIdentityIndex:
+        """The mail ``folder`` (at ``path``) holds, as an index read per Message-ID on demand: one
+        FindItem listing with InternetMessageId, then GetItem MimeContent only for the items whose
+        Message-ID a source message still to copy has. ``recorded``: identities of our copies on
+        record (the checkpoint), discounted. An item whose MIME cannot be read is left out: it can
+        only make the run copy again, never skip a message."""
+        candidates: dict[str, list[ListedItem]] = {}
+        if path not in self._created:  # a folder this run made holds only this run's copies
+            listed = self.list_items(EwsFolder(folder.id, path, folder.folder_class or "IPF.Note", None,
+                                               int(folder.total_count or 0), folder), message_ids=True)
+            for item in listed.items:
+                if item.kind == "mail":
+                    candidates.setdefault(item.message_id or "-", []).append(item)
+        return LazyIdentityIndex(candidates, self._read_identities, recorded)
+
+    def _read_identities(self, items: list[ListedItem]) -> list[Identity]:
+        out = []
+        for batch in size_batches(items, lambda i: i.size, IDENTITY_BATCH, alone_over=LARGE_MAIL):
+            for got in self.fetch("identity", batch):
+                raw = None if isinstance(got, Exception) else got.mime_content
+                if raw:
+                    raw = raw if isinstance(raw, bytes) else raw.encode()
+                    out.append(identity_of(raw, len(raw)))
+        return out
 
     def create_mail(self, folder, raw: bytes, flags: list[str], when: datetime | None) -> str:
         """A received message (or a draft, when ``\\Draft`` is among the flags) from its MIME, with

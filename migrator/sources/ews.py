@@ -46,6 +46,7 @@ from exchangelib.protocol import BaseProtocol, FailFast
 from migrator.collab import mapi
 from migrator.collab.throttle import retry_delay
 from migrator.errors import AuthenticationFailed, ConnectionFailed, ProtocolError, TlsFailure, UsageError
+from migrator.identity import normalise_message_id
 from migrator.timeline import Timeline
 from migrator.urls import Endpoint
 from transcripts.tap import LabelledRecorder
@@ -71,6 +72,7 @@ FIELDS = {
     "task": ["subject", "start_date", "due_date", "complete_date", "status", "percent_complete", "body",
              "importance", "last_modified_time"],
     "note": ["subject", "body", "datetime_created", "last_modified_time"],
+    "identity": ["mime_content"],  # a destination's mail, matched by migrator.identity
 }
 KINDS = ("mail", "contact", "event", "task", "note")
 LARGE_MAIL = 2 * 1024 * 1024  # fetched alone: big MIME breaks first (ews-mime-conversion-failed)
@@ -199,6 +201,15 @@ class ListedItem:
     changekey: str
     kind: str
     size: int = 0
+    message_id: str | None = None  # normalised InternetMessageId, "-" without one; None when not asked
+
+
+def _listed(item, message_ids: bool) -> ListedItem:
+    mid = None
+    if message_ids:
+        value = getattr(item, "message_id", None)  # exchangelib: message:InternetMessageId
+        mid = normalise_message_id(value) if value and value.strip() else "-"
+    return ListedItem(item.id, item.changekey, item_kind(item), int(item.size or 0), mid)
 
 
 @dataclass
@@ -230,9 +241,12 @@ def connect_account(endpoint: Endpoint, connections: int) -> Account:
 
 
 class EwsConnection:
-    """One EWS mailbox and the throttled way to call it; thread-safe (exchangelib pools sessions)."""
+    """One EWS mailbox and the throttled way to call it; thread-safe (exchangelib pools sessions).
+    Listing and reading items live here, not in ``EwsSource``: a destination reads its folders'
+    mail too, to re-match copies by identity after a crash (``sinks.ews.EwsSink.identities``)."""
 
     role = "source"
+    page_size = 100  # FindItem page
 
     def __init__(self, endpoint: Endpoint, *, connections: int = 2, throttle: Throttle | None = None):
         self.endpoint = endpoint
@@ -290,42 +304,16 @@ class EwsConnection:
                 continue  # the server has no such folder
         return out
 
-
-class EwsSource(EwsConnection):
-    """Reading: the folder tree, item ids (paging that trusts no attribute), items by kind."""
-
-    def __init__(self, endpoint: Endpoint, *, connections: int = 2, page_size: int = 100,
-                 throttle: Throttle | None = None):
-        super().__init__(endpoint, connections=connections, throttle=throttle)
-        self.page_size = page_size
-
-    # Folders ---------------------------------------------------------------------------------
-
-    def folders(self) -> list[EwsFolder]:
-        """Every folder below the message folder root with its class, path and distinguished id."""
-        root = self.call("GetFolder msgfolderroot", lambda: self.account.msg_folder_root)
-        known = {f.id: key for key, f in self.distinguished().items()}
-        found = self.call("FindFolder", lambda: list(root.walk()))
-        by_id = {f.id: f for f in found}
-        out = []
-        for f in found:
-            path: list[str] = [f.name]
-            parent = by_id.get(getattr(f.parent_folder_id, "id", None))
-            while parent is not None:
-                path.insert(0, parent.name)
-                parent = by_id.get(getattr(parent.parent_folder_id, "id", None))
-            out.append(EwsFolder(f.id, tuple(path), f.folder_class or "IPF.Note", known.get(f.id),
-                                 int(f.total_count or 0), f))
-        return out
-
     # Listing ---------------------------------------------------------------------------------
 
-    def list_items(self, folder: EwsFolder) -> Listing:
-        """Every item id of the folder with its kind and size (deduped, cross-checked)."""
+    def list_items(self, folder: EwsFolder, *, message_ids: bool = False) -> Listing:
+        """Every item id of the folder with its kind and size (deduped, cross-checked); with
+        ``message_ids`` also each one's InternetMessageId (a destination matching by identity)."""
         seen: dict[str, ListedItem] = {}
         notes: list[str] = []
         offset = 0
-        qs = folder.folder.all().only("item_class", "size")
+        fields = ("item_class", "size", *(("message_id",) if message_ids else ()))
+        qs = folder.folder.all().only(*fields)
         while True:
             page = self.call(f"FindItem {'/'.join(folder.path)} offset {offset}",
                              lambda o=offset: list(qs[o:o + self.page_size]))
@@ -337,14 +325,14 @@ class EwsSource(EwsConnection):
                     continue
                 if item.id not in seen:
                     fresh += 1
-                    seen[item.id] = ListedItem(item.id, item.changekey, item_kind(item), int(item.size or 0))
+                    seen[item.id] = _listed(item, message_ids)
             offset += len(page)
             if not fresh and len(seen) >= folder.total:
                 break  # repeats only: the server's offsets drift past the end
         total = self._total(folder)
         if len(seen) < total:
             notes.append(f"FindItem listed {len(seen)} of {total} items: listed again with SyncFolderItems")
-            for item in self._sync_ids(folder):
+            for item in self._sync_ids(folder, fields, message_ids):
                 seen.setdefault(item.id, item)
         if len(seen) != total:
             notes.append(f"folder says {total} items, {len(seen)} distinct ids found")
@@ -357,12 +345,12 @@ class EwsSource(EwsConnection):
         except ProtocolError:
             return folder.total
 
-    def _sync_ids(self, folder: EwsFolder) -> list[ListedItem]:
+    def _sync_ids(self, folder: EwsFolder, fields: tuple[str, ...], message_ids: bool) -> list[ListedItem]:
         def run():
             out = []
-            for change, item in folder.folder.sync_items(only_fields=["item_class", "size"]):
+            for change, item in folder.folder.sync_items(only_fields=list(fields)):
                 if change == "create" and not isinstance(item, Exception):
-                    out.append(ListedItem(item.id, item.changekey, item_kind(item), int(item.size or 0)))
+                    out.append(_listed(item, message_ids))
             return out
 
         return self.call(f"SyncFolderItems {'/'.join(folder.path)}", run)
@@ -392,6 +380,34 @@ class EwsSource(EwsConnection):
             self.throttle.back_off(delay, cause, where=self.where(f"GetItem {len(retry)} {kind}"), attempt=attempt + 1)
             todo = retry
         return [results[i.id] for i in items]
+
+
+class EwsSource(EwsConnection):
+    """Reading: the folder tree and a series' occurrences (item ids and items: ``EwsConnection``)."""
+
+    def __init__(self, endpoint: Endpoint, *, connections: int = 2, page_size: int = 100,
+                 throttle: Throttle | None = None):
+        super().__init__(endpoint, connections=connections, throttle=throttle)
+        self.page_size = page_size
+
+    # Folders ---------------------------------------------------------------------------------
+
+    def folders(self) -> list[EwsFolder]:
+        """Every folder below the message folder root with its class, path and distinguished id."""
+        root = self.call("GetFolder msgfolderroot", lambda: self.account.msg_folder_root)
+        known = {f.id: key for key, f in self.distinguished().items()}
+        found = self.call("FindFolder", lambda: list(root.walk()))
+        by_id = {f.id: f for f in found}
+        out = []
+        for f in found:
+            path: list[str] = [f.name]
+            parent = by_id.get(getattr(f.parent_folder_id, "id", None))
+            while parent is not None:
+                path.insert(0, parent.name)
+                parent = by_id.get(getattr(parent.parent_folder_id, "id", None))
+            out.append(EwsFolder(f.id, tuple(path), f.folder_class or "IPF.Note", known.get(f.id),
+                                 int(f.total_count or 0), f))
+        return out
 
     def fetch_occurrences(self, ids: list[tuple[str, str]]) -> list[object]:
         """The modified occurrences of a series, by their ItemIds."""
