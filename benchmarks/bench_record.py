@@ -13,7 +13,6 @@ free) and the transcripts' size. Needs root and Dovecot (see PEERS.md).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import secrets
 import shutil
@@ -22,10 +21,9 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._harness import figures, timed, wait_for_login  # noqa: E402
+from benchmarks._harness import ROOT, dovecot_with_users, figures, timed, unavailable, write_report  # noqa: E402
 from benchmarks.bench_imap import USER, add_data_arguments, simulator_source  # noqa: E402
 from migrator.engine import MigrationOptions, migrate  # noqa: E402
 from migrator.recording import recorded  # noqa: E402
@@ -43,9 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "bench" / "record.json")
     args = parser.parse_args(argv)
 
-    reason = DovecotServer.availability()
-    if reason:
-        print(f"bench_record: Dovecot unavailable: {reason}", file=sys.stderr)
+    if unavailable("bench_record", DovecotServer):
         return 2
     record_root = Path(tempfile.mkdtemp(prefix="quirkmail-bench-record-"))  # before tmpfs becomes the default
     tempfile.tempdir = "/dev/shm"
@@ -53,13 +49,13 @@ def main(argv: list[str] | None = None) -> int:
     sim_password, dv_password = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
     seconds: dict[str, list[float]] = {"plain": [], "recorded": []}
     transcript_bytes = sessions = 0
+    users = [f"{way}{r}" for r in range(args.repeat) for way in seconds]
     try:
-        with simulator_source(spec, sim_password) as sim, DovecotServer() as dovecot, \
-                tempfile.TemporaryDirectory() as tmp:
-            users = [f"{way}{r}" for r in range(args.repeat) for way in seconds]
-            for user in users:
-                dovecot.add_user(user, dv_password)
-            wait_for_login(dovecot, users[-1], dv_password)
+        with (
+            simulator_source(spec, sim_password) as sim,
+            dovecot_with_users(users, dv_password) as dovecot,
+            tempfile.TemporaryDirectory() as tmp,
+        ):
             source = Endpoint(ServerURL.parse(f"imap://{USER}@127.0.0.1:{sim['port']}?starttls=no"), Secret(sim_password))
             for user in users:
                 way = user.rstrip("0123456789")
@@ -92,8 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                      "transcript_megabytes": round(transcript_bytes / 1e6, 2)},
         "ratio_recorded_to_plain": round(rec["msg_per_s"] / plain["msg_per_s"], 2),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_report(args.out, result)
     print(f"{result['messages']} messages, {result['megabytes']} MB, best of {args.repeat}")
     for way in ("plain", "recorded"):
         r = result[way]

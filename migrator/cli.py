@@ -136,7 +136,6 @@ def run_migrate(args: argparse.Namespace, *, console: Console | None = None) -> 
     from migrator.engine import migrate, test_connection
     from migrator.progress import NullProgress, RichProgress
     from migrator.recording import recorded
-    from transcripts.tap import Recorder
 
     console = console or Console(stderr=False)
     err = Console(stderr=True)
@@ -144,14 +143,15 @@ def run_migrate(args: argparse.Namespace, *, console: Console | None = None) -> 
         from migrator.batch.cli import run_batch_command
 
         if getattr(args, "record", None):
-            err.print("quirkmail migrate: --record records one migration; it cannot be combined with --batch")
+            err.print("quirkmail migrate: --record records one migration; it cannot be combined with --batch",
+                      markup=False, highlight=False, soft_wrap=True)
             return int(ExitCode.USAGE)
         return run_batch_command(args, console=console, err=err)
     recorder = None
     try:
         if not args.source_url or not args.dest_url:
             raise UsageError("--from and --to are required (or --batch FILE for many accounts)")
-        recorder = Recorder(args.record) if getattr(args, "record", None) else None
+        recorder = _recorder(args.record) if getattr(args, "record", None) else None
         source = recorded(endpoint_from_args(args, "source"), recorder, "source")
         dest = recorded(endpoint_from_args(args, "dest"), recorder, "destination")
         pim = endpoint_from_args(args, "pim") if getattr(args, "pim_url", None) else None
@@ -178,11 +178,22 @@ def run_migrate(args: argparse.Namespace, *, console: Console | None = None) -> 
             recorder.close()
             err.print(f"transcripts: {len(recorder.paths)} session(s) in {recorder.directory}",
                       markup=False, highlight=False)
+            for failure in recorder.failures:
+                err.print(f"WARNING: {failure}", markup=False, highlight=False, soft_wrap=True)
     console.print(summary_table(report))
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)
         args.report.write_text(report.model_dump_json(indent=2), encoding="utf-8")
     return report.exit_code
+
+
+def _recorder(directory: Path):
+    from transcripts.tap import Recorder
+
+    try:
+        return Recorder(directory)
+    except OSError as exc:
+        raise UsageError(f"--record {directory}: cannot create the folder: {exc.strerror or exc}") from None
 
 
 def options_from_args(args: argparse.Namespace, *, default_connections: int = 4):

@@ -79,6 +79,18 @@ def _add_run(sub) -> None:
     p.set_defaults(handler=cmd_run)
 
 
+def _record_dir(args: argparse.Namespace) -> Path | None:
+    """Where ``run --record`` puts the transcripts (None: not recording)."""
+    if args.record is None:
+        return None
+    record_dir = args.report_dir / "transcripts" if args.record is RECORD_DEFAULT else args.record
+    if record_dir.is_file() or any(record_dir.glob("**/*.y*ml")):
+        # `run --record scenarios/…` took the scenarios for the folder (its value is optional)
+        raise ScenarioError(record_dir, "--record", "that holds scenario files, not transcripts; put --record "
+                            "after the scenario paths, or name its folder as --record=DIR")
+    return record_dir
+
+
 def _workers(value: str) -> int:
     if value == "auto":
         return max(1, min(MAX_AUTO_WORKERS, os.cpu_count() or 1))
@@ -99,6 +111,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not Path(p).exists():
             print(f"quirkmail run: no such file or folder: {p}", file=sys.stderr)
             return ExitCode.USAGE
+    record_dir = _record_dir(args)
     checked = check_files(paths)  # a bad file is a usage error before any server starts
     if checked:
         return checked
@@ -114,8 +127,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "-q",
         "--disable-warnings",
     ]
-    if args.record is not None:
-        record_dir = args.report_dir / "transcripts" if args.record is RECORD_DEFAULT else args.record
+    if record_dir is not None:
         pytest_args += ["--scenario-record-dir", str(record_dir)]
     workers = _workers(args.workers)
     if workers > 1:
@@ -139,6 +151,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     Console().print(reports.summary_table(results))
     print(f"wall time {wall:.1f} s on {workers} worker{'s' if workers > 1 else ''}")
     print(f"reports: {report_json}, {args.report_dir / reports.JUNIT_XML}, {args.report_dir / reports.REPORT_HTML}")
+    if record_dir is not None:
+        print(f"transcripts: {record_dir} (one folder per scenario, linked from report.html)")
     t = reports.totals(results)
     return ExitCode.OK if t["failed"] == t["error"] == 0 else ExitCode.ITEMS_SKIPPED
 
@@ -207,6 +221,8 @@ def _add_serve(sub) -> None:
                    help="keep the mailboxes in DIR (SQLite, each change committed atomically): a restarted or "
                    "killed server comes back with the same messages, UIDs, UIDVALIDITY, dates and flags "
                    "(the fixture is only generated when DIR is new)")
+    p.add_argument("--record", type=Path, metavar="DIR",
+                   help="record the simulator's side of every IMAP, POP3 and EWS connection as a transcript in DIR")
     p.add_argument("--implicit-tls", action="store_true",
                    help="TLS from the first byte (imaps://, pop3s://, https for EWS) instead of STARTTLS/STLS")
     p.add_argument("--docker", action="store_true",
@@ -323,7 +339,14 @@ def _serve(args, profile, fronts: list[str], spec, base_dir: Path, password: str
     if args.store_dir:
         persisted = persisted or StorePersistence(store, args.store_dir)  # a first start: saves the fixture
         persisted.save(account)
+    recorder = None
+    if args.record:
+        from transcripts.tap import Recorder
+
+        recorder = Recorder(args.record)
     with SimulatorWorld(store, profile, host=args.host) as world:
+        if recorder is not None:
+            world.record(recorder.labelled("simulator"))
         handles = [_start_front(world, front, args) for front in fronts]
         messages = sum(len(f.messages) for f in account.folders.values())
         items = sum(len(f.items) for f in account.folders.values())
@@ -333,8 +356,12 @@ def _serve(args, profile, fronts: list[str], spec, base_dir: Path, password: str
         print(f"cafile: {world.cafile}")
         if persisted is not None:
             print(f"store: {persisted.path} (every change is written before it is acknowledged)")
+        if recorder is not None:
+            print(f"transcripts: {recorder.directory} (IMAP, POP3 and EWS sessions, passwords masked)")
         print(password_note)
         _wait_for_ctrl_c("Ctrl-C stops")
+    if recorder is not None:
+        recorder.close()
     return ExitCode.OK
 
 

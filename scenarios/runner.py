@@ -121,6 +121,9 @@ def run_scenario(scenario: Scenario, *, after_migration: Callable[[Side, Side], 
             befores.append(before)
             run_options = source.prepare(options, before) if source.prepare else options
             if scenario.migration.command is not None:
+                if recorder is None and record_dir is not None:  # no engine sessions: the simulators' side
+                    recorder = _recorder(record_dir)
+                    record_servers(source, dest, recorder)
                 result.runs.append(run_command(scenario, n, source, dest))
             else:
                 recorder = recorder or _recorder(record_dir)
@@ -196,6 +199,8 @@ class Side:
     expected: Callable[[list[MailboxSnapshot], Any], MailboxSnapshot] | None = None
     prepare: Callable[[Any, MailboxSnapshot], Any] | None = None  # engine options for one run
     smtp: Callable[[], tuple[Any, Path]] | None = None  # start its SMTP front: (handle, cafile)
+    # A simulator: record its side of new connections (a LabelledRecorder), for external commands.
+    record_server: Callable[[Any], None] | None = None
 
     @property
     def password(self) -> str:
@@ -261,6 +266,7 @@ def build_side(spec: ServerSpec, role: str, base_dir: Path, stack: ExitStack) ->
         lambda: snapshot_account(account, label=handle.url(user), delimiter=_delimiter(profile)),
         lambda fixture: populate(account, fixture, profile, base_dir=base_dir),  # the store is live
         smtp=lambda: (world.start_smtp(), world.cafile),  # live traffic into the source
+        record_server=world.record,
     )
 
 
@@ -354,6 +360,13 @@ def _recorder(record_dir: Path | None):
 
     shutil.rmtree(record_dir, ignore_errors=True)  # an earlier run's sessions must not mix in
     return Recorder(record_dir)
+
+
+def record_servers(source: Side, dest: Side, recorder) -> None:
+    """Simulator sides record the connections an external command makes to them."""
+    for side, label in ((source, "source-server"), (dest, "destination-server")):
+        if side.record_server is not None:
+            side.record_server(recorder.labelled(label))
 
 
 def recorded_sides(source: Side, dest: Side, recorder) -> tuple[Side, Side]:

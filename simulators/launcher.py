@@ -35,6 +35,7 @@ from simulators.ews.server import EwsSite
 from simulators.imap.server import ImapServerFactory
 from simulators.pop3.server import Pop3ServerFactory
 from simulators.profiles import Profile
+from simulators.recording import RecordingFactory
 from simulators.smtp.server import SmtpServer, SmtpServerError, server_tls_context
 from simulators.store import Store
 
@@ -73,6 +74,7 @@ class SimulatorWorld:
         self._ports: list = []
         self._factories: list[ImapServerFactory | Pop3ServerFactory] = []
         self.handles: list[ServerHandle] = []
+        self._recorder = None  # see record()
 
     def __enter__(self) -> SimulatorWorld:
         return self
@@ -108,12 +110,15 @@ class SimulatorWorld:
         return LauncherError(f"{label} server for profile {self.profile.name!r}: {exc}")
 
     def _listen(self, protocol: str, factory, port: int, implicit_tls: bool) -> ServerHandle:
-        """Serve a Twisted factory on the reactor thread (TLS from the first byte if implicit)."""
+        """Serve a Twisted factory on the reactor thread (TLS from the first byte if implicit); its
+        connections are recorded while ``record`` says so (below TLS: the plaintext)."""
+        wire = "http" if protocol == "ews" else protocol
+        served = RecordingFactory(factory, lambda: self._recorder, wire, implicit_tls)
 
         def listen():
             if implicit_tls:
-                return bg.reactor.listenSSL(port, factory, self._tls_options, interface=self.host)
-            return bg.reactor.listenTCP(port, factory, interface=self.host)
+                return bg.reactor.listenSSL(port, served, self._tls_options, interface=self.host)
+            return bg.reactor.listenTCP(port, served, interface=self.host)
 
         try:
             listening = bg.call(listen)
@@ -124,6 +129,11 @@ class SimulatorWorld:
         handle = ServerHandle(protocol, self.host, listening.getHost().port, implicit_tls)
         self.handles.append(handle)
         return handle
+
+    def record(self, recorder) -> None:
+        """Record the simulator's side of every new IMAP, POP3 and EWS connection (a
+        ``transcripts.tap.LabelledRecorder``; None stops). SMTP is not recorded."""
+        self._recorder = recorder
 
     def quirks(self, name: str) -> list:
         """The live quirk objects named ``name`` of the started IMAP and POP3 servers (each server

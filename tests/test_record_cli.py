@@ -60,15 +60,16 @@ def test_run_record_lists_transcripts_in_report_json_and_links_them_from_report_
         assert transcript.header.label in ("source", "destination") and transcript.events
 
 
+@pytest.mark.slow
 def test_sigkilled_migrate_leaves_readable_transcripts(tmp_path):
     source, dest = Store(), Store()
-    populate(source.add_account("ann", PASSWORD), FixtureSpec(seed=9, messages=600, folders=1), load_profile("generic"))
+    populate(source.add_account("ann", PASSWORD), FixtureSpec(seed=9, messages=300, folders=1), load_profile("generic"))
     dest.add_account("bob", PASSWORD)
     record = tmp_path / "rec"
     with SimulatorWorld(source, load_profile("generic")) as src, SimulatorWorld(dest, load_profile("generic")) as dst:
         args = ["--from", src.start_imap().url("ann"), "--to", dst.start_imap().url("bob"),
                 "--from-password-env", "QM_PW", "--to-password-env", "QM_PW", "--from-cafile", str(src.cafile),
-                "--to-cafile", str(dst.cafile), "--state", str(tmp_path / "state.sqlite"), "--batch-size", "20",
+                "--to-cafile", str(dst.cafile), "--state", str(tmp_path / "state.sqlite"), "--batch-size", "10",
                 "--connections", "1", "--record", str(record)]
         child = subprocess.Popen([sys.executable, "-m", "migrator", *args], env={**_env(), "QM_PW": PASSWORD},
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -97,3 +98,55 @@ def _appending(record: Path) -> bool:
         if path.read_bytes().count(b" APPEND ") >= 2:
             return True
     return False
+
+
+COMMAND_SCENARIO = """\
+name: external-client
+description: An external client (imaplib in a child process) logs in to the simulator; we record its side.
+source: {server: simulator, profile: generic, fixture: {seed: 4, messages: 3, folders: 1}}
+destination: {server: simulator, profile: generic}
+migration:
+  command: [%s, -c, "import imaplib; c = imaplib.IMAP4('{source_host}', {source_port}); c.login('{source_user}', '{source_password}'); c.select('INBOX'); c.logout()"]
+expect:
+  exit_code: 0
+  identical: false
+  missing: 3
+"""
+
+
+def test_an_external_command_is_recorded_from_the_simulators_side(tmp_path):
+    from scenarios.model import load_scenario
+    from scenarios.runner import run_scenario
+
+    path = tmp_path / "clients" / "external-client.yaml"
+    path.parent.mkdir()
+    path.write_text(COMMAND_SCENARIO % sys.executable)
+    result = run_scenario(load_scenario(path), record_dir=tmp_path / "rec")
+    assert result.passed, result.failures
+    [only] = result.transcripts
+    assert Path(only).name.startswith("001-source-server-imap-127.0.0.1_")
+    transcript = tf.read(only)
+    sent = transcript.sent_by(tf.Sender.CLIENT)
+    assert b" LOGIN " in sent and b" SELECT INBOX" in sent and transcript.header.redacted == 1
+    assert transcript.sent_by(tf.Sender.SERVER).startswith(b"* OK")
+
+
+def test_record_is_refused_with_batch(tmp_path, capsys):
+    from scenarios.cli import main
+
+    batch = tmp_path / "accounts.csv"
+    batch.write_text("source,source_user,source_secret,dest,dest_user,dest_secret,id\n")
+    assert main(["migrate", "--batch", str(batch), "--record", str(tmp_path / "rec")]) == 2
+    assert "--record records one migration; it cannot be combined with --batch" in capsys.readouterr().err
+    assert not (tmp_path / "rec").exists()
+
+
+def test_run_record_refuses_to_take_a_scenario_folder_for_its_own(tmp_path, capsys):
+    from scenarios.cli import main
+
+    scenario = tmp_path / "imap" / "recorded.yaml"
+    scenario.parent.mkdir()
+    scenario.write_text(SCENARIO)
+    assert main(["run", "--record", str(tmp_path / "imap"), "--report-dir", str(tmp_path / "r")]) == 2
+    assert "holds scenario files, not transcripts; put --record after the scenario paths" in capsys.readouterr().err
+    assert scenario.read_text() == SCENARIO

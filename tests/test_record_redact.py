@@ -50,6 +50,7 @@ def _check(protocol: str, conversation, expected: list[bytes], count: int) -> No
 
 @pytest.mark.parametrize("login, masked", [
     (b"a1 LOGIN alice s3cret!\r\n", b"a1 LOGIN alice *******\r\n"),
+    (b"a1 LOGIN alice =s3cret\r\n", b"a1 LOGIN alice *******\r\n"),
     (b'a1 LOGIN "alice" "pa\\"ss w"\r\n', b'a1 LOGIN "alice" "********"\r\n'),
     (b"a1 login {5+}\r\nalice {6+}\r\nsecret\r\n", b"a1 login {5+}\r\nalice {6+}\r\n******\r\n"),
 ])
@@ -214,3 +215,88 @@ def test_redact_transcript_keeps_events_and_counts_into_the_header():
 def test_unknown_protocol_is_a_clear_error():
     with pytest.raises(ValueError, match="no redaction rules for protocol 'gopher'"):
         Redactor("gopher")
+
+
+# properties ---------------------------------------------------------------------------------------
+
+from hypothesis import assume, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_WORDS = [b"a1 ", b"LOGIN ", b"AUTHENTICATE ", b"PLAIN ", b"PASS ", b"USER ", b"AUTH ", b"APOP ", b"DATA\r\n",
+          b"354 go\r\n", b"+ \r\n", b"+OK\r\n", b"a1 OK\r\n", b"{5}\r\n", b"{3+}\r\n", b"\"", b"\\", b" ", b"\r\n",
+          b".\r\n", b"Authorization: Basic ", b"Cookie: ", b"Content-Length: 4\r\n", b"\r\n\r\n", b"HTTP/1.1 200 OK\r\n",
+          b"GET / HTTP/1.1\r\n", b"Transfer-Encoding: chunked\r\n", b"3\r\n", b"0\r\n", b"xyz", b"\x00\xff"]
+_stream = st.lists(st.tuples(st.sampled_from(list(tf.Sender)), st.lists(st.sampled_from(_WORDS), max_size=12)
+                             .map(b"".join)), max_size=12)
+
+
+@settings(max_examples=80, deadline=None)
+@given(protocol=st.sampled_from(["imap", "pop3", "smtp", "http"]), conversation=_stream, cuts=st.randoms())
+def test_any_bytes_any_cuts_same_output_same_length(protocol, conversation, cuts):
+    whole = Redactor(protocol)
+    expected = [whole.feed(sender, data) for sender, data in conversation]
+    split = Redactor(protocol)
+    for (sender, data), want in zip(conversation, expected):
+        points = sorted(cuts.sample(range(len(data) + 1), min(3, len(data) + 1)))
+        pieces = [data[a:b] for a, b in zip([0, *points], [*points, len(data)])]
+        assert b"".join(split.feed(sender, p) for p in pieces) == want
+        assert len(want) == len(data)
+    assert split.count == whole.count
+
+
+_password = st.text(st.characters(min_codepoint=33, max_codepoint=0x24F), min_size=6, max_size=24)
+
+
+@settings(max_examples=150, deadline=None)
+@given(password=_password, form=st.sampled_from(["quoted", "literal", "literal+", "atom"]), cuts=st.randoms())
+def test_imap_login_password_never_survives(password, form, cuts):
+    secret = password.encode("utf-8")
+    if form == "atom":
+        arg = b"".join(bytes([c]) for c in secret if c not in b'(){ %*"\\]') or b"x"
+        secret = arg
+    elif form == "quoted":
+        arg = b'"' + secret.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+    else:
+        arg = b"{%d%s}\r\n" % (len(secret), b"+" if form == "literal+" else b"") + secret
+    command = b"t1 LOGIN alice " + arg + b"\r\n"
+    points = sorted(cuts.sample(range(len(command) + 1), 4))
+    redactor = Redactor("imap")
+    out = b"".join(redactor.feed(C, command[a:b]) for a, b in zip([0, *points], [*points, len(command)]))
+    masked = (b'"' + b"*" * (len(arg) - 2) + b'"' if form == "quoted"
+              else arg[:len(arg) - len(secret)] + b"*" * len(secret))
+    assert out == b"t1 LOGIN alice " + masked + b"\r\n"
+    assert redactor.count == 1
+
+
+def _forms(token: bytes, text: bytes) -> list[tuple[str, list[tuple[tf.Sender, bytes]]]]:
+    """Every place a secret goes, per protocol: (protocol, conversation)."""
+    return [
+        ("imap", [(C, b"a AUTHENTICATE PLAIN " + token + b"\r\n")]),
+        ("imap", [(C, b"a AUTHENTICATE XOAUTH2\r\n"), (S, b"+ \r\n"), (C, token + b"\r\n")]),
+        ("pop3", [(C, b"PASS " + text + b"\r\n")]),
+        ("pop3", [(C, b"APOP alice " + text + b"\r\n")]),
+        ("pop3", [(C, b"AUTH PLAIN\r\n"), (S, b"+ \r\n"), (C, token + b"\r\n")]),
+        ("smtp", [(C, b"AUTH XOAUTH2 " + token + b"\r\n")]),
+        ("smtp", [(C, b"AUTH LOGIN dXNlcg==\r\n"), (S, b"334 UGFzc3dvcmQ6\r\n"), (C, token + b"\r\n")]),
+        ("http", [(C, b"GET / HTTP/1.1\r\nAuthorization: Bearer " + text + b"\r\n\r\n")]),
+        ("http", [(C, b"GET / HTTP/1.1\r\nCookie: " + text + b"\r\n\r\n")]),
+        ("http", [(C, b"GET / HTTP/1.1\r\n\r\n"), (S, b"HTTP/1.1 204 No Content\r\nSet-Cookie: " + text + b"\r\n\r\n")]),
+    ]
+
+
+@settings(max_examples=60, deadline=None)
+@given(raw=st.binary(min_size=6, max_size=40),
+       text=st.text(st.characters(min_codepoint=33, max_codepoint=126, blacklist_characters="*"), min_size=6,
+                    max_size=30), cuts=st.randoms())
+def test_every_secret_form_masked_whatever_the_cuts(raw, text, cuts):
+    token, secret_text = base64.b64encode(raw), text.encode()
+    scaffold = b"".join(data for _, conversation in _forms(b"", b"") for _, data in conversation)
+    assume(token not in scaffold and secret_text not in scaffold)  # a "secret" that is the protocol's own text
+    for protocol, conversation in _forms(token, secret_text):
+        redactor = Redactor(protocol)
+        out = b""
+        for sender, data in conversation:
+            points = sorted(cuts.sample(range(len(data) + 1), 3))
+            out += b"".join(redactor.feed(sender, data[a:b]) for a, b in zip([0, *points], [*points, len(data)]))
+        assert token not in out and secret_text not in out, (protocol, out)
+        assert redactor.count == 1, (protocol, out)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import re
+import time
 import socket
 from datetime import datetime, timezone
 
@@ -120,3 +122,123 @@ def test_header_is_rewritten_in_place_while_events_are_appended(tmp_path):
     back = tf.read(tmp_path / "h.jsonl")
     assert (back.header.redacted, back.header.tls, back.header.label) == (3, "starttls", "")
     assert [e.data for e in back.events] == [b"* OK\r\n", b"a1 NOOP\r\n"]
+
+
+def test_the_simulators_own_view_of_a_connection_equals_the_engines(world, tmp_path):
+    """Both ends of one STARTTLS connection recorded: the same bytes each way, the same marks."""
+    w, handle, _ = world
+    engine, simulator = Recorder(tmp_path / "engine"), Recorder(tmp_path / "simulator")
+    w.record(simulator.labelled("simulator"))
+    try:
+        _session(_endpoint(world, handle, engine, "source"))
+    finally:
+        w.record(None)
+    deadline = time.monotonic() + 5
+    while simulator.paths and not _closed(simulator.paths[0]) and time.monotonic() < deadline:
+        time.sleep(0.01)  # the reactor thread finishes its side
+    engine.close(), simulator.close()
+    ours, theirs = tf.read(engine.paths[0]), tf.read(simulator.paths[0])
+    assert simulator.paths[0].name == f"001-simulator-imap-127.0.0.1_{handle.port}.jsonl"
+    for sender in tf.Sender:
+        assert ours.sent_by(sender) == theirs.sent_by(sender), sender
+    assert (theirs.header.tls, theirs.header.redacted) == ("starttls", 1)
+    marks = [(e.kind, e.detail) for e in theirs.events if isinstance(e, tf.Mark)]
+    assert marks[0] == ("starttls", "") and marks[-1][0] == "close"
+    assert PASSWORD.encode() not in simulator.paths[0].read_bytes()
+
+
+def _closed(path) -> bool:
+    return any(isinstance(e, tf.Mark) and e.kind == "close" for e in tf.read(path).events)
+
+
+VCARD = "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:rec-1\r\nFN:J\u00fcrgen Tap\r\nN:Tap;J\u00fcrgen;;;\r\nEND:VCARD\r\n"
+
+
+@pytest.mark.peer
+@pytest.mark.slow
+def test_dav_requests_recorded_at_the_socket_credentials_masked(tmp_path):
+    from migrator.sinks.dav import DavSink
+    from scenarios.peers.radicale import RadicaleServer
+
+    if RadicaleServer.availability():
+        pytest.skip(RadicaleServer.availability())
+    recorder = Recorder(tmp_path)
+    with RadicaleServer() as radicale:
+        radicale.add_user("dora", PASSWORD)
+        endpoint = Endpoint(ServerURL.parse(radicale.url("dora")), Secret(PASSWORD), recorder=recorder.labelled("pim"))
+        sink = DavSink(endpoint)
+        collection = sink.ensure_collection("contacts", "contact", "Contacts")
+        assert sink.put(collection, "rec-1", "contact", VCARD).created
+        sink.close()
+    recorder.close()
+    transcripts = [tf.read(p) for p in recorder.paths]
+    assert transcripts and all(t.header.protocol is tf.Protocol.HTTP and t.header.label == "pim" for t in transcripts)
+    sent = b"".join(t.sent_by(tf.Sender.CLIENT) for t in transcripts)
+    assert re.search(rb"PUT /dora/contacts/[^ ]+ HTTP/1\.1\r\n", sent)
+    assert VCARD.encode() in sent, "the body as it was sent"
+    assert b"Authorization: Basic " + b"*" * len(base64.b64encode(f"dora:{PASSWORD}".encode())) in sent
+    assert b" 201 Created\r\n" in b"".join(t.sent_by(tf.Sender.SERVER) for t in transcripts)
+    assert not any(PASSWORD.encode() in p.read_bytes() for p in recorder.paths)
+
+
+class _FullDisk:
+    closed = False
+
+    def write(self, text):
+        raise OSError(28, "No space left on device")
+
+    def close(self):
+        self.closed = True
+
+
+def test_a_failing_transcript_never_fails_the_session(world, tmp_path):
+    """A full disk mid-session: the migration's connection carries on, the recorder says which
+    file stopped and why, and nothing unredacted was written."""
+    recorder = Recorder(tmp_path)
+    endpoint = _endpoint(world, world[1], recorder, "source")
+    client, _tls = imapconn.connect(endpoint, role="source")
+    (path,) = recorder.paths
+    recorder._taps[0]._writer._fp = _FullDisk()  # the disk fills up after the login
+    client.select_folder("INBOX", readonly=True)
+    assert imapconn.uid_fetch(client, "1:*", ["BODY.PEEK[]"])[1][b"BODY[]"] == MESSAGE
+    client.logout()
+    recorder.close()
+    assert recorder.failures == [f"{path.name}: recording stopped: OSError: [Errno 28] No space left on device"]
+    assert tf.read(path).sent_by(tf.Sender.CLIENT).count(b"LOGIN") == 1
+
+
+def test_an_unwritable_folder_leaves_connections_unrecorded_and_says_so(world, tmp_path):
+    recorder = Recorder(tmp_path / "rec")
+    (tmp_path / "rec").rmdir()
+    (tmp_path / "rec").write_text("a file where the folder was")
+    _session(_endpoint(world, world[1], recorder, "source"))
+    assert recorder.paths == []
+    [failure] = recorder.failures
+    assert failure.startswith(f"a source imap connection to 127.0.0.1:{world[1].port}: not recorded: ")
+
+
+def test_ews_both_ends_recorded_alike(tmp_path):
+    """HTTP: the engine's exchangelib requests (tapped at the socket) and the EWS simulator's
+    view of them (its twisted.web site wrapped) hold the same bytes; Basic credentials masked."""
+    from migrator.sources.ews import EwsSource
+
+    store = Store()
+    store.add_account("eve", PASSWORD).append(("INBOX",), MESSAGE)
+    engine, simulator = Recorder(tmp_path / "engine"), Recorder(tmp_path / "simulator")
+    with SimulatorWorld(store, load_profile("exchange")) as w:
+        w.record(simulator.labelled("simulator"))
+        endpoint = Endpoint(ServerURL.parse(w.start_ews().url("eve")), Secret(PASSWORD),
+                            recorder=engine.labelled("source"))
+        source = EwsSource(endpoint, connections=1)
+        assert "inbox" in source.distinguished()
+        source.close()
+    engine.close(), simulator.close()
+    ours = [tf.read(p) for p in engine.paths]
+    theirs = [tf.read(p) for p in simulator.paths]
+    assert ours and len(ours) == len(theirs)
+    assert all(t.header.protocol is tf.Protocol.HTTP for t in ours + theirs)
+    for sender in tf.Sender:
+        assert b"".join(t.sent_by(sender) for t in ours) == b"".join(t.sent_by(sender) for t in theirs)
+    requests_sent = b"".join(t.sent_by(tf.Sender.CLIENT) for t in theirs)
+    assert b"POST /EWS/Exchange.asmx HTTP/1.1\r\n" in requests_sent and b"Authorization: Basic ****" in requests_sent
+    assert not any(PASSWORD.encode() in p.read_bytes() for p in engine.paths + simulator.paths)

@@ -159,7 +159,7 @@ def test_serve_prints_url_and_cafile_serves_the_fixture_and_stops_on_ctrl_c(tmp_
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SERVE_PW": "s3cret-for-test"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "scenarios", "serve", "--profile", "courier", "--fixture", "seed=3,messages=12,folders=4",
-         "--user", "bob", "--password-env", "SERVE_PW"],
+         "--user", "bob", "--password-env", "SERVE_PW", "--record", str(tmp_path / "rec")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env,
     )
     try:
@@ -190,6 +190,14 @@ def test_serve_prints_url_and_cafile_serves_the_fixture_and_stops_on_ctrl_c(tmp_
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
+    # --record: the simulator's side of both sessions, the password masked
+    from transcripts import format as tf
+
+    files = sorted((tmp_path / "rec").iterdir())
+    assert [f.name.split("-")[:3] for f in files] == [["001", "simulator", "imap"], ["002", "simulator", "pop3"]]
+    assert [tf.read(f).header.tls for f in files] == ["starttls", "none"]
+    assert all(b"s3cret" not in f.read_bytes() for f in files)
+    assert b"PASS ***************\r\n" in tf.read(files[1]).sent_by(tf.Sender.CLIENT)
 
 
 @pytest.mark.parametrize(

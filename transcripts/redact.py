@@ -137,10 +137,7 @@ class _SaslLines(_Lines):
         self.keep_next = mechanism.upper() == b"LOGIN" and not initial_response
 
     def sasl_secret(self, prefix: bytes) -> tuple[int, int] | None:
-        end = _content_end(prefix)
-        if self.keep_next or prefix[:end] in (b"*", b"="):
-            return None
-        return (0, end)
+        return None if self.keep_next else (0, _content_end(prefix))
 
     def sasl_line_done(self) -> None:
         self.keep_next = False
@@ -161,8 +158,8 @@ class _Pop3Client(_SaslLines):
             second = _word_after(prefix, at)  # APOP name / AUTH mechanism
             if second is None:
                 return None
-            if verb == b"AUTH" and (second[0].upper() == b"LOGIN" or prefix[second[1]:end] == b"="):
-                return None  # LOGIN's initial response is the user name; "=" is an empty one
+            if verb == b"AUTH" and second[0].upper() == b"LOGIN":
+                return None  # LOGIN's initial response is the user name
             return (second[1], end)
         return None
 
@@ -192,7 +189,7 @@ class _SmtpClient(_SaslLines):
         if second is None:
             return None
         end = _content_end(prefix)
-        if second[0].upper() == b"LOGIN" or prefix[second[1]:end] == b"=":
+        if second[0].upper() == b"LOGIN":
             return None
         return (second[1], end)
 
@@ -222,6 +219,22 @@ class _SmtpClient(_SaslLines):
             return len(data)
         self.in_data = False
         return i + found + 5 - len(self._tail)
+
+
+def _mask_line_bytes(out: _Out, data: bytes, start: int, stop: int) -> bool:
+    """Mask ``data[start:stop]`` except CR and LF; whether anything was masked."""
+    masked = False
+    while start < stop:
+        cut = stop
+        for end_byte in (b"\r", b"\n"):
+            found = data.find(end_byte, start, stop)
+            if found >= 0:
+                cut = min(cut, found)
+        if cut > start:
+            out.mask(start, cut)
+            masked = True
+        start = cut + 1
+    return masked
 
 
 class _ReplyWatch:
@@ -268,6 +281,7 @@ class _ImapClient:
         self.mechanism = bytearray()
         self.keep_next = False  # AUTHENTICATE LOGIN: the first response is the user name
         self.sasl_mask: bool | None = None  # the current SASL line's decision (None: at line start)
+        self.sasl_counted = False  # the current SASL line's mask is counted
 
     # the command's arguments ----------------------------------------------------------------
 
@@ -292,7 +306,7 @@ class _ImapClient:
                 return
             else:
                 self.token = "atom"
-                if c == 0x3D:  # "=": an empty initial response
+                if c == 0x3D and self.command == b"AUTHENTICATE":  # "=": an empty initial response
                     self.token_secret = False
                 if self.arg == 0:
                     self.mechanism = bytearray([c])
@@ -400,24 +414,23 @@ class _ImapClient:
         return j + 1
 
     def _sasl(self, data: bytes, i: int, out: _Out) -> int:
+        """A response line: masked byte by byte (CR/LF excepted) as it arrives, so a chunk cut
+        anywhere gives the same bytes. A space means it was a command after all (a log without
+        the server's tagged reply): its tag stays masked — the safe side — and it is parsed."""
+        if self.sasl_mask is None:
+            self.sasl_mask, self.sasl_counted, self.word = not self.keep_next, False, bytearray()
         j = data.find(b"\n", i)
         end = len(data) if j < 0 else j + 1
-        if self.sasl_mask is None:  # a new response line: decide on what is there
-            whole = data[i:end]
-            content = whole[:_content_end(whole)] if j >= 0 else whole.rstrip(b"\r")
-            if b" " in content:  # a command, not a response: the exchange is over
-                self.state, self.word = "tag", bytearray()
-                return i
-            if j < 0 and not content:
-                return end  # only a CR so far: decide when the line has more
-            self.sasl_mask = not self.keep_next and (j < 0 or content not in (b"", b"*", b"="))
-            if self.sasl_mask:
-                self.count += 1
-        if self.sasl_mask:
-            stop = end if j < 0 else j
-            while stop > i and data[stop - 1] == 0x0D:
-                stop -= 1
-            out.mask(i, stop)
+        space = data.find(b" ", i, end)
+        stop = space if space >= 0 else end
+        if self.sasl_mask and _mask_line_bytes(out, data, i, stop) and not self.sasl_counted:
+            self.count += 1
+            self.sasl_counted = True
+        self.word += data[i:stop]
+        if space >= 0:
+            self.tag, self.word, self.state = bytes(self.word).strip(b"\r\n"), bytearray(), "command"
+            self.sasl_mask, self.keep_next = None, False
+            return space + 1
         if j >= 0:
             self.sasl_mask, self.keep_next = None, False
         return end

@@ -38,7 +38,12 @@ HEADER_ROOM = 48  # room for the header to grow in place: redaction counts, tls 
 
 class SessionTap:
     """One connection's transcript, written as it happens. Thread-safe (a pool may close a
-    connection from another thread than the one that used it)."""
+    connection from another thread than the one that used it).
+
+    Recording never changes the session it watches: a failure to write (a full disk) or to
+    redact ends the recording of this session — nothing unredacted is written — and is kept in
+    ``failed`` for the recorder to report, while the connection carries on.
+    """
 
     def __init__(self, path: Path, header: Header, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.header = header
@@ -51,17 +56,21 @@ class SessionTap:
         self.carried = 0  # bytes recorded so far (both sides)
         self.close_mark: str | None = None  # who closed first
         self.finished = False
+        self.failed: str | None = None  # why recording stopped early
 
     def _chunk(self, sender: Sender, data: bytes) -> None:
         with self._lock:
             if self.finished or not data:
                 return
-            before = self._redactor.count
-            masked = self._redactor.feed(sender, data)
-            self.carried += len(data)
-            self._writer.add(Chunk(self._clock() - self._start, sender, masked))
-            if self._redactor.count != before:
-                self._update(redacted=self._redactor.count)
+            try:
+                before = self._redactor.count
+                masked = self._redactor.feed(sender, data)
+                self.carried += len(data)
+                self._writer.add(Chunk(self._clock() - self._start, sender, masked))
+                if self._redactor.count != before:
+                    self._update(redacted=self._redactor.count)
+            except Exception as exc:  # see the class docstring: the session must not notice
+                self._give_up(exc)
 
     def client(self, data: bytes) -> None:
         self._chunk(Sender.CLIENT, data)
@@ -72,17 +81,21 @@ class SessionTap:
     def mark(self, kind: str, detail: str = "") -> None:
         with self._lock:
             if not self.finished:
-                self._writer.add(Mark(self._clock() - self._start, kind, detail))
+                try:
+                    self._writer.add(Mark(self._clock() - self._start, kind, detail))
+                except OSError as exc:
+                    self._give_up(exc)
 
     def tls_started(self) -> None:
         """TLS from here on: implicit when nothing travelled yet, else a STARTTLS upgrade."""
-        if self.carried == 0:
-            with self._lock:
-                self._update(tls="implicit")
-            return
-        self.mark("starttls")
+        if self.carried:
+            self.mark("starttls")
         with self._lock:
-            self._update(tls="starttls")
+            if not self.finished:
+                try:
+                    self._update(tls="starttls" if self.carried else "implicit")
+                except OSError as exc:
+                    self._give_up(exc)
 
     def closed_by(self, by: str) -> None:
         """The connection ended (``client`` closed it, or the ``server``'s EOF): marked once."""
@@ -93,7 +106,18 @@ class SessionTap:
     def finish(self) -> None:
         with self._lock:
             self.finished = True
+            try:
+                self._writer.close()
+            except OSError as exc:  # the last buffered bytes could not be written
+                self.failed = self.failed or f"{type(exc).__name__}: {exc}"
+
+    def _give_up(self, exc: Exception) -> None:
+        self.failed = f"{type(exc).__name__}: {exc}"
+        self.finished = True
+        try:
             self._writer.close()
+        except OSError:
+            pass
 
     def _update(self, **changes) -> None:
         self.header = replace(self.header, **changes)
@@ -106,6 +130,7 @@ class TappedSocket:
     def __init__(self, sock, tap: SessionTap) -> None:
         self._sock = sock
         self.tap = tap
+        self.closed_here = False  # close() was called (a later socket is a new connection)
         self._io_refs = 0  # socket.makefile's bookkeeping (it runs with this object as self)
 
     def sendall(self, data, flags: int = 0) -> None:
@@ -141,6 +166,7 @@ class TappedSocket:
         self._io_refs = max(0, self._io_refs - 1)
 
     def close(self) -> None:
+        self.closed_here = True
         self.tap.closed_by("client")
         self.tap.finish()
         self._sock.close()
@@ -162,8 +188,12 @@ class _TapSock:
     def sock(self, value) -> None:
         current = self.__dict__.get("_tapped_sock")
         if value is not None and not isinstance(value, TappedSocket):
-            reused = current.tap if isinstance(current, TappedSocket) and not current.tap.finished else None
-            tap = reused or type(self)._open_session(self)
+            if isinstance(current, TappedSocket) and not current.closed_here:
+                tap = current.tap  # the same connection: a TLS wrap of it
+            elif current is not None and not isinstance(current, TappedSocket) and isinstance(value, ssl.SSLSocket):
+                tap = None  # the TLS wrap of a connection left unrecorded
+            else:
+                tap = type(self)._open_session(self)
             if tap is not None:
                 if isinstance(value, ssl.SSLSocket):
                     tap.tls_started()  # implicit on a fresh connection, a STARTTLS upgrade on a used one
@@ -191,6 +221,7 @@ class Recorder:
         self.directory.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._taps: list[SessionTap] = []
+        self._unrecorded: list[str] = []  # connections whose file could not even be created
 
     def open(self, *, label: str, protocol: Protocol | str, host: str, port: int, tls: str = "none") -> SessionTap:
         protocol = Protocol(protocol)
@@ -205,8 +236,19 @@ class Recorder:
 
     def session_opener(self, *, label: str, protocol: Protocol | str, host: str, port: int
                        ) -> Callable[[object], SessionTap]:
-        """For ``tapped``: each new connection of that client opens the next numbered session."""
-        return lambda _client: self.open(label=label, protocol=protocol, host=host, port=port)
+        """For ``tapped``: each new connection of that client opens the next numbered session
+        (None — the connection goes on unrecorded — when its file cannot be created)."""
+
+        def open_session(_client) -> SessionTap | None:
+            try:
+                return self.open(label=label, protocol=protocol, host=host, port=port)
+            except OSError as exc:
+                with self._lock:
+                    self._unrecorded.append(f"a {label} {Protocol(protocol).value} connection to {host}:{port}: "
+                                            f"not recorded: {type(exc).__name__}: {exc}")
+                return None
+
+        return open_session
 
     def labelled(self, label: str) -> LabelledRecorder:
         return LabelledRecorder(self, label)
@@ -215,6 +257,13 @@ class Recorder:
     def paths(self) -> list[Path]:
         with self._lock:
             return [tap.path for tap in self._taps]
+
+    @property
+    def failures(self) -> list[str]:
+        """One sentence per session whose recording stopped early, naming its file and why."""
+        with self._lock:
+            stopped = [f"{tap.path.name}: recording stopped: {tap.failed}" for tap in self._taps if tap.failed]
+            return self._unrecorded + stopped
 
     def close(self) -> None:
         """Close the files of connections the libraries never closed (the transcripts stay)."""
