@@ -40,13 +40,13 @@ def _copy(tmp_path: Path, scenario: Path, **changes) -> Path:
 # The library ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", [BYE, POP3], ids=lambda p: p.stem)
-def test_the_replay_library_passes(path):
+@pytest.mark.parametrize(("path", "copied"), [(BYE, 5), (POP3, 6)], ids=["bye", "pop3"])
+def test_the_replay_library_passes(path, copied):
     result = run_scenario(load_scenario(path))
     assert result.failures == [] and result.passed
-    assert [r.copied for r in result.runs] == [6]
+    assert [r.copied for r in result.runs] == [copied]
     assert result.seconds < 5
-    assert sum(result.verify.dest_counts.values()) == 6
+    assert sum(result.verify.dest_counts.values()) == copied
 
 
 def test_the_recorded_messages_are_read_from_the_server_bytes():
@@ -70,20 +70,30 @@ def test_without_reconnect_resume_the_replay_scenario_fails_naming_what_was_not_
     text = "\n".join(result.failures)
     assert "run 1 ended with exit code" in text
     assert "recorded session(s) never played: 006-source-imap" in text
-    assert "not at the destination byte-equal, expected 0" in text
+    assert "not at the destination byte-equal, expected 1 (skipped)" in text
 
 
 def test_a_tampered_recording_fails_naming_the_session_file_and_the_divergent_command(tmp_path):
     path = _copy(tmp_path, BYE)
-    session = tmp_path / "bye-mid-fetch.transcripts" / "006-source-imap-127.0.0.1_37171.jsonl"
+    session = tmp_path / "bye-mid-fetch.transcripts" / "006-source-imap-127.0.0.1_37823.jsonl"
     text = session.read_text()
     assert text.count("UID FETCH 3:4") == 1
     session.write_text(text.replace("UID FETCH 3:4", "UID FETCH 3:5"))
     result = run_scenario(load_scenario(path))
     assert not result.passed
     [divergence] = [f for f in result.failures if "diverged" in f]
-    assert "first: 006-source-imap-127.0.0.1_37171.jsonl, step 6: expected UID FETCH 3:5" in divergence
+    assert "first: 006-source-imap-127.0.0.1_37823.jsonl, step 6: expected UID FETCH 3:5" in divergence
     assert "got UID FETCH 3:4" in divergence
+
+
+def test_a_skipped_message_the_expectation_does_not_allow_fails(tmp_path):
+    path = _copy(tmp_path, BYE, destination={"quirks": []}, expect={"skipped": [], "exit_code": 0})
+    result = run_scenario(load_scenario(path))
+    assert result.failures == ["run 1 copied 6 messages, expected 5"]  # nothing refused: all six arrive
+    path = _copy(tmp_path / "again", BYE, expect={"skipped": [], "exit_code": 1})
+    failures = run_scenario(load_scenario(path)).failures
+    assert "1 messages skipped as 'too-large', expected none" in failures
+    assert any(f.startswith("1 of the 6 messages the recording sent are not at the destination") for f in failures)
 
 
 def test_a_message_appended_twice_at_the_destination_fails(tmp_path):
