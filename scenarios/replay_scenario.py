@@ -74,12 +74,10 @@ def _source_side(replayed: ReplaySource, endpoint, cafile: Path | None) -> Side:
     user, password = replayed.login()
     tls = replayed.scripts[0].tls
     scheme = replayed.protocol + ("s" if tls == "implicit" else "")
-    query = {"none": "starttls=no", "starttls": "starttls=required"}.get(tls, "")
-    if cafile is not None and tls != "none":
-        query += ("&" if query else "") + f"ca={cafile}"
-    url = ServerURL.parse(f"{scheme}://{user}@{endpoint.host}:{endpoint.port}" + (f"?{query}" if query else ""))
+    query = {"none": "?starttls=no", "starttls": "?starttls=required"}.get(tls, "")
+    url = ServerURL.parse(f"{scheme}://{user}@{endpoint.host}:{endpoint.port}{query}")
     empty = MailboxSnapshot(label=f"replay {replayed.path.name}")
-    return Side(Endpoint(url, Secret(password)), lambda: empty, lambda fixture: None)
+    return Side(Endpoint(url, Secret(password), cafile=cafile), lambda: empty, lambda fixture: None)
 
 
 def _settle(server) -> None:

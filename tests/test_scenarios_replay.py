@@ -193,3 +193,21 @@ def test_a_protocol_that_contradicts_the_recording_is_refused(tmp_path):
     with pytest.raises(ScenarioError, match="says imap; the recording is pop3") as caught:
         load_scenario(path)
     assert caught.value.field == "source.protocol"
+
+
+def test_a_run_recorded_over_starttls_becomes_a_passing_replay_scenario(tmp_path):
+    """run --record of a simulator scenario (STARTTLS with the world's CA), then that folder replayed."""
+    live = tmp_path / "live.yaml"
+    live.write_text(yaml.safe_dump({
+        "source": {"server": "simulator", "fixture": {"seed": 4, "messages": 3, "folders": 1}},
+        "destination": {"server": "simulator", "user": "bob"},
+        "migration": {"options": {"connections": 1}},
+    }))
+    recorded = run_scenario(load_scenario(live), record_dir=tmp_path / "rec")
+    assert recorded.passed and recorded.transcripts
+    assert '"tls": "starttls"' in (tmp_path / "rec" / Path(recorded.transcripts[0]).name).read_text()
+    path = _scenario(tmp_path, {"replay": "rec"}, migration={"options": {"connections": 1}},
+                     expect={"copied_per_run": [3]})
+    path.write_text(path.read_text().replace("server: simulator", "server: simulator\n  user: bob"))
+    result = run_scenario(load_scenario(path))
+    assert result.failures == [] and sum(result.verify.dest_counts.values()) == 3
