@@ -319,15 +319,16 @@ Listener = Callable[[Account, Folder | None], None]
 class Store:
     """All accounts of one simulated provider world."""
 
-    def __init__(self, *, body_dir: Path | None = None) -> None:
-        """``body_dir``: keep message bodies in a blob file there instead of in memory."""
+    def __init__(self, *, body_dir: Path | None = None, first_uidvalidity: int | None = None) -> None:
+        """``body_dir``: keep message bodies in a blob file there instead of in memory.
+        ``first_uidvalidity``: start UIDVALIDITY there instead of at the clock (byte-stable tests)."""
         self.lock = threading.RLock()
         self.blobs = BlobFile(body_dir) if body_dir is not None else None
         self.accounts: dict[str, Account] = {}
         self._listeners: list[Listener] = []
         # UIDVALIDITY values must differ between folders and between incarnations of a name;
         # seeded from the clock like Dovecot, then strictly increasing.
-        self._uidvalidity = itertools.count(int(time.time()))
+        self._uidvalidity = itertools.count(first_uidvalidity or int(time.time()))
 
     def keep(self, raw: bytes | Body) -> bytes | Body:
         """How an appended message's bytes are held: a generated body as is; bytes in the blob

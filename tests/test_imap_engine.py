@@ -18,7 +18,8 @@ T = " (0.001 + 0.000 secs)."
 
 
 def make_store() -> Store:
-    store = Store()
+    # A fixed UIDVALIDITY: both() compares two stores' replies, and COPYUID/APPENDUID carry it.
+    store = Store(first_uidvalidity=1_700_000_000)
     acc = store.add_account("alice", "pw")
     acc.create_folder(("Sent",), special_use="\\Sent")
     acc.create_folder(("Work", "2024"))
