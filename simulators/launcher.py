@@ -26,7 +26,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
-from twisted.internet import defer
 from twisted.internet.interfaces import IOpenSSLContextFactory
 from zope.interface import implementer
 
@@ -160,14 +159,7 @@ class SimulatorWorld:
             server.stop()
         ports, self._ports = self._ports, []
         factories, self._factories = self._factories, []
-
-        def shutdown():
-            waits = [defer.maybeDeferred(p.stopListening) for p in ports]
-            waits += [f.close_connections() for f in factories]
-            return defer.DeferredList(waits)
-
-        if ports or factories:  # a world with only SMTP never touched the reactor
-            bg.call(shutdown)
+        bg.close_listeners(ports, factories)  # a world with only SMTP never touches the reactor
         shutil.rmtree(self._dir, ignore_errors=True)
 
 

@@ -55,3 +55,17 @@ def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     if in_reactor_thread():
         raise ReactorError("call() from the reactor thread would deadlock; call fn directly")
     return blockingCallFromThread(reactor, fn, *args, **kwargs)
+
+
+def close_listeners(ports: list, factories: list) -> None:
+    """Stop listening on ``ports`` and drop the open connections of ``factories`` (each has a
+    ``close_connections()`` returning a Deferred), waiting until all of it is done."""
+    from twisted.internet import defer
+
+    def shutdown():
+        waits = [defer.maybeDeferred(p.stopListening) for p in ports]
+        waits += [f.close_connections() for f in factories]
+        return defer.DeferredList(waits)
+
+    if ports or factories:
+        call(shutdown)

@@ -206,14 +206,7 @@ class ReplayServer:
     def stop(self) -> None:
         ports, self._ports = self._ports, []
         factories, self._factories = self._factories, []
-
-        def shutdown():
-            waits = [defer.maybeDeferred(p.stopListening) for p in ports]
-            waits += [f.close_connections() for f in factories]
-            return defer.DeferredList(waits)
-
-        if ports:
-            bg.call(shutdown)
+        bg.close_listeners(ports, factories)
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
 
