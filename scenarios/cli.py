@@ -202,8 +202,11 @@ def _add_serve(sub) -> None:
     fixture.add_argument("--fixture", metavar="SPEC", help="generated mail, e.g. seed=3,messages=40,folders=6")
     fixture.add_argument("--fixture-file", type=Path, metavar="FILE", help="a YAML fixture block (paths relative to it)")
     p.add_argument("--user", default="user", help="account name (default: %(default)s)")
-    p.add_argument("--password-env", metavar="VAR", help="environment variable holding the password "
-                   "(default: a random one, written to a file whose path is printed)")
+    password = p.add_mutually_exclusive_group()
+    password.add_argument("--password-env", metavar="VAR", help="environment variable holding the password "
+                          "(default: a random one, written to a file whose path is printed)")
+    password.add_argument("--password-file", type=Path, metavar="FILE",
+                          help="file holding the password (a container's /run/secrets/NAME)")
     p.add_argument("--quirk", action="append", default=[], metavar="NAME:K=V,...", help="add a quirk (repeatable)")
     p.add_argument("--fault", action="append", default=[], metavar="NAME:K=V,...",
                    help="add a transport fault to the IMAP and POP3 fronts, e.g. bye-mid-fetch:after_bytes=50000 "
@@ -285,6 +288,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.password_env:
         password = resolve_secret(env=args.password_env).reveal()
         password_note = f"password: from ${args.password_env}"
+    elif args.password_file:
+        password = resolve_secret(file=args.password_file).reveal()
+        password_note = f"password: from {args.password_file}"
     else:
         password = secrets.token_urlsafe(12)
         password_file = _write_private(password)

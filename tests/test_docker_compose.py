@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import pytest
 
 from scenarios.docker_world import base, engine, image, readiness
+from scenarios.docker_world.__main__ import main as docker_world_main
+from scenarios.docker_world.__main__ import parse_arguments
 from scenarios.docker_world.compose import (
     PROJECT_LABEL,
     ComposeError,
     PortSpec,
     ReadyCheck,
+    SecretMount,
     interpolate,
     load_compose,
     parse_compose,
     run_kwargs,
 )
 from scenarios.docker_world.errors import BuildFailed, EngineUnavailable, ServiceNotReady
+from scenarios.docker_world.secret_files import SecretDir
 from scenarios.docker_world.serve import COMPOSE_FILE, WorldRequest, check_arguments, compose_env
 
-ENV = {"QUIRKMAIL_PASSWORD": "pw1", "DOVECOT_PASSWORD": "pw2"}
+ENV = {"QUIRKMAIL_SECRETS": "/s"}
 
 
 # docker/compose.yaml itself ---------------------------------------------------------------------
@@ -35,30 +40,35 @@ def test_the_compose_file_reads_into_three_services_on_free_loopback_ports():
     assert world.ports == tuple(PortSpec("127.0.0.1", None, p) for p in (143, 110, 25, 8080))
     assert world.ready == (ReadyCheck(143, "imap"), ReadyCheck(110, "pop3"), ReadyCheck(25, "smtp"),
                            ReadyCheck(8080, "ews+http"))
-    assert world.environment == {"QUIRKMAIL_PASSWORD": "pw1"}
+    assert world.environment == {}  # no password in any container's environment
     assert "--profile=generic" in world.command and "--fixture=seed=1,messages=60,folders=6" in world.command
-    assert "--password-env=QUIRKMAIL_PASSWORD" in world.command  # the password never on argv
+    assert "--password-file=/run/secrets/quirkmail_password" in world.command  # the password never on argv
+    assert world.secrets == (SecretMount("quirkmail_password", Path("/s/quirkmail_password")),)
     assert project.services["dovecot"].entrypoint == ("/etc/quirkmail-dovecot/start.sh",)
-    assert project.services["dovecot"].environment == {"DOVECOT_USER": "user", "DOVECOT_PASSWORD": "pw2"}
+    assert project.services["dovecot"].environment == {"DOVECOT_USER": "user",
+                                                       "DOVECOT_PASSWORD_FILE": "/run/secrets/dovecot_password"}
+    assert project.services["dovecot"].secrets == (SecretMount("dovecot_password", Path("/s/dovecot_password")),)
+    assert project.services["radicale"].secrets == ()
     assert project.services["radicale"].ready == (ReadyCheck(5232, "dav+http"),)
     assert project.images() == {"quirkmail:local": world.build}  # one image for all three
 
 
 def test_the_request_reaches_the_world_command_and_a_fixed_host_port_can_be_asked():
     request = WorldRequest(password="a", dest_password="b", profile="gmail", fixture="seed=3,messages=4", user="u")
-    env = compose_env(request, {"QUIRKMAIL_IMAP_PORT": "1143"})
+    env = compose_env(request, {"QUIRKMAIL_IMAP_PORT": "1143", **ENV})
+    assert "a" not in env.values() and "b" not in env.values()  # the passwords go in files, not variables
     world = load_compose(COMPOSE_FILE, env).services["world"]
     assert "--profile=gmail" in world.command and "--fixture=seed=3,messages=4" in world.command
     assert "--user=u" in world.command
     assert world.ports[0] == PortSpec("127.0.0.1", 1143, 143)
 
 
-def test_a_missing_password_is_named():
+def test_a_missing_secrets_directory_is_named():
     with pytest.raises(ComposeError) as caught:
-        load_compose(COMPOSE_FILE, {"DOVECOT_PASSWORD": "x"})
+        load_compose(COMPOSE_FILE, {})
     assert str(caught.value) == (
-        f"{COMPOSE_FILE}: services.world.environment.QUIRKMAIL_PASSWORD: "
-        "variable QUIRKMAIL_PASSWORD is required: the simulated account's password"
+        f"{COMPOSE_FILE}: secrets.quirkmail_password.file: "
+        "variable QUIRKMAIL_SECRETS is required: a directory holding the password files"
     )
     assert caught.value.exit_code == 2
 
@@ -72,6 +82,41 @@ def test_run_kwargs_label_every_container_with_its_world():
     assert kwargs["labels"]["quirkmail.service"] == "dovecot"
     assert kwargs["entrypoint"] == ["/etc/quirkmail-dovecot/start.sh"] and kwargs["command"] is None
     assert kwargs["detach"] is True and kwargs["init"] is True
+    assert kwargs["volumes"] == {"/s/dovecot_password": {"bind": "/run/secrets/dovecot_password", "mode": "ro"}}
+    assert all("PASSWORD" not in name or name.endswith("_FILE") for name in kwargs["environment"])
+
+
+def test_a_worlds_secret_dir_is_private_and_removed(tmp_path):
+    directory = SecretDir({"quirkmail_password": "pw1", "dovecot_password": "pw2"})
+    try:
+        assert stat.S_IMODE(directory.path.stat().st_mode) == 0o700
+        assert sorted(p.name for p in directory.path.iterdir()) == ["dovecot_password", "quirkmail_password"]
+        assert (directory.path / "quirkmail_password").read_bytes() == b"pw1"  # no newline added
+        assert stat.S_IMODE((directory.path / "dovecot_password").stat().st_mode) == 0o600
+    finally:
+        directory.remove()
+    assert not directory.path.exists()
+
+
+@pytest.mark.parametrize(
+    "argv, project, every",
+    [(["down"], None, False), (["down", "quirkmail-abc123"], "quirkmail-abc123", False), (["down", "--all"], None, True)],
+)
+def test_down_takes_a_project_or_all(argv, project, every):
+    args = parse_arguments(argv)
+    assert (args.step, args.project, args.all) == ("down", project, every)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [(["down", "quirkmail-abc123", "--all"], "not both"), (["engine", "quirkmail-abc123"], "engine takes no project"),
+     (["image", "--all"], "image takes no project")],
+)
+def test_down_refuses_a_project_with_all_and_other_steps_any(argv, message, capsys):
+    with pytest.raises(SystemExit) as exited:
+        docker_world_main(argv)  # refused before any engine is asked
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
 
 
 # the compose subset ------------------------------------------------------------------------------
@@ -144,6 +189,29 @@ def test_list_forms_strings_and_bare_variables():
     assert service.environment == {"A": "1", "B": "from-env"}  # C is unset: left out, as Compose does
     assert service.labels == {"k": "v"}
     assert service.build.context == Path("/p/ctx")
+
+
+def test_secrets_are_files_relative_to_the_compose_file_and_named_by_services():
+    text = "secrets:\n  a: {file: ./a.txt}\n  b: {file: /abs/b}\n" + _service("    secrets: [b, a]\n")
+    service = parse_compose(text, {}, file=Path("/p/compose.yaml")).services["s"]
+    assert service.secrets == (SecretMount("b", Path("/abs/b")), SecretMount("a", Path("/p/a.txt")))
+    assert [m.target for m in service.secrets] == ["/run/secrets/b", "/run/secrets/a"]
+
+
+@pytest.mark.parametrize(
+    "text, where, problem",
+    [
+        ("secrets: {a: {environment: PW}}\n" + _service(""), "secrets.a", "only the file: form"),
+        ("secrets: [a]\n" + _service(""), "secrets", "expected a mapping of secret names"),
+        ("secrets: {a: {file: x}}\n" + _service("    secrets: [b]\n"), "services.s.secrets", "no top-level secret b"),
+        ("secrets: {a: {file: x}}\n" + _service("    secrets: [{source: a}]\n"), "services.s.secrets", "short form"),
+    ],
+)
+def test_bad_secrets_are_refused_by_place(text, where, problem):
+    with pytest.raises(ComposeError) as caught:
+        parse_compose(text, {}, file=Path("c.yaml"))
+    assert caught.value.where == where
+    assert problem in caught.value.problem
 
 
 # readiness -------------------------------------------------------------------------------------
@@ -328,6 +396,7 @@ def test_docker_compose_reads_the_file_as_we_do():
         assert tuple(theirs[name].get("entrypoint") or ()) == (service.entrypoint or ())
         assert (theirs[name].get("environment") or {}) == dict(service.environment)
         assert theirs[name]["labels"] == dict(service.labels)
+        assert [s["source"] for s in theirs[name].get("secrets") or ()] == [m.name for m in service.secrets]
         assert theirs[name]["ports"] == [f"{p.host_ip}:{p.host_port or ''}:{p.container_port}/tcp" for p in service.ports]
     assert "--profile=m365" in ours["world"].command
     assert ours["radicale"].ports[0].host_port == 15232
@@ -345,6 +414,6 @@ def test_quirks_and_faults_go_to_the_simulators_serve_only():
 
 def test_fixed_host_ports_become_the_compose_files_variables():
     request = WorldRequest(password="a", dest_password="b", host_ports={"QUIRKMAIL_SMTP_PORT": 2525})
-    world = load_compose(COMPOSE_FILE, compose_env(request, {})).services["world"]
+    world = load_compose(COMPOSE_FILE, compose_env(request, ENV)).services["world"]
     assert [p.host_port for p in world.ports] == [None, None, 2525, None]
     assert [p.container_port for p in world.ports] == [143, 110, 25, 8080]

@@ -5,14 +5,19 @@
     run_kwargs(project.services["world"], project_id="quirkmail-3f2a")   # for DockerClient.containers.run
 
 Understood per service: ``image``, ``build`` (``context``, ``dockerfile``, ``args``), ``entrypoint``,
-``command``, ``environment``, ``ports``, ``labels``; at the top ``services`` and ``x-*`` extension
-fields (with YAML anchors and ``<<`` merges). Anything else is refused by name, so nobody believes a
+``command``, ``environment``, ``ports``, ``labels``, ``secrets`` (short form: names); at the top
+``services``, ``secrets`` (``file:`` only) and ``x-*`` extension fields (with YAML anchors and ``<<``
+merges). Anything else is refused by name, so nobody believes a
 ``volumes:`` or ``depends_on:`` was honoured. Variables are interpolated as Compose does:
 ``$VAR``, ``${VAR}``, ``${VAR:-default}``, ``${VAR-default}``, ``${VAR:?message}``, ``${VAR?message}``
 and ``$$`` for a dollar sign.
 
 Ports are published on the loopback only: a port without a host address, or with another one,
 is refused (the simulators are test servers, and nothing else on the network should reach them).
+A service's secret is its file bind-mounted read-only at ``/run/secrets/NAME``, as Compose does
+outside a swarm: the value never enters the container's environment (``docker inspect`` shows the
+host path only), so the entrypoints read ``*_FILE`` variables, as official images do.
+
 The ``quirkmail.ready`` label lists ``CONTAINER_PORT=KIND`` pairs (readiness.KINDS): the greeting
 each published port must give before the service is up.
 """
@@ -32,7 +37,8 @@ import yaml
 from scenarios.docker_world.errors import ComposeError
 from scenarios.docker_world.readiness import KINDS
 
-SERVICE_KEYS = frozenset({"image", "build", "entrypoint", "command", "environment", "ports", "labels"})
+SERVICE_KEYS = frozenset({"image", "build", "entrypoint", "command", "environment", "ports", "labels", "secrets"})
+SECRETS_DIR = "/run/secrets"  # where Compose mounts a service's secrets
 READY_LABEL = "quirkmail.ready"
 PROJECT_LABEL = "quirkmail.project"  # every container of one world carries its project id
 SERVICE_LABEL = "quirkmail.service"
@@ -62,6 +68,16 @@ class ReadyCheck:
 
 
 @dataclass(frozen=True)
+class SecretMount:
+    name: str
+    file: Path  # on the host: a 0600 file the engine bind-mounts
+
+    @property
+    def target(self) -> str:
+        return f"{SECRETS_DIR}/{self.name}"
+
+
+@dataclass(frozen=True)
 class BuildSpec:
     context: Path
     dockerfile: str = "Dockerfile"
@@ -79,6 +95,7 @@ class ServiceSpec:
     ports: tuple[PortSpec, ...] = ()
     labels: Mapping[str, str] = field(default_factory=dict)
     ready: tuple[ReadyCheck, ...] = ()
+    secrets: tuple[SecretMount, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -109,12 +126,13 @@ def parse_compose(text: str, env: Mapping[str, str], *, file: Path = Path("compo
         raise ComposeError(file, "", f"not YAML: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("services"), dict) or not data["services"]:
         raise ComposeError(file, "services", "a mapping of at least one service is required")
-    unknown = sorted(k for k in data if k not in ("services", "version") and not str(k).startswith("x-"))
+    unknown = sorted(k for k in data if k not in ("services", "secrets", "version") and not str(k).startswith("x-"))
     if unknown:
         raise ComposeError(file, "", f"unsupported top-level key(s) {', '.join(map(str, unknown))}")
+    secrets = _secrets(_Reader(file, "secrets", env), data.get("secrets") or {})
     services = {}
     for name, body in data["services"].items():
-        services[str(name)] = _service(_Reader(file, f"services.{name}", env), str(name), body)
+        services[str(name)] = _service(_Reader(file, f"services.{name}", env), str(name), body, secrets)
     return ComposeProject(file, services)
 
 
@@ -161,7 +179,20 @@ class _Reader:
         return out
 
 
-def _service(r: _Reader, name: str, body: Any) -> ServiceSpec:
+def _secrets(r: _Reader, value: Any) -> dict[str, SecretMount]:
+    """The top-level ``secrets:``: NAME: {file: PATH} (relative to the compose file)."""
+    if not isinstance(value, dict):
+        raise r.error("", "expected a mapping of secret names")
+    out = {}
+    for name, body in value.items():
+        if not isinstance(body, dict) or set(body) != {"file"}:
+            raise r.error(str(name), "only the file: form is supported (NAME: {file: PATH})")
+        path = Path(r.text(f"{name}.file", body["file"]))
+        out[str(name)] = SecretMount(str(name), path if path.is_absolute() else r.file.parent / path)
+    return out
+
+
+def _service(r: _Reader, name: str, body: Any, secrets: Mapping[str, SecretMount]) -> ServiceSpec:
     if not isinstance(body, dict):
         raise r.error("", "a service must be a mapping")
     unknown = sorted(str(k) for k in body if k not in SERVICE_KEYS and not str(k).startswith("x-"))
@@ -181,7 +212,17 @@ def _service(r: _Reader, name: str, body: Any) -> ServiceSpec:
         ports=ports,
         labels=labels,
         ready=_ready(r, labels.get(READY_LABEL, ""), ports),
+        secrets=_service_secrets(r, body.get("secrets") or [], secrets),
     )
+
+
+def _service_secrets(r: _Reader, value: Any, secrets: Mapping[str, SecretMount]) -> tuple[SecretMount, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise r.error("secrets", "expected a list of secret names (the short form)")
+    missing = [v for v in value if v not in secrets]
+    if missing:
+        raise r.error("secrets", f"no top-level secret {', '.join(missing)}")
+    return tuple(secrets[v] for v in value)
 
 
 def _build(r: _Reader, value: Any) -> BuildSpec:
@@ -266,6 +307,7 @@ def run_kwargs(service: ServiceSpec, project_id: str) -> dict[str, Any]:
         "environment": dict(service.environment),
         "ports": {p.key: (p.host_ip, p.host_port) for p in service.ports},
         "labels": {**service.labels, PROJECT_LABEL: project_id, SERVICE_LABEL: service.name},
+        "volumes": {str(s.file): {"bind": s.target, "mode": "ro"} for s in service.secrets},
         "detach": True,
         "init": True,  # docker-init as PID 1 passes SIGTERM on: a stop takes no 10 s grace period
     }

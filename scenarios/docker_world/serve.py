@@ -6,8 +6,9 @@
         endpoint_lines(world, request)          # what serve prints
 
 The test (tests/test_docker_world.py) and the CLI share this path. Passwords reach the containers
-in their environment (QUIRKMAIL_PASSWORD, DOVECOT_PASSWORD): visible to whoever may inspect
-containers on this machine, never on a command line or in a log.
+as the compose file's secrets: one private directory of 0600 files per world (secret_files.py),
+mounted at /run/secrets/NAME and removed with the world: never in a container's environment, on
+a command line or in a log.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from scenarios.docker_world.compose import load_compose
 from scenarios.docker_world.engine import ensure_engine
 from scenarios.docker_world.errors import DockerWorldError
 from scenarios.docker_world.image import REPO_ROOT
+from scenarios.docker_world.secret_files import SECRETS_VARIABLE, SecretDir
 from scenarios.docker_world.world import DockerWorld
 
 COMPOSE_FILE = REPO_ROOT / "docker" / "compose.yaml"
@@ -48,12 +50,16 @@ class WorldRequest:
     host_ports: Mapping[str, int] = dataclasses.field(default_factory=dict)  # {"QUIRKMAIL_IMAP_PORT": 1143}: fixed
 
 
+def secret_values(request: WorldRequest) -> dict[str, str]:
+    """docker/compose.yaml's secrets, by name (pure)."""
+    return {"quirkmail_password": request.password, "dovecot_password": request.dest_password}
+
+
 def compose_env(request: WorldRequest, base: Mapping[str, str]) -> dict[str, str]:
-    """The variables docker/compose.yaml is interpolated with: the request over ``base`` (pure)."""
+    """The variables docker/compose.yaml is interpolated with: the request over ``base`` (pure; no password)."""
     env = dict(base)
     env.update(
-        QUIRKMAIL_PROFILE=request.profile, QUIRKMAIL_USER=request.user, QUIRKMAIL_PASSWORD=request.password,
-        DOVECOT_USER=request.dest_user, DOVECOT_PASSWORD=request.dest_password,
+        QUIRKMAIL_PROFILE=request.profile, QUIRKMAIL_USER=request.user, DOVECOT_USER=request.dest_user,
     )
     if request.fixture is not None:
         env["QUIRKMAIL_FIXTURE"] = request.fixture
@@ -64,15 +70,22 @@ def compose_env(request: WorldRequest, base: Mapping[str, str]) -> dict[str, str
 def open_world(
     request: WorldRequest, *, compose_file: Path = COMPOSE_FILE, log: Callable[[str], None] = print, client=None
 ) -> DockerWorld:
-    """A DockerWorld for the request (use it as a context manager: `with` brings it up and down)."""
-    project = load_compose(compose_file, compose_env(request, os.environ))
-    if request.serve_args:
-        simulators = project.services[SIMULATORS]
-        command = (*(simulators.command or ()), *request.serve_args)
-        project = dataclasses.replace(
-            project, services={**project.services, SIMULATORS: dataclasses.replace(simulators, command=command)}
-        )
-    return DockerWorld(project, client or ensure_engine(), services=request.services, log=log)
+    """A DockerWorld for the request (use it as a context manager: `with` brings it up and down;
+    its down() also removes the world's secret files)."""
+    secret_dir = SecretDir(secret_values(request))
+    try:
+        project = load_compose(compose_file, {**compose_env(request, os.environ), SECRETS_VARIABLE: str(secret_dir.path)})
+        if request.serve_args:
+            simulators = project.services[SIMULATORS]
+            command = (*(simulators.command or ()), *request.serve_args)
+            project = dataclasses.replace(
+                project, services={**project.services, SIMULATORS: dataclasses.replace(simulators, command=command)}
+            )
+        return DockerWorld(project, client or ensure_engine(), services=request.services, log=log,
+                           cleanup=secret_dir.remove)
+    except BaseException:
+        secret_dir.remove()
+        raise
 
 
 def endpoint_lines(world: DockerWorld, env: Mapping[str, str]) -> list[str]:

@@ -43,6 +43,7 @@ class DockerWorld:
         services: Iterable[str] | None = None,
         ready_timeout: float = READY_TIMEOUT,
         log: Callable[[str], None] = print,
+        cleanup: Callable[[], None] | None = None,  # after down() removed the containers (their secret files)
     ):
         self.project = project
         self.client = client
@@ -54,6 +55,7 @@ class DockerWorld:
         self.services = {name: project.services[name] for name in names}
         self.ready_timeout = ready_timeout
         self.log = log
+        self.cleanup = cleanup
         self._containers: dict[str, object] = {}
         self.published: list[Published] = []
 
@@ -154,12 +156,32 @@ class DockerWorld:
 
         self._containers.clear()
         try:
-            leftovers = self.client.containers.list(all=True, filters={"label": f"{PROJECT_LABEL}={self.project_id}"})
+            remove_world(self.client, self.project_id)
         except docker.errors.DockerException as exc:
             self.log(f"cannot list containers of {self.project_id} to remove them: {exc}")
-            return
-        for container in leftovers:
-            try:
-                container.remove(force=True)
-            except docker.errors.NotFound:
-                pass
+        finally:
+            if self.cleanup is not None:
+                self.cleanup()
+
+
+def world_ids(client) -> dict[str, list[str]]:
+    """The project id of every quirkmail world on the engine, with its containers' names."""
+    worlds: dict[str, list[str]] = {}
+    for container in client.containers.list(all=True, filters={"label": PROJECT_LABEL}):
+        worlds.setdefault(container.labels.get(PROJECT_LABEL, ""), []).append(container.name)
+    return worlds
+
+
+def remove_world(client, project_id: str | None) -> list[str]:
+    """Remove the containers of world ``project_id`` (None: of every quirkmail world); their names."""
+    import docker.errors
+
+    label = PROJECT_LABEL if project_id is None else f"{PROJECT_LABEL}={project_id}"
+    removed = []
+    for container in client.containers.list(all=True, filters={"label": label}):
+        try:
+            container.remove(force=True)
+        except docker.errors.NotFound:
+            continue
+        removed.append(container.name)
+    return removed
