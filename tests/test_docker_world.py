@@ -10,10 +10,12 @@ docker.io and debootstrap) a skipped peer test fails, as intended.
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import secrets
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -27,9 +29,11 @@ import vobject
 
 from migrator.engine import MigrationOptions, migrate
 from migrator.urls import Endpoint, Secret, ServerURL
+from scenarios.docker_world.__main__ import main as docker_world_main
 from scenarios.docker_world.engine import ensure_engine
 from scenarios.docker_world.errors import EngineUnavailable
 from scenarios.docker_world.image import REPO_ROOT
+from scenarios.docker_world.world import remove_world, world_ids
 from scenarios.docker_world.serve import WorldRequest, endpoint_lines, open_world, simulator_cafile
 from scenarios.pim_compare import compare, read_dav
 from scenarios.peers.radicale import MKCOL_ADDRESSBOOK_BODY
@@ -69,8 +73,14 @@ def world(tmp_path_factory):
         running.up_seconds = time.monotonic() - started
         running.cafile = simulator_cafile(running, tmp_path_factory.mktemp("docker") / "ca.pem")
         running.request = request
+        running.secret_files = [Path(m["Source"]) for c in _containers(running) for m in c.attrs["Mounts"]]
         yield running
     assert not client.containers.list(all=True, filters={"label": f"quirkmail.project={running.project_id}"})
+    assert running.secret_files and not any(f.exists() for f in running.secret_files)  # removed with the world
+
+
+def _containers(world) -> list:
+    return world.client.containers.list(all=True, filters={"label": f"quirkmail.project={world.project_id}"})
 
 
 def _endpoint(world, service: str, port: int, scheme: str, password: str, cafile=None) -> Endpoint:
@@ -214,3 +224,38 @@ def test_serve_docker_prints_the_world_and_sigterm_removes_it(world):
     assert rest == ["stopping"]
     assert not cafile.exists()  # the local copy goes with the world
     assert not world.client.containers.list(all=True, filters={"label": f"quirkmail.project={project}"})
+
+
+def test_no_password_is_in_a_containers_environment_or_inspect_json(world):
+    passwords = (world.request.password, world.request.dest_password)
+    containers = _containers(world)
+    assert sorted(c.labels["quirkmail.service"] for c in containers) == ["dovecot", "radicale", "world"]
+    for container in containers:
+        env = container.attrs["Config"]["Env"]
+        inspected = json.dumps(world.client.api.inspect_container(container.id))
+        assert not [p for p in passwords if p in inspected or any(p in e for e in env)], container.name
+    # The secrets are 0600 files mounted read-only where the entrypoints read them.
+    mounts = {m["Destination"]: m for c in containers for m in c.attrs["Mounts"]}
+    assert sorted(mounts) == ["/run/secrets/dovecot_password", "/run/secrets/quirkmail_password"]
+    assert all(not m["RW"] and stat.S_IMODE(os.stat(m["Source"]).st_mode) == 0o600 for m in mounts.values())
+
+
+def test_down_removes_the_named_world_only(world, capsys):
+    """Two stand-in worlds (created, never started): `down ID` removes one, leaves the other and this module's."""
+    ids = [f"quirkmail-test{secrets.token_hex(3)}" for _ in range(2)]
+    for project_id in ids:
+        world.client.containers.create("quirkmail:local", entrypoint=["true"], name=f"{project_id}-world",
+                                       labels={"quirkmail.project": project_id, "quirkmail.service": "world"})
+    try:
+        assert docker_world_main(["down"]) == 0
+        listed = capsys.readouterr().out
+        assert f"{ids[0]}: {ids[0]}-world\n" in listed and f"{ids[1]}: {ids[1]}-world\n" in listed
+        assert docker_world_main(["down", ids[0]]) == 0
+        assert capsys.readouterr().out.startswith(f"removed {ids[0]}-world\n")
+        remaining = world_ids(world.client)
+        assert ids[0] not in remaining and remaining[ids[1]] == [f"{ids[1]}-world"]
+        assert world.project_id in remaining  # the running world is untouched
+        assert docker_world_main(["down", ids[0]]) == 2  # gone already: named as such
+        assert f"no container of world {ids[0]}" in capsys.readouterr().err
+    finally:
+        remove_world(world.client, ids[1])
