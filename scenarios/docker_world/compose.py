@@ -1,6 +1,6 @@
 """The subset of Compose that docker/compose.yaml uses, read into container specs (pure: text in, values out).
 
-    project = parse_compose(text, env={"QUIRKMAIL_PASSWORD": "…"}, file=Path("docker/compose.yaml"))
+    project = parse_compose(text, env={"QUIRKMAIL_SECRETS": "/tmp/…"}, file=Path("docker/compose.yaml"))
     project.services["world"].ports      # (PortSpec("127.0.0.1", None, 143), …)
     run_kwargs(project.services["world"], project_id="quirkmail-3f2a")   # for DockerClient.containers.run
 

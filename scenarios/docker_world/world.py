@@ -6,7 +6,8 @@
         world.read_file("world", "/tmp/…/ca.pem")
 
 Every container carries the label ``quirkmail.project=<id>`` (one id per world), so ``down()``
-removes exactly this world's containers, also the ones whose start failed half way.
+removes exactly this world's containers, also the ones whose start failed half way;
+``remove_world`` does the same for ``python3 -m scenarios.docker_world down ID`` (None: every world).
 """
 
 from __future__ import annotations
