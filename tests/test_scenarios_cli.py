@@ -214,3 +214,14 @@ def test_serve_refuses_bad_faults_quirks_and_fronts_before_serving(extra, says, 
 
     assert main(["serve", "--profile", "generic", *extra]) == 2
     assert says in capsys.readouterr().err
+
+
+def test_serve_password_file_is_read_or_named_and_excludes_password_env(tmp_path, capsys):
+    from scenarios.cli import main
+
+    assert main(["serve", "--profile", "generic", "--password-file", str(tmp_path / "none")]) == 2
+    assert f"cannot read password file {tmp_path / 'none'}: No such file or directory" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", "--profile", "generic", "--password-file", "f", "--password-env", "PW"])
+    assert exited.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
