@@ -4,9 +4,13 @@ bytes the client saw, the STARTTLS mark, AUTH's secret masked."""
 from __future__ import annotations
 
 import base64
+import shutil
 import smtplib
 import ssl
+import subprocess
 import time
+
+import pytest
 
 from simulators.launcher import SimulatorWorld
 from simulators.profiles import load_profile
@@ -90,3 +94,35 @@ def test_a_client_that_drops_is_the_close_mark_and_record_none_stops(tmp_path):
     assert transcript.header.tls == "none"
     assert transcript.sent_by(tf.Sender.CLIENT).startswith(b"ehlo ")
     assert [(e.kind, e.detail) for e in transcript.events if isinstance(e, tf.Mark)] == [("close", "client")]
+
+
+@pytest.mark.peer
+def test_swaks_auth_login_over_starttls_recorded_the_password_masked(tmp_path):
+    """A real client (swaks): AUTH LOGIN's user name is kept, its password masked, length kept."""
+    swaks = shutil.which("swaks")
+    if swaks is None or subprocess.run(["perl", "-MNet::SSLeay", "-e1"], capture_output=True).returncode:
+        pytest.skip("swaks with Net::SSLeay is not installed (apt-get install swaks libnet-ssleay-perl)")
+    store = Store()
+    store.add_account("alice", PASSWORD)
+    recorder = Recorder(tmp_path)
+    with _world(store) as world:
+        world.record(recorder.labelled("simulator"))
+        handle = world.start_smtp()
+        result = subprocess.run(
+            [swaks, "--server", f"{handle.host}:{handle.port}", "--from", "a@example.org", "--to", "alice",
+             "--tls", "--tls-verify", "--tls-ca-path", str(world.cafile),
+             "--auth", "LOGIN", "--auth-user", "alice", "--auth-password", PASSWORD],
+            capture_output=True, text=True, timeout=30)
+        assert result.returncode == 0, result.stdout + result.stderr
+        _wait_closed(recorder)
+    recorder.close()
+    [path] = recorder.paths
+    transcript = tf.read(path)
+    sent = transcript.sent_by(tf.Sender.CLIENT)
+    secret = base64.b64encode(PASSWORD.encode())
+    assert b"AUTH LOGIN\r\n" + base64.b64encode(b"alice") + b"\r\n" + b"*" * len(secret) + b"\r\n" in sent
+    assert b"\r\n.\r\n" in sent and b"250 " in transcript.sent_by(tf.Sender.SERVER)
+    assert transcript.header.tls == "starttls" and transcript.header.redacted == 1
+    assert [e.kind for e in transcript.events if isinstance(e, tf.Mark)] == ["starttls", "close"]
+    assert PASSWORD.encode() not in path.read_bytes() and secret not in path.read_bytes()
+    assert len(store.account("alice").folder(("INBOX",)).messages) == 1
