@@ -33,6 +33,7 @@ from scenarios.docker_world.__main__ import main as docker_world_main
 from scenarios.docker_world.engine import ensure_engine
 from scenarios.docker_world.errors import EngineUnavailable
 from scenarios.docker_world.image import REPO_ROOT
+from scenarios.docker_world.secret_files import SecretDir
 from scenarios.docker_world.world import remove_world, world_ids
 from scenarios.docker_world.serve import WorldRequest, endpoint_lines, open_world, simulator_cafile
 from scenarios.pim_compare import compare, read_dav
@@ -243,9 +244,13 @@ def test_no_password_is_in_a_containers_environment_or_inspect_json(world):
 def test_down_removes_the_named_world_only(world, capsys):
     """Two stand-in worlds (created, never started): `down ID` removes one, leaves the other and this module's."""
     ids = [f"quirkmail-test{secrets.token_hex(3)}" for _ in range(2)]
+    left_behind = SecretDir({"quirkmail_password": "pw"})  # as a killed serve --docker leaves it
     for project_id in ids:
-        world.client.containers.create("quirkmail:local", entrypoint=["true"], name=f"{project_id}-world",
-                                       labels={"quirkmail.project": project_id, "quirkmail.service": "world"})
+        world.client.containers.create(
+            "quirkmail:local", entrypoint=["true"], name=f"{project_id}-world",
+            labels={"quirkmail.project": project_id, "quirkmail.service": "world"},
+            volumes={str(left_behind.path / "quirkmail_password"): {"bind": "/run/secrets/quirkmail_password", "mode": "ro"}}
+            if project_id == ids[0] else None)
     try:
         assert docker_world_main(["down"]) == 0
         listed = capsys.readouterr().out
@@ -255,7 +260,10 @@ def test_down_removes_the_named_world_only(world, capsys):
         remaining = world_ids(world.client)
         assert ids[0] not in remaining and remaining[ids[1]] == [f"{ids[1]}-world"]
         assert world.project_id in remaining  # the running world is untouched
+        assert not left_behind.path.exists()
+        assert all(f.exists() for f in world.secret_files)
         assert docker_world_main(["down", ids[0]]) == 2  # gone already: named as such
         assert f"no container of world {ids[0]}" in capsys.readouterr().err
     finally:
         remove_world(world.client, ids[1])
+        left_behind.remove()

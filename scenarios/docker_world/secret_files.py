@@ -18,11 +18,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 SECRETS_VARIABLE = "QUIRKMAIL_SECRETS"  # the compose file's directory of secret files
+PREFIX = "quirkmail-secrets-"  # how `down` knows a mounted file's directory is a world's to remove
 
 
 class SecretDir:
     def __init__(self, values: Mapping[str, str]):
-        self.path = Path(tempfile.mkdtemp(prefix="quirkmail-secrets-"))  # mkdtemp: mode 0700
+        self.path = Path(tempfile.mkdtemp(prefix=PREFIX))  # mkdtemp: mode 0700
         try:
             for name, value in values.items():
                 # O_EXCL|0600 from the start: the value is never in a file others could read.

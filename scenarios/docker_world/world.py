@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import io
 import secrets
+import shutil
 import tarfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
-from scenarios.docker_world.compose import PROJECT_LABEL, ComposeProject, run_kwargs
+from scenarios.docker_world.compose import PROJECT_LABEL, SECRETS_DIR, ComposeProject, run_kwargs
 from scenarios.docker_world.errors import DockerWorldError, ServiceNotReady
 from scenarios.docker_world.image import ensure_images
 from scenarios.docker_world.readiness import Target, wait_ready
+from scenarios.docker_world.secret_files import PREFIX
 
 READY_TIMEOUT = 60.0
 
@@ -174,15 +177,22 @@ def world_ids(client) -> dict[str, list[str]]:
 
 
 def remove_world(client, project_id: str | None) -> list[str]:
-    """Remove the containers of world ``project_id`` (None: of every quirkmail world); their names."""
+    """Remove the containers of world ``project_id`` (None: of every quirkmail world); their names.
+    Their secret directories go too: a killed serve --docker could not remove its own."""
     import docker.errors
 
     label = PROJECT_LABEL if project_id is None else f"{PROJECT_LABEL}={project_id}"
     removed = []
     for container in client.containers.list(all=True, filters={"label": label}):
+        secret_dirs = {
+            Path(m["Source"]).parent for m in container.attrs.get("Mounts") or ()
+            if m.get("Destination", "").startswith(f"{SECRETS_DIR}/") and Path(m["Source"]).parent.name.startswith(PREFIX)
+        }
         try:
             container.remove(force=True)
         except docker.errors.NotFound:
             continue
         removed.append(container.name)
+        for directory in secret_dirs:
+            shutil.rmtree(directory, ignore_errors=True)
     return removed
