@@ -222,7 +222,8 @@ def _add_serve(sub) -> None:
                    "killed server comes back with the same messages, UIDs, UIDVALIDITY, dates and flags "
                    "(the fixture is only generated when DIR is new)")
     p.add_argument("--record", type=Path, metavar="DIR",
-                   help="record the simulator's side of every IMAP, POP3 and EWS connection as a transcript in DIR")
+                   help="record the simulator's side of every IMAP, POP3, SMTP and EWS connection as a "
+                   "transcript in DIR")
     p.add_argument("--implicit-tls", action="store_true",
                    help="TLS from the first byte (imaps://, pop3s://, https for EWS) instead of STARTTLS/STLS")
     p.add_argument("--docker", action="store_true",
@@ -357,7 +358,7 @@ def _serve(args, profile, fronts: list[str], spec, base_dir: Path, password: str
         if persisted is not None:
             print(f"store: {persisted.path} (every change is written before it is acknowledged)")
         if recorder is not None:
-            print(f"transcripts: {recorder.directory} (IMAP, POP3 and EWS sessions, passwords masked)")
+            print(f"transcripts: {recorder.directory} (IMAP, POP3, SMTP and EWS sessions, passwords masked)")
         print(password_note)
         _wait_for_ctrl_c("Ctrl-C stops")
     if recorder is not None:

@@ -130,8 +130,8 @@ class SimulatorWorld:
         return handle
 
     def record(self, recorder) -> None:
-        """Record the simulator's side of every new IMAP, POP3 and EWS connection (a
-        ``transcripts.tap.LabelledRecorder``; None stops). SMTP is not recorded."""
+        """Record the simulator's side of every new IMAP, POP3, EWS and SMTP connection (a
+        ``transcripts.tap.LabelledRecorder``; None stops)."""
         self._recorder = recorder
 
     def quirks(self, name: str) -> list:
@@ -143,7 +143,8 @@ class SimulatorWorld:
         """SMTP into the store (its own asyncio thread); STARTTLS with the world's certificate."""
         try:
             server = SmtpServer(
-                self.store, self.profile, host=self.host, port=port, tls_context=server_tls_context(*self._tls_pair)
+                self.store, self.profile, host=self.host, port=port, tls_context=server_tls_context(*self._tls_pair),
+                recorder_of=lambda: self._recorder,
             )
             server.start()
         except (ValueError, SmtpServerError) as exc:  # QuirkError: the profile's; else the port's

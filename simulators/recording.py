@@ -6,6 +6,7 @@ a ``RecordingFactory``: a Twisted ``WrappingFactory`` whose protocol sits betwee
 transport and the front's own protocol, so the fronts know nothing of it. That is above TLS
 (plaintext) and below the faults, which wrap the transport the front sees: what is recorded is
 what went on the wire. The client's secrets are masked as in the engine's transcripts.
+SMTP runs on asyncio, not Twisted: ``simulators.smtp.recording`` records it the same way.
 """
 
 from __future__ import annotations

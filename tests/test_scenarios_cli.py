@@ -152,6 +152,7 @@ def test_serve_prints_url_and_cafile_serves_the_fixture_and_stops_on_ctrl_c(tmp_
     import poplib
     import re
     import signal
+    import smtplib
     import ssl
 
     import imapclient
@@ -171,7 +172,8 @@ def test_serve_prints_url_and_cafile_serves_the_fixture_and_stops_on_ctrl_c(tmp_
         assert "s3cret" not in text
         port = int(re.search(r"imap:\s+imap://bob@127\.0\.0\.1:(\d+)", text).group(1))
         pop3_port = int(re.search(r"pop3:\s+pop3://bob@127\.0\.0\.1:(\d+)", text).group(1))
-        assert re.search(r"smtp:\s+smtp://", text) and re.search(r"ews:\s+ews\+http://bob@", text)
+        smtp_port = int(re.search(r"smtp:\s+smtp://bob@127\.0\.0\.1:(\d+)", text).group(1))
+        assert re.search(r"ews:\s+ews\+http://bob@", text)
         cafile = re.search(r"cafile: (\S+)", text).group(1)
         with imapclient.IMAPClient("127.0.0.1", port=port, ssl=False, timeout=10) as c:
             c.starttls(ssl.create_default_context(cafile=cafile))
@@ -186,6 +188,10 @@ def test_serve_prints_url_and_cafile_serves_the_fixture_and_stops_on_ctrl_c(tmp_
         pop.pass_("s3cret-for-test")
         assert pop.stat()[0] == inbox
         pop.quit()
+        with smtplib.SMTP("127.0.0.1", smtp_port, timeout=10) as smtp:
+            smtp.starttls(context=ssl.create_default_context(cafile=cafile))
+            smtp.login("bob", "s3cret-for-test")
+            smtp.sendmail("a@example.org", ["bob"], b"Subject: rec\r\n\r\nrecorded\r\n")
     finally:
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=20)
@@ -194,10 +200,12 @@ def test_serve_prints_url_and_cafile_serves_the_fixture_and_stops_on_ctrl_c(tmp_
     from transcripts import format as tf
 
     files = sorted((tmp_path / "rec").iterdir())
-    assert [f.name.split("-")[:3] for f in files] == [["001", "simulator", "imap"], ["002", "simulator", "pop3"]]
-    assert [tf.read(f).header.tls for f in files] == ["starttls", "none"]
+    assert [f.name.split("-")[:3] for f in files] == [
+        ["001", "simulator", "imap"], ["002", "simulator", "pop3"], ["003", "simulator", "smtp"]]
+    assert [tf.read(f).header.tls for f in files] == ["starttls", "none", "starttls"]
     assert all(b"s3cret" not in f.read_bytes() for f in files)
     assert b"PASS ***************\r\n" in tf.read(files[1]).sent_by(tf.Sender.CLIENT)
+    assert b"\r\nrecorded\r\n.\r\n" in tf.read(files[2]).sent_by(tf.Sender.CLIENT)
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,9 @@ from cryptography.hazmat.primitives import serialization
 
 from simulators.profiles import Profile
 from simulators.smtp.handler import SmtpHandler
+from simulators.smtp.recording import RecordingSMTP
 from simulators.store import Store, utcnow
+from transcripts.tap import LabelledRecorder
 
 
 class _NoLoginDataWarning(logging.Filter):
@@ -50,11 +52,13 @@ class SmtpServer:
         port: int = 0,
         tls_context: ssl.SSLContext | None = None,
         clock: Callable[[], datetime] = utcnow,
+        recorder_of: Callable[[], LabelledRecorder | None] = lambda: None,
     ):
         self.host = host
         self.port = port  # the real port once started
         self.handler = SmtpHandler(store, profile, clock=clock)
         self._tls_context = tls_context
+        self._recorder_of = recorder_of  # asked at each new connection: record it, or not (None)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._listener: asyncio.AbstractServer | None = None
@@ -117,7 +121,7 @@ class SmtpServer:
 
     def _protocol(self) -> SMTP:
         settings = self.handler.settings
-        protocol = SMTP(
+        protocol = RecordingSMTP(
             self.handler,
             hostname=settings.hostname,
             ident=settings.banner,
@@ -130,6 +134,7 @@ class SmtpServer:
             auth_exclude_mechanism=self.handler.excluded_mechanisms(),
             authenticator=self.handler.authenticator,
             loop=self._loop,
+            recorder_of=self._recorder_of,
         )
         self._protocols.add(protocol)
         return protocol
