@@ -10,7 +10,11 @@ verdict has three parts, each failure one sentence:
   else the first divergence, naming the session file and the recorded step;
 - the destination: each message the recording shows the source sending whole is there exactly
   once, byte-equal (by SHA-256), except as many as ``expect.skipped`` says were skipped; and
-  nothing else arrived.
+  nothing else arrived. Messages are counted, not deduplicated: two identical source messages
+  need two copies. Each also keeps the INTERNALDATE instant and FLAGS the source reported next to
+  its body (IMAP only: POP3 reports neither), judged by the verifier's rules
+  (``scenarios.verify.check_pair``: \\Recent, flags the destination cannot store, $MDNSent on a
+  read receipt request are not failures).
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
@@ -28,10 +31,10 @@ from migrator.urls import Endpoint, Secret, ServerURL
 from scenarios.expectations import check
 from scenarios.model import Scenario
 from scenarios.pop3_expect import check_pop3
-from scenarios.replay_source import ReplaySource, load_replay_source
+from scenarios.replay_source import ReplaySource, SentMessage, load_replay_source
 from scenarios.runner import ScenarioResult, Side, build_side, run_engine
-from scenarios.snapshot import MailboxSnapshot, snapshot_imap
-from scenarios.verify import VerifyReport
+from scenarios.snapshot import MailboxSnapshot, MessageRecord, record_of, snapshot_imap
+from scenarios.verify import FolderDiff, VerifyReport, check_pair
 
 SETTLE = 2.0  # seconds for the engine's last connections to close, so every session is summed up
 
@@ -55,7 +58,7 @@ def run_replay_scenario(scenario: Scenario, options: Any, result: ScenarioResult
         summary = server.summary()
         if after_migration is not None:
             after_migration(source, dest)
-        view = dest.view() if dest.view else snapshot_imap(dest.endpoint)
+        view = dest.view() if dest.view else snapshot_imap(dest.endpoint, permanent_flags=True)
     verify = VerifyReport(source=f"replay {replayed.path.name}", destination=view.label,
                           dest_counts={key: len(f.messages) for key, f in view.folders.items()})
     result.verify = verify
@@ -63,7 +66,7 @@ def run_replay_scenario(scenario: Scenario, options: Any, result: ScenarioResult
     result.failures += check_pop3(scenario.expect.pop3, result.runs, {}, verify)
     result.failures += replay_failures(summary, replayed.scripts)
     allowed = sum(s.count for s in scenario.expect.skipped or [])
-    result.failures += destination_failures(replayed.messages(), view, allowed)
+    result.failures += destination_failures(replayed.sent(), view, allowed)
     result.passed = not result.failures
     result.seconds = round(time.monotonic() - started, 3)
     return result
@@ -107,28 +110,65 @@ def replay_failures(summary, scripts: list) -> list[str]:
     return failures
 
 
-def destination_failures(sent: list[bytes], dest: MailboxSnapshot, allowed_missing: int) -> list[str]:
-    """Each message the source sent once at the destination, byte-equal; ``allowed_missing`` skipped."""
-    held = Counter(m.sha256 for f in dest.folders.values() for m in f.messages)
-    wanted = {hashlib.sha256(raw).hexdigest(): raw for raw in sent}
-    missing = [h for h in wanted if held[h] == 0]
-    doubled = [h for h in wanted if held[h] > 1]
-    others = sum(n for h, n in held.items() if h not in wanted)
+def destination_failures(sent: list[SentMessage | bytes], dest: MailboxSnapshot, allowed_missing: int) -> list[str]:
+    """Each message the source sent once at the destination, byte-equal, with its date and flags.
+
+    ``allowed_missing`` may be absent (skipped). Byte-equal copies pair first with one whose date
+    and flags match too, so a changed copy is reported as changed, naming it, not as missing.
+    """
+    wanted = [s if isinstance(s, SentMessage) else SentMessage(s) for s in sent]
+    pool: dict[str, list[tuple[MessageRecord, list[str] | None]]] = {}
+    for folder in dest.folders.values():
+        for record in folder.messages:
+            pool.setdefault(record.sha256, []).append((record, folder.permanent_flags))
+    hashes = [hashlib.sha256(m.raw).hexdigest() for m in wanted]
+    changed: list[tuple[SentMessage, list[str]]] = []
+    left = list(range(len(wanted)))
+    for exact in (True, False):
+        unpaired = []
+        for i in left:
+            copies = pool.get(hashes[i], [])
+            copy = next((c for c in copies if not exact or not _differences(wanted[i], *c)), None)
+            if copy is None:
+                unpaired.append(i)
+                continue
+            copies.remove(copy)
+            if not exact:
+                changed.append((wanted[i], _differences(wanted[i], *copy)))
+        left = unpaired
+    missing = [wanted[i] for i in left]
+    doubled = [wanted[hashes.index(h)] for h, copies in pool.items() if copies and h in hashes]
+    others = sum(len(copies) for h, copies in pool.items() if h not in hashes)
     failures = []
     if len(missing) != allowed_missing:
         failures.append(f"{len(missing)} of the {len(wanted)} messages the recording sent are not at the "
-                        f"destination byte-equal, expected {allowed_missing} (skipped)" + _first(missing, wanted))
+                        f"destination byte-equal, expected {allowed_missing} (skipped)" + _first(missing))
     if doubled:
         failures.append(f"{len(doubled)} messages the recording sent are at the destination more than once"
-                        + _first(doubled, wanted))
+                        + _first(doubled))
+    for message, details in changed:
+        failures.append(f"{_name(message)} is at the destination changed: {'; '.join(details)}")
     if others:
         failures.append(f"{others} destination messages are none the recording sent whole")
     return failures
 
 
-def _first(hashes: list[str], wanted: dict[str, bytes]) -> str:
-    if not hashes:
-        return ""
-    head = wanted[hashes[0]].split(b"\r\n\r\n", 1)[0]
+def _differences(sent: SentMessage, copy: MessageRecord, permanent: list[str] | None) -> list[str]:
+    """The verifier's verdict on date and flags; what the recording did not report is not judged."""
+    flags = copy.flags if sent.flags is None else sent.flags
+    source = record_of(copy.uid, sent.raw, flags, sent.internaldate or copy.internaldate)
+    diff = FolderDiff(source="", destination="", source_count=1, dest_count=1)
+    check_pair(source, copy, diff, permanent)
+    return [ref.detail for ref in diff.date_mismatches + diff.flag_mismatches]
+
+
+def _first(messages: list[SentMessage]) -> str:
+    return f" (e.g. {_name(messages[0])})" if messages else ""
+
+
+def _name(message: SentMessage) -> str:
+    """The message's place in the recording and its Subject line, else a short digest."""
+    head = message.raw.split(b"\r\n\r\n", 1)[0]
     subject = next((line for line in head.split(b"\r\n") if line.lower().startswith(b"subject:")), b"")
-    return f" (e.g. {subject.decode('utf-8', 'replace') or 'sha256 ' + hashes[0][:12]})"
+    text = subject.decode("utf-8", "replace") or "sha256 " + hashlib.sha256(message.raw).hexdigest()[:12]
+    return f"{message.where}, {text}" if message.where else text

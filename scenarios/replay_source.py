@@ -4,33 +4,65 @@
     source.scripts        # the source-side recordings, for a ReplayServer
     source.protocol       # imap | pop3, from the recordings
     source.login()        # (user, password) the engine must send for the recorded LOGIN/USER/AUTH
-    source.messages()     # each message the source sent whole (FETCH BODY[]/RFC822, POP3 RETR)
+    source.sent()         # each message the source sent whole (FETCH BODY[]/RFC822, POP3 RETR),
+                          # with the FLAGS and INTERNALDATE it reported (IMAP; POP3 has neither)
+    source.messages()     # their bytes
 
 PATH is what ``quirkmail replay`` takes (a transcript, a ``--record`` folder, Dovecot rawlogs,
 an imapsync log). A ``--record`` folder also holds the destination's sessions: only the source's
 are played (label ``source``; an imapsync log's ``host1``; else every IMAP/POP3 session). The
 messages are read from the recorded server bytes, so the destination can be judged without a
-live source. Pure: nothing here opens a socket.
+live source. A message fetched again (a retry, a second run) is one message: it is known by its
+mailbox and UID (else its sequence number), not by its bytes, so two identical messages stay two.
+Pure: nothing here opens a socket.
 """
 
 from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+
+from imapclient.datetime_util import parse_to_datetime
 
 from scenarios.model import ScenarioError
 
 SOURCE_LABELS = ("source", "host1")  # migrate --record's label; imapsync's source host
 PROTOCOLS = ("imap", "pop3")  # what our engine reads from
 
-# A whole message in an IMAP FETCH response: its literal, followed by more items or the ")".
-_FETCH_LITERAL = re.compile(rb"(?:BODY\[\]|RFC822) \{(\d+)\}\r\n")
+_FETCH_START = re.compile(rb"\* (\d+) FETCH \(")
+_LITERAL_AT_END = re.compile(rb"\{(\d+)\}\r\n$")
+_WHOLE = re.compile(rb"(?:BODY\[\]|RFC822) $")  # the literal that is the whole message
+_UID = re.compile(rb"\bUID (\d+)")
+_FLAGS = re.compile(rb"\bFLAGS \(([^)]*)\)")
+_INTERNALDATE = re.compile(rb'\bINTERNALDATE "([^"]*)"')
+_SELECT = re.compile(rb'^\S+ (?:SELECT|EXAMINE) ("(?:[^"\\]|\\.)*"|\S+)', re.I)
 _IMAP_LOGIN = re.compile(rb"^\S+ LOGIN (\"(?:[^\"\\]|\\.)*\"|\S+) (\"[^\"]*\"|\S+)\r\n", re.I)
 _POP3_USER = re.compile(rb"^USER (\S+)\r\n", re.I)
 _POP3_PASS = re.compile(rb"^PASS (.*)\r\n", re.I)
 _PLAIN = re.compile(rb"^AUTH PLAIN (\S+)\r\n", re.I)
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    """One message the recorded source sent whole, with what it said about it (None: not said)."""
+
+    raw: bytes
+    flags: frozenset[str] | None = None
+    internaldate: datetime | None = None  # aware, as the server wrote it
+    where: str = ""  # "INBOX UID 3", "RETR 5": names it in a failure
+
+
+@dataclass
+class _Fetched:
+    """Attributes of one message the session's FETCH responses reported so far."""
+
+    uid: int | None = None
+    flags: frozenset[str] | None = None
+    internaldate: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -53,15 +85,18 @@ class ReplaySource:
                     return found
         return "user", "password"  # no login recorded (a pre-authenticated log): anything goes
 
-    def messages(self) -> list[bytes]:
-        """Every distinct message the recorded source sent in full, in the order it was sent."""
-        seen: dict[bytes, None] = {}
+    def sent(self) -> list[SentMessage]:
+        """Every message the recorded source sent in full, once, in the order first sent."""
+        seen: dict[tuple, SentMessage] = {}
         for script in self.scripts:
-            for step in script.steps:
-                data = step.reply.data
-                found = _pop3_retr(step.unit.verb, data) if self.protocol == "pop3" else _fetch_literals(data)
-                seen.update(dict.fromkeys(found))
-        return list(seen)
+            found = _pop3_sent(script) if self.protocol == "pop3" else _imap_sent(script)
+            for key, message in found:
+                seen.setdefault(key, message)
+        return list(seen.values())
+
+    def messages(self) -> list[bytes]:
+        """The bytes of each message of ``sent()`` (identical messages appear as often as sent)."""
+        return [m.raw for m in self.sent()]
 
     @property
     def names(self) -> list[str]:
@@ -84,14 +119,71 @@ def _login_of(unit: bytes, after: bytes) -> tuple[str, str] | None:
     return None
 
 
+def _imap_sent(script) -> Iterator[tuple[tuple, SentMessage]]:
+    """(identity, message) for each whole message a session's FETCH responses carry.
+
+    FLAGS and INTERNALDATE are taken from any FETCH of the same message in the selected mailbox
+    before or with its body (an engine may list them first, then fetch the bodies).
+    """
+    mailbox, known = "", {}
+    for step in script.steps:
+        if m := _SELECT.match(step.unit.data):
+            mailbox, known = m.group(1).decode("utf-8", "replace").strip('"'), {}
+        for seq, items, body in fetch_responses(step.reply.data):
+            fetched = known.setdefault(seq, _Fetched())
+            _update(fetched, items)
+            if body is None:
+                continue
+            uid = fetched.uid
+            where = f"{mailbox} UID {uid}" if uid is not None else f"{mailbox} message {seq}"
+            key = (mailbox, "uid", uid) if uid is not None else (mailbox, "seq", seq)
+            yield key, SentMessage(body, fetched.flags, fetched.internaldate, where)
+
+
+def _update(fetched: _Fetched, items: bytes) -> None:
+    if (flags := _FLAGS.search(items)) is not None:
+        fetched.flags = frozenset(f.decode("utf-8", "replace") for f in flags.group(1).split())
+        items = items[: flags.start()] + items[flags.end():]  # keywords are free text ("$UID 7")
+    if (uid := _UID.search(items)) is not None:
+        fetched.uid = int(uid.group(1))
+    if (date := _INTERNALDATE.search(items)) is not None:
+        fetched.internaldate = parse_to_datetime(date.group(1), normalise=False)
+
+
+def fetch_responses(data: bytes) -> Iterator[tuple[int, bytes, bytes | None]]:
+    """Each untagged FETCH in a reply: (sequence number, its items outside literals, whole body).
+
+    The body is the BODY[]/RFC822 literal, or None when there is none or it was cut (a BYE
+    mid-literal leaves fewer bytes, or text that is no continuation of the response).
+    """
+    for start in _FETCH_START.finditer(data):
+        pos, items, body = start.end(), b"", None
+        while (eol := data.find(b"\r\n", pos)) >= 0:
+            line = data[pos:eol + 2]
+            literal = _LITERAL_AT_END.search(line)
+            if literal is None:
+                items += line
+                break
+            head, size = line[:literal.start()], int(literal.group(1))
+            end = eol + 2 + size
+            if end > len(data) or data[end:end + 1] not in (b")", b" "):
+                body = None
+                break  # cut: what follows is not this response
+            if _WHOLE.search(head):
+                body = data[eol + 2:end]
+            items, pos = items + head, end
+        yield int(start.group(1)), items, body
+
+
 def _fetch_literals(data: bytes) -> list[bytes]:
-    out = []
-    for m in _FETCH_LITERAL.finditer(data):
-        start, size = m.end(), int(m.group(1))
-        end = start + size
-        if data[end:end + 1] in (b")", b" "):  # complete: a BYE mid-literal leaves it cut
-            out.append(data[start:end])
-    return out
+    return [body for _, _, body in fetch_responses(data) if body is not None]
+
+
+def _pop3_sent(script) -> Iterator[tuple[tuple, SentMessage]]:
+    for step in script.steps:
+        for raw in _pop3_retr(step.unit.verb, step.reply.data):
+            number = step.unit.data.split()[1].decode("ascii", "replace")  # RETR n: the maildrop's n
+            yield ("pop3", number), SentMessage(raw, where=f"RETR {number}")
 
 
 def _pop3_retr(verb: str, data: bytes) -> list[bytes]:

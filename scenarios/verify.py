@@ -200,7 +200,7 @@ def _compare_folder(src: FolderSnapshot, dest_key: str, dest: FolderSnapshot | N
     for m in src.messages:
         copies = by_hash.get(m.sha256_crlf)
         if copies:
-            _check_pair(m, copies.pop(0), diff, permanent)
+            check_pair(m, copies.pop(0), diff, permanent)
         else:
             leftover_src.append(m)
     source_hashes = {m.sha256_crlf for m in src.messages}
@@ -230,12 +230,13 @@ def _pair_by_identity(
         diff.byte_mismatches.append(
             _ref(m, f"{m.size} bytes at the source, {twin.size} at the destination (uid {twin.uid})")
         )
-        _check_pair(m, twin, diff, permanent)
+        check_pair(m, twin, diff, permanent)
     for rest in by_identity.values():
         diff.unexpected.extend(_ref(m) for m in rest)
 
 
-def _check_pair(src: MessageRecord, dest: MessageRecord, diff: FolderDiff, permanent: list[str] | None) -> None:
+def check_pair(src: MessageRecord, dest: MessageRecord, diff: FolderDiff, permanent: list[str] | None) -> None:
+    """Judge one paired message's date and flags into ``diff`` (also the replay scenarios' judge)."""
     if src.sha256 != dest.sha256 and src.sha256_crlf == dest.sha256_crlf:
         diff.crlf_normalised.append(_ref(src, "came back as IMAP shows it: bare LF as CRLF, NUL as 0x80"))
     if src.internaldate != dest.internaldate:  # aware datetimes: compares the instants

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from types import SimpleNamespace
 
 import imapclient
 import pytest
@@ -16,7 +18,15 @@ import yaml
 
 from scenarios.model import ScenarioError, load_scenario
 from scenarios.replay_scenario import destination_failures
-from scenarios.replay_source import _fetch_literals, _login_of, _pop3_retr, load_replay_source
+from scenarios.replay_source import (
+    SentMessage,
+    _fetch_literals,
+    _imap_sent,
+    _login_of,
+    _pop3_retr,
+    fetch_responses,
+    load_replay_source,
+)
 from scenarios.runner import run_scenario
 from scenarios.snapshot import FolderSnapshot, MailboxSnapshot, record_of
 
@@ -108,6 +118,29 @@ def test_a_message_appended_twice_at_the_destination_fails(tmp_path):
     assert "1 messages the recording sent are at the destination more than once" in "\n".join(result.failures)
 
 
+def test_a_destination_flag_or_date_changed_after_the_run_fails_naming_the_message(tmp_path):
+    sent = {m.where: m for m in load_replay_source(BYE, BYE.with_suffix(".transcripts").name).sent()}
+    assert sent["INBOX UID 4"].flags == {"\\Seen", "\\Recent", "$Forwarded"}
+    moved = sent["INBOX UID 2"]
+
+    def damage(source, dest):
+        with imapclient.IMAPClient(dest.host, port=dest.port, ssl=False) as client:
+            client.login(dest.user, dest.password)
+            client.select_folder("INBOX")
+            by_bytes = {data[b"BODY[]"]: uid for uid, data in client.fetch(client.search(), ["BODY.PEEK[]"]).items()}
+            client.remove_flags([by_bytes[sent["INBOX UID 4"].raw]], ["$Forwarded"])
+            client.delete_messages([by_bytes[moved.raw]])
+            client.expunge()
+            client.append("INBOX", moved.raw, flags=["\\Seen"], msg_time=moved.internaldate + timedelta(hours=1))
+
+    result = run_scenario(load_scenario(BYE), after_migration=damage)
+    changed = sorted(f for f in result.failures if "is at the destination changed" in f)
+    assert len(changed) == 2 and len(result.failures) == 2, result.failures
+    assert changed[0].startswith("INBOX UID 2, Subject: ")
+    assert "INTERNALDATE 2022-05-16T05:34:11-08:00 became 2022-05-16T06:34:11-08:00" in changed[0]
+    assert changed[1].startswith("INBOX UID 4, Subject: ") and changed[1].endswith("changed: lost $Forwarded")
+
+
 # Pure pieces ------------------------------------------------------------------------------------
 
 
@@ -115,6 +148,65 @@ def test_fetch_literals_keep_whole_messages_only():
     whole = b"* 1 FETCH (UID 1 BODY[] {5}\r\nhello)\r\n* 2 FETCH (RFC822 {3}\r\nabc UID 2)\r\n"
     cut = b"* 3 FETCH (UID 3 BODY[] {10}\r\nhalf* BYE gone\r\n"
     assert _fetch_literals(whole + cut) == [b"hello", b"abc"]
+
+
+def test_fetch_responses_give_items_and_the_whole_body_apart():
+    data = (b'* 1 FETCH (UID 7 FLAGS (\\Seen $UID) BODY[HEADER] {4}\r\nA: b BODY[] {5}\r\nhello'
+            b' INTERNALDATE "01-Jan-2024 10:00:00 +0100")\r\n* 2 FETCH (FLAGS ())\r\nT OK done\r\n')
+    assert list(fetch_responses(data)) == [
+        (1, b'UID 7 FLAGS (\\Seen $UID) BODY[HEADER]  BODY[]  INTERNALDATE "01-Jan-2024 10:00:00 +0100")\r\n',
+         b"hello"),
+        (2, b"FLAGS ())\r\n", None),
+    ]
+
+
+def _script(*steps: tuple[bytes, bytes]):
+    return SimpleNamespace(steps=[SimpleNamespace(unit=SimpleNamespace(data=u), reply=SimpleNamespace(data=r))
+                                  for u, r in steps])
+
+
+def test_imap_sent_takes_flags_and_date_listed_before_the_body_and_keeps_identical_messages_apart():
+    body = b"Subject: same\r\n\r\nx\r\n"
+    listing = (b'* 1 FETCH (UID 4 FLAGS (\\Seen \\Recent) INTERNALDATE "01-Jan-2024 10:00:00 +0100")\r\n'
+               b'* 2 FETCH (UID 9 FLAGS () INTERNALDATE "02-Jan-2024 10:00:00 +0000")\r\n')
+    bodies = b"".join(b"* %d FETCH (UID %d BODY[] {%d}\r\n%s)\r\n" % (n, u, len(body), body)
+                      for n, u in ((1, 4), (2, 9)))
+    script = _script((b'a SELECT "Old Mail"\r\n', b"a OK\r\n"), (b"b UID FETCH 1:* (FLAGS INTERNALDATE)\r\n", listing),
+                     (b"c UID FETCH 1:* BODY.PEEK[]\r\n", bodies), (b"d UID FETCH 4 BODY.PEEK[]\r\n", bodies[:60]),
+                     (b"e UID FETCH 9 BODY.PEEK[]\r\n", bodies[53:80] + b"* BYE\r\n"))
+    found = list(_imap_sent(script))
+    # the refetch of UID 4 is the same message (ReplaySource.sent keeps its first); the cut one is none
+    assert [key for key, _ in found] == [("Old Mail", "uid", 4), ("Old Mail", "uid", 9), ("Old Mail", "uid", 4)]
+    first, second = (m for _, m in found[:2])
+    assert (first.where, first.raw, first.flags) == ("Old Mail UID 4", body, {"\\Seen", "\\Recent"})
+    assert first.internaldate == datetime(2024, 1, 1, 9, tzinfo=timezone.utc)
+    assert (second.flags, second.internaldate.utcoffset()) == (frozenset(), timedelta(0))
+
+
+def test_identical_source_messages_are_each_required_with_their_own_date_and_flags():
+    raw = b"Subject: twin\r\n\r\nsame\r\n"
+    when = datetime(2024, 1, 1, 10, tzinfo=timezone(timedelta(hours=1)))
+    sent = [SentMessage(raw, frozenset({"\\Seen", "\\Recent"}), when, "INBOX UID 1"),
+            SentMessage(raw, frozenset(), when + timedelta(days=1), "INBOX UID 2")]
+
+    def dest(*records):
+        return MailboxSnapshot(label="d", folders={"INBOX": FolderSnapshot(path=("INBOX",), name="INBOX",
+                                                                           messages=list(records))})
+
+    utc = when.astimezone(timezone.utc)  # the same instant in another zone is the same date
+    both = [record_of(7, raw, [], utc + timedelta(days=1)), record_of(8, raw, ["\\Seen"], utc)]
+    assert destination_failures(sent, dest(*both), allowed_missing=0) == []
+    [failure] = destination_failures(sent, dest(both[1]), allowed_missing=0)
+    assert failure == ("1 of the 2 messages the recording sent are not at the destination byte-equal, "
+                       "expected 0 (skipped) (e.g. INBOX UID 2, Subject: twin)")
+    flagged = record_of(7, raw, ["\\Flagged"], utc + timedelta(days=1))
+    assert destination_failures(sent, dest(flagged, both[1]), allowed_missing=0) == [
+        "INBOX UID 2, Subject: twin is at the destination changed: gained \\Flagged"]
+    # A flag the destination's PERMANENTFLAGS cannot hold is the verifier's note, not a failure.
+    lost = record_of(8, raw, [], utc)
+    narrow = dest(both[0], lost)
+    narrow.folders["INBOX"].permanent_flags = ["\\Flagged"]
+    assert destination_failures(sent, narrow, allowed_missing=0) == []
 
 
 def test_pop3_retr_unstuffs_and_drops_a_cut_message():
