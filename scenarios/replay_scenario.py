@@ -32,7 +32,7 @@ from scenarios.expectations import check
 from scenarios.model import Scenario
 from scenarios.pop3_expect import check_pop3
 from scenarios.replay_source import ReplaySource, SentMessage, load_replay_source
-from scenarios.runner import ScenarioResult, Side, build_side, run_engine
+from scenarios.runner import ScenarioResult, Side, build_side, open_recorder, recorded_sides, run_engine
 from scenarios.snapshot import MailboxSnapshot, MessageRecord, record_of, snapshot_imap
 from scenarios.verify import FolderDiff, VerifyReport, check_pair
 
@@ -40,7 +40,9 @@ SETTLE = 2.0  # seconds for the engine's last connections to close, so every ses
 
 
 def run_replay_scenario(scenario: Scenario, options: Any, result: ScenarioResult, started: float,
-                        after_migration: Callable[[Side, Side], None] | None = None) -> ScenarioResult:
+                        after_migration: Callable[[Side, Side], None] | None = None, *,
+                        record_dir: Path | None = None) -> ScenarioResult:
+    """``record_dir``: record the engine's sessions against the replay, as ``run_scenario`` does."""
     from simulators.replay.server import ReplayServer
 
     spec = scenario.source
@@ -52,8 +54,13 @@ def run_replay_scenario(scenario: Scenario, options: Any, result: ScenarioResult
         stack.callback(server.stop)
         source = _source_side(replayed, endpoints[0], server.cafile)
         dest = build_side(scenario.destination, "dest", file.parent, stack)
+        recorder = open_recorder(record_dir)
+        engine_source, engine_dest = recorded_sides(source, dest, recorder)
         for n in range(1, scenario.migration.runs + 1):
-            result.runs.append(run_engine(n, source, dest, options, Path(tmp) / "state.sqlite3"))
+            result.runs.append(run_engine(n, engine_source, engine_dest, options, Path(tmp) / "state.sqlite3"))
+        if recorder is not None:
+            recorder.close()
+            result.transcripts = [str(p) for p in recorder.paths]
         _settle(server)
         summary = server.summary()
         if after_migration is not None:

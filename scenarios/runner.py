@@ -89,7 +89,7 @@ def run_scenario(scenario: Scenario, *, after_migration: Callable[[Side, Side], 
     if scenario.source.server == "replay":
         from scenarios.replay_scenario import run_replay_scenario
 
-        return run_replay_scenario(scenario, options, result, started, after_migration)
+        return run_replay_scenario(scenario, options, result, started, after_migration, record_dir=record_dir)
     if scenario.batch is not None:
         from scenarios.batch_scenario import run_batch_scenario
 
@@ -122,11 +122,11 @@ def run_scenario(scenario: Scenario, *, after_migration: Callable[[Side, Side], 
             run_options = source.prepare(options, before) if source.prepare else options
             if scenario.migration.command is not None:
                 if recorder is None and record_dir is not None:  # no engine sessions: the simulators' side
-                    recorder = _recorder(record_dir)
+                    recorder = open_recorder(record_dir)
                     record_servers(source, dest, recorder)
                 result.runs.append(run_command(scenario, n, source, dest))
             else:
-                recorder = recorder or _recorder(record_dir)
+                recorder = recorder or open_recorder(record_dir)
                 engine_source, engine_dest = recorded_sides(source, dest, recorder)
                 result.runs.append(run_engine(n, engine_source, engine_dest, run_options, Path(tmp) / "state.sqlite3"))
             after = source.truth()
@@ -353,7 +353,7 @@ def shared_dovecot():
 # Migration runs ---------------------------------------------------------------------------------
 
 
-def _recorder(record_dir: Path | None):
+def open_recorder(record_dir: Path | None):
     if record_dir is None:
         return None
     from transcripts.tap import Recorder

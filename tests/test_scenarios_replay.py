@@ -59,6 +59,22 @@ def test_the_replay_library_passes(path, copied):
     assert sum(result.verify.dest_counts.values()) == copied
 
 
+def test_run_record_records_the_engine_against_the_replay(tmp_path):
+    """`quirkmail run --record` on a replay scenario: the engine's sessions against the replay are
+    recorded like any scenario's, and the source side carries the recorded server's own bytes."""
+    from transcripts import format as tf
+
+    result = run_scenario(load_scenario(POP3), record_dir=tmp_path / "rec")
+    assert result.passed, result.failures
+    transcripts = [tf.read(p) for p in result.transcripts]
+    labels = sorted({t.header.label for t in transcripts})
+    assert labels == ["destination", "source"]
+    recorded = load_replay_source(POP3, yaml.safe_load(POP3.read_text())["source"]["replay"])
+    wanted = {m.raw for m in recorded.sent()}
+    heard = b"".join(t.sent_by(tf.Sender.SERVER) for t in transcripts if t.header.label == "source")
+    assert wanted and all(raw.replace(b"\r\n.", b"\r\n..") in heard for raw in wanted)
+
+
 def test_the_recorded_messages_are_read_from_the_server_bytes():
     bye = load_replay_source(BYE, BYE.with_suffix(".transcripts").name)
     pop3 = load_replay_source(POP3, POP3.with_suffix(".transcripts").name)
