@@ -66,13 +66,20 @@ def _parse(data: list) -> dict[int, dict] | None:
 
 
 def _items(text: bytes) -> dict | None:
+    item = fetch_items(text)
+    return item if b"UID" in item else None
+
+
+def fetch_items(text: bytes) -> dict:
+    """The items of one FETCH response's text outside its literal, keyed like imapclient's
+    (b"UID", b"FLAGS", b"INTERNALDATE", b"RFC822.SIZE", b"X-GM-MSGID"); absent ones are absent.
+    Raises ValueError for an INTERNALDATE that is no date."""
+    item: dict = {}
     flags = _FLAGS.search(text)
     if flags is not None:  # keywords are free text ("$UID 7"): read the rest without them
         text = text[: flags.start()] + text[flags.end() :]
-    uid = _UID.search(text)
-    if uid is None:
-        return None
-    item: dict = {b"UID": int(uid.group(1))}
+    if (uid := _UID.search(text)) is not None:
+        item[b"UID"] = int(uid.group(1))
     if flags is not None:
         item[b"FLAGS"] = tuple(flags.group(1).split())
     if (m := _INTERNALDATE.search(text)) is not None:

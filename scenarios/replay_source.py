@@ -19,14 +19,13 @@ Pure: nothing here opens a socket.
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from imapclient.datetime_util import parse_to_datetime
+from migrator.fetch_parser import fetch_items
 
 from scenarios.model import ScenarioError
 
@@ -36,9 +35,6 @@ PROTOCOLS = ("imap", "pop3")  # what our engine reads from
 _FETCH_START = re.compile(rb"\* (\d+) FETCH \(")
 _LITERAL_AT_END = re.compile(rb"\{(\d+)\}\r\n$")
 _WHOLE = re.compile(rb"(?:BODY\[\]|RFC822) $")  # the literal that is the whole message
-_UID = re.compile(rb"\bUID (\d+)")
-_FLAGS = re.compile(rb"\bFLAGS \(([^)]*)\)")
-_INTERNALDATE = re.compile(rb'\bINTERNALDATE "([^"]*)"')
 _SELECT = re.compile(rb'^\S+ (?:SELECT|EXAMINE) ("(?:[^"\\]|\\.)*"|\S+)', re.I)
 _IMAP_LOGIN = re.compile(rb"^\S+ LOGIN (\"(?:[^\"\\]|\\.)*\"|\S+) (\"[^\"]*\"|\S+)\r\n", re.I)
 _POP3_USER = re.compile(rb"^USER (\S+)\r\n", re.I)
@@ -140,14 +136,14 @@ def _imap_sent(script) -> Iterator[tuple[tuple, SentMessage]]:
             yield key, SentMessage(body, fetched.flags, fetched.internaldate, where)
 
 
-def _update(fetched: _Fetched, items: bytes) -> None:
-    if (flags := _FLAGS.search(items)) is not None:
-        fetched.flags = frozenset(f.decode("utf-8", "replace") for f in flags.group(1).split())
-        items = items[: flags.start()] + items[flags.end():]  # keywords are free text ("$UID 7")
-    if (uid := _UID.search(items)) is not None:
-        fetched.uid = int(uid.group(1))
-    if (date := _INTERNALDATE.search(items)) is not None:
-        fetched.internaldate = parse_to_datetime(date.group(1), normalise=False)
+def _update(fetched: _Fetched, text: bytes) -> None:
+    items = fetch_items(text)  # the engine's own reader of FETCH items
+    if b"FLAGS" in items:
+        fetched.flags = frozenset(f.decode("utf-8", "replace") for f in items[b"FLAGS"])
+    if b"UID" in items:
+        fetched.uid = items[b"UID"]
+    if b"INTERNALDATE" in items:
+        fetched.internaldate = items[b"INTERNALDATE"]
 
 
 def fetch_responses(data: bytes) -> Iterator[tuple[int, bytes, bytes | None]]:
